@@ -1,0 +1,33 @@
+from decimal import Decimal
+
+from django.db import migrations
+
+MARKETS = [
+    ("CEA", Decimal("14.00")),
+    ("EUA", Decimal("81.00")),
+]
+
+
+def seed(apps, schema_editor):
+    Market = apps.get_model("market", "Market")
+    Holder = apps.get_model("market", "Holder")
+    Balance = apps.get_model("market", "Balance")
+    for code, reference in MARKETS:
+        Market.objects.get_or_create(
+            code=code,
+            defaults={
+                "tick_size": Decimal("0.01"),
+                "default_reference_price": reference,
+                "buy_fee_rate": Decimal("0.005"),
+                "sell_fee_rate": Decimal("0"),
+            },
+        )
+    house, _ = Holder.objects.get_or_create(kind="HOUSE", defaults={"name": "House fee account"})
+    for asset in ("EUR", "CEA", "EUA"):
+        Balance.objects.get_or_create(holder=house, asset=asset)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("market", "0001_initial")]
+
+    operations = [migrations.RunPython(seed, migrations.RunPython.noop)]

@@ -1,0 +1,449 @@
+"""Holders, balances and the ledger; markets, orders and trades; market makers; audit tickets.
+
+Balances change only through `market.services.ledger` (see its docstring for the locking
+rules). Ledger entries and tickets are immutable once written.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+
+EUR_PLACES = Decimal("0.01")
+
+
+class Asset(models.TextChoices):
+    EUR = "EUR", "Euro"
+    CEA = "CEA", "China Emission Allowance"
+    EUA = "EUA", "EU Allowance"
+
+
+CERTIFICATES = (Asset.CEA, Asset.EUA)
+
+
+class MarketCode(models.TextChoices):
+    CEA = "CEA", "CEA / EUR"
+    EUA = "EUA", "EUA / EUR"
+
+
+def money_field(**kwargs):
+    """A NUMERIC column wide enough for any EUR amount or certificate count we accept."""
+    return models.DecimalField(max_digits=20, decimal_places=2, **kwargs)
+
+
+def price_field(**kwargs):
+    return models.DecimalField(max_digits=12, decimal_places=2, **kwargs)
+
+
+def rate_field(**kwargs):
+    return models.DecimalField(max_digits=7, decimal_places=6, **kwargs)
+
+
+class Market(models.Model):
+    """One certificate traded for EUR. The row doubles as the market's matching lock."""
+
+    code = models.CharField(max_length=3, choices=MarketCode.choices, unique=True)
+    tick_size = price_field(default=Decimal("0.01"))
+    default_reference_price = price_field()
+    buy_fee_rate = rate_field(default=Decimal("0.005"), help_text="0.005 = 0.5 %")
+    sell_fee_rate = rate_field(default=Decimal("0"), help_text="0.005 = 0.5 %")
+    trading_enabled = models.BooleanField(default=True)
+    # Bumped in the same transaction as every change to the resting book; the ETag of
+    # the order-book partial and the key of its cache.
+    book_version = models.BigIntegerField(default=0, editable=False)
+
+    class Meta:
+        ordering = ["code"]
+        constraints = [
+            models.CheckConstraint(condition=Q(tick_size__gt=0), name="market_tick_positive"),
+            models.CheckConstraint(
+                condition=Q(default_reference_price__gt=0), name="market_reference_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(buy_fee_rate__gte=0, buy_fee_rate__lt=Decimal("0.1"))
+                & Q(sell_fee_rate__gte=0, sell_fee_rate__lt=Decimal("0.1")),
+                name="market_fee_rates_in_range",
+            ),
+        ]
+
+    def __str__(self):
+        return self.get_code_display()
+
+    @property
+    def asset(self) -> str:
+        return self.code
+
+    def clean(self):
+        errors = {}
+        if self.tick_size is not None and (
+            self.tick_size <= 0 or self.tick_size % EUR_PLACES != 0
+        ):
+            errors["tick_size"] = "The tick must be a positive multiple of €0.01."
+        elif (
+            self.tick_size
+            and self.default_reference_price is not None
+            and self.default_reference_price % self.tick_size != 0
+        ):
+            errors["default_reference_price"] = (
+                f"The default reference price must be on the tick ({self.tick_size})."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+
+class Holder(models.Model):
+    """Anyone who can own balances and orders: a trader, a market maker or the house."""
+
+    class Kind(models.TextChoices):
+        TRADER = "TRADER", "Trader"
+        MARKET_MAKER = "MARKET_MAKER", "Market maker"
+        HOUSE = "HOUSE", "House fee account"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    name = models.CharField(max_length=150)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="holder",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=Q(kind="HOUSE"), name="holder_single_house"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="TRADER") | Q(user__isnull=False),
+                name="holder_trader_has_user",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def pays_fees(self) -> bool:
+        return self.kind != self.Kind.MARKET_MAKER
+
+
+class Balance(models.Model):
+    """What a holder has of one asset: available to use, and locked behind open orders."""
+
+    holder = models.ForeignKey(Holder, on_delete=models.PROTECT, related_name="balances")
+    asset = models.CharField(max_length=3, choices=Asset.choices)
+    available = money_field(default=Decimal("0"))
+    locked = money_field(default=Decimal("0"))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["holder", "asset"], name="balance_unique_asset"),
+            models.CheckConstraint(
+                condition=Q(available__gte=0), name="balance_available_non_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(locked__gte=0), name="balance_locked_non_negative"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.holder} {self.asset}"
+
+    @property
+    def total(self) -> Decimal:
+        return self.available + self.locked
+
+
+class ImmutableModel(models.Model):
+    """Rows written once and never changed or deleted (ledger, tickets, trades)."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValidationError(f"{type(self).__name__} rows are immutable.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError(f"{type(self).__name__} rows are immutable.")
+
+
+class TicketLog(ImmutableModel):
+    """The audit trail: one row per staff action, liquidity operation and trade."""
+
+    class Status(models.TextChoices):
+        SUCCESS = "SUCCESS", "Success"
+        FAILED = "FAILED", "Failed"
+
+    # TKT-YYYY-NNNNNN, derived from the primary key by the database right after insert.
+    ticket_id = models.CharField(max_length=32, unique=True, null=True, editable=False)
+    action_type = models.CharField(max_length=40, db_index=True)
+    entity_type = models.CharField(max_length=40)
+    entity_id = models.CharField(max_length=40, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tickets",
+    )
+    market_maker = models.ForeignKey(
+        "MarketMakerClient",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tickets",
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.SUCCESS)
+    request_payload = models.JSONField(default=dict, blank=True)
+    before_state = models.JSONField(default=dict, blank=True)
+    after_state = models.JSONField(default=dict, blank=True)
+    related_ticket_ids = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return self.ticket_id or f"ticket #{self.pk}"
+
+
+class MarketMakerClient(models.Model):
+    """A house account that provides liquidity. LPs hold EUR and bid; AHs hold certificates
+    and offer."""
+
+    class Type(models.TextChoices):
+        LIQUIDITY_PROVIDER = "LIQUIDITY_PROVIDER", "Liquidity provider"
+        ASSET_HOLDER = "ASSET_HOLDER", "Asset holder"
+
+    holder = models.OneToOneField(Holder, on_delete=models.PROTECT, related_name="market_maker")
+    # MM-001, derived from the primary key by the database right after insert.
+    code = models.CharField(max_length=16, unique=True, null=True, editable=False)
+    name = models.CharField(max_length=150)
+    description = models.TextField(blank=True)
+    mm_type = models.CharField("type", max_length=20, choices=Type.choices)
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = "market maker"
+
+    def __str__(self):
+        return f"{self.code} {self.name}"
+
+    @property
+    def funding_assets(self) -> tuple[str, ...]:
+        """The assets this type may hold: EUR for providers, certificates for holders."""
+        if self.mm_type == self.Type.LIQUIDITY_PROVIDER:
+            return (Asset.EUR,)
+        return CERTIFICATES
+
+    @property
+    def order_side(self) -> str:
+        return Order.Side.BUY if self.mm_type == self.Type.LIQUIDITY_PROVIDER else Order.Side.SELL
+
+
+class Order(models.Model):
+    class Side(models.TextChoices):
+        BUY = "BUY", "Buy"
+        SELL = "SELL", "Sell"
+
+    class Type(models.TextChoices):
+        LIMIT = "LIMIT", "Limit"
+        MARKET = "MARKET", "Market"
+
+    class Status(models.TextChoices):
+        OPEN = "OPEN", "Open"
+        PARTIALLY_FILLED = "PARTIALLY_FILLED", "Partially filled"
+        FILLED = "FILLED", "Filled"
+        CANCELLED = "CANCELLED", "Cancelled"
+
+    RESTING = (Status.OPEN, Status.PARTIALLY_FILLED)
+
+    owner = models.ForeignKey(Holder, on_delete=models.PROTECT, related_name="orders")
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="orders")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    order_type = models.CharField("type", max_length=6, choices=Type.choices)
+    price = price_field(null=True, blank=True, help_text="Limit price, EUR per certificate")
+    quantity = models.BigIntegerField(
+        null=True, blank=True, help_text="Certificates; a market buy by EUR budget sets it on fill"
+    )
+    eur_budget = money_field(null=True, blank=True, help_text="Market buy by EUR amount")
+    filled_quantity = models.BigIntegerField(default=0)
+    filled_value = money_field(default=Decimal("0"), help_text="EUR traded, before fees")
+    fee_rate = rate_field(default=Decimal("0"))
+    fee_paid = money_field(default=Decimal("0"))
+    # What is still locked for this order: EUR for a buy, certificates for a sell.
+    reserved = money_field(default=Decimal("0"))
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    status_reason = models.CharField(max_length=120, blank=True)
+    liquidity_operation = models.ForeignKey(
+        "liquidity.LiquidityOperation",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="orders",
+    )
+    client_order_id = models.CharField(max_length=64, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "client_order_id"],
+                condition=Q(client_order_id__isnull=False),
+                name="order_idempotency_key_per_owner",
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__isnull=True) | Q(quantity__gt=0),
+                name="order_quantity_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(filled_quantity__gte=0)
+                & (Q(quantity__isnull=True) | Q(filled_quantity__lte=F("quantity"))),
+                name="order_filled_within_quantity",
+            ),
+            models.CheckConstraint(
+                condition=Q(price__isnull=True) | Q(price__gt=0), name="order_price_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(order_type="LIMIT") | Q(price__isnull=False, quantity__isnull=False),
+                name="order_limit_has_price_and_quantity",
+            ),
+            models.CheckConstraint(
+                condition=Q(reserved__gte=0, fee_paid__gte=0, filled_value__gte=0),
+                name="order_amounts_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["OPEN", "PARTIALLY_FILLED"]) | Q(reserved=0),
+                name="order_closed_reserves_nothing",
+            ),
+        ]
+        indexes = [
+            # The book: resting orders by market, side and price, oldest first.
+            models.Index(
+                fields=["market", "side", "price", "id"],
+                condition=Q(status__in=["OPEN", "PARTIALLY_FILLED"]),
+                name="order_book_idx",
+            ),
+            models.Index(fields=["owner", "status", "-id"], name="order_owner_idx"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.side} {self.market_id}"
+
+    @property
+    def remaining_quantity(self) -> int:
+        return (self.quantity or 0) - self.filled_quantity
+
+    @property
+    def is_resting(self) -> bool:
+        return self.status in self.RESTING
+
+    @property
+    def reserve_asset(self) -> str:
+        return Asset.EUR if self.side == self.Side.BUY else self.market.code
+
+    @property
+    def average_price(self) -> Decimal | None:
+        if not self.filled_quantity:
+            return None
+        return (self.filled_value / self.filled_quantity).quantize(Decimal("0.0001"))
+
+
+class Trade(ImmutableModel):
+    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="trades")
+    buy_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="buy_trades")
+    sell_order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="sell_trades")
+    buyer = models.ForeignKey(Holder, on_delete=models.PROTECT, related_name="+")
+    seller = models.ForeignKey(Holder, on_delete=models.PROTECT, related_name="+")
+    price = price_field()
+    quantity = models.BigIntegerField()
+    value = money_field(help_text="price × quantity, EUR")
+    buyer_fee = money_field(default=Decimal("0"))
+    seller_fee = money_field(default=Decimal("0"))
+    aggressor_side = models.CharField(max_length=4, choices=Order.Side.choices)
+    ticket = models.OneToOneField(
+        TicketLog, null=True, on_delete=models.PROTECT, related_name="trade"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["market", "-id"], name="trade_market_recent_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(price__gt=0, quantity__gt=0, value__gt=0), name="trade_positive"
+            ),
+            models.CheckConstraint(condition=~Q(buyer=F("seller")), name="trade_no_self_trade"),
+        ]
+
+    def __str__(self):
+        return f"{self.quantity} {self.market_id} @ {self.price}"
+
+
+class LedgerEntry(ImmutableModel):
+    """One movement of one holder's asset. A balance is the sum of its entries."""
+
+    class Kind(models.TextChoices):
+        DEPOSIT = "DEPOSIT", "Deposit"
+        WITHDRAWAL = "WITHDRAWAL", "Withdrawal"
+        RESERVE = "RESERVE", "Reserve"
+        RELEASE = "RELEASE", "Release"
+        TRADE_DEBIT = "TRADE_DEBIT", "Trade debit"
+        TRADE_CREDIT = "TRADE_CREDIT", "Trade credit"
+        FEE = "FEE", "Fee"
+        ADJUSTMENT = "ADJUSTMENT", "Adjustment"
+
+    holder = models.ForeignKey(Holder, on_delete=models.PROTECT, related_name="ledger_entries")
+    asset = models.CharField(max_length=3, choices=Asset.choices)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    available_delta = money_field(default=Decimal("0"))
+    locked_delta = money_field(default=Decimal("0"))
+    order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    trade = models.ForeignKey(
+        Trade, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    ticket = models.ForeignKey(
+        TicketLog, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "ledger entries"
+        indexes = [models.Index(fields=["holder", "asset"], name="ledger_holder_asset_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(available_delta=0) | ~Q(locked_delta=0), name="ledger_moves_something"
+            ),
+            models.CheckConstraint(
+                condition=Q(order__isnull=False)
+                | Q(trade__isnull=False)
+                | Q(ticket__isnull=False),
+                name="ledger_names_its_cause",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} {self.asset} {self.available_delta:+}/{self.locked_delta:+}"
