@@ -1,0 +1,84 @@
+# Carbon Cash Market: set-up, run and test from a fresh clone.
+#
+#   make run    install everything, migrate, load demo data, serve on http://127.0.0.1:$(PORT)/
+#   make test   install everything, run the whole test suite
+#   make lint   ruff check + ruff format --check
+#   make css    rebuild the Tailwind stylesheet
+#
+# Needs python3 (3.11+), node and npm. Everything else is installed into .venv/ and
+# config/theme/static_src/node_modules/.
+
+PYTHON ?= python3
+PORT ?= 8000
+HOST ?= 127.0.0.1
+GUNICORN_ARGS ?= --workers 2 --access-logfile -
+PYTEST_ARGS ?=
+
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+MANAGE := $(PY) manage.py
+THEME_SRC := config/theme/static_src
+PY_STAMP := $(VENV)/.installed
+NPM_STAMP := $(THEME_SRC)/node_modules/.installed
+CSS := config/theme/static/css/dist/styles.css
+
+.DEFAULT_GOAL := help
+.PHONY: help install run serve migrate test lint format css clean
+
+help:
+	@echo "make run    - install, migrate, seed demo data, collect static files, serve on $(HOST):$(PORT)"
+	@echo "make test   - install, then run the whole test suite (pytest)"
+	@echo "make lint   - ruff check and ruff format --check"
+	@echo "make format - ruff format and ruff check --fix"
+	@echo "make css    - rebuild the Tailwind stylesheet ($(CSS))"
+	@echo "make clean  - remove the virtualenv, node_modules and build output"
+
+install: $(PY_STAMP) .env $(NPM_STAMP) css
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall whenever pyproject.toml changes.
+$(PY_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+.env:
+	@test -f .env || { cp .env.example .env && echo "Created .env from .env.example"; }
+
+# `tailwind install` runs `npm install` (honouring package-lock.json) and a first build.
+$(NPM_STAMP): $(THEME_SRC)/package.json $(THEME_SRC)/package-lock.json | $(PY_STAMP) .env
+	$(MANAGE) tailwind install
+	@touch $@
+
+css: $(NPM_STAMP)
+	$(MANAGE) tailwind build
+
+migrate: install
+	$(MANAGE) migrate --noinput
+
+run: migrate
+	$(MANAGE) seed_demo
+	$(MANAGE) collectstatic --noinput --verbosity 0
+	$(MAKE) --no-print-directory serve
+
+serve:
+	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl+C to stop)"
+	$(BIN)/gunicorn config.wsgi:application --bind $(HOST):$(PORT) $(GUNICORN_ARGS)
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(PY_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(PY_STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) $(THEME_SRC)/node_modules config/theme/static/css/dist staticfiles \
+		*.egg-info .pytest_cache .ruff_cache test-artifacts
