@@ -1,0 +1,149 @@
+"""Shared test fixtures: real Chromium through Playwright's sync API.
+
+Browser tests are marked ``@pytest.mark.browser`` and use ``page`` together with
+pytest-django's ``live_server``::
+
+    @pytest.mark.browser
+    def test_something(page, live_server, django_user_model, screenshot):
+        django_user_model.objects.create_user("alice", password="pw-alice-123")
+        login(page, live_server, "alice", "pw-alice-123")
+        screenshot(page, "something")
+
+Chromium is the distribution's (``/usr/bin/chromium``, or ``$CHROMIUM_PATH``); Playwright never
+downloads a browser. Without Chromium the browser tests are skipped, except under CI
+(``CI=true``), where a missing browser is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+SCREENSHOT_DIR = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DEFAULT_TIMEOUT_MS = 15_000
+
+
+def chromium_path() -> str | None:
+    """The Chromium binary to drive, or None when there is none on this machine."""
+    configured = os.environ.get("CHROMIUM_PATH")
+    if configured:
+        return configured
+    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if os.path.exists(candidate):
+            return candidate
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def _playwright() -> Iterator[object]:
+    executable = chromium_path()
+    if executable is None:
+        message = "Chromium not found (apt-get install chromium, or set CHROMIUM_PATH)"
+        if _in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - playwright is a dev dependency
+        if _in_ci():
+            raise
+        pytest.skip("playwright is not installed")
+
+    # Playwright's sync API keeps an asyncio event loop running in the main thread, and
+    # Django refuses ORM calls from a thread with a running loop. The tests are
+    # synchronous code that merely shares the thread, so allow it while Playwright is up.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    manager = sync_playwright().start()
+    try:
+        yield manager
+    finally:
+        manager.stop()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="session")
+def browser(_playwright) -> Iterator[object]:
+    """One headless Chromium for the whole session."""
+    browser = _playwright.chromium.launch(
+        executable_path=chromium_path(),
+        headless=True,
+        args=CHROMIUM_ARGS,
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture
+def context(browser) -> Iterator[object]:
+    """A fresh browser context (own cookies and storage) per test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(context) -> object:
+    """A page in a fresh context. Use with ``live_server``."""
+    return context.new_page()
+
+
+def login(page, live_server, username: str, password: str) -> None:
+    """Log in through the real login form and wait until the app has redirected away."""
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+
+
+def save_screenshot(page, name: str, *, full_page: bool = True) -> Path:
+    """Save a PNG of the page to ``test-artifacts/screenshots/NAME.png`` and return its path."""
+    safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "screenshot"
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / f"{safe_name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+@pytest.fixture
+def screenshot() -> Callable[..., Path]:
+    """``screenshot(page, "name")`` saves ``test-artifacts/screenshots/name.png``."""
+    return save_screenshot
+
+
+@pytest.fixture
+def browser_login(live_server) -> Callable[..., None]:
+    """``browser_login(page, username, password)``: ``login`` bound to the live server."""
+
+    def _login(page, username: str, password: str) -> None:
+        login(page, live_server, username, password)
+
+    return _login
