@@ -145,9 +145,7 @@ class Balance(models.Model):
             models.CheckConstraint(
                 condition=Q(available__gte=0), name="balance_available_non_negative"
             ),
-            models.CheckConstraint(
-                condition=Q(locked__gte=0), name="balance_locked_non_negative"
-            ),
+            models.CheckConstraint(condition=Q(locked__gte=0), name="balance_locked_non_negative"),
         ]
 
     def __str__(self):

@@ -1,0 +1,501 @@
+"""Placing and cancelling orders: reservation, matching and immediate settlement.
+
+Locking (see `market.services.ledger`): the market row first — which serialises matching
+for that market across every process and host — then every balance row the transaction
+touches, in primary-key order, in one statement. Nothing in the book changes without the
+market lock, so the resting orders read after taking it stay valid until commit.
+"""
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from market.matching import BookOrder, MatchResult, buy_reservation_needed, match
+from market.models import Asset, Holder, Market, Order, TicketLog, Trade
+from market.money import fee_on, format_eur, parse_amount, parse_price, parse_quantity
+from market.services.audit import ticket_record, tickets_record
+from market.services.holders import house_holder
+from market.services.ledger import BalanceSheet, InsufficientFunds
+
+Side, Type, Status = Order.Side, Order.Type, Order.Status
+BOOK_BATCH = 100
+MAX_CLIENT_ORDER_ID = 64
+
+
+@dataclass
+class OrderRequest:
+    """A validated order, before it meets the market."""
+
+    market: Market
+    side: str
+    order_type: str
+    quantity: int | None
+    price: Decimal | None
+    eur_budget: Decimal | None
+    client_order_id: str | None
+
+
+@dataclass
+class Placement:
+    order: Order
+    trades: list[Trade] = field(default_factory=list)
+    created: bool = True
+
+    @property
+    def message(self) -> str:
+        order = self.order
+        if not self.created:
+            return f"Order #{order.pk} was already placed with this idempotency key."
+        traded = ""
+        if order.filled_quantity:
+            average = format_eur(order.average_price)
+            traded = f"{order.filled_quantity:,} {order.market.code} at avg {average}"
+        if order.status == Status.FILLED:
+            return f"Order #{order.pk} filled: {traded}."
+        if order.status == Status.CANCELLED:
+            head = f"Order #{order.pk}: {traded}; " if traded else f"Order #{order.pk}: "
+            return head + f"{order.status_reason}."
+        if order.filled_quantity:
+            return f"Order #{order.pk} partly filled ({traded}); the rest rests in the book."
+        return f"Order #{order.pk} rests in the book."
+
+
+def _choice(value, choices, field_name: str, label: str) -> str:
+    text = str(value or "").upper()
+    if text not in choices:
+        raise ValidationError({field_name: f"Choose a {label}: {', '.join(choices)}."})
+    return text
+
+
+def order_request_parse(
+    *,
+    market_code: str,
+    side: str,
+    order_type: str,
+    quantity=None,
+    price=None,
+    eur_budget=None,
+    client_order_id: str | None = None,
+) -> OrderRequest:
+    """Validate raw order input (form, API or code) into an `OrderRequest`.
+
+    Raises ValidationError keyed by field with every problem a user can fix.
+    """
+    errors: dict[str, list[str]] = {}
+
+    def collect(parse, *args, **kwargs):
+        try:
+            return parse(*args, **kwargs)
+        except ValidationError as error:
+            for key, messages in error.message_dict.items():
+                errors.setdefault(key, []).extend(messages)
+            return None
+
+    market = Market.objects.filter(code=str(market_code or "").upper()).first()
+    if market is None:
+        errors["market"] = [f"Unknown market {market_code!r}: choose CEA or EUA."]
+    side = collect(_choice, side, Side.values, "side", "side")
+    order_type = collect(_choice, order_type, Type.values, "order_type", "order type")
+    if client_order_id is not None:
+        client_order_id = str(client_order_id).strip() or None
+        if client_order_id and len(client_order_id) > MAX_CLIENT_ORDER_ID:
+            errors["client_order_id"] = [
+                f"The idempotency key is at most {MAX_CLIENT_ORDER_ID} characters."
+            ]
+    by_budget = eur_budget not in (None, "")
+    if by_budget:
+        if order_type != Type.MARKET or side != Side.BUY:
+            errors.setdefault("eur_budget", []).append(
+                "An EUR amount is only for market buys; give a quantity instead."
+            )
+        elif quantity not in (None, ""):
+            errors.setdefault("quantity", []).append(
+                "Give either a quantity or an EUR amount, not both."
+            )
+        else:
+            eur_budget = collect(parse_amount, eur_budget, field="eur_budget")
+        quantity = None
+    else:
+        eur_budget = None
+        quantity = collect(parse_quantity, quantity, field="quantity")
+    if order_type == Type.LIMIT:
+        if price in (None, ""):
+            errors.setdefault("price", []).append("A limit order needs a price.")
+        elif market is not None:
+            price = collect(parse_price, price, tick=market.tick_size)
+    else:
+        price = None
+    if errors:
+        raise ValidationError(errors)
+    return OrderRequest(market, side, order_type, quantity, price, eur_budget, client_order_id)
+
+
+def _resting_book(market: Market, taker: OrderRequest) -> Iterator[Order]:
+    """The opposite side in priority order, fetched in batches as the walk needs them."""
+    opposite = Side.SELL if taker.side == Side.BUY else Side.BUY
+    queryset = Order.objects.filter(market=market, side=opposite, status__in=Order.RESTING)
+    if taker.price is not None:
+        queryset = queryset.filter(
+            **(
+                {"price__lte": taker.price}
+                if taker.side == Side.BUY
+                else {"price__gte": taker.price}
+            )
+        )
+    queryset = queryset.order_by("price" if opposite == Side.SELL else "-price", "id").only(
+        "id",
+        "owner_id",
+        "market_id",
+        "side",
+        "order_type",
+        "price",
+        "quantity",
+        "filled_quantity",
+        "filled_value",
+        "fee_rate",
+        "fee_paid",
+        "reserved",
+        "status",
+    )
+    start = 0
+    while True:
+        batch = list(queryset[start : start + BOOK_BATCH])
+        yield from batch
+        if len(batch) < BOOK_BATCH:
+            return
+        start += BOOK_BATCH
+
+
+def _walk(market: Market, request: OrderRequest, owner: Holder, fee_rate: Decimal):
+    makers: dict[int, Order] = {}
+
+    def book() -> Iterable[BookOrder]:
+        for resting in _resting_book(market, request):
+            makers[resting.pk] = resting
+            yield BookOrder(
+                order_id=resting.pk,
+                owner_id=resting.owner_id,
+                price=resting.price,
+                remaining=resting.remaining_quantity,
+                fee_rate=resting.fee_rate,
+                filled_value=resting.filled_value,
+                fee_paid=resting.fee_paid,
+            )
+
+    result = match(
+        taker_owner_id=owner.pk,
+        side=request.side,
+        book=book(),
+        taker_fee_rate=fee_rate,
+        limit_price=request.price,
+        quantity=request.quantity,
+        eur_budget=request.eur_budget,
+    )
+    return result, makers
+
+
+def _reservation_for(request: OrderRequest, result: MatchResult, fee_rate: Decimal) -> Decimal:
+    """What the incoming order must lock before it trades."""
+    if request.side == Side.SELL:
+        return Decimal(request.quantity)
+    if request.order_type == Type.LIMIT:
+        value = request.price * request.quantity
+        return value + fee_on(value, fee_rate)
+    if request.eur_budget is not None:
+        return request.eur_budget
+    # A market buy by quantity: the book is locked, so the walk's cost is exact.
+    return result.total_debit
+
+
+def _refuse_unfilled_market_order(request: OrderRequest, result: MatchResult) -> None:
+    if request.order_type != Type.MARKET or result.filled_quantity:
+        return
+    if result.stopped_by_self_trade:
+        message = "The only orders on the other side are your own; nothing was traded."
+    elif request.eur_budget is not None:
+        message = "This amount does not buy a single certificate at the best offer."
+    else:
+        other = "sell" if request.side == Side.BUY else "buy"
+        message = f"There are no {other} orders to trade with."
+    raise ValidationError(
+        {"eur_budget" if request.eur_budget is not None else "quantity": message}
+    )
+
+
+def _status_after_fills(order: Order) -> str:
+    if order.quantity is not None and order.filled_quantity >= order.quantity:
+        return Status.FILLED
+    return Status.PARTIALLY_FILLED if order.filled_quantity else Status.OPEN
+
+
+def _still_needed(order: Order) -> Decimal:
+    """What a resting order must keep locked; nothing once it is closed."""
+    if order.status not in Order.RESTING:
+        return Decimal("0")
+    if order.side == Side.SELL:
+        return Decimal(order.remaining_quantity)
+    return buy_reservation_needed(
+        price=order.price,
+        remaining=order.remaining_quantity,
+        filled_value=order.filled_value,
+        fee_paid=order.fee_paid,
+        fee_rate=order.fee_rate,
+    )
+
+
+def order_place(
+    *, owner: Holder, request: OrderRequest, actor=None, ip: str | None = None
+) -> Placement:
+    """Place an order: reserve, match price-time, settle every fill at once.
+
+    Invariants on return (or nothing changed, on error): the book is not crossed;
+    every open order's `reserved` equals what it may still spend and the owner's locked
+    balance includes it; fees went to the house; a market order never rests. An order
+    with a `client_order_id` the owner already used returns that order (`created=False`).
+
+    Raises ValidationError (keyed by field) for a closed market, insufficient funds, or a
+    market order that cannot trade at all.
+    """
+    if request.client_order_id:
+        existing = Order.objects.filter(
+            owner=owner, client_order_id=request.client_order_id
+        ).first()
+        if existing is not None:
+            return Placement(order=existing, created=False)
+    try:
+        with transaction.atomic():
+            return _place_locked(owner=owner, request=request, actor=actor, ip=ip)
+    except IntegrityError:
+        if request.client_order_id:
+            existing = Order.objects.filter(
+                owner=owner, client_order_id=request.client_order_id
+            ).first()
+            if existing is not None:
+                return Placement(order=existing, created=False)
+        raise
+
+
+def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip) -> Placement:
+    market = Market.objects.select_for_update().get(pk=request.market.pk)
+    if not market.trading_enabled:
+        raise ValidationError({"market": f"Trading in {market.code} is paused."})
+    if owner.kind == Holder.Kind.HOUSE:
+        raise ValidationError("The house fee account does not trade.")
+    fee_rate = Decimal("0")
+    if owner.pays_fees:
+        fee_rate = market.buy_fee_rate if request.side == Side.BUY else market.sell_fee_rate
+
+    result, makers = _walk(market, request, owner, fee_rate)
+    _refuse_unfilled_market_order(request, result)
+
+    certificate = market.code
+    house = house_holder()
+    reserve_asset = Asset.EUR if request.side == Side.BUY else certificate
+    touched = {(owner.pk, Asset.EUR), (owner.pk, certificate), (house.pk, Asset.EUR)}
+    for fill in result.fills:
+        touched |= {(fill.maker.owner_id, Asset.EUR), (fill.maker.owner_id, certificate)}
+    sheet = BalanceSheet.lock(touched)
+
+    reservation = _reservation_for(request, result, fee_rate)
+    available = sheet.available(owner.pk, reserve_asset)
+    if available < reservation:
+        raise InsufficientFunds(
+            asset=reserve_asset,
+            needed=reservation,
+            available=available,
+            field="eur_budget" if request.eur_budget is not None else "quantity",
+        )
+
+    order = Order(
+        owner=owner,
+        market=market,
+        side=request.side,
+        order_type=request.order_type,
+        price=request.price,
+        quantity=request.quantity,
+        eur_budget=request.eur_budget,
+        fee_rate=fee_rate,
+        client_order_id=request.client_order_id,
+        filled_quantity=result.filled_quantity,
+        filled_value=result.filled_value,
+        fee_paid=result.fee_paid,
+    )
+    if request.eur_budget is not None:
+        order.quantity = result.filled_quantity
+    order.status = _status_after_fills(order)
+    if request.order_type == Type.MARKET and order.status != Status.FILLED:
+        order.status, order.status_reason = Status.CANCELLED, "unfilled remainder cancelled"
+    if result.stopped_by_self_trade and order.status in Order.RESTING:
+        order.status = Status.CANCELLED
+        order.status_reason = "rest cancelled: it would have traded with your own order"
+    # What stays locked behind the order once its fills are paid for.
+    spent = result.total_debit if request.side == Side.BUY else Decimal(result.filled_quantity)
+    order.reserved = _still_needed(order)
+    order.save()
+
+    sheet.reserve(owner.pk, reserve_asset, reservation, order=order, field="quantity")
+    trades = _record_trades(market, order, result, makers, actor=actor, ip=ip)
+    for trade in trades:
+        sheet.settle_fill(trade=trade, house_id=house.pk)
+    sheet.release(owner.pk, reserve_asset, reservation - spent - order.reserved, order=order)
+
+    touched_makers = _apply_fills_to_makers(result, makers, sheet, certificate)
+    Order.objects.bulk_update(
+        touched_makers,
+        ["filled_quantity", "filled_value", "fee_paid", "reserved", "status", "updated_at"],
+    )
+    sheet.flush()
+    Market.objects.filter(pk=market.pk).update(book_version=F("book_version") + 1)
+    return Placement(order=order, trades=trades)
+
+
+def _record_trades(market, order, result, makers, *, actor, ip) -> list[Trade]:
+    if not result.fills:
+        return []
+    tickets = []
+    trades = []
+    for fill in result.fills:
+        maker = makers[fill.maker.order_id]
+        buy, sell = (order, maker) if order.side == Side.BUY else (maker, order)
+        buyer_fee, seller_fee = (
+            (fill.taker_fee, fill.maker_fee)
+            if order.side == Side.BUY
+            else (fill.maker_fee, fill.taker_fee)
+        )
+        tickets.append(
+            TicketLog(
+                action_type="TRADE",
+                entity_type="Trade",
+                user=actor,
+                request_payload={"taker_order": order.pk, "maker_order": maker.pk},
+                after_state={
+                    "market": market.code,
+                    "price": str(fill.price),
+                    "quantity": fill.quantity,
+                    "value": str(fill.value),
+                    "buyer_fee": str(buyer_fee),
+                    "seller_fee": str(seller_fee),
+                    "aggressor_side": order.side,
+                },
+                tags=["trade", market.code],
+                ip_address=ip,
+            )
+        )
+        trades.append(
+            Trade(
+                market=market,
+                buy_order=buy,
+                sell_order=sell,
+                buyer_id=buy.owner_id,
+                seller_id=sell.owner_id,
+                price=fill.price,
+                quantity=fill.quantity,
+                value=fill.value,
+                buyer_fee=buyer_fee,
+                seller_fee=seller_fee,
+                aggressor_side=order.side,
+            )
+        )
+    for trade, ticket in zip(trades, tickets_record(tickets), strict=True):
+        trade.ticket = ticket
+    return Trade.objects.bulk_create(trades)
+
+
+def _apply_fills_to_makers(result, makers, sheet: BalanceSheet, certificate) -> list[Order]:
+    touched = []
+    for fill in result.fills:
+        maker = makers[fill.maker.order_id]
+        maker.filled_quantity += fill.quantity
+        maker.filled_value += fill.value
+        maker.fee_paid += fill.maker_fee
+        if maker.side == Side.BUY:
+            maker.reserved -= fill.value + fill.maker_fee
+        else:
+            maker.reserved -= fill.quantity
+        maker.status = _status_after_fills(maker)
+        keep = _still_needed(maker)
+        asset = Asset.EUR if maker.side == Side.BUY else certificate
+        sheet.release(maker.owner_id, asset, maker.reserved - keep, order=maker)
+        maker.reserved = keep
+        touched.append(maker)
+    return touched
+
+
+def _cancel_in_sheet(order: Order, sheet: BalanceSheet, reason: str) -> None:
+    sheet.release(order.owner_id, order.reserve_asset, order.reserved, order=order)
+    order.released = order.reserved
+    order.reserved = Decimal("0")
+    order.status = Status.CANCELLED
+    order.status_reason = reason
+
+
+def orders_cancel(*, orders: Sequence[Order] | Iterable[int], reason: str) -> list[Order]:
+    """Cancel resting orders (any markets, any owners) and release their reservations.
+
+    Locks the markets involved in primary-key order, then the orders, then the balances.
+    Orders that are no longer resting by then are skipped. Constant number of queries.
+    Callers check permission; `order_cancel` does it for one user's order.
+    """
+    ids = [order.pk if isinstance(order, Order) else int(order) for order in orders]
+    if not ids:
+        return []
+    with transaction.atomic():
+        market_ids = sorted(
+            set(Order.objects.filter(pk__in=ids).values_list("market_id", flat=True))
+        )
+        list(Market.objects.select_for_update().filter(pk__in=market_ids).order_by("pk"))
+        locked = list(
+            Order.objects.select_for_update()
+            .select_related("market")
+            .filter(pk__in=ids, status__in=Order.RESTING)
+            .order_by("pk")
+        )
+        if not locked:
+            return []
+        sheet = BalanceSheet.lock({(order.owner_id, order.reserve_asset) for order in locked})
+        for order in locked:
+            _cancel_in_sheet(order, sheet, reason)
+        Order.objects.bulk_update(locked, ["reserved", "status", "status_reason", "updated_at"])
+        sheet.flush()
+        Market.objects.filter(pk__in={order.market_id for order in locked}).update(
+            book_version=F("book_version") + 1
+        )
+    return locked
+
+
+def order_cancel(*, order_id: int, user, ip: str | None = None) -> Order:
+    """Cancel one resting order on behalf of `user`: its owner, or staff allowed to change
+    orders. Anyone else is told the order is not theirs, and nothing changes."""
+    order = Order.objects.select_related("owner").filter(pk=order_id).first()
+    allowed = order is not None and (
+        order.owner.user_id == user.pk or user.has_perm("market.change_order")
+    )
+    if not allowed:
+        raise ValidationError(f"Order #{order_id} is not one of your orders.")
+    if not order.is_resting:
+        raise ValidationError(f"Order #{order_id} is {order.get_status_display().lower()}.")
+    by_owner = order.owner.user_id == user.pk
+    with transaction.atomic():
+        cancelled = orders_cancel(
+            orders=[order.pk], reason="cancelled by owner" if by_owner else "cancelled by staff"
+        )
+        if not cancelled:
+            order.refresh_from_db()
+            raise ValidationError(f"Order #{order_id} is {order.get_status_display().lower()}.")
+        if not by_owner:
+            ticket_record(
+                action_type="ORDER_CANCELLED",
+                entity_type="Order",
+                entity_id=order.pk,
+                user=user,
+                market_maker=getattr(order.owner, "market_maker", None),
+                payload={"order_id": order.pk},
+                after={"status": Status.CANCELLED, "released": str(cancelled[0].released)},
+                tags=["order", "staff"],
+                ip=ip,
+            )
+    return cancelled[0]
