@@ -499,3 +499,77 @@ def order_cancel(*, order_id: int, user, ip: str | None = None) -> Order:
                 ip=ip,
             )
     return cancelled[0]
+
+
+@dataclass(frozen=True)
+class RestingOrderSpec:
+    """One market-maker limit order to rest in the book."""
+
+    owner_id: int
+    side: str
+    price: Decimal
+    quantity: int
+
+
+def best_resting_prices(market: Market) -> tuple[Decimal | None, Decimal | None]:
+    """(best bid, best ask) of the resting book; two index-only lookups."""
+    resting = Order.objects.filter(market=market, status__in=Order.RESTING)
+    best_bid = (
+        resting.filter(side=Side.BUY).order_by("-price").values_list("price", flat=True).first()
+    )
+    best_ask = (
+        resting.filter(side=Side.SELL).order_by("price").values_list("price", flat=True).first()
+    )
+    return best_bid, best_ask
+
+
+def resting_orders_place(
+    *,
+    market: Market,
+    specs: Sequence[RestingOrderSpec],
+    sheet: BalanceSheet,
+    liquidity_operation=None,
+) -> list[Order]:
+    """Rest many fee-free limit orders at once, reserving their funds; never trades.
+
+    The caller must hold, in the current transaction, the market's row lock and a
+    `BalanceSheet` covering every owner's reserve asset, and must `flush()` the sheet
+    afterwards. Refuses (ValidationError) any order that would cross the book, so no
+    liquidity order ever trades on placement. One INSERT whatever the number of orders.
+    """
+    if not specs:
+        return []
+    best_bid, best_ask = best_resting_prices(market)
+    bids = [spec.price for spec in specs if spec.side == Side.BUY]
+    asks = [spec.price for spec in specs if spec.side == Side.SELL]
+    if bids and asks and max(bids) >= min(asks):
+        raise ValidationError("The planned bids and asks would cross each other.")
+    if bids and best_ask is not None and max(bids) >= best_ask:
+        raise ValidationError(f"A bid at {max(bids)} would cross the best ask {best_ask}.")
+    if asks and best_bid is not None and min(asks) <= best_bid:
+        raise ValidationError(f"An ask at {min(asks)} would cross the best bid {best_bid}.")
+
+    orders = []
+    for spec in specs:
+        if spec.quantity <= 0 or spec.price <= 0 or spec.price % market.tick_size:
+            raise ValueError(f"Invalid resting order {spec}")
+        buying = spec.side == Side.BUY
+        reserved = spec.price * spec.quantity if buying else Decimal(spec.quantity)
+        order = Order(
+            owner_id=spec.owner_id,
+            market=market,
+            side=spec.side,
+            order_type=Type.LIMIT,
+            price=spec.price,
+            quantity=spec.quantity,
+            fee_rate=Decimal("0"),
+            reserved=reserved,
+            status=Status.OPEN,
+            liquidity_operation=liquidity_operation,
+        )
+        orders.append(order)
+    created = Order.objects.bulk_create(orders)
+    for order in created:
+        sheet.reserve(order.owner_id, order.reserve_asset, order.reserved, order=order)
+    Market.objects.filter(pk=market.pk).update(book_version=F("book_version") + 1)
+    return created
