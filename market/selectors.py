@@ -1,0 +1,319 @@
+"""Reads for the cash-market page and the JSON API: book, market data, a trader's orders.
+
+Every function runs a fixed number of queries, whatever the number of resting orders or
+trades (pinned by `market/tests/test_selectors.py`):
+
+- `order_book`: 2 (one aggregate per side, GROUP BY price ... ORDER BY price LIMIT depth,
+  served by the partial index `order_book_idx`, so it reads only the orders at the levels
+  it returns).
+- `cached_order_book`: 1 on a cache hit (the market's `book_version`), 3 on a miss.
+- `market_stats`: 2. `recent_trades`: 1.
+  `best_prices`: 1. `open_orders_for` / `order_history_for`: 1.
+
+Aggregates are computed in SQL. SQLite adds NUMERIC columns as floating point, so EUR sums
+are quantized back to cents and certificate sums converted to int (PostgreSQL returns
+SUM(bigint) as numeric).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
+
+from django.core.cache import cache
+from django.db.models import Count, F, Max, Min, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from market.book import OrderBook, build_order_book
+from market.models import Holder, Market, Order, Trade
+
+CENT = Decimal("0.01")
+PCT_PLACES = Decimal("0.01")
+DEFAULT_DEPTH = 50
+MAX_DEPTH = 500
+MAX_TRADES = 500
+MAX_ORDERS = 500
+STATS_WINDOW = timedelta(hours=24)
+# Entries are keyed by version, so they never go stale; the timeout only frees memory.
+BOOK_CACHE_TIMEOUT = 300
+
+Side = Order.Side
+
+
+def _clamp(value: int, maximum: int, name: str) -> int:
+    value = int(value)
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1")
+    return min(value, maximum)
+
+
+# --- Order book -------------------------------------------------------------------------
+
+
+def price_levels(*, market: Market, side: str, depth: int):
+    """The best `depth` price levels of one side, best first, as a values_list queryset of
+    (price, remaining quantity, order count).
+
+    GROUP BY price over resting orders, ORDER BY price, LIMIT depth. The filter matches
+    the partial index's condition exactly, so PostgreSQL walks `order_book_idx` in price
+    order and stops after `depth` groups: it reads only the orders at the levels returned.
+    """
+    return (
+        Order.objects.filter(market=market, side=side, status__in=Order.RESTING)
+        .values("price")
+        .annotate(
+            remaining=Sum(F("quantity") - F("filled_quantity")),
+            order_count=Count("id"),
+        )
+        .order_by("-price" if side == Side.BUY else "price")
+        .values_list("price", "remaining", "order_count")[:depth]
+    )
+
+
+def _level_rows(market: Market, side: str, depth: int) -> list[tuple[Decimal, int, int]]:
+    rows = price_levels(market=market, side=side, depth=depth)
+    return [(price, int(remaining), int(count)) for price, remaining, count in rows]
+
+
+def order_book(*, market: Market, depth: int = DEFAULT_DEPTH) -> OrderBook:
+    """The book of `market`, at most `depth` (≤ `MAX_DEPTH`) levels per side. Two queries.
+
+    `version` is `market.book_version` as loaded by the caller: read the market before the
+    book (as `cached_order_book` does) so the content is never older than its version.
+    """
+    depth = _clamp(depth, MAX_DEPTH, "depth")
+    return build_order_book(
+        market_code=market.code,
+        bids=_level_rows(market, Side.BUY, depth),
+        asks=_level_rows(market, Side.SELL, depth),
+        tick=market.tick_size,
+        version=market.book_version,
+    )
+
+
+def book_cache_key(*, market_code: str, version: int, depth: int) -> str:
+    return f"market:book:{market_code}:{version}:{depth}"
+
+
+def market_book_version(*, market_code: str) -> int | None:
+    """The market's `book_version` (the order book's ETag), None for an unknown code.
+    One query."""
+    return (
+        Market.objects.filter(code=str(market_code).upper())
+        .values_list("book_version", flat=True)
+        .first()
+    )
+
+
+def cached_order_book(*, market_code: str, depth: int = DEFAULT_DEPTH) -> OrderBook:
+    """`order_book` through Django's cache, keyed by (code, book_version, depth).
+
+    One query (the market row) when the book has not changed since it was last computed;
+    three on a miss. Every change to the resting book bumps `book_version` in the same
+    transaction, so a cached entry is never served for a newer book. The version is read
+    before the levels: under concurrent placement the levels may be newer than the key,
+    never older, and the next bump moves the key on.
+
+    Raises `Market.DoesNotExist` for an unknown market code.
+    """
+    depth = _clamp(depth, MAX_DEPTH, "depth")
+    market = Market.objects.only("id", "code", "tick_size", "book_version").get(
+        code=str(market_code).upper()
+    )
+    key = book_cache_key(market_code=market.code, version=market.book_version, depth=depth)
+    book = cache.get(key)
+    if book is None:
+        book = order_book(market=market, depth=depth)
+        cache.set(key, book, BOOK_CACHE_TIMEOUT)
+    return book
+
+
+class BestPrices(NamedTuple):
+    best_bid: Decimal | None
+    best_ask: Decimal | None
+    last_price: Decimal | None
+
+
+def best_prices(*, market: Market) -> BestPrices:
+    """Best bid, best ask and last trade price in one query (three top-1 index lookups),
+    for the liquidity plan's reference price."""
+
+    def best(side: str, ordering: str):
+        return Subquery(
+            Order.objects.filter(market=OuterRef("pk"), side=side, status__in=Order.RESTING)
+            .order_by(ordering)
+            .values("price")[:1]
+        )
+
+    row = (
+        Market.objects.filter(pk=market.pk)
+        .annotate(
+            best_bid=best(Side.BUY, "-price"),
+            best_ask=best(Side.SELL, "price"),
+            last_price=Subquery(
+                Trade.objects.filter(market=OuterRef("pk")).order_by("-id").values("price")[:1]
+            ),
+        )
+        .values_list("best_bid", "best_ask", "last_price")
+        .get()
+    )
+    return BestPrices(*(None if price is None else Decimal(price).quantize(CENT) for price in row))
+
+
+# --- Market data ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MarketStats:
+    """Last price and the 24 h figures of one market.
+
+    `open_24h` is the price 24 h ago: the last trade before the window, or — for a market
+    that started trading within it — the first trade in the window; None without trades.
+    `change_24h` = last − open (EUR), `change_24h_pct` = change / open × 100 (2 places, half
+    up). High, low and volumes cover trades in the window [now − 24 h, now]; without trades
+    in it high and low are None and volumes 0.
+    """
+
+    market_code: str
+    last_price: Decimal | None
+    last_trade_at: datetime | None
+    open_24h: Decimal | None
+    change_24h: Decimal | None
+    change_24h_pct: Decimal | None
+    high_24h: Decimal | None
+    low_24h: Decimal | None
+    volume_24h: int  # certificates
+    volume_eur_24h: Decimal  # EUR, 2 places
+    trades_24h: int
+    window_start: datetime
+
+    @property
+    def direction(self) -> str:
+        """ "up", "down" or "flat", for colouring the change."""
+        if not self.change_24h:
+            return "flat"
+        return "up" if self.change_24h > 0 else "down"
+
+
+def _price(value) -> Decimal | None:
+    return None if value is None else Decimal(value).quantize(CENT)
+
+
+def market_stats(*, market: Market, now: datetime | None = None) -> MarketStats:
+    """Last price and 24 h change / high / low / volume. Two queries, whatever the number
+    of trades or orders: the last trade and the open price as subqueries of the market
+    row, and one aggregate over the window.
+
+    Trades of one market are written under its lock, so their ids follow their times: the
+    last trade is the highest id, the price 24 h ago the highest id before the window.
+    """
+    now = now or timezone.now()
+    since = now - STATS_WINDOW
+    trades = Trade.objects.filter(market=OuterRef("pk"))
+
+    def first_price(queryset, ordering: str, field: str = "price"):
+        return Subquery(queryset.order_by(ordering).values(field)[:1])
+
+    # COALESCE evaluates the window's opening trade only when nothing traded before it.
+    last_price, last_at, open_price = (
+        Market.objects.filter(pk=market.pk)
+        .annotate(
+            last_price=first_price(trades, "-id"),
+            last_at=first_price(trades, "-id", "created_at"),
+            open_price=Coalesce(
+                first_price(trades.filter(created_at__lt=since), "-id"),
+                first_price(trades.filter(created_at__gte=since, created_at__lte=now), "id"),
+            ),
+        )
+        .values_list("last_price", "last_at", "open_price")
+        .get()
+    )
+    window = Trade.objects.filter(
+        market=market, created_at__gte=since, created_at__lte=now
+    ).aggregate(
+        high=Max("price"),
+        low=Min("price"),
+        volume=Sum("quantity"),
+        value=Sum("value"),
+        count=Count("id"),
+    )
+    last_price, open_24h = _price(last_price), _price(open_price)
+    change = change_pct = None
+    if last_price is not None and open_24h is not None:
+        change = last_price - open_24h
+        change_pct = (change / open_24h * 100).quantize(PCT_PLACES, rounding=ROUND_HALF_UP)
+    return MarketStats(
+        market_code=market.code,
+        last_price=last_price,
+        last_trade_at=last_at,
+        open_24h=open_24h,
+        change_24h=change,
+        change_24h_pct=change_pct,
+        high_24h=_price(window["high"]),
+        low_24h=_price(window["low"]),
+        volume_24h=int(window["volume"] or 0),
+        volume_eur_24h=Decimal(window["value"] or 0).quantize(CENT, rounding=ROUND_HALF_UP),
+        trades_24h=int(window["count"] or 0),
+        window_start=since,
+    )
+
+
+@dataclass(frozen=True)
+class RecentTrade:
+    id: int
+    price: Decimal
+    quantity: int
+    value: Decimal
+    aggressor_side: str  # "BUY" (a buyer lifted an offer) or "SELL" (a seller hit a bid)
+    created_at: datetime
+
+
+def recent_trades(*, market: Market, limit: int = 30) -> list[RecentTrade]:
+    """The latest trades of `market`, newest first (by id). One query."""
+    limit = _clamp(limit, MAX_TRADES, "limit")
+    rows = (
+        Trade.objects.filter(market=market)
+        .order_by("-id")
+        .values_list("id", "price", "quantity", "value", "aggressor_side", "created_at")[:limit]
+    )
+    return [
+        RecentTrade(
+            id=pk,
+            price=_price(price),
+            quantity=int(quantity),
+            value=Decimal(value).quantize(CENT),
+            aggressor_side=side,
+            created_at=created_at,
+        )
+        for pk, price, quantity, value, side, created_at in rows
+    ]
+
+
+# --- A trader's own orders --------------------------------------------------------------
+
+CLOSED = (Order.Status.FILLED, Order.Status.CANCELLED)
+
+
+def _orders_of(holder: Holder, market: Market | None, statuses, limit: int) -> list[Order]:
+    queryset = Order.objects.filter(owner=holder, status__in=statuses)
+    if market is not None:
+        queryset = queryset.filter(market=market)
+    limit = _clamp(limit, MAX_ORDERS, "limit")
+    return list(queryset.select_related("market", "owner").order_by("-id")[:limit])
+
+
+def open_orders_for(
+    *, holder: Holder, market: Market | None = None, limit: int = 50
+) -> list[Order]:
+    """`holder`'s resting orders (OPEN, PARTIALLY_FILLED), newest first; with their market
+    and owner loaded. One query."""
+    return _orders_of(holder, market, Order.RESTING, limit)
+
+
+def order_history_for(
+    *, holder: Holder, market: Market | None = None, limit: int = 50
+) -> list[Order]:
+    """`holder`'s closed orders (FILLED, CANCELLED), newest placed first; with their market
+    and owner loaded. One query."""
+    return _orders_of(holder, market, CLOSED, limit)

@@ -1,0 +1,359 @@
+"""Reads for the cash market (market.selectors): results from real orders and trades, and a
+number of queries that does not grow with the book."""
+
+import random
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
+
+from market import selectors
+from market.models import Market, Order, Trade
+from market.services.orders import order_cancel, order_place, order_request_parse
+from market.tests import factories
+
+D = Decimal
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Book versions restart with every test database; cached books must not leak across.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def place(holder, side, order_type="LIMIT", market="CEA", **fields):
+    request = order_request_parse(market_code=market, side=side, order_type=order_type, **fields)
+    return order_place(owner=holder, request=request)
+
+
+def levels(side):
+    return [(lv.price, lv.quantity, lv.order_count) for lv in side]
+
+
+# --- Order book -------------------------------------------------------------------------
+
+
+def test_book_aggregates_remaining_quantity_per_price(cea):
+    alice, bob, carol = (factories.trader(CEA=100) for _ in range(3))
+    dave, erin = (factories.trader(EUR="10000") for _ in range(2))
+    place(alice, "SELL", price="14.10", quantity=10)
+    place(bob, "SELL", price="14.10", quantity=5)
+    doomed = place(carol, "SELL", price="14.20", quantity=7).order
+    place(carol, "SELL", price="14.30", quantity=8)
+    place(dave, "BUY", price="13.90", quantity=10)
+    place(erin, "BUY", price="13.90", quantity=4)
+    place(dave, "BUY", price="13.80", quantity=3)
+    # Fills alice's 10 at 14.10 and 2 of bob's 5: alice's order leaves the book, bob's
+    # counts with what remains.
+    taker = place(erin, "BUY", price="14.10", quantity=12).order
+    assert taker.status == Order.Status.FILLED
+    order_cancel(order_id=doomed.pk, user=carol.user)
+    # Another market's orders stay out.
+    place(factories.trader(EUA=5), "SELL", market="EUA", price="80.00", quantity=5)
+
+    cea.refresh_from_db()
+    book = selectors.order_book(market=cea)
+    assert levels(book.asks) == [(D("14.10"), 3, 1), (D("14.30"), 8, 1)]
+    assert levels(book.bids) == [(D("13.90"), 14, 2), (D("13.80"), 3, 1)]
+    assert [lv.cumulative_quantity for lv in book.bids] == [14, 17]
+    assert [lv.cumulative_value for lv in book.asks] == [D("42.30"), D("156.70")]
+    assert (book.best_bid, book.best_ask, book.spread) == (D("13.90"), D("14.10"), D("0.20"))
+    assert book.mid == D("14.00") and book.spread_pct == D("1.43")
+    assert book.version == cea.book_version > 0
+    assert book.market_code == "CEA"
+
+
+def test_book_depth_limits_levels_per_side_best_first(cea):
+    seller = factories.trader(CEA=1000)
+    buyer = factories.trader(EUR="100000")
+    for cents in range(10):
+        place(seller, "SELL", price=str(D("15.00") + D(cents) / 100), quantity=1 + cents)
+        place(buyer, "BUY", price=str(D("14.00") - D(cents) / 100), quantity=1 + cents)
+    cea.refresh_from_db()
+    book = selectors.order_book(market=cea, depth=3)
+    assert [lv.price for lv in book.asks] == [D("15.00"), D("15.01"), D("15.02")]
+    assert [lv.price for lv in book.bids] == [D("14.00"), D("13.99"), D("13.98")]
+    assert book.asks[-1].depth_pct == 100 and book.max_cumulative == 6
+    with pytest.raises(ValueError):
+        selectors.order_book(market=cea, depth=0)
+
+
+def test_empty_book(cea):
+    book = selectors.order_book(market=cea)
+    assert book.is_empty and book.best_bid is None and book.mid is None
+
+
+def test_best_prices(cea):
+    assert selectors.best_prices(market=cea) == (None, None, None)
+    seller = factories.trader(CEA=100)
+    buyer = factories.trader(EUR="10000")
+    place(seller, "SELL", price="14.50", quantity=10)
+    place(seller, "SELL", price="14.40", quantity=10)
+    place(buyer, "BUY", price="14.40", quantity=4)
+    place(buyer, "BUY", price="14.00", quantity=1)
+    place(buyer, "BUY", price="14.10", quantity=1)
+    best = selectors.best_prices(market=cea)
+    assert best == (D("14.10"), D("14.40"), D("14.40"))
+    assert (best.best_bid, best.best_ask, best.last_price) == best
+
+
+def test_cached_book_serves_until_the_version_moves(cea, django_assert_num_queries):
+    seller = factories.trader(CEA=100)
+    place(seller, "SELL", price="14.50", quantity=10)
+
+    with django_assert_num_queries(3):  # market row, then both sides
+        first = selectors.cached_order_book(market_code="CEA", depth=20)
+    with django_assert_num_queries(1):  # the version only
+        again = selectors.cached_order_book(market_code="cea", depth=20)
+    assert again == first and levels(again.asks) == [(D("14.50"), 10, 1)]
+    assert selectors.market_book_version(market_code="CEA") == first.version
+
+    place(seller, "SELL", price="14.40", quantity=5)
+    with django_assert_num_queries(3):
+        fresh = selectors.cached_order_book(market_code="CEA", depth=20)
+    assert fresh.version == first.version + 1
+    assert levels(fresh.asks) == [(D("14.40"), 5, 1), (D("14.50"), 10, 1)]
+    # Each depth has its own entry.
+    assert len(selectors.cached_order_book(market_code="CEA", depth=1).asks) == 1
+
+    with pytest.raises(Market.DoesNotExist):
+        selectors.cached_order_book(market_code="XXX", depth=20)
+    assert selectors.market_book_version(market_code="XXX") is None
+
+
+# --- Market data ------------------------------------------------------------------------
+
+
+def trade(seller, buyer, price, quantity, *, aggressor="BUY", market="CEA") -> Trade:
+    if aggressor == "BUY":
+        place(seller, "SELL", market=market, price=price, quantity=quantity)
+        placement = place(buyer, "BUY", market=market, price=price, quantity=quantity)
+    else:
+        place(buyer, "BUY", market=market, price=price, quantity=quantity)
+        placement = place(seller, "SELL", market=market, price=price, quantity=quantity)
+    (made,) = placement.trades
+    return made
+
+
+def backdate(made: Trade, age: timedelta) -> None:
+    Trade.objects.filter(pk=made.pk).update(created_at=timezone.now() - age)
+
+
+def test_stats_over_the_last_24_hours(cea):
+    seller = factories.trader(CEA=1000)
+    buyer = factories.trader(EUR="100000")
+    older = trade(seller, buyer, "13.00", 50)
+    day_old = trade(seller, buyer, "14.00", 5)
+    high = trade(seller, buyer, "14.50", 2)
+    last = trade(seller, buyer, "14.20", 3, aggressor="SELL")
+    backdate(older, timedelta(days=3))
+    backdate(day_old, timedelta(hours=24, minutes=1))
+    backdate(high, timedelta(hours=2))
+    # Another market's trades stay out.
+    trade(factories.trader(EUA=10), factories.trader(EUR="10000"), "90.00", 1, market="EUA")
+
+    stats = selectors.market_stats(market=cea)
+    assert stats.market_code == "CEA"
+    assert stats.last_price == D("14.20")
+    assert stats.last_trade_at == Trade.objects.get(pk=last.pk).created_at
+    # The open is the price 24 h ago: the last trade before the window.
+    assert stats.open_24h == D("14.00")
+    assert stats.change_24h == D("0.20")
+    assert stats.change_24h_pct == D("1.43")  # 0.20 / 14.00 = 1.4286 %
+    assert stats.direction == "up"
+    assert (stats.high_24h, stats.low_24h) == (D("14.50"), D("14.20"))
+    assert stats.volume_24h == 5 and isinstance(stats.volume_24h, int)
+    assert stats.volume_eur_24h == D("71.60")  # 29.00 + 42.60
+    assert str(stats.volume_eur_24h) == "71.60"
+    assert stats.trades_24h == 2
+
+
+def test_stats_open_falls_back_to_the_first_trade_in_the_window(cea):
+    seller = factories.trader(CEA=1000)
+    buyer = factories.trader(EUR="100000")
+    first = trade(seller, buyer, "15.00", 1)
+    trade(seller, buyer, "14.70", 1)
+    backdate(first, timedelta(hours=5))
+    stats = selectors.market_stats(market=cea)
+    assert (stats.open_24h, stats.change_24h, stats.change_24h_pct) == (
+        D("15.00"),
+        D("-0.30"),
+        D("-2.00"),
+    )
+    assert stats.direction == "down"
+
+
+def test_stats_without_trades_in_the_window(cea):
+    empty = selectors.market_stats(market=cea)
+    assert empty.last_price is None and empty.change_24h is None and empty.high_24h is None
+    assert (empty.volume_24h, empty.volume_eur_24h, empty.trades_24h) == (0, D("0"), 0)
+
+    old = trade(factories.trader(CEA=10), factories.trader(EUR="1000"), "14.00", 1)
+    backdate(old, timedelta(days=2))
+    quiet = selectors.market_stats(market=cea)
+    assert (quiet.last_price, quiet.open_24h, quiet.change_24h) == (
+        D("14.00"),
+        D("14.00"),
+        D("0.00"),
+    )
+    assert quiet.direction == "flat"
+    assert quiet.high_24h is None and quiet.volume_24h == 0 and quiet.trades_24h == 0
+
+
+def test_recent_trades_newest_first_with_the_aggressor(cea):
+    seller = factories.trader(CEA=1000)
+    buyer = factories.trader(EUR="100000")
+    trade(seller, buyer, "14.00", 1)
+    trade(seller, buyer, "14.10", 2, aggressor="SELL")
+    trade(seller, buyer, "14.20", 3)
+    rows = selectors.recent_trades(market=cea, limit=2)
+    assert [(t.price, t.quantity, t.aggressor_side) for t in rows] == [
+        (D("14.20"), 3, "BUY"),
+        (D("14.10"), 2, "SELL"),
+    ]
+    assert rows[0].value == D("42.60") and rows[0].created_at >= rows[1].created_at
+    assert len(selectors.recent_trades(market=cea)) == 3
+    assert selectors.recent_trades(market=factories.market("EUA")) == []
+
+
+# --- A trader's own orders --------------------------------------------------------------
+
+
+def test_open_orders_and_history_are_the_holders_own(cea, eua, django_assert_num_queries):
+    mine = factories.trader(EUR="10000", CEA=100, EUA=10)
+    theirs = factories.trader(EUR="10000", CEA=100)
+    resting = place(mine, "BUY", price="13.00", quantity=1).order
+    eua_order = place(mine, "SELL", market="EUA", price="90.00", quantity=1).order
+    cancelled = place(mine, "BUY", price="12.00", quantity=1).order
+    order_cancel(order_id=cancelled.pk, user=mine.user)
+    their_sell = place(theirs, "SELL", price="14.00", quantity=5).order
+    filled = place(mine, "BUY", price="14.00", quantity=2).order
+    partly = place(theirs, "BUY", price="13.50", quantity=4).order
+    place(mine, "SELL", price="13.50", quantity=1)  # fills 1 of theirs; mine is filled
+    partly.refresh_from_db()
+    assert partly.status == Order.Status.PARTIALLY_FILLED
+
+    with django_assert_num_queries(1):
+        open_orders = selectors.open_orders_for(holder=mine)
+        # Related rows come with the orders: no query per row in a template.
+        assert [o.market.code for o in open_orders] == ["EUA", "CEA"]
+        assert {o.owner.pk for o in open_orders} == {mine.pk}
+    assert [o.pk for o in open_orders] == [eua_order.pk, resting.pk]
+    assert [o.pk for o in selectors.open_orders_for(holder=mine, market=cea)] == [resting.pk]
+    assert [o.pk for o in selectors.open_orders_for(holder=theirs)] == [
+        partly.pk,
+        their_sell.pk,
+    ]
+
+    with django_assert_num_queries(1):
+        history = selectors.order_history_for(holder=mine, market=cea)
+        assert {o.market.code for o in history} == {"CEA"}
+    assert filled.pk in [o.pk for o in history] and cancelled.pk in [o.pk for o in history]
+    assert all(o.owner_id == mine.pk and not o.is_resting for o in history)
+    assert [o.pk for o in history] == sorted((o.pk for o in history), reverse=True)
+    assert len(selectors.order_history_for(holder=mine, limit=1)) == 1
+    assert selectors.order_history_for(holder=mine, market=eua) == []
+
+
+# --- Cost does not grow with the book ---------------------------------------------------
+
+
+def bulk_resting_orders(market: Market, owner, count: int, *, seed: int = 1) -> list[Order]:
+    """`count` resting orders straight into the table over 200 prices: bids 10.00–10.99,
+    asks 12.00–12.99; some partly filled."""
+    rng = random.Random(seed)
+    orders = []
+    for index in range(count):
+        side = Order.Side.BUY if index % 2 else Order.Side.SELL
+        base = D("10.00") if side == Order.Side.BUY else D("12.00")
+        quantity = rng.randint(1, 500)
+        filled = rng.randint(0, quantity - 1) if index % 5 == 0 else 0
+        orders.append(
+            Order(
+                owner=owner,
+                market=market,
+                side=side,
+                order_type=Order.Type.LIMIT,
+                price=base + D(rng.randrange(100)) / 100,
+                quantity=quantity,
+                filled_quantity=filled,
+                status=Order.Status.PARTIALLY_FILLED if filled else Order.Status.OPEN,
+            )
+        )
+    return Order.objects.bulk_create(orders, batch_size=2000)
+
+
+def query_counts(market: Market, django_assert_max_num_queries) -> dict[str, int]:
+    counts = {}
+    market.refresh_from_db()
+    for name, read in {
+        "order_book": lambda: selectors.order_book(market=market, depth=50),
+        "market_stats": lambda: selectors.market_stats(market=market),
+        "recent_trades": lambda: selectors.recent_trades(market=market),
+        "best_prices": lambda: selectors.best_prices(market=market),
+        "cached_order_book": lambda: selectors.cached_order_book(market_code=market.code),
+    }.items():
+        with django_assert_max_num_queries(10) as captured:
+            read()
+        counts[name] = len(captured.captured_queries)
+    return counts
+
+
+def test_queries_do_not_grow_with_the_number_of_resting_orders(cea, django_assert_max_num_queries):
+    owner = factories.trader()
+    seller = factories.trader(CEA=100)
+    buyer = factories.trader(EUR="10000")
+    trade(seller, buyer, "11.50", 2)
+    trade(seller, buyer, "11.40", 1, aggressor="SELL")
+
+    bulk_resting_orders(cea, owner, 10, seed=1)
+    Market.objects.filter(pk=cea.pk).update(book_version=100)
+    small = query_counts(cea, django_assert_max_num_queries)
+    assert small == {
+        "order_book": 2,
+        "market_stats": 2,
+        "recent_trades": 1,
+        "best_prices": 1,
+        "cached_order_book": 3,  # a miss: the version, then both sides
+    }
+
+    bulk_resting_orders(cea, owner, 9_990, seed=2)
+    Market.objects.filter(pk=cea.pk).update(book_version=101)
+    assert Order.objects.filter(market=cea, status__in=Order.RESTING).count() == 10_000
+    assert query_counts(cea, django_assert_max_num_queries) == small
+
+    # And the aggregate is right at that size.
+    cea.refresh_from_db()
+    book = selectors.order_book(market=cea, depth=selectors.MAX_DEPTH)
+    expected = {"BUY": {}, "SELL": {}}
+    for side, price, quantity, filled in Order.objects.filter(
+        market=cea, status__in=Order.RESTING
+    ).values_list("side", "price", "quantity", "filled_quantity"):
+        slot = expected[side].setdefault(price, [0, 0])
+        slot[0] += quantity - filled
+        slot[1] += 1
+    assert {lv.price: [lv.quantity, lv.order_count] for lv in book.bids} == expected["BUY"]
+    assert {lv.price: [lv.quantity, lv.order_count] for lv in book.asks} == expected["SELL"]
+    assert len(book.bids) == len(book.asks) == 100
+    top = selectors.order_book(market=cea, depth=50)
+    assert levels(top.bids) == levels(book.bids[:50])
+    assert levels(top.asks) == levels(book.asks[:50])
+    assert (top.best_bid, top.best_ask) == (D("10.99"), D("12.00"))
+    assert selectors.best_prices(market=cea) == (D("10.99"), D("12.00"), D("11.40"))
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL query plans")
+def test_book_query_walks_the_price_index(cea):
+    bulk_resting_orders(cea, factories.trader(), 10_000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE market_order")
+    for side in (Order.Side.BUY, Order.Side.SELL):
+        plan = selectors.price_levels(market=cea, side=side, depth=50).explain()
+        assert "order_book_idx" in plan, plan
