@@ -147,3 +147,14 @@ def browser_login(live_server) -> Callable[..., None]:
         login(page, live_server, username, password)
 
     return _login
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The order-book cache is keyed by book version, which restarts with every test
+    database; clear it so no test sees another test's book."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

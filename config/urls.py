@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from config.api import api
 from config.views import home
 
 admin.site.site_header = "Carbon Cash Market back office"
@@ -12,5 +13,8 @@ admin.site.index_title = "Administration"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("api/v1/", api.urls),
+    path("market/", include("market.urls")),
+    path("backoffice/", include("liquidity.urls")),
     path("", home, name="home"),
 ]

@@ -386,7 +386,10 @@ class Trade(ImmutableModel):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["market", "-id"], name="trade_market_recent_idx")]
+        indexes = [
+            models.Index(fields=["market", "-id"], name="trade_market_recent_idx"),
+            models.Index(fields=["market", "created_at"], name="trade_market_time_idx"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(price__gt=0, quantity__gt=0, value__gt=0), name="trade_positive"
