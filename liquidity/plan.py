@@ -1,0 +1,868 @@
+"""The liquidity plan: which market maker places which order at which price (SPEC §7).
+
+Pure domain code: no ORM, no I/O, no floats. The caller (the preview and execute services)
+reads the market, its book and the market makers' balances, hands them in as plain frozen
+values, and gets back a frozen `LiquidityPlan`. Execution builds a fresh plan under locks
+and refuses unless `fresh.fingerprint() == previewed_fingerprint`.
+
+All arithmetic is exact: EUR amounts and prices are converted to whole cents (ints) on the
+way in and back to 2-place `Decimal`s on the way out; certificates are ints.
+
+How a plan is built
+-------------------
+1. **Reference price** (`reference_source`): the staff override if given (positive, on
+   tick, at most `MAX_PRICE`), else the mid of best bid and best ask, else the best bid,
+   else the best ask, else the last trade price, else the market's default. A price taken
+   from the book is rounded to the nearest tick, an exact half-tick downward (towards the
+   bid): a mid exactly between two ticks becomes the lower tick.
+2. **Price levels** (three per side, best first). BID at ref × 0.998 / 0.996 / 0.995
+   rounded *down* to tick; ASK at ref × 1.002 / 1.004 / 1.005 rounded *up* to tick. Then
+   each level is stepped outward (bids down, asks up) as far as needed so that
+   - every bid is strictly below the reference price and strictly below the best ask,
+   - every ask is strictly above the reference price and strictly above the best bid,
+   - levels are strictly ordered and at least one tick apart.
+   A bid level that would reach zero or below raises `PlanError("reference_price")`
+   (we never silently drop levels); an ask level above `MAX_PRICE` likewise. A side
+   whose EUR target is zero has no levels at all, so an ASK-only plan never fails on a
+   low price.
+3. **Level targets**, split 50 / 30 / 20 by largest remainder (so they add up exactly):
+   BID splits the BID EUR in cents; a level's `target_quantity` is
+   floor(level EUR / level price). ASK splits the ASK certificate total
+   floor(ASK EUR / ref) in whole certificates.
+4. **Sufficiency**: BID needs `bid_amount_eur` EUR, ASK needs the ASK certificate total,
+   against the sum of what the side's market makers hold. A short side yields a
+   `Shortfall` (one per short side, so both when both are short) and suggested actions;
+   it keeps its levels (what it would need) but gets **no allocations and no orders**:
+   a plan is placed whole or not at all.
+5. **Allocation** of a sufficient side: the side total (BID EUR in cents, ASK
+   certificates) is shared among the makers pro rata to what each holds, by largest
+   remainder, so the shares add up exactly and none exceeds its holding. Each maker's
+   share is then split over the three levels so that, at the same time, every maker's
+   level amounts add up exactly to its share, every level's amounts add up exactly to
+   the level target of step 3, and each amount is the floor or the ceiling of
+   share × 50 / 30 / 20 % (controlled rounding; always possible for three levels).
+   - ASK: the maker offers its level amount of certificates at the level price.
+   - BID: the maker's level amount is an EUR budget; it bids
+     floor(budget / price) certificates, so an order's value never exceeds its budget and
+     falls short of it by less than one certificate's price.
+   Zero-quantity orders are skipped (a maker with an allocation may place no order).
+6. `can_execute` = both sides sufficient and at least one order planned.
+
+Invariants (checked by `liquidity/tests/test_plan.py`)
+-------------------------------------------------------
+- No maker is allocated, nor asked to lock, more than it holds.
+- The ASK orders total exactly the ASK certificate total; each ASK level exactly its target.
+- Each BID order's value is ≤ its budget and > budget − price; the BID orders' total value
+  is ≤ `bid_amount_eur`; a BID level's quantity is at most its target and short of it by
+  less than the number of makers bidding at that level.
+- Levels: on tick, strictly ordered, ≥ one tick apart, bids < ref < asks, bids < best ask,
+  asks > best bid, bids > 0.
+- The plan does not depend on the order in which market makers are passed in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Literal
+
+from market.money import MAX_AMOUNT, MAX_PRICE, MAX_QUANTITY
+
+__all__ = [
+    "ASK_LEVELS",
+    "BID_LEVELS",
+    "LEVEL_SHARES",
+    "MAX_AMOUNT",
+    "MAX_PRICE",
+    "MAX_QUANTITY",
+    "NON_FIELD_ERRORS",
+    "REFERENCE_SOURCE_LABELS",
+    "LiquidityPlan",
+    "MakerAllocation",
+    "MakerFunds",
+    "MarketSnapshot",
+    "PlanError",
+    "PlannedOrder",
+    "PriceLevel",
+    "Shortfall",
+    "SidePlan",
+    "build_plan",
+]
+
+Side = Literal["BID", "ASK"]
+OrderSide = Literal["BUY", "SELL"]
+MakerType = Literal["LIQUIDITY_PROVIDER", "ASSET_HOLDER"]
+ReferenceSource = Literal["override", "mid", "best_bid", "best_ask", "last_price", "default"]
+
+REFERENCE_SOURCE_LABELS: dict[str, str] = {
+    "override": "entered by staff",
+    "mid": "mid of best bid and best ask",
+    "best_bid": "best bid",
+    "best_ask": "best ask",
+    "last_price": "last trade price",
+    "default": "market default",
+}
+
+# Same key Django forms use for errors that belong to no single field.
+NON_FIELD_ERRORS = "__all__"
+
+# Level multipliers in thousandths of the reference price, best level first.
+BID_LEVELS: tuple[int, ...] = (998, 996, 995)
+ASK_LEVELS: tuple[int, ...] = (1002, 1004, 1005)
+# Share of the side in each level, in tenths (50 / 30 / 20 %).
+_SHARE_WEIGHTS: tuple[int, ...] = (5, 3, 2)
+LEVEL_SHARES: tuple[Decimal, ...] = tuple(Decimal(w) / 10 for w in _SHARE_WEIGHTS)
+
+_FINGERPRINT_VERSION = 1
+
+
+class PlanError(ValueError):
+    """An input the staff user can correct. `field` names the form field
+    ("bid_amount_eur", "ask_amount_eur", "reference_price", or `NON_FIELD_ERRORS`)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"PlanError({self.field!r}, {self.message!r})"
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class MarketSnapshot:
+    """The market as the caller read it. Prices are EUR per certificate with at most two
+    decimals (the `price_field` of the models); `tick_size` is a positive multiple of
+    €0.01. Book prices need not be on the current tick (the tick may have changed)."""
+
+    code: str
+    tick_size: Decimal
+    default_reference_price: Decimal
+    best_bid: Decimal | None = None
+    best_ask: Decimal | None = None
+    last_price: Decimal | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.code, str) or not self.code:
+            raise ValueError("MarketSnapshot.code must be a non-empty string")
+        _cents(self.tick_size, "MarketSnapshot.tick_size", positive=True)
+        _cents(self.default_reference_price, "MarketSnapshot.default_reference_price", True)
+        for name in ("best_bid", "best_ask", "last_price"):
+            value = getattr(self, name)
+            if value is not None:
+                _cents(value, f"MarketSnapshot.{name}", positive=True)
+
+
+@dataclass(frozen=True)
+class MakerFunds:
+    """A market maker of the side's type and what it holds, available (not locked):
+    EUR for a liquidity provider, certificates of the market's asset for an asset holder.
+    Sub-cent EUR and fractional certificates are not usable and are ignored (floored)."""
+
+    market_maker_id: int
+    code: str
+    name: str
+    available: Decimal
+
+    def __post_init__(self):
+        if isinstance(self.market_maker_id, bool) or not isinstance(self.market_maker_id, int):
+            raise ValueError("MakerFunds.market_maker_id must be an int")
+        if isinstance(self.available, bool) or not isinstance(self.available, Decimal | int):
+            raise ValueError("MakerFunds.available must be a Decimal")
+        if not Decimal(self.available).is_finite() or self.available < 0:
+            raise ValueError(f"MakerFunds.available must be finite and >= 0, got {self.available}")
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True)
+class PriceLevel:
+    """One price level of a side, best first.
+
+    `target_eur` is the level's share of the side's EUR; `target_quantity` the
+    certificates the level calls for (BID: floor(target_eur / price); ASK: the level's
+    share of the ASK certificate total). `quantity`, `value_eur` and `orders_count` are
+    what the planned orders at this level add up to: 0 when the side is short."""
+
+    price: Decimal
+    share: Decimal
+    target_eur: Decimal
+    target_quantity: int
+    quantity: int
+    value_eur: Decimal
+    orders_count: int
+
+
+@dataclass(frozen=True)
+class MakerAllocation:
+    """What one market maker contributes to a side.
+
+    BID: `available` and `allocated` are EUR, `level_allocations` the EUR budget per level.
+    ASK: they are whole certificates (integral `Decimal`s), `level_allocations` the
+    certificates offered per level. `sum(level_allocations) == allocated <= available`.
+    `quantity` / `value_eur` / `orders_count` are its planned orders; what execution
+    reserves is `value_eur` (BID, market makers pay no fee) or `quantity` (ASK)."""
+
+    market_maker_id: int
+    code: str
+    name: str
+    available: Decimal
+    allocated: Decimal
+    level_allocations: tuple[Decimal, ...]
+    orders_count: int
+    quantity: int
+    value_eur: Decimal
+
+
+@dataclass(frozen=True)
+class PlannedOrder:
+    """A limit order to place: `level` is 1, 2 or 3 (best first), `quantity` > 0."""
+
+    market_maker_id: int
+    side: OrderSide
+    level: int
+    price: Decimal
+    quantity: int
+
+    @property
+    def value_eur(self) -> Decimal:
+        return _eur(_price_cents(self.price) * self.quantity)
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A side lacking assets. Amounts are EUR for BID, whole certificates for ASK."""
+
+    side: Side
+    asset: str
+    maker_type: MakerType
+    required: Decimal
+    available: Decimal
+    shortfall: Decimal
+
+
+@dataclass(frozen=True)
+class SidePlan:
+    """One side of the plan. `asset` is "EUR" (BID) or the certificate code (ASK);
+    `required` / `available` are in that asset (EUR, or whole certificates).
+    An empty side (target 0) has no levels and is sufficient."""
+
+    side: Side
+    order_side: OrderSide
+    maker_type: MakerType
+    asset: str
+    target_eur: Decimal
+    target_quantity: int
+    required: Decimal
+    available: Decimal
+    sufficient: bool
+    levels: tuple[PriceLevel, ...]
+    allocations: tuple[MakerAllocation, ...]
+    orders: tuple[PlannedOrder, ...]
+    total_quantity: int
+    total_value_eur: Decimal
+
+    @property
+    def shortfall(self) -> Decimal:
+        """What the side lacks (0 when sufficient), in `asset`."""
+        return self.required - (self.required if self.sufficient else self.available)
+
+    @property
+    def orders_count(self) -> int:
+        return len(self.orders)
+
+    @property
+    def best_price(self) -> Decimal | None:
+        """The best level that places (or, on a short side, would place) certificates."""
+        for level in self.levels:
+            if (level.quantity if self.sufficient else level.target_quantity) > 0:
+                return level.price
+        return None
+
+
+@dataclass(frozen=True)
+class LiquidityPlan:
+    """The whole plan. `shortfalls` has one entry per short side; `missing_assets` is the
+    first of them (the reference API's shape). `estimated_spread` is the best planned
+    ask minus the best planned bid (None when a side plans nothing);
+    `estimated_spread_pct` is that spread in % of the reference price (2 places)."""
+
+    certificate_type: str
+    tick_size: Decimal
+    reference_price: Decimal
+    reference_source: ReferenceSource
+    bid_amount_eur: Decimal
+    ask_amount_eur: Decimal
+    bid_plan: SidePlan
+    ask_plan: SidePlan
+    can_execute: bool
+    shortfalls: tuple[Shortfall, ...]
+    suggested_actions: tuple[str, ...]
+    warnings: tuple[str, ...]
+    total_orders_count: int
+    estimated_spread: Decimal | None
+    estimated_spread_pct: Decimal | None
+
+    @property
+    def missing_assets(self) -> Shortfall | None:
+        return self.shortfalls[0] if self.shortfalls else None
+
+    @property
+    def reference_source_label(self) -> str:
+        return REFERENCE_SOURCE_LABELS[self.reference_source]
+
+    @property
+    def orders(self) -> tuple[PlannedOrder, ...]:
+        return self.bid_plan.orders + self.ask_plan.orders
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of everything execution must find unchanged: market, tick,
+        reference price and source, targets, and per side its sufficiency, levels, every
+        allocation and every order. Makers' balances are deliberately left out: a balance
+        that moved without changing any allocation or order does not invalidate the plan."""
+        payload = {
+            "v": _FINGERPRINT_VERSION,
+            "market": self.certificate_type,
+            "tick": str(self.tick_size),
+            "reference_price": str(self.reference_price),
+            "reference_source": self.reference_source,
+            "bid_amount_eur": str(self.bid_amount_eur),
+            "ask_amount_eur": str(self.ask_amount_eur),
+            "can_execute": self.can_execute,
+            "sides": [_side_fingerprint(s) for s in (self.bid_plan, self.ask_plan)],
+        }
+        encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(encoded.encode()).hexdigest()
+
+    def as_dict(self) -> dict:
+        """Nested plain dicts / lists (Decimals kept), plus `missing_assets`,
+        `reference_source_label` and `fingerprint`, for templates and JSON responses."""
+        data = asdict(self)
+        data["missing_assets"] = asdict(self.missing_assets) if self.missing_assets else None
+        data["reference_source_label"] = self.reference_source_label
+        data["fingerprint"] = self.fingerprint()
+        for side in ("bid_plan", "ask_plan"):
+            plan: SidePlan = getattr(self, side)
+            data[side]["shortfall"] = plan.shortfall
+            data[side]["orders_count"] = plan.orders_count
+        return _jsonable_containers(data)
+
+
+def _side_fingerprint(plan: SidePlan) -> dict:
+    return {
+        "side": plan.side,
+        "sufficient": plan.sufficient,
+        "required": str(plan.required),
+        "levels": [
+            [str(lv.price), str(lv.share), str(lv.target_eur), lv.target_quantity, lv.quantity]
+            for lv in plan.levels
+        ],
+        "allocations": [
+            [a.market_maker_id, str(a.allocated), [str(x) for x in a.level_allocations]]
+            for a in plan.allocations
+        ],
+        "orders": [
+            [o.market_maker_id, o.side, o.level, str(o.price), o.quantity] for o in plan.orders
+        ],
+    }
+
+
+def _jsonable_containers(value):
+    if isinstance(value, dict):
+        return {k: _jsonable_containers(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable_containers(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- exact helpers
+
+
+def _cents(value, what: str, positive: bool = False) -> int:
+    """Exact whole cents of a Decimal with at most two places (ValueError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise ValueError(f"{what} must be a Decimal, got {type(value).__name__}")
+    value = Decimal(value)
+    if not value.is_finite():
+        raise ValueError(f"{what} must be finite")
+    hundredths = Fraction(value) * 100
+    if hundredths.denominator != 1:
+        raise ValueError(f"{what} must have at most two decimal places, got {value}")
+    cents = int(hundredths)
+    if cents < 0 or (positive and cents == 0):
+        raise ValueError(f"{what} must be {'positive' if positive else 'non-negative'}")
+    return cents
+
+
+def _price_cents(price: Decimal) -> int:
+    return int(Fraction(price) * 100)
+
+
+def _eur(cents: int) -> Decimal:
+    """Whole cents to a Decimal with exactly two places, without any context rounding."""
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(cents), 100)
+    return Decimal(f"{sign}{whole}.{rest:02d}")
+
+
+def _fmt_eur(cents: int) -> str:
+    return f"€{_eur(cents):,}"
+
+
+def _largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
+    """Split the integer `total` pro rata to non-negative integer `weights`, exactly:
+    each part is the floor or the ceiling of total × w / Σw, parts add up to `total`, the
+    leftover units go to the largest remainders (ties: the earlier position). A part is
+    never above ceil(total × w / Σw), so with weights = holdings and total ≤ Σ holdings
+    no part exceeds its holding."""
+    weight_sum = sum(weights)
+    if total == 0:
+        return [0] * len(weights)
+    if weight_sum <= 0:
+        raise ValueError("cannot split a positive total over zero weights")
+    parts = [total * w // weight_sum for w in weights]
+    remainders = [total * w % weight_sum for w in weights]
+    leftover = total - sum(parts)
+    ranked = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
+    for i in ranked[:leftover]:
+        parts[i] += 1
+    return parts
+
+
+def _split_over_levels(rows: Sequence[int], columns: Sequence[int]) -> list[list[int]]:
+    """Controlled rounding of the table rows[m] × (50, 30, 20) % into integers.
+
+    `columns` must be `_largest_remainder(sum(rows), _SHARE_WEIGHTS)`. Returns x with
+    Σ_l x[m][l] == rows[m], Σ_m x[m][l] == columns[l], and every x[m][l] the floor or
+    the ceiling of rows[m] × share[l]. Start from the floors; the missing units (at most
+    two per row, one per cell with a fractional part) are placed by augmenting paths, a
+    max flow rows → levels. A complete placement always exists: the fractional table is a
+    feasible flow, and with three levels the largest-remainder column totals never ask a
+    set of levels for more than the ceiling of its fractional total.
+    """
+    weight_sum = sum(_SHARE_WEIGHTS)
+    n_levels = len(_SHARE_WEIGHTS)
+    table = [[r * w // weight_sum for w in _SHARE_WEIGHTS] for r in rows]
+    fractional = [[r * w % weight_sum != 0 for w in _SHARE_WEIGHTS] for r in rows]
+    row_need = [r - sum(cells) for r, cells in zip(rows, table, strict=True)]
+    col_room = [columns[lv] - sum(cells[lv] for cells in table) for lv in range(n_levels)]
+    extra = [[0] * n_levels for _ in rows]
+
+    def place(m: int, seen: set[int]) -> bool:
+        # Give row m one more unit in some level, moving other rows' units if needed.
+        for lv in range(n_levels):
+            if lv in seen or not fractional[m][lv] or extra[m][lv]:
+                continue
+            seen.add(lv)
+            if col_room[lv] > 0:
+                col_room[lv] -= 1
+                extra[m][lv] = 1
+                return True
+            for other in range(len(rows)):
+                if other != m and extra[other][lv] and place(other, seen):
+                    extra[other][lv] = 0
+                    extra[m][lv] = 1
+                    return True
+        return False
+
+    for m, need in enumerate(row_need):
+        for _ in range(need):
+            if not place(m, set()):  # pragma: no cover - impossible, see docstring
+                raise AssertionError("controlled rounding failed")
+    if any(col_room):  # pragma: no cover - impossible: Σ row_need == Σ col_room
+        raise AssertionError("controlled rounding left level totals unmet")
+    return [
+        [t + e for t, e in zip(cells, ex, strict=True)]
+        for cells, ex in zip(table, extra, strict=True)
+    ]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _amount_cents(value, field: str, label: str) -> int:
+    if isinstance(value, float):
+        raise PlanError(field, f"The {label} must be a decimal amount, not a floating-point one.")
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise PlanError(field, f"Enter the {label} as a number.")
+    value = Decimal(value)
+    if not value.is_finite():
+        raise PlanError(field, f"The {label} must be a finite amount.")
+    if value < 0:
+        raise PlanError(field, f"The {label} cannot be negative.")
+    if value > MAX_AMOUNT:
+        raise PlanError(field, f"The {label} cannot exceed €{MAX_AMOUNT:,.2f}.")
+    hundredths = Fraction(value) * 100
+    if hundredths.denominator != 1:
+        raise PlanError(field, f"The {label} can have at most two decimal places (cents).")
+    return int(hundredths)
+
+
+def _override_cents(value, tick_c: int) -> int:
+    field = "reference_price"
+    if isinstance(value, float):
+        raise PlanError(field, "The reference price must be a decimal, not a floating-point one.")
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise PlanError(field, "Enter the reference price as a number.")
+    value = Decimal(value)
+    if not value.is_finite():
+        raise PlanError(field, "The reference price must be a finite number.")
+    if value <= 0:
+        raise PlanError(field, "The reference price must be greater than zero.")
+    if value > MAX_PRICE:
+        raise PlanError(field, f"The reference price cannot exceed €{MAX_PRICE:,.2f}.")
+    hundredths = Fraction(value) * 100
+    if hundredths.denominator != 1 or int(hundredths) % tick_c != 0:
+        raise PlanError(
+            field, f"The reference price must be a multiple of the tick (€{_eur(tick_c)})."
+        )
+    return int(hundredths)
+
+
+def _usable_makers(makers: Sequence[MakerFunds], unit_cents: int) -> list[tuple[MakerFunds, int]]:
+    """Makers sorted by id with their usable holding in integer units (cents for EUR,
+    whole certificates when `unit_cents` is 100). Duplicate ids are a programming error."""
+    seen: set[int] = set()
+    result = []
+    for maker in sorted(makers, key=lambda mk: mk.market_maker_id):
+        if maker.market_maker_id in seen:
+            raise ValueError(f"market maker {maker.market_maker_id} passed twice")
+        seen.add(maker.market_maker_id)
+        units = int(Fraction(maker.available) * 100) // unit_cents
+        result.append((maker, units))
+    return result
+
+
+# --------------------------------------------------------------------------- pricing
+
+
+def _round_to_tick_half_down(value_cents_x2: int, tick_c: int) -> int:
+    """Nearest multiple of the tick to value_cents_x2 / 2; an exact half goes down."""
+    ticks, rest = divmod(value_cents_x2, 2 * tick_c)  # rest / (2 × tick) is the fraction
+    if rest > tick_c:
+        ticks += 1
+    return ticks * tick_c
+
+
+def _reference(market: MarketSnapshot, override, tick_c: int) -> tuple[int, ReferenceSource]:
+    if override is not None:
+        return _override_cents(override, tick_c), "override"
+    bid = _cents(market.best_bid, "best_bid") if market.best_bid is not None else None
+    ask = _cents(market.best_ask, "best_ask") if market.best_ask is not None else None
+    if bid is not None and ask is not None:
+        doubled, source = bid + ask, "mid"
+    elif bid is not None:
+        doubled, source = 2 * bid, "best_bid"
+    elif ask is not None:
+        doubled, source = 2 * ask, "best_ask"
+    elif market.last_price is not None:
+        doubled, source = 2 * _cents(market.last_price, "last_price"), "last_price"
+    else:
+        doubled, source = 2 * _cents(market.default_reference_price, "default"), "default"
+    ref = _round_to_tick_half_down(doubled, tick_c)
+    if ref <= 0:
+        raise PlanError(
+            "reference_price",
+            f"The {REFERENCE_SOURCE_LABELS[source]} rounds to zero on a €{_eur(tick_c)} tick; "
+            "enter a reference price.",
+        )
+    return ref, source
+
+
+def _bid_prices(ref_c: int, tick_c: int, best_ask_c: int | None) -> list[int]:
+    ceiling = (ref_c - 1) // tick_c * tick_c  # highest tick strictly below ref
+    if best_ask_c is not None:
+        ceiling = min(ceiling, (best_ask_c - 1) // tick_c * tick_c)
+    prices: list[int] = []
+    for mult in BID_LEVELS:
+        price = (ref_c * mult) // (1000 * tick_c) * tick_c
+        price = min(price, ceiling, prices[-1] - tick_c if prices else price)
+        if price <= 0:
+            raise PlanError(
+                "reference_price",
+                f"The reference price €{_eur(ref_c)} is too low for three bid levels on a "
+                f"€{_eur(tick_c)} tick"
+                + (f" below the best ask €{_eur(best_ask_c)}" if best_ask_c is not None else "")
+                + "; enter a higher reference price.",
+            )
+        prices.append(price)
+    return prices
+
+
+def _ask_prices(ref_c: int, tick_c: int, best_bid_c: int | None) -> list[int]:
+    floor = (ref_c // tick_c + 1) * tick_c  # lowest tick strictly above ref
+    if best_bid_c is not None:
+        floor = max(floor, (best_bid_c // tick_c + 1) * tick_c)
+    prices: list[int] = []
+    for mult in ASK_LEVELS:
+        price = -((-ref_c * mult) // (1000 * tick_c)) * tick_c
+        price = max(price, floor, prices[-1] + tick_c if prices else price)
+        prices.append(price)
+    if prices[-1] > _price_cents(MAX_PRICE):
+        raise PlanError(
+            "reference_price",
+            f"The reference price €{_eur(ref_c)} is too high: an ask level would exceed "
+            f"€{MAX_PRICE:,.2f}.",
+        )
+    return prices
+
+
+# --------------------------------------------------------------------------- sides
+
+
+def _check_order_sizes(orders: list[PlannedOrder], field: str, label: str) -> None:
+    biggest = max((o.quantity for o in orders), default=0)
+    if biggest > MAX_QUANTITY:
+        raise PlanError(
+            field,
+            f"The {label} is too large: one order would hold {biggest:,} certificates, above "
+            f"the per-order maximum of {MAX_QUANTITY:,}. Lower it or add market makers.",
+        )
+
+
+def _side_plan(
+    *,
+    side: Side,
+    asset: str,
+    target_c: int,
+    prices: list[int],
+    level_eur: list[int],
+    level_targets: list[int],
+    level_target_qty: list[int],
+    target_quantity: int,
+    required_units: int,
+    makers: list[tuple[MakerFunds, int]],
+) -> SidePlan:
+    """Assemble a side. Units: cents for BID, whole certificates for ASK.
+    `level_eur` is the 50/30/20 split of the side's EUR target (cents), `level_targets`
+    the per-level totals of `required_units` to allocate, `level_target_qty` the
+    certificates each level calls for. An empty side has no prices."""
+    bid = side == "BID"
+    order_side: OrderSide = "BUY" if bid else "SELL"
+    available_units = sum(units for _, units in makers)
+    sufficient = available_units >= required_units
+
+    def units_out(units: int) -> Decimal:
+        return _eur(units) if bid else Decimal(units)
+
+    allocations: list[MakerAllocation] = []
+    orders: list[PlannedOrder] = []
+    if sufficient and required_units > 0:
+        shares = _largest_remainder(required_units, [units for _, units in makers])
+        funded = [(mk, units, share) for (mk, units), share in zip(makers, shares, strict=True)]
+        funded = [f for f in funded if f[2] > 0]
+        table = _split_over_levels([share for _, _, share in funded], level_targets)
+        for (maker, units, share), cells in zip(funded, table, strict=True):
+            mine = []
+            for lv, (cell, price) in enumerate(zip(cells, prices, strict=True), start=1):
+                quantity = cell // price if bid else cell
+                if quantity > 0:
+                    mine.append(
+                        PlannedOrder(maker.market_maker_id, order_side, lv, _eur(price), quantity)
+                    )
+            orders.extend(mine)
+            allocations.append(
+                MakerAllocation(
+                    market_maker_id=maker.market_maker_id,
+                    code=maker.code,
+                    name=maker.name,
+                    available=units_out(units),
+                    allocated=units_out(share),
+                    level_allocations=tuple(units_out(c) for c in cells),
+                    orders_count=len(mine),
+                    quantity=sum(o.quantity for o in mine),
+                    value_eur=_eur(sum(_price_cents(o.price) * o.quantity for o in mine)),
+                )
+            )
+        orders.sort(key=lambda o: (o.level, o.market_maker_id))
+
+    levels = []
+    for lv, price in enumerate(prices, start=1):
+        at_level = [o for o in orders if o.level == lv]
+        quantity = sum(o.quantity for o in at_level)
+        levels.append(
+            PriceLevel(
+                price=_eur(price),
+                share=LEVEL_SHARES[lv - 1],
+                target_eur=_eur(level_eur[lv - 1]),
+                target_quantity=level_target_qty[lv - 1],
+                quantity=quantity,
+                value_eur=_eur(price * quantity),
+                orders_count=len(at_level),
+            )
+        )
+    return SidePlan(
+        side=side,
+        order_side=order_side,
+        maker_type="LIQUIDITY_PROVIDER" if bid else "ASSET_HOLDER",
+        asset=asset,
+        target_eur=_eur(target_c),
+        target_quantity=target_quantity,
+        required=units_out(required_units),
+        available=units_out(available_units),
+        sufficient=sufficient,
+        levels=tuple(levels),
+        allocations=tuple(allocations),
+        orders=tuple(orders),
+        total_quantity=sum(o.quantity for o in orders),
+        total_value_eur=_eur(sum(_price_cents(o.price) * o.quantity for o in orders)),
+    )
+
+
+def _bid_side(
+    bid_c: int, ref_c: int, tick_c: int, best_ask_c: int | None, makers: Sequence[MakerFunds]
+) -> SidePlan:
+    prices = _bid_prices(ref_c, tick_c, best_ask_c) if bid_c else []
+    level_eur = _largest_remainder(bid_c, _SHARE_WEIGHTS) if bid_c else []
+    level_qty = [eur // price for eur, price in zip(level_eur, prices, strict=True)]
+    plan = _side_plan(
+        side="BID",
+        asset="EUR",
+        target_c=bid_c,
+        prices=prices,
+        level_eur=level_eur,
+        level_targets=level_eur,
+        level_target_qty=level_qty,
+        target_quantity=sum(level_qty),
+        required_units=bid_c,
+        makers=_usable_makers(makers, unit_cents=1),
+    )
+    _check_order_sizes(list(plan.orders), "bid_amount_eur", "BID amount")
+    return plan
+
+
+def _ask_side(
+    ask_c: int,
+    ref_c: int,
+    tick_c: int,
+    best_bid_c: int | None,
+    makers: Sequence[MakerFunds],
+    asset: str,
+) -> SidePlan:
+    prices = _ask_prices(ref_c, tick_c, best_bid_c) if ask_c else []
+    total = ask_c // ref_c  # the ASK EUR value at the reference price, whole certificates
+    level_qty = _largest_remainder(total, _SHARE_WEIGHTS) if ask_c else []
+    plan = _side_plan(
+        side="ASK",
+        asset=asset,
+        target_c=ask_c,
+        prices=prices,
+        level_eur=_largest_remainder(ask_c, _SHARE_WEIGHTS) if ask_c else [],
+        level_targets=level_qty,
+        level_target_qty=level_qty,
+        target_quantity=total,
+        required_units=total,
+        makers=_usable_makers(makers, unit_cents=100),
+    )
+    _check_order_sizes(list(plan.orders), "ask_amount_eur", "ASK amount")
+    return plan
+
+
+def _suggestions(shortfall: Shortfall) -> list[str]:
+    if shortfall.side == "BID":
+        amount = f"€{shortfall.shortfall:,}"
+        return [
+            f"Create liquidity providers holding {amount} more",
+            f"Fund existing liquidity providers with {amount}",
+        ]
+    amount = f"{int(shortfall.shortfall):,} {shortfall.asset}"
+    return [
+        f"Create asset holders holding {amount} more",
+        f"Fund existing asset holders with {amount}",
+    ]
+
+
+def _warnings(plan: SidePlan, ref_c: int) -> list[str]:
+    if plan.target_eur <= 0 or not plan.sufficient or plan.orders:
+        return []
+    if plan.side == "ASK":
+        return [
+            f"The ASK amount {_fmt_eur(_price_cents(plan.target_eur))} is worth less than one "
+            f"{plan.asset} at the reference price {_fmt_eur(ref_c)}: no ASK orders."
+        ]
+    return [
+        f"The BID amount {_fmt_eur(_price_cents(plan.target_eur))} is too small to buy one "
+        "certificate per market maker at any level: no BID orders."
+    ]
+
+
+def build_plan(
+    *,
+    market: MarketSnapshot,
+    bid_amount_eur: Decimal,
+    ask_amount_eur: Decimal,
+    liquidity_providers: Sequence[MakerFunds],
+    asset_holders: Sequence[MakerFunds],
+    reference_price_override: Decimal | None = None,
+) -> LiquidityPlan:
+    """Build the liquidity plan for `market` (see the module docstring for the rules).
+
+    `liquidity_providers` hold EUR, `asset_holders` hold certificates of `market.code`;
+    pass only active ones (zero holdings are tolerated and get nothing). Their order does
+    not matter. Raises `PlanError` for an input the user can correct (amounts negative,
+    above `MAX_AMOUNT`, with sub-cent digits, not Decimal, both zero; a reference price
+    not positive, off tick, too high, or too low for three bid levels; an order above
+    `MAX_QUANTITY` certificates) and `ValueError` for malformed maker data.
+    """
+    bid_c = _amount_cents(bid_amount_eur, "bid_amount_eur", "BID amount")
+    ask_c = _amount_cents(ask_amount_eur, "ask_amount_eur", "ASK amount")
+    if bid_c == 0 and ask_c == 0:
+        raise PlanError(NON_FIELD_ERRORS, "Enter a BID amount, an ASK amount, or both.")
+    tick_c = _cents(market.tick_size, "tick_size", positive=True)
+    ref_c, source = _reference(market, reference_price_override, tick_c)
+    best_bid_c = _cents(market.best_bid, "best_bid") if market.best_bid is not None else None
+    best_ask_c = _cents(market.best_ask, "best_ask") if market.best_ask is not None else None
+
+    bid_plan = _bid_side(bid_c, ref_c, tick_c, best_ask_c, liquidity_providers)
+    ask_plan = _ask_side(ask_c, ref_c, tick_c, best_bid_c, asset_holders, market.code)
+
+    shortfalls = tuple(
+        Shortfall(
+            side=p.side,
+            asset=p.asset,
+            maker_type=p.maker_type,
+            required=p.required,
+            available=p.available,
+            shortfall=p.shortfall,
+        )
+        for p in (bid_plan, ask_plan)
+        if not p.sufficient
+    )
+    total_orders = bid_plan.orders_count + ask_plan.orders_count
+    warnings = _warnings(bid_plan, ref_c) + _warnings(ask_plan, ref_c)
+    if not shortfalls and total_orders == 0:
+        warnings.append("The plan places no orders: raise the amounts.")
+
+    spread = spread_pct = None
+    best_bid, best_ask = bid_plan.best_price, ask_plan.best_price
+    if best_bid is not None and best_ask is not None:
+        spread_c = _price_cents(best_ask) - _price_cents(best_bid)
+        spread = _eur(spread_c)
+        # Hundredths of a percent of the reference price, rounded half up.
+        spread_pct = _eur((spread_c * 10000 * 2 + ref_c) // (2 * ref_c))
+
+    return LiquidityPlan(
+        certificate_type=market.code,
+        tick_size=_eur(tick_c),
+        reference_price=_eur(ref_c),
+        reference_source=source,
+        bid_amount_eur=_eur(bid_c),
+        ask_amount_eur=_eur(ask_c),
+        bid_plan=bid_plan,
+        ask_plan=ask_plan,
+        can_execute=not shortfalls and total_orders > 0,
+        shortfalls=shortfalls,
+        suggested_actions=tuple(a for s in shortfalls for a in _suggestions(s)),
+        warnings=tuple(warnings),
+        total_orders_count=total_orders,
+        estimated_spread=spread,
+        estimated_spread_pct=spread_pct,
+    )
