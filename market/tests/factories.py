@@ -1,11 +1,14 @@
 """Factories for the market app. Holders come with their balance rows, as in production."""
 
+import itertools
+
 import factory
 from django.contrib.auth import get_user_model
 
 from market.models import Holder, Market, MarketMakerClient
-from market.services.holders import holder_create, trader_holder_for
+from market.services.holders import trader_holder_for
 from market.services.ledger import deposit
+from market.services.market_makers import market_maker_create
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -29,6 +32,9 @@ class StaffFactory(UserFactory):
     username = factory.Sequence(lambda n: f"staff{n}")
 
 
+_market_maker_numbers = itertools.count(1)
+
+
 def market(code: str = "CEA") -> Market:
     return Market.objects.get(code=code)
 
@@ -48,9 +54,8 @@ def fund(holder: Holder, **funds) -> Holder:
 
 
 def market_maker(mm_type: str = MarketMakerClient.Type.LIQUIDITY_PROVIDER, **funds):
-    holder = holder_create(kind=Holder.Kind.MARKET_MAKER, name="MM")
-    maker = MarketMakerClient.objects.create(holder=holder, name="MM", mm_type=mm_type)
-    maker.code = f"MM-{maker.pk:03d}"
-    maker.save(update_fields=["code"])
-    fund(holder, **funds)
-    return maker
+    """A market maker created through the service, funded with e.g. `EUR="1000"` (LP) or
+    `CEA=50, EUA=10` (asset holder)."""
+    return market_maker_create(
+        name=f"MM {next(_market_maker_numbers)}", mm_type=mm_type, funding=funds, created_by=None
+    )

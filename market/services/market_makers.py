@@ -1,0 +1,619 @@
+"""Market makers (SPEC §4): create, fund, withdraw, deactivate; one audit ticket per maker
+per action.
+
+Every action runs in one transaction and writes a `TicketLog` (`MM_CREATED`, `MM_FUNDED`,
+`MM_WITHDRAWN`, `MM_DEACTIVATED`) that is also the cause of the ledger entries it makes, so
+an audit reader goes from a ticket to its money moves directly. Money moves go through the
+ledger's `BalanceSheet` (the same checks as `ledger.deposit` / `ledger.withdraw`).
+
+Funding is type-specific: a liquidity provider is funded in EUR, an asset holder in
+certificates (CEA, EUA). Withdrawing is allowed for any asset the maker holds (a provider
+whose bids were filled holds certificates) but only from available funds. An inactive maker
+cannot be funded; it can be withdrawn from, so staff can empty it.
+
+Locks, in the order of `market.services.ledger`: market rows (deactivation, which cancels
+orders), then market-maker rows, then orders, then balance rows.
+
+Bad input raises `ValidationError` keyed by field, before anything is written.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from types import MappingProxyType
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import transaction
+from django.db.models import Case, CharField, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models.functions import Cast, Concat, LPad
+
+from market.models import (
+    Asset,
+    Balance,
+    Holder,
+    Market,
+    MarketMakerClient,
+    Order,
+    TicketLog,
+    money_field,
+)
+from market.money import CENT
+from market.services.audit import ticket_record, tickets_record
+from market.services.holders import holder_create
+from market.services.ledger import BalanceSheet, describe, parse_transfer
+from market.services.orders import orders_cancel
+
+Type = MarketMakerClient.Type
+ENTITY = "MarketMakerClient"
+NO_FUNDING: Mapping[str, Decimal | str] = MappingProxyType({})
+MAX_BULK_MAKERS = 500
+NAME_MAX = MarketMakerClient._meta.get_field("name").max_length
+DEACTIVATION_REASON = "market maker deactivated"
+
+
+# ---------------------------------------------------------------------------- queries
+
+
+def balance_annotations(holder_ref: str = "pk") -> dict[str, Subquery]:
+    """Annotations `eur_available`, `eur_locked`, `cea_available`, … for a queryset whose
+    `holder_ref` field is a holder id: one query for a whole page, sortable."""
+    annotations = {}
+    for asset in Asset.values:
+        rows = Balance.objects.filter(holder_id=OuterRef(holder_ref), asset=asset)
+        for column in ("available", "locked"):
+            annotations[f"{asset.lower()}_{column}"] = Subquery(
+                rows.values(column)[:1], output_field=money_field()
+            )
+    return annotations
+
+
+def market_makers_with_balances(queryset: QuerySet | None = None) -> QuerySet:
+    """Market makers annotated with every balance (see `balance_annotations`)."""
+    queryset = MarketMakerClient.objects.all() if queryset is None else queryset
+    return queryset.annotate(**balance_annotations("holder_id"))
+
+
+def open_order_counts(market_makers: Iterable[MarketMakerClient]) -> dict[int, int]:
+    """Resting orders per market-maker id, in one query."""
+    by_holder = {maker.holder_id: maker.pk for maker in market_makers}
+    counts = dict.fromkeys(by_holder.values(), 0)
+    owners = Order.objects.filter(owner_id__in=by_holder, status__in=Order.RESTING)
+    for owner_id in owners.values_list("owner_id", flat=True):
+        counts[by_holder[owner_id]] += 1
+    return counts
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def funding_refusal(mm_type: str, asset: str) -> str | None:
+    """Why `asset` may not be deposited into a maker of `mm_type`, or None if it may."""
+    if mm_type == Type.LIQUIDITY_PROVIDER and asset != Asset.EUR:
+        return f"A liquidity provider is funded in EUR only; {asset} cannot be deposited into it."
+    if mm_type == Type.ASSET_HOLDER and asset == Asset.EUR:
+        return (
+            "An asset holder is funded in certificates (CEA, EUA) only; "
+            "EUR cannot be deposited into it."
+        )
+    return None
+
+
+class _Errors:
+    """Collects ValidationErrors keyed by field, so one call reports every problem."""
+
+    def __init__(self):
+        self.errors: dict[str, list[str]] = defaultdict(list)
+
+    def collect(self, parse):
+        try:
+            return parse()
+        except ValidationError as error:
+            for key, messages in error.message_dict.items():
+                self.errors[key].extend(messages)
+            return None
+
+    def add(self, field: str, message: str) -> None:
+        self.errors[field].append(message)
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise ValidationError(dict(self.errors))
+
+
+def _mm_type(mm_type) -> str:
+    if mm_type not in Type.values:
+        raise ValidationError(
+            {"mm_type": f"Choose a market-maker type: {', '.join(Type.values)}."}
+        )
+    return str(mm_type)
+
+
+def _name(name, field: str = "name", max_length: int = NAME_MAX) -> str:
+    name = str(name or "").strip()
+    if not name:
+        raise ValidationError({field: "This field is required."})
+    if len(name) > max_length:
+        raise ValidationError({field: f"At most {max_length} characters."})
+    return name
+
+
+def market_maker_funding_parse(
+    *, mm_type: str, funding: Mapping[str, Decimal | str | int | None]
+) -> dict[str, Decimal]:
+    """Validate initial funding `{asset: amount}` for a new maker of `mm_type`.
+
+    Keys are asset codes (any case); empty amounts (None, "") are skipped. Errors are keyed
+    by the lower-case asset code (`eur`, `cea`, `eua`) — the funding fields of a form —
+    and list every problem at once. Returns `{asset: amount}` with the amounts to deposit.
+    """
+    errors = _Errors()
+    amounts: dict[str, Decimal] = {}
+    for key, raw in funding.items():
+        asset = str(key).upper()
+        if asset not in Asset.values:
+            errors.add("funding", f"Unknown asset {key!r}: choose EUR, CEA or EUA.")
+            continue
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            continue
+        field = asset.lower()
+        refusal = funding_refusal(mm_type, asset)
+        if refusal:
+            errors.add(field, refusal)
+            continue
+        try:
+            amounts[asset] = parse_transfer(asset, raw)
+        except ValidationError as error:
+            for messages in error.message_dict.values():
+                errors.errors[field].extend(messages)
+    errors.raise_any()
+    return amounts
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _code_expression():
+    """`MM-001` from the primary key, computed by the database (unique like the key)."""
+    digits = Cast("id", CharField())
+    return Case(
+        When(id__lte=999, then=Concat(Value("MM-"), LPad(digits, 3, Value("0")))),
+        default=Concat(Value("MM-"), digits),
+        output_field=CharField(),
+    )
+
+
+def _assign_codes(makers: Sequence[MarketMakerClient]) -> None:
+    """Number freshly inserted makers: one UPDATE whatever their number."""
+    MarketMakerClient.objects.filter(pk__in=[maker.pk for maker in makers]).update(
+        code=_code_expression()
+    )
+    for maker in makers:
+        maker.code = f"MM-{maker.pk:03d}"
+
+
+def _row_state(row: Balance) -> dict[str, str]:
+    return {"available": str(row.available), "locked": str(row.locked)}
+
+
+def _sheet_state(sheet: BalanceSheet, holder_id: int, assets: Iterable[str]) -> dict:
+    return {asset: _row_state(sheet.balance(holder_id, asset)) for asset in assets}
+
+
+def _state_after(before: dict, moves: Mapping[str, Decimal]) -> dict:
+    after = {asset: dict(state) for asset, state in before.items()}
+    for asset, delta in moves.items():
+        after[asset]["available"] = str(Decimal(after[asset]["available"]) + delta)
+    return after
+
+
+def _maker_state(maker: MarketMakerClient) -> dict:
+    return {
+        "code": maker.code,
+        "name": maker.name,
+        "mm_type": maker.mm_type,
+        "is_active": maker.is_active,
+    }
+
+
+def _ticket(
+    *,
+    action_type: str,
+    maker: MarketMakerClient,
+    user,
+    payload: dict,
+    before: dict,
+    after: dict,
+    tags: Sequence[str],
+    ip: str | None,
+) -> TicketLog:
+    """An unsaved ticket for `tickets_record`."""
+    return TicketLog(
+        action_type=action_type,
+        entity_type=ENTITY,
+        entity_id=str(maker.pk),
+        user=user,
+        market_maker=maker,
+        request_payload=payload,
+        before_state=before,
+        after_state=after,
+        tags=list(tags),
+        ip_address=ip,
+    )
+
+
+def _insert_makers(
+    *, names: Sequence[str], mm_type: str, description: str, created_by
+) -> list[MarketMakerClient]:
+    """Holders, their balance rows and the makers, numbered: five statements for any
+    number of makers (within the database's batch size)."""
+    holders = Holder.objects.bulk_create(
+        [Holder(kind=Holder.Kind.MARKET_MAKER, name=name) for name in names]
+    )
+    Balance.objects.bulk_create(
+        [Balance(holder=holder, asset=asset) for holder in holders for asset in Asset.values]
+    )
+    makers = MarketMakerClient.objects.bulk_create(
+        [
+            MarketMakerClient(
+                holder=holder,
+                name=name,
+                description=description,
+                mm_type=mm_type,
+                created_by=created_by,
+            )
+            for holder, name in zip(holders, names, strict=True)
+        ]
+    )
+    _assign_codes(makers)
+    return makers
+
+
+def split_exactly(total: Decimal, count: int, *, unit: Decimal) -> list[Decimal]:
+    """`total` in `count` shares of whole `unit`s that add up to it exactly (largest
+    remainder: with equal weights the first `total % count` shares get one unit more)."""
+    units = int(total / unit)
+    base, remainder = divmod(units, count)
+    return [(base + (1 if index < remainder else 0)) * unit for index in range(count)]
+
+
+# ---------------------------------------------------------------------------- create
+
+
+def market_maker_create(
+    *,
+    name: str,
+    mm_type: str,
+    description: str = "",
+    funding: Mapping[str, Decimal | str] = NO_FUNDING,
+    created_by,
+    ip: str | None = None,
+) -> MarketMakerClient:
+    """Create a market maker (its holder, balance rows and `MM-NNN` code) and deposit its
+    initial funding; one `MM_CREATED` ticket, available afterwards as `maker.ticket`.
+
+    `funding` is `{asset: amount}`, type-specific (see `market_maker_funding_parse`):
+    EUR into an asset holder or certificates into a liquidity provider is refused and
+    nothing is created.
+    """
+    errors = _Errors()
+    name = errors.collect(lambda: _name(name))
+    valid_type = errors.collect(lambda: _mm_type(mm_type))
+    amounts = (
+        errors.collect(lambda: market_maker_funding_parse(mm_type=mm_type, funding=funding))
+        if valid_type
+        else None
+    )
+    errors.raise_any()
+    description = str(description or "").strip()
+
+    with transaction.atomic():
+        holder = holder_create(kind=Holder.Kind.MARKET_MAKER, name=name)
+        maker = MarketMakerClient.objects.create(
+            holder=holder,
+            name=name,
+            description=description,
+            mm_type=mm_type,
+            created_by=created_by,
+        )
+        _assign_codes([maker])
+        sheet = BalanceSheet.lock((holder.pk, asset) for asset in Asset.values)
+        balances = _sheet_state(sheet, holder.pk, Asset.values)
+        ticket = ticket_record(
+            action_type="MM_CREATED",
+            entity_type=ENTITY,
+            entity_id=maker.pk,
+            user=created_by,
+            market_maker=maker,
+            payload={
+                "name": name,
+                "mm_type": mm_type,
+                "description": description,
+                "funding": {asset: str(amount) for asset, amount in amounts.items()},
+            },
+            after={**_maker_state(maker), "balances": _state_after(balances, amounts)},
+            tags=["market_maker", mm_type],
+            ip=ip,
+        )
+        for asset, amount in amounts.items():
+            sheet.deposit(holder.pk, asset, amount, ticket=ticket)
+        sheet.flush()
+    maker.ticket = ticket
+    return maker
+
+
+def market_makers_create_bulk(
+    *,
+    count: int,
+    mm_type: str,
+    asset: str,
+    total_amount: Decimal | str,
+    name_prefix: str,
+    created_by,
+    ip: str | None = None,
+) -> list[MarketMakerClient]:
+    """Create `count` makers named `"{name_prefix} 1"` … sharing `total_amount` of `asset`
+    exactly (EUR to the cent, certificates whole; earlier makers get the remainder).
+
+    Constant number of queries whatever `count` (up to MAX_BULK_MAKERS): bulk inserts of
+    holders, balances and makers, one UPDATE for the codes, one batch of `MM_CREATED`
+    tickets (each maker's `.ticket`), one ledger batch.
+    """
+    errors = _Errors()
+    if isinstance(count, bool) or not isinstance(count, int):
+        try:
+            count = int(str(count).strip())
+        except (TypeError, ValueError):
+            errors.add("count", "Enter a whole number of market makers.")
+            count = None
+    if count is not None and not 1 <= count <= MAX_BULK_MAKERS:
+        errors.add("count", f"Create between 1 and {MAX_BULK_MAKERS} market makers at once.")
+        count = None
+    mm_type = errors.collect(lambda: _mm_type(mm_type))
+    suffix = len(f" {MAX_BULK_MAKERS}")
+    name_prefix = errors.collect(lambda: _name(name_prefix, "name_prefix", NAME_MAX - suffix))
+    total = errors.collect(lambda: parse_transfer(asset, total_amount))
+    if mm_type and asset in Asset.values and (refusal := funding_refusal(mm_type, asset)):
+        errors.add("asset", refusal)
+    if total is not None and count:
+        unit = CENT if asset == Asset.EUR else Decimal(1)
+        if total < unit * count:
+            errors.add(
+                "total_amount",
+                f"{describe(asset, total)} cannot give each of {count} market makers "
+                f"at least {describe(asset, unit)}.",
+            )
+    errors.raise_any()
+
+    unit = CENT if asset == Asset.EUR else Decimal(1)
+    shares = split_exactly(total, count, unit=unit)
+    names = [f"{name_prefix} {index}" for index in range(1, count + 1)]
+    with transaction.atomic():
+        makers = _insert_makers(
+            names=names, mm_type=mm_type, description="", created_by=created_by
+        )
+        sheet = BalanceSheet.lock((maker.holder_id, asset) for maker in makers)
+        tickets = tickets_record(
+            [
+                _ticket(
+                    action_type="MM_CREATED",
+                    maker=maker,
+                    user=created_by,
+                    payload={
+                        "name": maker.name,
+                        "mm_type": mm_type,
+                        "funding": {asset: str(share)},
+                        "bulk": {"count": count, "asset": asset, "total_amount": str(total)},
+                    },
+                    before={},
+                    after={
+                        **_maker_state(maker),
+                        "balances": _state_after(
+                            _sheet_state(sheet, maker.holder_id, [asset]), {asset: share}
+                        ),
+                    },
+                    tags=["market_maker", mm_type, "bulk"],
+                    ip=ip,
+                )
+                for maker, share in zip(makers, shares, strict=True)
+            ]
+        )
+        for maker, share, ticket in zip(makers, shares, tickets, strict=True):
+            sheet.deposit(maker.holder_id, asset, share, ticket=ticket)
+            maker.ticket = ticket
+        sheet.flush()
+    return makers
+
+
+# ---------------------------------------------------------------------------- fund / withdraw
+
+
+def market_makers_fund_bulk(
+    *,
+    market_makers: Iterable[MarketMakerClient | int],
+    asset: str,
+    amount_each: Decimal | str,
+    actor,
+    ip: str | None = None,
+) -> list[TicketLog]:
+    """Deposit `amount_each` of `asset` into every listed (active) maker; one `MM_FUNDED`
+    ticket per maker, returned in primary-key order. Constant number of queries."""
+    amount = parse_transfer(asset, amount_each)
+    ids = list(
+        dict.fromkeys(
+            maker.pk if isinstance(maker, MarketMakerClient) else int(maker)
+            for maker in market_makers
+        )
+    )
+    if not ids:
+        raise ValidationError({NON_FIELD_ERRORS: "Select at least one market maker."})
+    if len(ids) > MAX_BULK_MAKERS:
+        raise ValidationError(
+            {NON_FIELD_ERRORS: f"Fund at most {MAX_BULK_MAKERS} market makers at once."}
+        )
+    with transaction.atomic():
+        makers = list(
+            MarketMakerClient.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+        )
+        if len(makers) != len(ids):
+            raise ValidationError({NON_FIELD_ERRORS: "Unknown market maker."})
+        inactive = [maker.code for maker in makers if not maker.is_active]
+        if inactive:
+            raise ValidationError(
+                {
+                    NON_FIELD_ERRORS: "Inactive market makers cannot be funded: "
+                    + ", ".join(inactive)
+                    + "."
+                }
+            )
+        refused = sorted(
+            {refusal for maker in makers if (refusal := funding_refusal(maker.mm_type, asset))}
+        )
+        if refused:
+            raise ValidationError({"asset": refused})
+        sheet = BalanceSheet.lock((maker.holder_id, asset) for maker in makers)
+        tickets = []
+        for maker in makers:
+            before = _sheet_state(sheet, maker.holder_id, [asset])
+            tickets.append(
+                _ticket(
+                    action_type="MM_FUNDED",
+                    maker=maker,
+                    user=actor,
+                    payload={"asset": asset, "amount": str(amount), "bulk": len(makers) > 1},
+                    before={"balances": before},
+                    after={"balances": _state_after(before, {asset: amount})},
+                    tags=["market_maker", "funding", asset],
+                    ip=ip,
+                )
+            )
+        tickets = tickets_record(tickets)
+        for maker, ticket in zip(makers, tickets, strict=True):
+            sheet.deposit(maker.holder_id, asset, amount, ticket=ticket)
+        sheet.flush()
+    return tickets
+
+
+def market_maker_fund(
+    *,
+    market_maker: MarketMakerClient,
+    asset: str,
+    amount: Decimal | str,
+    actor,
+    ip: str | None = None,
+) -> TicketLog:
+    """Deposit into one active maker (type-specific asset); returns its `MM_FUNDED` ticket."""
+    return market_makers_fund_bulk(
+        market_makers=[market_maker], asset=asset, amount_each=amount, actor=actor, ip=ip
+    )[0]
+
+
+def market_maker_withdraw(
+    *,
+    market_maker: MarketMakerClient,
+    asset: str,
+    amount: Decimal | str,
+    actor,
+    ip: str | None = None,
+) -> TicketLog:
+    """Withdraw available funds of any asset (also from an inactive maker); locked funds
+    stay behind their orders. Returns the `MM_WITHDRAWN` ticket."""
+    amount = parse_transfer(asset, amount)
+    with transaction.atomic():
+        maker = MarketMakerClient.objects.get(pk=market_maker.pk)
+        sheet = BalanceSheet.lock([(maker.holder_id, asset)])
+        row = sheet.balance(maker.holder_id, asset)
+        if row.available < amount:
+            locked = (
+                f"; {describe(asset, row.locked)} is locked behind open orders"
+                if row.locked
+                else ""
+            )
+            raise ValidationError(
+                {
+                    "amount": f"{maker.code} has only {describe(asset, row.available)} "
+                    f"available to withdraw, not {describe(asset, amount)}{locked}."
+                }
+            )
+        before = _sheet_state(sheet, maker.holder_id, [asset])
+        ticket = ticket_record(
+            action_type="MM_WITHDRAWN",
+            entity_type=ENTITY,
+            entity_id=maker.pk,
+            user=actor,
+            market_maker=maker,
+            payload={"asset": asset, "amount": str(amount)},
+            before={"balances": before},
+            after={"balances": _state_after(before, {asset: -amount})},
+            tags=["market_maker", "funding", asset],
+            ip=ip,
+        )
+        sheet.withdraw(maker.holder_id, asset, amount, ticket=ticket)
+        sheet.flush()
+    return ticket
+
+
+# ---------------------------------------------------------------------------- deactivate
+
+
+def market_maker_deactivate(
+    *,
+    market_maker: MarketMakerClient,
+    actor,
+    cancel_open_orders: bool,
+    ip: str | None = None,
+) -> TicketLog:
+    """Deactivate a maker so it is no longer used for liquidity.
+
+    With resting orders, refuses (ValidationError on `cancel_open_orders` saying how many)
+    unless `cancel_open_orders` confirms; then cancels them, releasing their reservations,
+    in the same transaction. Updates `market_maker.is_active`; returns the `MM_DEACTIVATED`
+    ticket (its after-state lists the cancelled orders and released amounts).
+    """
+    with transaction.atomic():
+        # The book of every market is locked first, so no order of this maker can be
+        # placed between the count below and the deactivation.
+        list(Market.objects.select_for_update().order_by("pk"))
+        maker = MarketMakerClient.objects.select_for_update().get(pk=market_maker.pk)
+        if not maker.is_active:
+            raise ValidationError({NON_FIELD_ERRORS: f"{maker.code} is already inactive."})
+        open_ids = list(
+            Order.objects.filter(owner_id=maker.holder_id, status__in=Order.RESTING)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if open_ids and not cancel_open_orders:
+            count = len(open_ids)
+            raise ValidationError(
+                {
+                    "cancel_open_orders": ValidationError(
+                        f"{maker.code} has {count} open order{'s' if count != 1 else ''}; "
+                        "confirm cancelling them to deactivate it.",
+                        code="open_orders",
+                        params={"count": count},
+                    )
+                }
+            )
+        cancelled = orders_cancel(orders=open_ids, reason=DEACTIVATION_REASON) if open_ids else []
+        released: dict[str, Decimal] = defaultdict(Decimal)
+        for order in cancelled:
+            released[order.reserve_asset] += order.released
+        maker.is_active = False
+        maker.save(update_fields=["is_active", "updated_at"])
+        ticket = ticket_record(
+            action_type="MM_DEACTIVATED",
+            entity_type=ENTITY,
+            entity_id=maker.pk,
+            user=actor,
+            market_maker=maker,
+            payload={"cancel_open_orders": bool(cancel_open_orders)},
+            before={"is_active": True, "open_orders": len(open_ids)},
+            after={
+                "is_active": False,
+                "cancelled_order_ids": [order.pk for order in cancelled],
+                "released": {asset: str(amount) for asset, amount in released.items()},
+            },
+            tags=["market_maker", "deactivation"],
+            ip=ip,
+        )
+    market_maker.is_active = False
+    return ticket
