@@ -1,10 +1,81 @@
-"""The JSON API at /api/v1/ (staff only; session with CSRF, or a bearer API token)."""
+"""The JSON API at /api/v1/: staff only, by bearer API token or by session (with CSRF).
 
+Errors are JSON with a 4xx status, never a 500 for bad input:
+`{"error": "validation_error", "detail": {field: [messages]}}` for input a user can fix.
+"""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils import timezone
 from ninja import NinjaAPI
+from ninja.errors import AuthorizationError
+from ninja.security import APIKeyCookie, HttpBearer
+
+from liquidity.models import ApiToken
+
+PERMISSION = "liquidity.manage_liquidity"
+
+
+def _allowed(user) -> bool:
+    return user.is_active and user.is_staff and user.has_perm(PERMISSION)
+
+
+class StaffToken(HttpBearer):
+    """`Authorization: Bearer <token>` issued by `manage.py create_api_token`."""
+
+    def authenticate(self, request, token):
+        row = (
+            ApiToken.objects.select_related("user")
+            .filter(key_hash=ApiToken.hash(token), revoked_at__isnull=True)
+            .first()
+        )
+        if row is None:
+            return None
+        if not _allowed(row.user):
+            raise AuthorizationError(message="This token's user may not manage liquidity.")
+        ApiToken.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
+        request.user = row.user
+        return row.user
+
+
+class StaffSession(APIKeyCookie):
+    """The back office's login session; unsafe methods need the CSRF token."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def _get_key(self, request):
+        if not request.user.is_authenticated:
+            return None
+        return super()._get_key(request)
+
+    def authenticate(self, request, key):
+        if not request.user.is_authenticated:
+            return None
+        if not _allowed(request.user):
+            raise AuthorizationError(message="Staff with the liquidity permission only.")
+        return request.user
+
 
 api = NinjaAPI(
     title="Carbon Cash Market API",
     version="1",
-    description="Liquidity management and market data. Money travels as decimal strings.",
+    description=(
+        "Liquidity management and market data for back-office staff. Authenticate with "
+        "`Authorization: Bearer <token>` (issue one with `manage.py create_api_token "
+        "--username NAME`) or a staff session. Money travels as decimal strings."
+    ),
+    auth=[StaffToken(), StaffSession()],
     urls_namespace="api",
 )
+
+
+@api.exception_handler(ValidationError)
+def validation_error(request, error: ValidationError):
+    detail = error.message_dict if hasattr(error, "error_dict") else {"__all__": error.messages}
+    return api.create_response(
+        request, {"error": "validation_error", "detail": detail}, status=400
+    )
+
+
+api.add_router("/liquidity/", "liquidity.api.router")
+api.add_router("/market/", "market.api.router")

@@ -1,0 +1,332 @@
+"""JSON API for liquidity operations (SPEC §11). Field names follow the reference plan."""
+
+from datetime import date
+from typing import Literal
+
+from django.shortcuts import get_object_or_404
+from ninja import Field, Header, Query, Router, Schema, Status
+
+from liquidity import selectors
+from liquidity.models import LiquidityOperation
+from liquidity.plan import LiquidityPlan, SidePlan
+from liquidity.services import (
+    InsufficientAssets,
+    PlanChanged,
+    liquidity_execute,
+    liquidity_preview,
+    liquidity_request_parse,
+    liquidity_withdraw,
+)
+from market.models import MarketMakerClient
+from market.services.market_makers import market_makers_create_bulk, market_makers_fund_bulk
+
+router = Router(tags=["Liquidity"])
+
+# Money arrives as a decimal string (or a JSON integer); floats are refused by the schema.
+Money = int | str
+
+
+class LiquidityIn(Schema):
+    certificate_type: str = Field(examples=["CEA"])
+    bid_amount_eur: Money = Field(examples=["100000.00"])
+    ask_amount_eur: Money = Field(examples=["50000.00"])
+    reference_price: Money | None = Field(None, examples=["14.00"])
+    notes: str = ""
+
+
+class CreateIn(LiquidityIn):
+    fingerprint: str | None = Field(
+        None, description="The previewed plan's fingerprint; a changed market answers 409."
+    )
+
+
+class ProvisionIn(Schema):
+    action: Literal["create_new", "fund_existing"]
+    mm_type: Literal["LIQUIDITY_PROVIDER", "ASSET_HOLDER"]
+    asset: str = Field(examples=["EUR"])
+    amount: Money = Field(description="create_new: the total shared; fund_existing: each")
+    count: int | None = Field(None, ge=1, le=1000)
+    mm_ids: list[int] | None = None
+    name_prefix: str = "Liquidity"
+
+
+class ErrorOut(Schema):
+    error: str
+    detail: dict | None = None
+    message: str | None = None
+
+
+def shortfall_json(shortfall) -> dict:
+    return {
+        "side": shortfall.side,
+        "asset_type": shortfall.asset,
+        "mm_type": shortfall.maker_type,
+        "required": str(shortfall.required),
+        "available": str(shortfall.available),
+        "shortfall": str(shortfall.shortfall),
+    }
+
+
+def side_json(side: SidePlan) -> dict:
+    return {
+        "side": side.side,
+        "asset": side.asset,
+        "target_eur": str(side.target_eur),
+        "required": str(side.required),
+        "available": str(side.available),
+        "sufficient": side.sufficient,
+        "total_amount": str(side.total_value_eur),
+        "total_quantity": side.total_quantity,
+        "orders_count": side.orders_count,
+        "mms": [
+            {
+                "mm_id": allocation.market_maker_id,
+                "mm_code": allocation.code,
+                "mm_name": allocation.name,
+                "mm_type": side.maker_type,
+                "available": str(allocation.available),
+                "allocation": str(allocation.allocated),
+                "orders_count": allocation.orders_count,
+                "quantity": allocation.quantity,
+                "value_eur": str(allocation.value_eur),
+            }
+            for allocation in side.allocations
+        ],
+        "price_levels": [
+            {
+                "price": str(level.price),
+                "share": str(level.share),
+                "quantity": level.quantity,
+                "value_eur": str(level.value_eur),
+                "orders_count": level.orders_count,
+            }
+            for level in side.levels
+        ],
+    }
+
+
+def plan_json(plan: LiquidityPlan) -> dict:
+    missing = plan.missing_assets
+    return {
+        "certificate_type": plan.certificate_type,
+        "can_execute": plan.can_execute,
+        "reference_price": str(plan.reference_price),
+        "reference_source": plan.reference_source,
+        "bid_plan": side_json(plan.bid_plan),
+        "ask_plan": side_json(plan.ask_plan),
+        "missing_assets": shortfall_json(missing) if missing else None,
+        "shortfalls": [shortfall_json(s) for s in plan.shortfalls],
+        "suggested_actions": list(plan.suggested_actions),
+        "warnings": list(plan.warnings),
+        "total_orders_count": plan.total_orders_count,
+        "estimated_spread": str(plan.estimated_spread) if plan.estimated_spread else None,
+        "estimated_spread_pct": (
+            str(plan.estimated_spread_pct) if plan.estimated_spread_pct is not None else None
+        ),
+        "fingerprint": plan.fingerprint(),
+    }
+
+
+def operation_json(operation: LiquidityOperation, orders=None) -> dict:
+    data = {
+        "id": operation.pk,
+        "ticket_id": operation.ticket.ticket_id,
+        "certificate_type": operation.market.code,
+        "state": selectors.operation_state(operation),
+        "fill_pct": str(selectors.fill_pct(operation)),
+        "quantity_total": operation.quantity_total,
+        "quantity_filled": operation.quantity_filled,
+        "orders_resting": operation.orders_resting,
+        "reference_price": str(operation.reference_price),
+        "target_bid_eur": str(operation.target_bid_eur),
+        "target_ask_eur": str(operation.target_ask_eur),
+        "actual_bid_eur": str(operation.actual_bid_eur),
+        "actual_ask_eur": str(operation.actual_ask_eur),
+        "actual_ask_quantity": operation.actual_ask_quantity,
+        "orders_created": operation.orders_created,
+        "market_makers_used": operation.market_makers_used,
+        "notes": operation.notes,
+        "created_by": operation.created_by.get_username(),
+        "created_at": operation.created_at.isoformat(),
+        "withdrawn_at": operation.withdrawn_at.isoformat() if operation.withdrawn_at else None,
+    }
+    if orders is not None:
+        data["orders"] = [
+            {
+                "id": order.pk,
+                "mm_code": order.owner.market_maker.code,
+                "side": order.side,
+                "price": str(order.price),
+                "quantity": order.quantity,
+                "filled_quantity": order.filled_quantity,
+                "status": order.status,
+            }
+            for order in orders
+        ]
+    return data
+
+
+def _request(payload: LiquidityIn):
+    return liquidity_request_parse(
+        market_code=payload.certificate_type,
+        bid_amount_eur=payload.bid_amount_eur,
+        ask_amount_eur=payload.ask_amount_eur,
+        reference_price=payload.reference_price,
+        notes=payload.notes,
+    )
+
+
+def client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+@router.post("/preview", response={200: dict, 400: ErrorOut})
+def preview(request, payload: LiquidityIn):
+    """The plan as the market stands now. Changes nothing."""
+    return plan_json(liquidity_preview(request=_request(payload)))
+
+
+@router.post("/create", response={201: dict, 200: dict, 400: dict, 409: dict})
+def create(
+    request,
+    payload: CreateIn,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=64),
+):
+    """Place the plan's orders in one transaction. The same `Idempotency-Key` again returns
+    the first result; a plan that no longer matches `fingerprint` answers 409 with the
+    fresh plan; a short side answers 400 `insufficient_assets` naming every shortfall."""
+    liquidity_request = _request(payload)
+    existing = None
+    if idempotency_key:
+        existing = LiquidityOperation.objects.filter(
+            created_by=request.user, idempotency_key=idempotency_key
+        ).first()
+    try:
+        operation = existing or liquidity_execute(
+            request=liquidity_request,
+            user=request.user,
+            fingerprint=payload.fingerprint,
+            idempotency_key=idempotency_key,
+            ip=client_ip(request),
+        )
+    except InsufficientAssets as error:
+        plan = error.plan
+        first = plan.missing_assets
+        body = {
+            "error": "insufficient_assets",
+            "message": error.messages[0],
+            "missing_assets": shortfall_json(first) if first else None,
+            "shortfalls": [shortfall_json(s) for s in plan.shortfalls],
+            "suggested_actions": list(plan.suggested_actions),
+        }
+        if first:
+            body.update(shortfall_json(first))
+        return Status(400, body)
+    except PlanChanged as error:
+        return Status(
+            409,
+            {
+                "error": "plan_changed",
+                "message": error.messages[0],
+                "plan": plan_json(error.plan),
+            },
+        )
+    operation = selectors.operation_detail(operation_id=operation.pk)
+    return Status(
+        200 if existing else 201,
+        {
+            "success": True,
+            "liquidity_operation_id": operation.pk,
+            "ticket_id": operation.ticket.ticket_id,
+            "orders_created": operation.orders_created,
+            "bid_liquidity_eur": str(operation.actual_bid_eur),
+            "ask_liquidity_eur": str(operation.actual_ask_eur),
+            "ask_quantity": operation.actual_ask_quantity,
+            "reference_price": str(operation.reference_price),
+            "market_makers_used": operation.market_makers_used,
+        },
+    )
+
+
+@router.post("/provision", response={201: dict, 400: ErrorOut})
+def provision(request, payload: ProvisionIn):
+    """Create N market makers sharing a total (`create_new`), or fund the listed ones with
+    an amount each (`fund_existing`)."""
+    if payload.action == "create_new":
+        makers = market_makers_create_bulk(
+            count=payload.count or 1,
+            mm_type=payload.mm_type,
+            asset=payload.asset,
+            total_amount=payload.amount,
+            name_prefix=payload.name_prefix,
+            created_by=request.user,
+            ip=client_ip(request),
+        )
+    else:
+        ids = payload.mm_ids or []
+        market_makers_fund_bulk(
+            market_makers=ids,
+            asset=payload.asset,
+            amount_each=payload.amount,
+            actor=request.user,
+            ip=client_ip(request),
+        )
+        makers = list(MarketMakerClient.objects.filter(pk__in=ids).order_by("pk"))
+    return Status(
+        201,
+        {
+            "success": True,
+            "action": payload.action,
+            "market_makers": [
+                {"mm_id": m.pk, "mm_code": m.code, "mm_name": m.name} for m in makers
+            ],
+        },
+    )
+
+
+class OperationFiltersIn(Schema):
+    certificate_type: str | None = None
+    created_by: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    limit: int = Field(50, ge=1, le=200)
+    offset: int = Field(0, ge=0, le=1_000_000)
+
+
+@router.get("/operations", response=dict)
+def operations(request, filters: Query[OperationFiltersIn]):
+    """Operations, newest first, with their state and fill progress."""
+    queryset = selectors.operations_list(
+        filters=selectors.OperationFilters(
+            market=filters.certificate_type,
+            created_by=filters.created_by,
+            date_from=filters.date_from,
+            date_to=filters.date_to,
+        )
+    )
+    page = queryset[filters.offset : filters.offset + filters.limit]
+    return {
+        "count": queryset.count(),
+        "items": [operation_json(operation) for operation in page],
+    }
+
+
+@router.get("/operations/{operation_id}", response={200: dict, 404: dict})
+def operation(request, operation_id: int):
+    found = selectors.operation_detail(operation_id=operation_id)
+    if found is None:
+        return Status(404, {"error": "not_found", "message": f"No operation {operation_id}."})
+    return operation_json(found, selectors.operation_orders(operation=found))
+
+
+@router.post("/operations/{operation_id}/withdraw", response={200: dict, 404: dict})
+def withdraw(request, operation_id: int):
+    """Cancel the operation's still-resting orders and release their funds."""
+    found = get_object_or_404(LiquidityOperation, pk=operation_id)
+    cancelled = liquidity_withdraw(operation=found, user=request.user, ip=client_ip(request))
+    found = selectors.operation_detail(operation_id=operation_id)
+    return {
+        "success": True,
+        "orders_cancelled": len(cancelled),
+        "operation": operation_json(found),
+    }

@@ -1,0 +1,330 @@
+"""Preview, execute and withdraw liquidity operations (SPEC §7).
+
+The arithmetic lives in `liquidity.plan` (pure); this module reads its inputs, and, for
+execution, locks them first so the plan that is placed is computed from the very balances
+that are reserved.
+
+Locking, as everywhere (see `market.services.ledger`): the market row, then the balance
+rows of every candidate market maker in primary-key order, in one statement. Two staff
+users executing at once therefore queue on the market row; the second one re-plans from
+what the first left and is refused if its previewed plan no longer holds.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from liquidity import plan as planning
+from liquidity.models import LiquidityOperation
+from market.models import Asset, Balance, Market, MarketMakerClient, Order, Trade
+from market.money import parse_amount, parse_price
+from market.services.audit import ticket_record
+from market.services.ledger import BalanceSheet
+from market.services.orders import RestingOrderSpec, best_resting_prices, resting_orders_place
+
+LP, AH = MarketMakerClient.Type.LIQUIDITY_PROVIDER, MarketMakerClient.Type.ASSET_HOLDER
+MAX_NOTES = 2000
+
+
+class PlanChanged(ValidationError):
+    """The market or the makers' funds moved since the preview; `plan` is the fresh one."""
+
+    def __init__(self, plan: planning.LiquidityPlan):
+        self.plan = plan
+        super().__init__(
+            "The market or the market makers' funds changed since the preview. "
+            "Review the updated plan and confirm again."
+        )
+
+
+class InsufficientAssets(ValidationError):
+    """A side lacks assets; `plan` names every shortfall."""
+
+    def __init__(self, plan: planning.LiquidityPlan):
+        self.plan = plan
+        sides = ", ".join(f"{s.side} needs {s.shortfall} {s.asset} more" for s in plan.shortfalls)
+        super().__init__(f"Insufficient assets: {sides or 'nothing to place'}.")
+
+
+@dataclass(frozen=True)
+class LiquidityRequest:
+    market: Market
+    bid_amount_eur: Decimal
+    ask_amount_eur: Decimal
+    reference_price: Decimal | None = None
+    notes: str = ""
+
+
+def liquidity_request_parse(
+    *, market_code, bid_amount_eur, ask_amount_eur, reference_price=None, notes=""
+) -> LiquidityRequest:
+    """Validate raw input; ValidationError keyed by field lists everything to fix."""
+    errors: dict[str, list[str]] = {}
+
+    def collect(parse, *args, **kwargs):
+        try:
+            return parse(*args, **kwargs)
+        except ValidationError as error:
+            for key, messages in error.message_dict.items():
+                errors.setdefault(key, []).extend(messages)
+            return None
+
+    market = Market.objects.filter(code=str(market_code or "").upper()).first()
+    if market is None:
+        errors["certificate_type"] = [f"Unknown market {market_code!r}: choose CEA or EUA."]
+    bid = collect(parse_amount, bid_amount_eur, field="bid_amount_eur", allow_zero=True)
+    ask = collect(parse_amount, ask_amount_eur, field="ask_amount_eur", allow_zero=True)
+    if bid == 0 and ask == 0:
+        errors.setdefault(NON_FIELD_ERRORS, []).append(
+            "Enter a BID or an ASK amount (or both) greater than zero."
+        )
+    if reference_price in ("", None):
+        reference_price = None
+    elif market is not None:
+        reference_price = collect(
+            parse_price, reference_price, tick=market.tick_size, field="reference_price"
+        )
+    notes = str(notes or "")
+    if len(notes) > MAX_NOTES:
+        errors["notes"] = [f"Notes are at most {MAX_NOTES} characters."]
+    if errors:
+        raise ValidationError(errors)
+    return LiquidityRequest(market, bid, ask, reference_price, notes)
+
+
+def _snapshot(market: Market) -> planning.MarketSnapshot:
+    best_bid, best_ask = best_resting_prices(market)
+    last_price = (
+        Trade.objects.filter(market=market).order_by("-id").values_list("price", flat=True).first()
+    )
+    return planning.MarketSnapshot(
+        code=market.code,
+        tick_size=market.tick_size,
+        default_reference_price=market.default_reference_price,
+        best_bid=best_bid,
+        best_ask=best_ask,
+        last_price=last_price,
+    )
+
+
+def _maker_balances(market: Market, *, lock: bool) -> list[Balance]:
+    """Funded balances of active makers: EUR of providers, the certificate of holders.
+
+    One query whatever the number of makers; with `lock`, the rows are locked in
+    primary-key order (only the balance rows, not the joined ones).
+    """
+    rows = Balance.objects.filter(
+        Q(holder__market_maker__mm_type=LP, asset=Asset.EUR)
+        | Q(holder__market_maker__mm_type=AH, asset=market.code),
+        holder__market_maker__is_active=True,
+        available__gt=0,
+    ).select_related("holder__market_maker")
+    if lock:
+        rows = rows.select_for_update(of=("self",))
+    return list(rows.order_by("pk"))
+
+
+def _funds(rows: list[Balance], mm_type: str) -> list[planning.MakerFunds]:
+    return [
+        planning.MakerFunds(
+            market_maker_id=row.holder.market_maker.pk,
+            code=row.holder.market_maker.code,
+            name=row.holder.market_maker.name,
+            available=row.available,
+        )
+        for row in rows
+        if row.holder.market_maker.mm_type == mm_type
+    ]
+
+
+def _build(request: LiquidityRequest, market: Market, rows: list[Balance]):
+    return planning.build_plan(
+        market=_snapshot(market),
+        bid_amount_eur=request.bid_amount_eur,
+        ask_amount_eur=request.ask_amount_eur,
+        liquidity_providers=_funds(rows, LP),
+        asset_holders=_funds(rows, AH),
+        reference_price_override=request.reference_price,
+    )
+
+
+def liquidity_preview(*, request: LiquidityRequest) -> planning.LiquidityPlan:
+    """The plan for `request` as the market stands now. Read-only; a constant number of
+    queries whatever the number of market makers."""
+    try:
+        return _build(request, request.market, _maker_balances(request.market, lock=False))
+    except planning.PlanError as error:
+        raise ValidationError({error.field: error.message}) from None
+
+
+def liquidity_execute(
+    *,
+    request: LiquidityRequest,
+    user,
+    fingerprint: str | None = None,
+    idempotency_key: str | None = None,
+    ip: str | None = None,
+) -> LiquidityOperation:
+    """Place the plan's orders in one transaction and record the operation.
+
+    Under the market lock and the makers' balance locks the plan is rebuilt; if it differs
+    from the previewed `fingerprint` the call raises `PlanChanged` with the fresh plan, and
+    if a side is short, `InsufficientAssets`. A repeated `idempotency_key` of the same user
+    returns the first operation. Actual amounts are summed from the orders placed.
+    """
+    if idempotency_key:
+        existing = LiquidityOperation.objects.filter(
+            created_by=user, idempotency_key=idempotency_key
+        ).first()
+        if existing is not None:
+            return existing
+    try:
+        with transaction.atomic():
+            return _execute_locked(
+                request=request,
+                user=user,
+                fingerprint=fingerprint,
+                idempotency_key=idempotency_key,
+                ip=ip,
+            )
+    except IntegrityError:
+        if idempotency_key:
+            existing = LiquidityOperation.objects.filter(
+                created_by=user, idempotency_key=idempotency_key
+            ).first()
+            if existing is not None:
+                return existing
+        raise
+
+
+def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> LiquidityOperation:
+    market = Market.objects.select_for_update().get(pk=request.market.pk)
+    rows = _maker_balances(market, lock=True)
+    try:
+        plan = _build(request, market, rows)
+    except planning.PlanError as error:
+        raise ValidationError({error.field: error.message}) from None
+    if fingerprint and plan.fingerprint() != fingerprint:
+        raise PlanChanged(plan)
+    if not plan.can_execute:
+        raise InsufficientAssets(plan)
+
+    holder_of = {row.holder.market_maker.pk: row.holder_id for row in rows}
+    planned = [*plan.bid_plan.orders, *plan.ask_plan.orders]
+    specs = [
+        RestingOrderSpec(
+            owner_id=holder_of[order.market_maker_id],
+            side=order.side,
+            price=order.price,
+            quantity=order.quantity,
+        )
+        for order in planned
+    ]
+    bid_value = sum((s.price * s.quantity for s in specs if s.side == "BUY"), Decimal("0"))
+    ask_value = sum((s.price * s.quantity for s in specs if s.side == "SELL"), Decimal("0"))
+    ask_quantity = sum(s.quantity for s in specs if s.side == "SELL")
+    makers_used = _makers_used(plan)
+
+    ticket = ticket_record(
+        action_type="LIQUIDITY_CREATED",
+        entity_type="LiquidityOperation",
+        user=user,
+        payload={
+            "certificate_type": market.code,
+            "bid_amount_eur": str(request.bid_amount_eur),
+            "ask_amount_eur": str(request.ask_amount_eur),
+            "reference_price": str(request.reference_price or ""),
+            "notes": request.notes,
+            "idempotency_key": idempotency_key or "",
+        },
+        after={
+            "reference_price": str(plan.reference_price),
+            "actual_bid_eur": str(bid_value),
+            "actual_ask_eur": str(ask_value),
+            "orders_created": len(specs),
+            "market_makers_used": makers_used,
+        },
+        tags=["liquidity", market.code],
+        ip=ip,
+    )
+    operation = LiquidityOperation.objects.create(
+        ticket=ticket,
+        market=market,
+        reference_price=plan.reference_price,
+        reference_source=plan.reference_source,
+        target_bid_eur=request.bid_amount_eur,
+        target_ask_eur=request.ask_amount_eur,
+        actual_bid_eur=bid_value,
+        actual_ask_eur=ask_value,
+        actual_ask_quantity=ask_quantity,
+        market_makers_used=makers_used,
+        orders_created=len(specs),
+        notes=request.notes,
+        plan_fingerprint=plan.fingerprint(),
+        idempotency_key=idempotency_key,
+        created_by=user,
+    )
+    sheet = BalanceSheet(rows)
+    resting_orders_place(market=market, specs=specs, sheet=sheet, liquidity_operation=operation)
+    sheet.flush()
+    return operation
+
+
+def _makers_used(plan: planning.LiquidityPlan) -> list[dict]:
+    used = []
+    for side_plan, asset in ((plan.bid_plan, Asset.EUR), (plan.ask_plan, plan.certificate_type)):
+        for allocation in side_plan.allocations:
+            if not allocation.orders_count:
+                continue
+            used.append(
+                {
+                    "market_maker_id": allocation.market_maker_id,
+                    "code": allocation.code,
+                    "side": side_plan.side,
+                    "asset": asset,
+                    "quantity": allocation.quantity,
+                    "value_eur": str(allocation.value_eur),
+                    "orders": allocation.orders_count,
+                }
+            )
+    return used
+
+
+def liquidity_withdraw(*, operation: LiquidityOperation, user, ip: str | None = None):
+    """Cancel the operation's still-resting orders and release exactly what they reserve.
+
+    Withdrawing twice is harmless: the second call finds nothing resting and changes
+    nothing. Returns the orders cancelled.
+    """
+    from market.services.orders import orders_cancel
+
+    with transaction.atomic():
+        operation = LiquidityOperation.objects.select_for_update().get(pk=operation.pk)
+        resting = list(
+            operation.orders.filter(status__in=Order.RESTING).values_list("pk", flat=True)
+        )
+        cancelled = orders_cancel(orders=resting, reason="liquidity withdrawn")
+        released = {}
+        for order in cancelled:
+            asset = order.reserve_asset
+            released[asset] = str(Decimal(released.get(asset, "0")) + order.released)
+        ticket_record(
+            action_type="LIQUIDITY_WITHDRAWN",
+            entity_type="LiquidityOperation",
+            entity_id=operation.pk,
+            user=user,
+            payload={"operation_id": operation.pk},
+            after={"orders_cancelled": len(cancelled), "released": released},
+            related=[operation.ticket.ticket_id],
+            tags=["liquidity", operation.market.code],
+            ip=ip,
+        )
+        if operation.withdrawn_at is None:
+            operation.withdrawn_at = timezone.now()
+            operation.withdrawn_by = user
+            operation.save(update_fields=["withdrawn_at", "withdrawn_by"])
+    return cancelled

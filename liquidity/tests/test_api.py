@@ -1,0 +1,287 @@
+"""The reference plan's end-to-end flow through the JSON API, and the API's guard rails."""
+
+import json
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from liquidity.models import LiquidityOperation
+from market.models import LedgerEntry, MarketMakerClient, Order, TicketLog
+from market.services.orders import order_place, order_request_parse
+from market.tests import factories
+from market.tests.helpers import assert_all_invariants
+
+D = Decimal
+LP, AH = MarketMakerClient.Type.LIQUIDITY_PROVIDER, MarketMakerClient.Type.ASSET_HOLDER
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff_client(db):
+    client = Client()
+    client.force_login(factories.StaffFactory())
+    return client
+
+
+def post(client, path, body, **headers):
+    return client.post(
+        f"/api/v1/liquidity/{path}",
+        data=json.dumps(body),
+        content_type="application/json",
+        **headers,
+    )
+
+
+def available(maker, asset):
+    return maker.holder.balances.get(asset=asset)
+
+
+REQUEST = {"certificate_type": "CEA", "bid_amount_eur": "100000", "ask_amount_eur": "50000"}
+
+
+def test_reference_flow_preview_then_create(staff_client):
+    provider = factories.market_maker(LP, EUR="200000")
+    holder = factories.market_maker(AH, CEA=10000)
+
+    preview = post(staff_client, "preview", REQUEST)
+    assert preview.status_code == 200
+    plan = preview.json()
+    assert plan["can_execute"] is True
+    assert plan["total_orders_count"] == 6
+    assert plan["missing_assets"] is None and plan["shortfalls"] == []
+    assert plan["bid_plan"]["mms"][0]["mm_code"] == provider.code
+    assert isinstance(plan["estimated_spread"], str)
+
+    created = post(staff_client, "create", {**REQUEST, "fingerprint": plan["fingerprint"]})
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["orders_created"] == 6
+
+    operation = LiquidityOperation.objects.get(pk=body["liquidity_operation_id"])
+    orders = list(operation.orders.all())
+    assert len(orders) == 6
+    bids = [o for o in orders if o.side == "BUY"]
+    asks = [o for o in orders if o.side == "SELL"]
+    bid_value = sum(o.price * o.quantity for o in bids)
+    ask_value = sum(o.price * o.quantity for o in asks)
+    ask_quantity = sum(o.quantity for o in asks)
+
+    # The provider's available EUR fell by exactly what was reserved, and no more.
+    eur = available(provider, "EUR")
+    assert eur.locked == bid_value
+    assert eur.available == D("200000") - bid_value
+    # The asset holder's certificates are locked too (the original plan forgot this).
+    cea = available(holder, "CEA")
+    assert cea.locked == ask_quantity == operation.actual_ask_quantity
+    # Actual amounts are what was placed, never the targets.
+    assert operation.actual_bid_eur == bid_value <= D("100000")
+    assert operation.actual_ask_eur == ask_value
+    assert D(body["bid_liquidity_eur"]) == bid_value
+    assert TicketLog.objects.filter(action_type="LIQUIDITY_CREATED").count() == 1
+    assert operation.ticket.ticket_id.startswith("TKT-")
+    assert_all_invariants()
+
+
+def test_both_sides_short_reports_both_and_create_changes_nothing(staff_client):
+    factories.market_maker(LP, EUR="1000")
+    factories.market_maker(AH, CEA=10)
+
+    plan = post(staff_client, "preview", REQUEST).json()
+    assert plan["can_execute"] is False
+    assert [s["side"] for s in plan["shortfalls"]] == ["BID", "ASK"]
+    assert plan["missing_assets"]["side"] == "BID"
+    assert plan["suggested_actions"]
+
+    entries = LedgerEntry.objects.count()
+    response = post(staff_client, "create", REQUEST)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "insufficient_assets"
+    assert {s["asset_type"] for s in body["shortfalls"]} == {"EUR", "CEA"}
+    assert body["shortfall"] == plan["missing_assets"]["shortfall"]
+    assert not Order.objects.exists() and not LiquidityOperation.objects.exists()
+    assert LedgerEntry.objects.count() == entries
+
+
+def test_idempotency_key_makes_one_operation(staff_client):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=10000)
+    first = post(staff_client, "create", REQUEST, HTTP_IDEMPOTENCY_KEY="op-1")
+    again = post(staff_client, "create", REQUEST, HTTP_IDEMPOTENCY_KEY="op-1")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["liquidity_operation_id"] == again.json()["liquidity_operation_id"]
+    assert LiquidityOperation.objects.count() == 1
+    assert Order.objects.count() == 6
+
+
+def test_a_stale_fingerprint_answers_409_with_the_fresh_plan(staff_client):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=10000)
+    plan = post(staff_client, "preview", REQUEST).json()
+    factories.market_maker(LP, EUR="50000")  # the allocation changes
+
+    response = post(staff_client, "create", {**REQUEST, "fingerprint": plan["fingerprint"]})
+    assert response.status_code == 409
+    fresh = response.json()["plan"]
+    assert fresh["fingerprint"] != plan["fingerprint"]
+    assert len(fresh["bid_plan"]["mms"]) == 2
+    assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**REQUEST, "bid_amount_eur": "-5"}, "bid_amount_eur"),
+        ({**REQUEST, "ask_amount_eur": "NaN"}, "ask_amount_eur"),
+        ({**REQUEST, "bid_amount_eur": "12.345"}, "bid_amount_eur"),
+        ({**REQUEST, "bid_amount_eur": "1e40"}, "bid_amount_eur"),
+        ({**REQUEST, "certificate_type": "XXX"}, "certificate_type"),
+        ({**REQUEST, "reference_price": "14.001"}, "reference_price"),
+        ({**REQUEST, "bid_amount_eur": "0", "ask_amount_eur": "0"}, "__all__"),
+    ],
+)
+def test_bad_input_answers_400_naming_the_field(staff_client, body, field):
+    response = post(staff_client, "preview", body)
+    assert response.status_code == 400
+    assert field in response.json()["detail"]
+    assert post(staff_client, "create", body).status_code == 400
+    assert not LiquidityOperation.objects.exists()
+
+
+def test_floats_are_refused(staff_client):
+    response = post(staff_client, "preview", {**REQUEST, "bid_amount_eur": 100.5})
+    assert response.status_code == 422
+
+
+def test_withdraw_releases_exactly_what_is_still_reserved_and_shows_progress(staff_client):
+    provider = factories.market_maker(LP, EUR="200000")
+    holder = factories.market_maker(AH, CEA=10000)
+    op_id = post(staff_client, "create", REQUEST).json()["liquidity_operation_id"]
+
+    # A trader lifts part of the best ask.
+    best_ask = Order.objects.filter(side="SELL").order_by("price").first()
+    buyer = factories.trader(EUR="100000")
+    request = order_request_parse(
+        market_code="CEA", side="BUY", order_type="LIMIT", price=best_ask.price, quantity=100
+    )
+    order_place(owner=buyer, request=request)
+
+    detail = staff_client.get(f"/api/v1/liquidity/operations/{op_id}").json()
+    assert detail["state"] == "partly filled"
+    assert detail["quantity_filled"] == 100 and D("0") < D(detail["fill_pct"]) < D("100")
+    assert sum(o["filled_quantity"] for o in detail["orders"]) == 100
+
+    response = post(staff_client, f"operations/{op_id}/withdraw", {})
+    assert response.status_code == 200
+    assert response.json()["orders_cancelled"] == 6
+    assert response.json()["operation"]["state"] == "withdrawn"
+    assert available(provider, "EUR").locked == 0
+    assert available(provider, "EUR").available == D("200000")
+    cea = available(holder, "CEA")
+    assert cea.locked == 0 and cea.available == D("9900")
+    assert_all_invariants()
+
+    again = post(staff_client, f"operations/{op_id}/withdraw", {})
+    assert again.json()["orders_cancelled"] == 0
+
+
+def test_operations_list_filters_by_market(staff_client):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=10000, EUA=1000)
+    post(staff_client, "create", REQUEST)
+    post(staff_client, "create", {**REQUEST, "certificate_type": "EUA", "ask_amount_eur": "8100"})
+    everything = staff_client.get("/api/v1/liquidity/operations").json()
+    only_eua = staff_client.get("/api/v1/liquidity/operations?certificate_type=EUA").json()
+    assert everything["count"] == 2
+    assert [item["certificate_type"] for item in only_eua["items"]] == ["EUA"]
+    assert staff_client.get("/api/v1/liquidity/operations/999999").status_code == 404
+
+
+def test_provision_create_new_then_preview_can_execute(staff_client):
+    factories.market_maker(AH, CEA=10000)
+    assert post(staff_client, "preview", REQUEST).json()["can_execute"] is False
+    response = post(
+        staff_client,
+        "provision",
+        {
+            "action": "create_new",
+            "mm_type": "LIQUIDITY_PROVIDER",
+            "asset": "EUR",
+            "amount": "150000",
+            "count": 3,
+        },
+    )
+    assert response.status_code == 201
+    assert len(response.json()["market_makers"]) == 3
+    plan = post(staff_client, "preview", REQUEST).json()
+    assert plan["can_execute"] is True
+    assert len(plan["bid_plan"]["mms"]) == 3
+
+
+def test_provision_refuses_the_wrong_asset_for_the_type(staff_client):
+    response = post(
+        staff_client,
+        "provision",
+        {
+            "action": "create_new",
+            "mm_type": "LIQUIDITY_PROVIDER",
+            "asset": "CEA",
+            "amount": "100",
+            "count": 2,
+        },
+    )
+    assert response.status_code == 400
+    assert not MarketMakerClient.objects.exists()
+
+
+def test_book_endpoint(staff_client):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=10000)
+    post(staff_client, "create", REQUEST)
+    book = staff_client.get("/api/v1/market/CEA/book").json()
+    assert len(book["bids"]) == 3 and len(book["asks"]) == 3
+    assert D(book["best_bid"]) < D(book["best_ask"])
+    assert staff_client.get("/api/v1/market/XYZ/book").status_code == 422
+
+
+class TestAccess:
+    def test_anonymous_gets_401(self, db):
+        assert Client().post("/api/v1/liquidity/preview").status_code == 401
+        assert Client().get("/api/v1/liquidity/operations").status_code == 401
+
+    def test_trader_gets_403(self, db):
+        client = Client()
+        client.force_login(factories.UserFactory())
+        assert client.get("/api/v1/liquidity/operations").status_code == 403
+
+    def test_session_post_without_csrf_is_refused(self, db):
+        client = Client(enforce_csrf_checks=True)
+        client.force_login(factories.StaffFactory())
+        factories.market_maker(LP, EUR="200000")
+        response = post(client, "preview", REQUEST)
+        assert response.status_code == 403
+        assert client.get("/api/v1/liquidity/operations").status_code == 200
+
+    def test_bearer_token_from_the_command(self, db, capsys):
+        staff = factories.StaffFactory()
+        call_command("create_api_token", username=staff.username)
+        token = capsys.readouterr().out.strip().splitlines()[-1]
+        client = Client(enforce_csrf_checks=True)
+        headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+        assert client.get("/api/v1/liquidity/operations", **headers).status_code == 200
+        factories.market_maker(LP, EUR="200000")
+        assert post(client, "preview", REQUEST, **headers).status_code == 200
+        wrong = {"HTTP_AUTHORIZATION": "Bearer not-a-token"}
+        assert client.get("/api/v1/liquidity/operations", **wrong).status_code == 401
+
+    def test_token_command_refuses_a_trader(self, db):
+        trader = factories.UserFactory()
+        with pytest.raises(Exception, match="staff"):
+            call_command("create_api_token", username=trader.username)
+
+    def test_openapi_schema_is_served(self, db):
+        schema = Client().get("/api/v1/openapi.json")
+        assert schema.status_code == 200
+        assert "/api/v1/liquidity/preview" in schema.json()["paths"]

@@ -1,0 +1,39 @@
+"""JSON API for market data."""
+
+from typing import Literal
+
+from ninja import Field, Query, Router, Schema
+
+from market.models import Market
+from market.selectors import cached_order_book, market_stats, recent_trades
+
+router = Router(tags=["Market"])
+
+
+class BookQuery(Schema):
+    depth: int = Field(50, ge=1, le=500)
+
+
+@router.get("/{market_code}/book", response=dict)
+def book(request, market_code: Literal["CEA", "EUA"], query: Query[BookQuery]):
+    """The order book by price level, the 24 h statistics and the latest trades."""
+    market = Market.objects.get(code=market_code)
+    order_book = cached_order_book(market_code=market_code, depth=query.depth)
+    stats = market_stats(market=market)
+    return {
+        **order_book.as_dict(),
+        "last_price": str(stats.last_price) if stats.last_price is not None else None,
+        "change_24h": str(stats.change_24h) if stats.change_24h is not None else None,
+        "high_24h": str(stats.high_24h) if stats.high_24h is not None else None,
+        "low_24h": str(stats.low_24h) if stats.low_24h is not None else None,
+        "volume_24h": stats.volume_24h,
+        "recent_trades": [
+            {
+                "price": str(trade.price),
+                "quantity": trade.quantity,
+                "aggressor_side": trade.aggressor_side,
+                "time": trade.created_at.isoformat(),
+            }
+            for trade in recent_trades(market=market, limit=20)
+        ],
+    }
