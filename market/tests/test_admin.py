@@ -1,0 +1,419 @@
+"""Django admin (SPEC §10): every model listed with constant queries, read-only where the
+ledger demands it, market makers created, funded, withdrawn and deactivated through the
+services."""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib import admin
+from django.db import connection
+from django.template import Context, Template
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from liquidity.models import LiquidityOperation
+from market.models import (
+    Balance,
+    Holder,
+    LedgerEntry,
+    Market,
+    MarketMakerClient,
+    Order,
+    TicketLog,
+    Trade,
+)
+from market.services.audit import ticket_record
+from market.services.orders import order_place, order_request_parse
+from market.templatetags.money import certificates, eur
+from market.tests import factories
+from market.tests.helpers import assert_all_invariants
+
+D = Decimal
+LP, AH = MarketMakerClient.Type.LIQUIDITY_PROVIDER, MarketMakerClient.Type.ASSET_HOLDER
+pytestmark = pytest.mark.django_db
+MODELS = [
+    model for model in admin.site._registry if model._meta.app_label in ("market", "liquidity")
+]
+READ_ONLY = [Holder, Balance, LedgerEntry, Trade, TicketLog, Order, LiquidityOperation]
+
+
+@pytest.fixture
+def staff(db):
+    return factories.StaffFactory()
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+def url(model, view, *args):
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+def place(holder, side, market="CEA", **fields):
+    request = order_request_parse(market_code=market, side=side, order_type="LIMIT", **fields)
+    return order_place(owner=holder, request=request)
+
+
+def populate(count: int, staff) -> None:
+    """Some of everything: makers, traders, resting orders, trades, a liquidity operation."""
+    cea = factories.market("CEA")
+    for _ in range(count):
+        lp = factories.market_maker(LP, EUR="10000.00")
+        ah = factories.market_maker(AH, CEA=100, EUA=100)
+        trader = factories.trader(EUR="5000.00", CEA=20)
+        bid = place(lp.holder, "BUY", price="9.00", quantity=10).order
+        ask = place(ah.holder, "SELL", price="20.00", quantity=10).order
+        place(trader, "BUY", price="20.00", quantity=2)  # trades with the ask
+        place(trader, "SELL", price="9.00", quantity=1)  # trades with the bid
+        operation = LiquidityOperation.objects.create(
+            ticket=ticket_record(action_type="LIQUIDITY_CREATED", entity_type="Liquidity"),
+            market=cea,
+            reference_price=D("14.00"),
+            target_bid_eur=D("90.00"),
+            target_ask_eur=D("200.00"),
+            actual_bid_eur=D("90.00"),
+            actual_ask_eur=D("200.00"),
+            actual_ask_quantity=10,
+            orders_created=2,
+            created_by=staff,
+        )
+        Order.objects.filter(pk__in=[bid.pk, ask.pk]).update(liquidity_operation=operation)
+
+
+# ---------------------------------------------------------------------------- filters
+
+
+def test_money_filters_format_with_euro_sign_and_separators():
+    assert eur(D("1234.56")) == "€1,234.56"
+    assert eur(D("1234.5")) == "€1,234.50"
+    assert eur("1000000") == "€1,000,000.00"
+    assert eur(D("-5")) == "-€5.00"
+    assert eur(None) == "—" and eur("nonsense") == "—"
+    assert certificates(1234) == "1,234"
+    assert certificates(D("20000.00")) == "20,000"
+    assert certificates(None) == "—"
+    rendered = Template("{% load money %}{{ a|eur }} {{ q|certificates }}").render(
+        Context({"a": D("1234.56"), "q": 1234})
+    )
+    assert rendered == "€1,234.56 1,234"
+
+
+# ---------------------------------------------------------------------------- changelists
+
+
+def test_every_market_model_is_registered():
+    expected = {Market, Holder, Balance, LedgerEntry, Trade, TicketLog, Order, MarketMakerClient}
+    assert expected | {LiquidityOperation} <= set(MODELS)
+
+
+def test_site_header(staff_client):
+    response = staff_client.get(reverse("admin:index"))
+    assert "Carbon Cash Market back office" in response.content.decode()
+
+
+def test_changelists_answer_with_a_constant_number_of_queries(staff_client, staff):
+    populate(1, staff)
+
+    def counts():
+        result = {}
+        for model in MODELS:
+            with CaptureQueriesContext(connection) as queries:
+                response = staff_client.get(url(model, "changelist"))
+            assert response.status_code == 200, model
+            result[model._meta.label] = len(queries)
+        return result
+
+    few = counts()
+    populate(4, staff)
+    assert counts() == few
+    assert_all_invariants()
+
+
+def test_change_pages_render_for_every_model(staff_client, staff):
+    populate(1, staff)
+    for model in MODELS:
+        obj = model._default_manager.first()
+        response = staff_client.get(url(model, "change", obj.pk))
+        assert response.status_code == 200, model
+
+
+def test_changelists_search_and_filter(staff_client, staff):
+    populate(1, staff)
+    maker = MarketMakerClient.objects.first()
+    response = staff_client.get(url(MarketMakerClient, "changelist"), {"q": maker.code})
+    assert maker.code in response.content.decode()
+    response = staff_client.get(url(Order, "changelist"), {"status__exact": "OPEN", "q": "MM"})
+    assert response.status_code == 200
+    response = staff_client.get(url(TicketLog, "changelist"), {"action_type": "MM_CREATED"})
+    assert response.status_code == 200
+
+
+def test_money_shows_with_euro_sign_and_thousands_separators(staff_client):
+    factories.market_maker(LP, EUR="1234.56")
+    factories.market_maker(AH, CEA=20000)
+    page = staff_client.get(url(MarketMakerClient, "changelist")).content.decode()
+    assert "€1,234.56 / €0.00" in page
+    assert "20,000 / 0" in page
+    page = staff_client.get(url(Holder, "changelist")).content.decode()
+    assert "€1,234.56" in page
+    page = staff_client.get(url(Market, "changelist")).content.decode()
+    assert "€14.00" in page and "0.5 %" in page
+
+
+# ---------------------------------------------------------------------------- read-only
+
+
+@pytest.mark.parametrize("model", READ_ONLY, ids=lambda model: model.__name__)
+def test_read_only_models_refuse_add_change_and_delete(staff_client, staff, model):
+    populate(1, staff)
+    model_admin = admin.site._registry[model]
+    request = RequestFactory().get("/")
+    request.user = staff
+    obj = model._default_manager.first()
+    assert not model_admin.has_add_permission(request)
+    assert not model_admin.has_change_permission(request, obj)
+    assert not model_admin.has_delete_permission(request, obj)
+
+    assert staff_client.get(url(model, "add")).status_code == 403
+    assert staff_client.get(url(model, "delete", obj.pk)).status_code == 403
+    assert staff_client.post(url(model, "change", obj.pk), {}).status_code == 403
+    page = staff_client.get(url(model, "changelist")).content.decode()
+    assert "delete_selected" not in page
+
+
+def test_markets_cannot_be_added_or_deleted(staff_client):
+    market = Market.objects.get(code="CEA")
+    assert staff_client.get(url(Market, "add")).status_code == 403
+    assert staff_client.get(url(Market, "delete", market.pk)).status_code == 403
+
+
+# ---------------------------------------------------------------------------- markets
+
+
+def market_form(**changes):
+    return {
+        "tick_size": "0.01",
+        "default_reference_price": "14.00",
+        "buy_fee_rate": "0.005",
+        "sell_fee_rate": "0",
+        "trading_enabled": "on",
+    } | changes
+
+
+def test_market_settings_are_edited_and_audited(staff_client, staff):
+    market = Market.objects.get(code="CEA")
+    Market.objects.filter(pk=market.pk).update(book_version=41)
+    response = staff_client.post(
+        url(Market, "change", market.pk),
+        market_form(default_reference_price="15.50", buy_fee_rate="0.004"),
+    )
+    assert response.status_code == 302
+    market.refresh_from_db()
+    assert (market.default_reference_price, market.buy_fee_rate) == (D("15.50"), D("0.004"))
+    assert market.book_version == 41
+    ticket = TicketLog.objects.get(action_type="MARKET_SETTINGS_CHANGED")
+    assert ticket.user == staff and ticket.before_state["default_reference_price"] == "14.00"
+    assert ticket.after_state["default_reference_price"] == "15.50"
+
+
+def test_market_settings_are_validated_by_the_model(staff_client):
+    market = Market.objects.get(code="CEA")
+    response = staff_client.post(
+        url(Market, "change", market.pk),
+        market_form(tick_size="0.05", default_reference_price="14.02"),
+    )
+    assert response.status_code == 200
+    assert "must be on the tick" in response.content.decode()
+    market.refresh_from_db()
+    assert market.tick_size == D("0.01")
+    assert not TicketLog.objects.exists()
+
+
+def test_tick_cannot_change_under_resting_orders_off_the_new_tick(staff_client):
+    trader = factories.trader(EUR="1000.00")
+    place(trader, "BUY", price="10.03", quantity=1)
+    market = Market.objects.get(code="CEA")
+    response = staff_client.post(url(Market, "change", market.pk), market_form(tick_size="0.05"))
+    assert response.status_code == 200
+    assert "not on a 0.05 tick" in response.content.decode()
+
+
+# ---------------------------------------------------------------------------- orders
+
+
+def test_cancel_selected_orders_releases_funds_and_writes_tickets(staff_client, staff):
+    trader = factories.trader(EUR="1000.00")
+    maker = factories.market_maker(AH, CEA=10)
+    buy = place(trader, "BUY", price="10.00", quantity=10).order
+    sell = place(maker.holder, "SELL", price="20.00", quantity=10).order
+    response = staff_client.post(
+        url(Order, "changelist"),
+        {"action": "cancel_selected", "_selected_action": [buy.pk, sell.pk]},
+        follow=True,
+    )
+    assert "Cancelled 2 order(s)" in response.content.decode()
+    for order in (buy, sell):
+        order.refresh_from_db()
+        assert order.status == Order.Status.CANCELLED and order.reserved == 0
+    tickets = TicketLog.objects.filter(action_type="ORDER_CANCELLED").order_by("entity_id")
+    assert [t.entity_id for t in tickets] == sorted([str(buy.pk), str(sell.pk)])
+    assert all(t.user == staff and t.ticket_id.startswith("TKT-") for t in tickets)
+    assert tickets.get(entity_id=str(sell.pk)).market_maker == maker
+    assert_all_invariants()
+
+
+# ---------------------------------------------------------------------------- market makers
+
+
+def test_add_market_maker_through_the_admin_form_funds_it(staff_client, staff):
+    page = staff_client.get(url(MarketMakerClient, "add")).content.decode()
+    assert "Initial funding" in page and 'name="eur"' in page and 'name="cea"' in page
+    response = staff_client.post(
+        url(MarketMakerClient, "add"),
+        {"name": "Gamma LP", "mm_type": LP, "description": "", "eur": "250,000.00"},
+    )
+    assert response.status_code == 302, response.content.decode()
+    maker = MarketMakerClient.objects.get(name="Gamma LP")
+    assert maker.code == f"MM-{maker.pk:03d}" and maker.created_by == staff
+    assert Balance.objects.get(holder=maker.holder, asset="EUR").available == D("250000.00")
+    ticket = TicketLog.objects.get(action_type="MM_CREATED")
+    assert ticket.user == staff and ticket.ip_address == "127.0.0.1"
+    page = staff_client.get(response.url).content.decode()
+    assert "€250,000.00" in page
+    assert_all_invariants()
+
+
+def test_add_form_refuses_type_mismatched_funding(staff_client):
+    response = staff_client.post(
+        url(MarketMakerClient, "add"),
+        {"name": "Wrong", "mm_type": LP, "cea": "100", "eur": "1.001"},
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "funded in EUR only" in page and "2 decimal places" in page
+    assert (
+        not MarketMakerClient.objects.exists()
+        and not Holder.objects.filter(kind="MARKET_MAKER").exists()
+    )
+
+
+def test_add_asset_holder_with_certificates(staff_client):
+    response = staff_client.post(
+        url(MarketMakerClient, "add"),
+        {"name": "Delta AH", "mm_type": AH, "cea": "20000", "eua": "5000"},
+    )
+    assert response.status_code == 302
+    maker = MarketMakerClient.objects.get(name="Delta AH")
+    assert Balance.objects.get(holder=maker.holder, asset="EUA").available == 5000
+
+
+def test_change_form_edits_name_and_audits(staff_client, staff):
+    maker = factories.market_maker(LP, EUR="10")
+    response = staff_client.post(
+        url(MarketMakerClient, "change", maker.pk), {"name": "Renamed", "description": "x"}
+    )
+    assert response.status_code == 302
+    maker.refresh_from_db()
+    assert maker.name == "Renamed" and maker.holder.name == "Renamed"
+    assert maker.mm_type == LP and maker.is_active
+    assert TicketLog.objects.get(action_type="MM_UPDATED").before_state["name"] != "Renamed"
+
+
+def test_fund_and_withdraw_pages(staff_client, staff):
+    maker = factories.market_maker(LP, EUR="100.00")
+    fund_url = url(MarketMakerClient, "fund", maker.pk)
+    page = staff_client.get(fund_url).content.decode()
+    assert "€100.00" in page and 'value="CEA"' not in page
+
+    response = staff_client.post(fund_url, {"asset": "EUR", "amount": "1000.50"}, follow=True)
+    assert "Deposited €1,000.50 EUR into" in response.content.decode()
+    assert Balance.objects.get(holder=maker.holder, asset="EUR").available == D("1100.50")
+
+    withdraw_url = url(MarketMakerClient, "withdraw", maker.pk)
+    response = staff_client.post(withdraw_url, {"asset": "EUR", "amount": "5000"})
+    assert response.status_code == 200
+    assert "available to withdraw" in response.content.decode()
+    response = staff_client.post(withdraw_url, {"asset": "EUR", "amount": "100.50"})
+    assert response.status_code == 302
+    assert Balance.objects.get(holder=maker.holder, asset="EUR").available == D("1000.00")
+    actions = TicketLog.objects.values_list("action_type", flat=True)
+    assert {"MM_FUNDED", "MM_WITHDRAWN"} <= set(actions)
+    assert_all_invariants()
+
+
+def test_deactivate_page_needs_confirmation_with_open_orders(staff_client, staff):
+    maker = factories.market_maker(LP, EUR="1000.00")
+    order = place(maker.holder, "BUY", price="10.00", quantity=10).order
+    deactivate_url = url(MarketMakerClient, "deactivate", maker.pk)
+    response = staff_client.post(deactivate_url, {})
+    assert response.status_code == 200
+    assert "1 open order" in response.content.decode()
+    maker.refresh_from_db()
+    assert maker.is_active
+
+    response = staff_client.post(deactivate_url, {"cancel_open_orders": "on"})
+    assert response.status_code == 302
+    maker.refresh_from_db()
+    order.refresh_from_db()
+    assert not maker.is_active and order.status == Order.Status.CANCELLED
+    assert Balance.objects.get(holder=maker.holder, asset="EUR").locked == 0
+    assert_all_invariants()
+
+
+def test_deactivate_action_with_intermediate_confirmation(staff_client):
+    makers = [factories.market_maker(AH, CEA=10) for _ in range(2)]
+    place(makers[0].holder, "SELL", price="20.00", quantity=5)
+    changelist = url(MarketMakerClient, "changelist")
+    selection = {"action": "deactivate_selected", "_selected_action": [m.pk for m in makers]}
+
+    page = staff_client.post(changelist, selection).content.decode()
+    assert "Cancel open orders" in page and makers[0].code in page
+
+    response = staff_client.post(changelist, selection | {"apply": "yes"})
+    assert "confirm cancelling them" in response.content.decode()
+    assert MarketMakerClient.objects.filter(is_active=True).count() == 1  # the one without orders
+
+    response = staff_client.post(
+        changelist, selection | {"apply": "yes", "cancel_open_orders": "on"}
+    )
+    assert response.status_code == 302
+    assert not MarketMakerClient.objects.filter(is_active=True).exists()
+    assert_all_invariants()
+
+
+def test_fund_selected_action(staff_client):
+    makers = [factories.market_maker(AH, CEA=1) for _ in range(3)]
+    changelist = url(MarketMakerClient, "changelist")
+    selection = {"action": "fund_selected", "_selected_action": [m.pk for m in makers]}
+    assert "Amount each" in staff_client.post(changelist, selection).content.decode()
+
+    response = staff_client.post(
+        changelist, selection | {"apply": "yes", "asset": "CEA", "amount": "1.5"}
+    )
+    assert "whole units" in response.content.decode()
+
+    response = staff_client.post(
+        changelist, selection | {"apply": "yes", "asset": "EUA", "amount": "1,000"}
+    )
+    assert response.status_code == 302
+    assert [Balance.objects.get(holder=m.holder, asset="EUA").available for m in makers] == [
+        1000
+    ] * 3
+    assert TicketLog.objects.filter(action_type="MM_FUNDED").count() == 3
+
+
+def test_market_makers_cannot_be_deleted(staff_client):
+    maker = factories.market_maker(LP)
+    assert staff_client.get(url(MarketMakerClient, "delete", maker.pk)).status_code == 403
+
+
+def test_non_staff_cannot_reach_the_maker_pages(client):
+    maker = factories.market_maker(LP)
+    user = factories.UserFactory()
+    client.force_login(user)
+    response = client.post(url(MarketMakerClient, "fund", maker.pk), {"asset": "EUR"})
+    assert response.status_code == 302 and "/login/" in response.url
