@@ -1,0 +1,60 @@
+"""Ensure at least N liquidity providers and M asset holders exist ("Seed LP 1", …)."""
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from market.management.seeding import (
+    ensure_seed_market_makers,
+    market_maker_table,
+    parse_seed_amount,
+)
+from market.models import Asset
+
+
+def non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(value)
+    return number
+
+
+class Command(BaseCommand):
+    help = (
+        "Idempotently ensure at least N seeded liquidity providers and M seeded asset "
+        "holders exist, funding only the ones it creates (amounts are per market maker), "
+        "then print every market maker with its balances."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--liquidity-providers", type=non_negative, default=3, metavar="N")
+        parser.add_argument("--asset-holders", type=non_negative, default=3, metavar="M")
+        parser.add_argument("--eur", default="250000", help="EUR for each new LP (0: none)")
+        parser.add_argument("--cea", default="20000", help="CEA for each new AH (0: none)")
+        parser.add_argument("--eua", default="5000", help="EUA for each new AH (0: none)")
+
+    def handle(self, *args, **options):
+        try:
+            funding = {
+                asset: parse_seed_amount(options[asset.lower()], asset=asset)
+                for asset in Asset.values
+            }
+        except ValueError as error:
+            raise CommandError(str(error)) from None
+        try:
+            with transaction.atomic():
+                created = ensure_seed_market_makers(
+                    liquidity_providers=options["liquidity_providers"],
+                    asset_holders=options["asset_holders"],
+                    funding=funding,
+                )
+        except ValidationError as error:
+            raise CommandError(" ".join(error.messages)) from None
+        if created:
+            codes = ", ".join(maker.code for maker in created)
+            self.stdout.write(
+                self.style.SUCCESS(f"Created {len(created)} market maker(s): {codes}")
+            )
+        else:
+            self.stdout.write("All seeded market makers already exist; nothing created.")
+        self.stdout.write(market_maker_table())

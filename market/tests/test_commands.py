@@ -1,0 +1,145 @@
+"""Ops commands (SPEC §1): seed_market_makers and seed_demo, both idempotent."""
+
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from market.models import Balance, Holder, LedgerEntry, MarketMakerClient, TicketLog
+from market.tests.helpers import assert_all_invariants
+
+D = Decimal
+pytestmark = pytest.mark.django_db
+
+
+def run(*args, **options) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, **options)
+    return out.getvalue()
+
+
+def state():
+    return (
+        sorted(MarketMakerClient.objects.values_list("code", "name", "mm_type", "is_active")),
+        sorted(Balance.objects.values_list("holder_id", "asset", "available", "locked")),
+        LedgerEntry.objects.count(),
+        TicketLog.objects.count(),
+        sorted(get_user_model().objects.values_list("username", "is_staff", "is_superuser")),
+    )
+
+
+def available(name, asset):
+    maker = MarketMakerClient.objects.get(name=name)
+    return Balance.objects.get(holder=maker.holder, asset=asset).available
+
+
+SEED = (
+    "seed_market_makers",
+    "--liquidity-providers",
+    "2",
+    "--asset-holders",
+    "1",
+    "--eur",
+    "250000",
+    "--cea",
+    "20000",
+    "--eua",
+    "5000",
+)
+
+
+def test_seed_market_makers_twice_gives_the_same_makers_and_balances():
+    output = run(*SEED)
+    assert "Created 3 market maker(s)" in output
+    assert MarketMakerClient.objects.filter(mm_type="LIQUIDITY_PROVIDER").count() == 2
+    assert MarketMakerClient.objects.filter(mm_type="ASSET_HOLDER").count() == 1
+    assert available("Seed LP 1", "EUR") == D("250000.00")
+    assert available("Seed LP 2", "CEA") == 0  # certificates only go to asset holders
+    assert (available("Seed AH 1", "CEA"), available("Seed AH 1", "EUA")) == (20000, 5000)
+    assert available("Seed AH 1", "EUR") == 0
+    # The summary table lists every maker with its balances.
+    for maker in MarketMakerClient.objects.all():
+        assert maker.code in output and maker.name in output
+    assert "€250,000.00" in output and "20,000" in output and "EUA locked" in output
+    assert TicketLog.objects.filter(action_type="MM_CREATED").count() == 3
+
+    first = state()
+    output = run(*SEED)
+    assert "nothing created" in output
+    assert state() == first
+    assert_all_invariants()
+
+
+def test_seed_market_makers_tops_up_the_count_and_funds_only_new_ones():
+    run(*SEED)
+    before = available("Seed LP 1", "EUR")
+    output = run("seed_market_makers", "--liquidity-providers", "3", "--asset-holders", "1")
+    assert "Created 1 market maker(s)" in output
+    assert available("Seed LP 1", "EUR") == before
+    assert available("Seed LP 3", "EUR") == D("250000.00")  # the default amount
+    assert MarketMakerClient.objects.count() == 4
+    assert_all_invariants()
+
+
+def test_seed_market_makers_with_zero_funding_and_bad_amounts():
+    run("seed_market_makers", "--liquidity-providers", "1", "--asset-holders", "0", "--eur", "0")
+    assert available("Seed LP 1", "EUR") == 0
+    with pytest.raises(CommandError, match="whole"):
+        run("seed_market_makers", "--cea", "1.5")
+    with pytest.raises(CommandError, match="--eur"):
+        run("seed_market_makers", "--eur", "-10")
+    with pytest.raises(CommandError):
+        run("seed_market_makers", "--asset-holders", "-1")
+    assert MarketMakerClient.objects.count() == 1
+
+
+@override_settings(DEBUG=False)
+def test_seed_demo_refuses_without_debug():
+    with pytest.raises(CommandError, match="DEBUG"):
+        run("seed_demo")
+    assert not get_user_model().objects.exists()
+    assert not MarketMakerClient.objects.exists()
+
+
+@override_settings(DEBUG=True)
+def test_seed_demo_is_idempotent_and_prints_the_logins(monkeypatch):
+    calls = []
+    monkeypatch.setattr(
+        "market.management.commands.seed_demo.seed_liquidity", lambda stdout: calls.append(stdout)
+    )
+    output = run("seed_demo")
+    assert "admin / admin" in output and "trader / trader" in output
+    assert len(calls) == 1
+
+    User = get_user_model()
+    admin = User.objects.get(username="admin")
+    trader = User.objects.get(username="trader")
+    assert admin.is_staff and admin.is_superuser and admin.check_password("admin")
+    assert not trader.is_staff and trader.check_password("trader")
+    holder = Holder.objects.get(user=trader)
+    balances = dict(Balance.objects.filter(holder=holder).values_list("asset", "available"))
+    assert balances == {"EUR": D("100000.00"), "CEA": D("1000"), "EUA": D("500")}
+    makers = MarketMakerClient.objects.all()
+    assert makers.filter(mm_type="LIQUIDITY_PROVIDER").count() == 3
+    assert makers.filter(mm_type="ASSET_HOLDER").count() == 3
+    assert all(maker.created_by == admin for maker in makers)
+    assert available("Seed LP 2", "EUR") == D("250000.00")
+    assert (available("Seed AH 3", "CEA"), available("Seed AH 3", "EUA")) == (20000, 5000)
+
+    first = state()
+    output = run("seed_demo")
+    assert state() == first
+    assert "already funded" in output and "admin / admin" in output
+    assert len(calls) == 2
+    assert_all_invariants()
+
+
+@override_settings(DEBUG=True)
+def test_seed_demo_leaves_an_existing_admin_password_alone():
+    User = get_user_model()
+    User.objects.create_superuser("admin", "a@example.com", "something-else")
+    run("seed_demo")
+    assert User.objects.get(username="admin").check_password("something-else")
