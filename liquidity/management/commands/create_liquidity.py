@@ -1,0 +1,125 @@
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from liquidity.plan import LiquidityPlan
+from liquidity.services import (
+    InsufficientAssets,
+    liquidity_execute,
+    liquidity_preview,
+    liquidity_request_parse,
+)
+from market.money import format_eur, format_quantity
+
+
+class Command(BaseCommand):
+    help = (
+        "Preview a liquidity plan as a table and place it (unless --dry-run). "
+        "Example: manage.py create_liquidity --market CEA --bid-eur 100000 --ask-eur 50000"
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--market", required=True, help="CEA or EUA")
+        parser.add_argument("--bid-eur", default="0", help="EUR of buy orders to place")
+        parser.add_argument("--ask-eur", default="0", help="EUR value of sell orders to place")
+        parser.add_argument("--reference-price", default=None, help="Override the reference")
+        parser.add_argument("--notes", default="", help="Recorded with the operation")
+        parser.add_argument("--username", default=None, help="Staff user to record as creator")
+        parser.add_argument("--dry-run", action="store_true", help="Preview only")
+
+    def handle(self, *args, **options):
+        try:
+            request = liquidity_request_parse(
+                market_code=options["market"],
+                bid_amount_eur=options["bid_eur"],
+                ask_amount_eur=options["ask_eur"],
+                reference_price=options["reference_price"],
+                notes=options["notes"],
+            )
+            plan = liquidity_preview(request=request)
+        except ValidationError as error:
+            raise CommandError(_describe(error)) from None
+        self.print_plan(plan)
+        if options["dry_run"]:
+            self.stdout.write("Dry run: nothing placed.")
+            return
+        user = self.creator(options["username"])
+        try:
+            operation = liquidity_execute(
+                request=request, user=user, fingerprint=plan.fingerprint()
+            )
+        except InsufficientAssets as error:
+            raise CommandError(error.messages[0]) from None
+        except ValidationError as error:
+            raise CommandError(_describe(error)) from None
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Placed {operation.orders_created} orders as operation {operation.pk} "
+                f"({operation.ticket.ticket_id}): bids {format_eur(operation.actual_bid_eur)}, "
+                f"asks {format_quantity(operation.actual_ask_quantity)} {operation.market.code} "
+                f"worth {format_eur(operation.actual_ask_eur)}."
+            )
+        )
+
+    def creator(self, username):
+        users = get_user_model().objects.filter(is_active=True, is_staff=True)
+        user = (
+            users.filter(username=username).first()
+            if username
+            else (users.filter(is_superuser=True).order_by("pk").first())
+        )
+        if user is None:
+            raise CommandError(
+                "No staff user to record as creator: pass --username of an active staff user."
+            )
+        return user
+
+    def print_plan(self, plan: LiquidityPlan):
+        out = self.stdout.write
+        out(
+            f"{plan.certificate_type}: reference {format_eur(plan.reference_price)} "
+            f"({plan.reference_source_label})"
+        )
+        for side in (plan.bid_plan, plan.ask_plan):
+            if not side.levels:
+                continue
+            needs = f"{side.asset} required {side.required}, available {side.available}"
+            out(f"\n{side.side} — {needs}")
+            header = ("price", 12), ("share", 6), ("target", 10), ("planned", 10), ("EUR", 16)
+            out("  " + "  ".join(f"{title:>{width}}" for title, width in header) + "  orders")
+            for level in side.levels:
+                out(
+                    f"  {format_eur(level.price):>12}  {level.share:>6.0%}  "
+                    f"{format_quantity(level.target_quantity):>10}  "
+                    f"{format_quantity(level.quantity):>10}  {format_eur(level.value_eur):>16}  "
+                    f"{level.orders_count:>6}"
+                )
+            for allocation in side.allocations:
+                out(
+                    f"  {allocation.code:<10} {allocation.name[:24]:<24} "
+                    f"{format_quantity(allocation.quantity):>10} certificates  "
+                    f"{format_eur(allocation.value_eur):>16}  {allocation.orders_count} orders"
+                )
+        spread = format_eur(plan.estimated_spread) if plan.estimated_spread else "—"
+        out(f"\nTotal orders: {plan.total_orders_count}; estimated spread {spread}")
+        for shortfall in plan.shortfalls:
+            out(
+                self.style.WARNING(
+                    f"SHORT {shortfall.side}: {shortfall.asset} required {shortfall.required}, "
+                    f"available {shortfall.available}, shortfall {shortfall.shortfall}"
+                )
+            )
+        for action in plan.suggested_actions:
+            out(f"  → {action}")
+        for warning in plan.warnings:
+            out(self.style.WARNING(warning))
+        status = "can execute" if plan.can_execute else "cannot execute"
+        out(f"Status: {status}")
+
+
+def _describe(error: ValidationError) -> str:
+    if hasattr(error, "error_dict"):
+        return "; ".join(
+            f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items()
+        )
+    return " ".join(error.messages)
