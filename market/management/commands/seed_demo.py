@@ -26,8 +26,32 @@ LOGINS = (
 )
 
 
+DEMO_LIQUIDITY = {"CEA": ("100000", "50000"), "EUA": ("200000", "100000")}
+
+
 def seed_liquidity(stdout) -> None:
-    """Hook: create the demo liquidity (one operation per market). Not implemented yet."""
+    """One liquidity operation per market that has none yet, so a newcomer sees a live
+    book. Placed by the demo `admin` through the same service staff use."""
+    from liquidity.models import LiquidityOperation
+    from liquidity.services import InsufficientAssets, liquidity_execute, liquidity_request_parse
+
+    admin = get_user_model().objects.get(username="admin")
+    for code, (bid, ask) in DEMO_LIQUIDITY.items():
+        if LiquidityOperation.objects.filter(market__code=code).exists():
+            stdout.write(f"Liquidity in {code}: already seeded.")
+            continue
+        request = liquidity_request_parse(
+            market_code=code, bid_amount_eur=bid, ask_amount_eur=ask, notes="Demo liquidity"
+        )
+        try:
+            operation = liquidity_execute(request=request, user=admin)
+        except InsufficientAssets as error:
+            stdout.write(f"Liquidity in {code}: not seeded ({error.messages[0]})")
+            continue
+        stdout.write(
+            f"Liquidity in {code}: {operation.orders_created} orders around "
+            f"{operation.reference_price} ({operation.ticket.ticket_id})."
+        )
 
 
 def describe_funding(funding) -> str:
