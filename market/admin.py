@@ -28,6 +28,7 @@ from market.models import (
     TicketLog,
     Trade,
 )
+from market.services import ledger
 from market.services.audit import ticket_record, tickets_record
 from market.services.market_makers import (
     balance_annotations,
@@ -35,6 +36,7 @@ from market.services.market_makers import (
     market_maker_deactivate,
     market_maker_fund,
     market_maker_funding_parse,
+    market_maker_reactivate,
     market_maker_withdraw,
     market_makers_fund_bulk,
     market_makers_with_balances,
@@ -226,17 +228,160 @@ class BalanceInline(admin.TabularInline):
         return amount_for(obj.asset, obj.locked)
 
 
+HOLDER_CHANGE_FORM = engines["django"].from_string(
+    """{% extends "admin/change_form.html" %}
+{% block object-tools-items %}{% if can_transfer and original.kind == "TRADER" %}
+<li><a href="{% url 'admin:market_holder_deposit' original.pk %}">Deposit</a></li>
+<li><a href="{% url 'admin:market_holder_withdraw' original.pk %}">Withdraw</a></li>
+{% endif %}{{ block.super }}{% endblock %}"""
+)
+
+HOLDER_TRANSFER_PAGE = engines["django"].from_string(
+    """{% extends "admin/base_site.html" %}{% load admin_urls money %}
+{% block bodyclass %}{{ block.super }} app-{{ opts.app_label }}
+model-{{ opts.model_name }}{% endblock %}
+{% block breadcrumbs %}<div class="breadcrumbs">
+<a href="{% url 'admin:index' %}">Home</a>
+&rsaquo; <a href="{% url 'admin:app_list' app_label=opts.app_label %}">
+{{ opts.app_config.verbose_name }}</a>
+&rsaquo; <a href="{% url opts|admin_urlname:'changelist' %}">
+{{ opts.verbose_name_plural|capfirst }}</a>
+&rsaquo; <a href="{{ back_url }}">{{ holder }}</a>
+&rsaquo; {{ title }}
+</div>{% endblock %}
+{% block content %}<div id="content-main">
+<table>
+<thead><tr><th>Holder</th><th>User</th>
+<th>EUR available / locked</th><th>CEA available / locked</th><th>EUA available / locked</th>
+</tr></thead>
+<tbody><tr><td>{{ holder.name }}</td><td>{{ holder.user|default:"—" }}</td>
+<td>{{ holder.eur_available|eur }} / {{ holder.eur_locked|eur }}</td>
+<td>{{ holder.cea_available|certificates }} / {{ holder.cea_locked|certificates }}</td>
+<td>{{ holder.eua_available|certificates }} / {{ holder.eua_locked|certificates }}</td>
+</tr></tbody>
+</table>
+<form method="post">{% csrf_token %}
+{% if form.non_field_errors %}
+<p class="errornote">{{ form.non_field_errors|join:" " }}</p>{% endif %}
+<fieldset class="module aligned">{% for field in form %}<div class="form-row">
+{{ field.errors }}<div class="flex-container">{{ field.label_tag }} {{ field }}</div>
+{% if field.help_text %}<div class="help">{{ field.help_text }}</div>{% endif %}
+</div>{% endfor %}</fieldset>
+<div class="submit-row"><input type="submit" class="default" value="{{ submit_label }}">
+<a href="{{ back_url }}" class="button cancel-link">Cancel</a></div>
+</form></div>{% endblock %}"""
+)
+
+FUND_HOLDERS_PERMISSION = "market.change_balance"
+
+
+class HolderTransferForm(forms.Form):
+    """A staff deposit into, or withdrawal from, a trader's available balance."""
+
+    asset = forms.ChoiceField(choices=Asset.choices)
+    amount = forms.CharField(
+        help_text="EUR with at most two decimals; certificates in whole units."
+    )
+    note = forms.CharField(
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Why: a bank transfer reference, a correction… Kept on the audit ticket.",
+    )
+
+
 @admin.register(Holder)
 class HolderAdmin(BalanceColumns, ReadOnlyAdmin):
+    """Read-only, except that staff with `market.change_balance` deposit into and withdraw
+    from a trader's available balance (object tools on the change page), through
+    `market.services.ledger`, which audits each move."""
+
     list_display = ("name", "kind", "user", "eur_balance", "cea_balance", "eua_balance")
     list_filter = ("kind",)
     search_fields = ("name", "user__username")
     list_select_related = ("user",)
     ordering = ("id",)
     inlines = [BalanceInline]
+    change_form_template = HOLDER_CHANGE_FORM
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(**balance_annotations("pk"))
+
+    def has_transfer_permission(self, request) -> bool:
+        return request.user.has_perm(FUND_HOLDERS_PERMISSION)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_transfer": self.has_transfer_permission(request),
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<int:object_id>/deposit/",
+                view(self.deposit_view),
+                name="market_holder_deposit",
+            ),
+            path(
+                "<int:object_id>/withdraw/",
+                view(self.withdraw_view),
+                name="market_holder_withdraw",
+            ),
+            *super().get_urls(),
+        ]
+
+    def deposit_view(self, request, object_id):
+        return self._transfer_view(request, object_id, withdraw=False)
+
+    def withdraw_view(self, request, object_id):
+        return self._transfer_view(request, object_id, withdraw=True)
+
+    def _transfer_view(self, request, object_id, *, withdraw: bool):
+        if not self.has_transfer_permission(request):
+            raise PermissionDenied
+        traders = self.get_queryset(request).filter(kind=Holder.Kind.TRADER)
+        holder = get_object_or_404(traders.select_related("user"), pk=object_id)
+        back_url = reverse("admin:market_holder_change", args=[holder.pk])
+        form = HolderTransferForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            service = ledger.withdraw if withdraw else ledger.deposit
+            data = form.cleaned_data
+            try:
+                ticket = service(
+                    holder=holder,
+                    asset=data["asset"],
+                    amount=data["amount"],
+                    actor=request.user,
+                    ip=client_ip(request),
+                    note=data["note"],
+                )
+            except ValidationError as error:
+                add_errors(form, error)
+            else:
+                asset = ticket.request_payload["asset"]
+                amount = amount_for(asset, ticket.request_payload["amount"])
+                available = amount_for(asset, ticket.after_state["available"])
+                self.message_user(
+                    request,
+                    f"{'Withdrew' if withdraw else 'Deposited'} {amount} {asset} "
+                    f"{'from' if withdraw else 'into'} {holder} ({ticket.ticket_id}). "
+                    f"Available {asset}: {available}.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(back_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{'Withdraw from' if withdraw else 'Deposit into'} {holder}",
+            "holder": holder,
+            "form": form,
+            "submit_label": "Withdraw" if withdraw else "Deposit",
+            "back_url": back_url,
+        }
+        return TemplateResponse(request, HOLDER_TRANSFER_PAGE, context)
 
 
 @admin.register(Balance)
@@ -553,7 +698,7 @@ class MarketMakerClientAdmin(BalanceColumns, admin.ModelAdmin):
     search_fields = ("code", "name", "description")
     list_select_related = ("created_by",)
     ordering = ("id",)
-    actions = ["fund_selected", "deactivate_selected"]
+    actions = ["fund_selected", "deactivate_selected", "reactivate_selected"]
     add_fieldsets = (
         (None, {"fields": ("name", "mm_type", "description")}),
         (
@@ -666,8 +811,9 @@ class MarketMakerClientAdmin(BalanceColumns, admin.ModelAdmin):
             if obj.is_active
             else [("withdraw", "Withdraw")]
         )
-        if obj.is_active:
-            links.append(("deactivate", "Deactivate"))
+        links.append(
+            ("deactivate", "Deactivate") if obj.is_active else ("reactivate", "Reactivate")
+        )
         return format_html_join(
             " · ",
             '<a href="{}">{}</a>',
@@ -696,6 +842,11 @@ class MarketMakerClientAdmin(BalanceColumns, admin.ModelAdmin):
                 "<path:object_id>/deactivate/",
                 view(self.deactivate_view),
                 name="market_marketmakerclient_deactivate",
+            ),
+            path(
+                "<path:object_id>/reactivate/",
+                view(self.reactivate_view),
+                name="market_marketmakerclient_reactivate",
             ),
             *super().get_urls(),
         ]
@@ -809,6 +960,40 @@ class MarketMakerClientAdmin(BalanceColumns, admin.ModelAdmin):
             self.message_user(request, "Deactivated " + ", ".join(done) + ".", messages.SUCCESS)
         return not form.errors
 
+    def reactivate_view(self, request, object_id):
+        maker = self._maker_for(request, object_id)
+        form = forms.Form(request.POST if request.method == "POST" else None)
+        if (
+            request.method == "POST"
+            and form.is_valid()
+            and self._reactivate(request, [maker], form)
+        ):
+            return HttpResponseRedirect(self._change_url(maker))
+        return self._page(
+            request,
+            title=f"Reactivate {maker}",
+            form=form,
+            makers=[maker],
+            submit_label="Reactivate",
+            back_url=self._change_url(maker),
+        )
+
+    def _reactivate(self, request, makers, form) -> bool:
+        """Reactivate each maker; errors go on the form. True if all were reactivated."""
+        done = []
+        for maker in makers:
+            try:
+                ticket = market_maker_reactivate(
+                    market_maker=maker, actor=request.user, ip=client_ip(request)
+                )
+            except ValidationError as error:
+                add_errors(form, error)
+            else:
+                done.append(f"{maker.code} ({ticket.ticket_id})")
+        if done:
+            self.message_user(request, "Reactivated " + ", ".join(done) + ".", messages.SUCCESS)
+        return not form.errors
+
     # --- changelist actions with an intermediate form
 
     def _action_page(self, request, queryset, *, action, title, form, submit_label):
@@ -875,3 +1060,17 @@ class MarketMakerClientAdmin(BalanceColumns, admin.ModelAdmin):
             form=form,
             submit_label="Deactivate",
         )
+
+    @admin.action(description="Reactivate selected market makers", permissions=["change"])
+    def reactivate_selected(self, request, queryset):
+        makers = [maker for maker in queryset if not maker.is_active]
+        skipped = len(queryset) - len(makers)
+        form = forms.Form({})
+        form.is_valid()
+        self._reactivate(request, makers, form)
+        for message in form.non_field_errors():
+            self.message_user(request, message, messages.ERROR)
+        if skipped:
+            self.message_user(
+                request, f"{skipped} selected market maker(s) were already active.", messages.INFO
+            )

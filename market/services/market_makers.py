@@ -617,3 +617,39 @@ def market_maker_deactivate(
         )
     market_maker.is_active = False
     return ticket
+
+
+# ---------------------------------------------------------------------------- reactivate
+
+
+def market_maker_reactivate(
+    *,
+    market_maker: MarketMakerClient,
+    actor,
+    ip: str | None = None,
+) -> TicketLog:
+    """Make a deactivated maker available for liquidity again.
+
+    Refuses (ValidationError) if it is already active. Updates `market_maker.is_active`;
+    returns the `MM_REACTIVATED` ticket. Its balances are untouched.
+    """
+    with transaction.atomic():
+        maker = MarketMakerClient.objects.select_for_update().get(pk=market_maker.pk)
+        if maker.is_active:
+            raise ValidationError({NON_FIELD_ERRORS: f"{maker.code} is already active."})
+        maker.is_active = True
+        maker.save(update_fields=["is_active", "updated_at"])
+        ticket = ticket_record(
+            action_type="MM_REACTIVATED",
+            entity_type=ENTITY,
+            entity_id=maker.pk,
+            user=actor,
+            market_maker=maker,
+            payload={},
+            before={"is_active": False},
+            after={"is_active": True},
+            tags=["market_maker", "reactivation"],
+            ip=ip,
+        )
+    market_maker.is_active = True
+    return ticket

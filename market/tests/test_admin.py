@@ -6,6 +6,8 @@ from decimal import Decimal
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.template import Context, Template
 from django.test import RequestFactory
@@ -24,6 +26,7 @@ from market.models import (
     Trade,
 )
 from market.services.audit import ticket_record
+from market.services.market_makers import market_maker_deactivate, market_maker_reactivate
 from market.services.orders import order_place, order_request_parse
 from market.templatetags.money import certificates, eur
 from market.tests import factories
@@ -417,3 +420,196 @@ def test_non_staff_cannot_reach_the_maker_pages(client):
     client.force_login(user)
     response = client.post(url(MarketMakerClient, "fund", maker.pk), {"asset": "EUR"})
     assert response.status_code == 302 and "/login/" in response.url
+
+
+def test_reactivate_page_and_service_are_audited(staff_client, staff):
+    maker = factories.market_maker(LP, EUR="100.00")
+    reactivate_url = url(MarketMakerClient, "reactivate", maker.pk)
+    response = staff_client.post(reactivate_url, {})
+    assert "already active" in response.content.decode()
+    assert not TicketLog.objects.filter(action_type="MM_REACTIVATED").exists()
+
+    staff_client.post(url(MarketMakerClient, "deactivate", maker.pk), {})
+    page = staff_client.get(url(MarketMakerClient, "change", maker.pk)).content.decode()
+    assert reactivate_url in page
+
+    response = staff_client.post(reactivate_url, {}, follow=True)
+    assert "Reactivated " + maker.code in response.content.decode()
+    maker.refresh_from_db()
+    assert maker.is_active
+    ticket = TicketLog.objects.get(action_type="MM_REACTIVATED")
+    assert ticket.user == staff and ticket.market_maker == maker
+    assert ticket.ip_address == "127.0.0.1"
+    assert (ticket.before_state, ticket.after_state) == ({"is_active": False}, {"is_active": True})
+    assert Balance.objects.get(holder=maker.holder, asset="EUR").available == D("100.00")
+
+
+def test_reactivate_service_refuses_an_active_maker(staff):
+    maker = factories.market_maker(AH, CEA=5)
+    with pytest.raises(ValidationError, match="already active"):
+        market_maker_reactivate(market_maker=maker, actor=staff)
+    market_maker_deactivate(market_maker=maker, actor=staff, cancel_open_orders=False)
+    ticket = market_maker_reactivate(market_maker=maker, actor=staff, ip="10.0.0.1")
+    assert maker.is_active and MarketMakerClient.objects.get(pk=maker.pk).is_active
+    assert ticket.ticket_id.startswith("TKT-") and ticket.ip_address == "10.0.0.1"
+    assert ticket.entity_type == "MarketMakerClient" and ticket.entity_id == str(maker.pk)
+
+
+def test_reactivate_selected_action(staff_client, staff):
+    makers = [factories.market_maker(AH, CEA=1) for _ in range(3)]
+    for maker in makers[:2]:
+        market_maker_deactivate(market_maker=maker, actor=staff, cancel_open_orders=False)
+    response = staff_client.post(
+        url(MarketMakerClient, "changelist"),
+        {"action": "reactivate_selected", "_selected_action": [m.pk for m in makers]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Reactivated" in page and "1 selected market maker(s) were already active" in page
+    assert MarketMakerClient.objects.filter(is_active=True).count() == 3
+    assert TicketLog.objects.filter(action_type="MM_REACTIVATED").count() == 2
+
+
+# ---------------------------------------------------------------------------- traders
+
+
+@pytest.fixture
+def funder(db):
+    """Staff with only the permissions a funding clerk needs: no superuser."""
+    user = factories.UserFactory(is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="market", codename__in=["view_holder", "change_balance"]
+        )
+    )
+    return user
+
+
+def balance(holder, asset):
+    return Balance.objects.get(holder=holder, asset=asset)
+
+
+def test_trader_change_page_has_deposit_and_withdraw_buttons(staff_client):
+    trader = factories.trader(EUR="10.00")
+    maker = factories.market_maker(LP)
+    page = staff_client.get(url(Holder, "change", trader.pk)).content.decode()
+    assert url(Holder, "deposit", trader.pk) in page and url(Holder, "withdraw", trader.pk) in page
+    page = staff_client.get(url(Holder, "change", maker.holder_id)).content.decode()
+    assert "/deposit/" not in page
+    # Only traders: a market maker's holder is funded through the market-maker pages.
+    assert staff_client.get(url(Holder, "deposit", maker.holder_id)).status_code == 404
+
+
+def test_deposit_and_withdraw_for_a_trader(client, funder):
+    client.force_login(funder)
+    trader = factories.trader()
+    deposit_url = url(Holder, "deposit", trader.pk)
+    page = client.get(deposit_url).content.decode()
+    assert 'value="CEA"' in page and 'name="note"' in page and "€0.00" in page
+
+    response = client.post(
+        deposit_url, {"asset": "EUR", "amount": "1,250.50", "note": "wire 42"}, follow=True
+    )
+    assert "Available EUR: €1,250.50." in response.content.decode()
+    assert balance(trader, "EUR").available == D("1250.50")
+    ticket = TicketLog.objects.get(action_type="DEPOSIT", entity_id=str(trader.pk))
+    assert ticket.user == funder and ticket.ip_address == "127.0.0.1"
+    assert ticket.request_payload == {"asset": "EUR", "amount": "1250.50", "note": "wire 42"}
+    assert LedgerEntry.objects.get(holder=trader, ticket=ticket).available_delta == D("1250.50")
+
+    client.post(deposit_url, {"asset": "CEA", "amount": "30"})
+    response = client.post(
+        url(Holder, "withdraw", trader.pk), {"asset": "CEA", "amount": "12"}, follow=True
+    )
+    assert "Withdrew 12 CEA from" in response.content.decode()
+    assert "Available CEA: 18." in response.content.decode()
+    assert balance(trader, "CEA").available == 18
+    ticket = TicketLog.objects.get(action_type="WITHDRAWAL")
+    assert ticket.user == funder and ticket.before_state["available"] == "30.00"
+    assert_all_invariants()
+
+
+@pytest.mark.parametrize(
+    ("view", "asset", "amount", "message"),
+    [
+        ("deposit", "EUR", "-5", "Must be greater than zero."),
+        ("deposit", "EUR", "0", "Must be greater than zero."),
+        ("deposit", "EUR", "NaN", "Enter a finite number."),
+        ("deposit", "EUR", "Infinity", "Enter a finite number."),
+        ("deposit", "EUR", "abc", "Enter a number."),
+        ("deposit", "EUR", "1.001", "Use at most 2 decimal places."),
+        ("deposit", "CEA", "1.5", "Certificates are whole units"),
+        ("deposit", "EUA", "", "This field is required."),
+        ("deposit", "XYZ", "1", "Select a valid choice."),
+        ("withdraw", "EUR", "100.01", "Insufficient EUR"),
+        ("withdraw", "CEA", "11", "Insufficient CEA"),
+        ("withdraw", "EUR", "-1", "Must be greater than zero."),
+        ("withdraw", "EUA", "0.5", "Certificates are whole units"),
+    ],
+)
+def test_bad_trader_transfers_show_the_error_and_change_nothing(
+    staff_client, view, asset, amount, message
+):
+    trader = factories.trader(EUR="100.00", CEA=10)
+    place(trader, "BUY", price="5.00", quantity=10)  # €50.25 of the €100 locked
+    before = list(Balance.objects.filter(holder=trader).values_list("available", "locked"))
+    entries, tickets = LedgerEntry.objects.count(), TicketLog.objects.count()
+
+    response = staff_client.post(url(Holder, view, trader.pk), {"asset": asset, "amount": amount})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert message in page
+    assert '<ul class="errorlist' in page  # inline, next to the field
+    assert list(Balance.objects.filter(holder=trader).values_list("available", "locked")) == before
+    assert (LedgerEntry.objects.count(), TicketLog.objects.count()) == (entries, tickets)
+
+
+def test_withdrawing_more_than_available_leaves_locked_funds_alone(staff_client):
+    trader = factories.trader(EUR="100.00")
+    place(trader, "BUY", price="5.00", quantity=10)
+    available = balance(trader, "EUR").available
+    response = staff_client.post(
+        url(Holder, "withdraw", trader.pk), {"asset": "EUR", "amount": str(available + 1)}
+    )
+    assert "Insufficient EUR" in response.content.decode()
+    response = staff_client.post(
+        url(Holder, "withdraw", trader.pk), {"asset": "EUR", "amount": str(available)}
+    )
+    assert response.status_code == 302
+    assert balance(trader, "EUR").available == 0 and balance(trader, "EUR").locked > 0
+    assert_all_invariants()
+
+
+def test_staff_without_the_balance_permission_gets_403(client):
+    clerk = factories.UserFactory(is_staff=True)
+    clerk.user_permissions.add(
+        Permission.objects.get(content_type__app_label="market", codename="view_holder")
+    )
+    client.force_login(clerk)
+    trader = factories.trader(EUR="100.00")
+    page = client.get(url(Holder, "change", trader.pk)).content.decode()
+    assert "/deposit/" not in page and "/withdraw/" not in page
+    for view in ("deposit", "withdraw"):
+        assert client.get(url(Holder, view, trader.pk)).status_code == 403
+        response = client.post(url(Holder, view, trader.pk), {"asset": "EUR", "amount": "5"})
+        assert response.status_code == 403
+    assert balance(trader, "EUR").available == D("100.00")
+    assert not TicketLog.objects.filter(user=clerk).exists()
+
+
+def test_holder_changelist_filters_by_kind_and_shows_balances(staff_client):
+    trader = factories.trader(EUR="1234.56", CEA=7, EUA=1500)
+    maker = factories.market_maker(LP, EUR="99.00")
+    page = staff_client.get(url(Holder, "changelist"), {"kind__exact": "TRADER"}).content.decode()
+    assert trader.name in page and maker.name not in page
+    assert "€1,234.56 / €0.00" in page and "7 / 0" in page and "1,500 / 0" in page
+
+    def count():
+        with CaptureQueriesContext(connection) as queries:
+            assert staff_client.get(url(Holder, "changelist")).status_code == 200
+        return len(queries)
+
+    few = count()
+    for _ in range(5):
+        factories.trader(EUR="1.00", CEA=1)
+    assert count() == few
