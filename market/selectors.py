@@ -317,3 +317,282 @@ def order_history_for(
     """`holder`'s closed orders (FILLED, CANCELLED), newest placed first; with their market
     and owner loaded. One query."""
     return _orders_of(holder, market, CLOSED, limit)
+
+
+# --- Order entry: balances and the live estimate (read-only, no locks) -------------------
+
+
+def holder_balances(*, holder: Holder) -> dict:
+    """`holder`'s balance rows (`Balance`) by asset (EUR, CEA, EUA). One query."""
+    from market.models import Balance
+
+    return {row.asset: row for row in Balance.objects.filter(holder=holder)}
+
+
+@dataclass(frozen=True)
+class OrderEstimate:
+    """What an order would do against the book as it is now: the order-entry preview.
+
+    Computed like `order_place` walks the book (price-time, fees on cumulative value, the
+    resting order's price), over price levels rather than single orders, without locks:
+    the book may move before the order arrives. The trader's own resting orders on the
+    other side stop the walk (self-trade prevention), so their level and everything
+    behind it is left out.
+
+    `total` is, for a buy, the EUR it costs (immediate fills plus, for a limit order, the
+    rest at its limit price, fees included: an upper bound); for a sell, the EUR it brings
+    in after fees. `fee` is likewise the fee on everything the order may trade.
+    """
+
+    side: str
+    order_type: str
+    asset: str
+    fee_rate: Decimal
+    quantity: int  # certificates the order trades or rests: filled + resting
+    fill_quantity: int  # certificates that trade at once
+    fill_value: Decimal
+    rest_quantity: int  # a limit order's remainder that rests in the book
+    unfilled_quantity: int  # a market order's remainder that is cancelled
+    average_price: Decimal | None  # over fill + rest, 4 places
+    fee: Decimal
+    total: Decimal
+    reservation: Decimal  # what placement checks against the available balance
+    reserve_asset: str
+    available_eur: Decimal
+    available_certificates: Decimal
+    eur_after: Decimal  # available EUR once the order is placed (fills settled)
+    certificates_after: Decimal
+    insufficient: bool
+    warnings: tuple[str, ...]
+
+    @property
+    def buying(self) -> bool:
+        return self.side == Side.BUY
+
+
+def _estimate_levels(market: Market, holder: Holder, side: str, limit_price, depth: int):
+    """Levels of `side` (best first) other traders rest, up to the holder's own best
+    order on that side; and that own price (None without one). Two queries."""
+    buying_side = side == Side.BUY
+    own = (
+        Order.objects.filter(owner=holder, market=market, side=side, status__in=Order.RESTING)
+        .order_by("-price" if buying_side else "price")
+        .values_list("price", flat=True)
+        .first()
+    )
+    queryset = Order.objects.filter(market=market, side=side, status__in=Order.RESTING).exclude(
+        owner=holder
+    )
+    bound = {}
+    if limit_price is not None:
+        bound["price__gte" if buying_side else "price__lte"] = limit_price
+    if own is not None:
+        bound["price__gt" if buying_side else "price__lt"] = own
+    rows = (
+        queryset.filter(**bound)
+        .values("price")
+        .annotate(remaining=Sum(F("quantity") - F("filled_quantity")))
+        .order_by("-price" if buying_side else "price")
+        .values_list("price", "remaining")[:depth]
+    )
+    return [(Decimal(price), int(remaining)) for price, remaining in rows], own
+
+
+def order_estimate(*, holder: Holder, order, balances: dict | None = None) -> OrderEstimate:
+    """Preview a parsed order (`market.services.orders.OrderRequest`) for `holder`.
+
+    Read-only: three queries (balances unless given as `holder_balances` returns them,
+    the holder's own best opposite price, the opposite side's levels within the limit
+    price), whatever the size of the book.
+    """
+    from market.matching import BookOrder, buy_reservation_needed, match
+    from market.money import fee_on, format_eur
+
+    market = order.market
+    buying = order.side == Side.BUY
+    fee_rate = Decimal("0")
+    if holder.pays_fees:
+        fee_rate = market.buy_fee_rate if buying else market.sell_fee_rate
+    if balances is None:
+        balances = holder_balances(holder=holder)
+    available_eur = balances["EUR"].available if "EUR" in balances else Decimal("0")
+    available_cert = balances[market.code].available if market.code in balances else Decimal("0")
+
+    opposite = Side.SELL if buying else Side.BUY
+    levels, own_price = _estimate_levels(market, holder, opposite, order.price, MAX_DEPTH)
+    book = [
+        BookOrder(order_id=index, owner_id=0, price=price, remaining=remaining, fee_rate=0)
+        for index, (price, remaining) in enumerate(levels)
+    ]
+    result = match(
+        taker_owner_id=holder.pk,
+        side=order.side,
+        book=book,
+        taker_fee_rate=fee_rate,
+        limit_price=order.price,
+        quantity=order.quantity,
+        eur_budget=order.eur_budget,
+    )
+    filled, value = result.filled_quantity, result.filled_value
+    book_quantity = sum(remaining for _, remaining in levels)
+    warnings: list[str] = []
+    other = "sell" if buying else "buy"
+    is_limit = order.order_type == Order.Type.LIMIT
+
+    rest = unfilled = 0
+    if is_limit:
+        rest = order.quantity - filled
+        rest_value = order.price * rest
+        fee = fee_on(value + rest_value, fee_rate)
+        quantity = order.quantity
+        traded_value = value + rest_value
+        if buying:
+            total = traded_value + fee
+            reservation = order.price * order.quantity + fee_on(
+                order.price * order.quantity, fee_rate
+            )
+            # Available falls by the fills' cost and what stays locked for the rest.
+            still = buy_reservation_needed(
+                price=order.price,
+                remaining=rest,
+                filled_value=value,
+                fee_paid=result.fee_paid,
+                fee_rate=fee_rate,
+            )
+            eur_after = available_eur - (value + result.fee_paid) - still
+            cert_after = available_cert + filled
+        else:
+            total = traded_value - fee
+            reservation = Decimal(order.quantity)
+            eur_after = available_eur + value - result.fee_paid
+            cert_after = available_cert - order.quantity
+        if filled:
+            warnings.append(
+                f"Crosses the spread: {filled:,} trade at once, "
+                + (f"{rest:,} rest in the book at your price." if rest else "none rest.")
+            )
+    else:
+        fee = result.fee_paid
+        quantity = filled
+        traded_value = value
+        if order.quantity is not None:
+            unfilled = order.quantity - filled
+        if buying:
+            total = value + fee
+            reservation = order.eur_budget if order.eur_budget is not None else total
+            eur_after = available_eur - total
+            cert_after = available_cert + filled
+        else:
+            total = value - fee
+            reservation = Decimal(order.quantity)
+            eur_after = available_eur + total
+            cert_after = available_cert - filled
+        if not levels:
+            warnings.append(f"There are no {other} orders to trade with.")
+        elif not filled and order.eur_budget is not None:
+            warnings.append("This amount does not buy a single certificate at the best offer.")
+        elif unfilled:
+            warnings.append(
+                f"Partial fill: only {filled:,} {market.code} can trade now; "
+                f"the other {unfilled:,} will be cancelled."
+            )
+        elif order.eur_budget is not None and filled == book_quantity:
+            warnings.append(
+                f"The book holds only {filled:,} {market.code} on offer; "
+                f"{format_eur(order.eur_budget - total)} of your amount stays unspent."
+            )
+    walked_all = filled == book_quantity
+    blocked = rest if is_limit else (unfilled or order.eur_budget is not None)
+    if own_price is not None and walked_all and blocked and _crosses(order, own_price):
+        warnings.append(
+            f"Your own {other} order at {format_eur(own_price)} stops the walk there "
+            "(no trading with yourself)."
+        )
+    reserve_asset = "EUR" if buying else market.code
+    available = available_eur if buying else available_cert
+    insufficient = reservation > available
+    if insufficient:
+        needed = format_eur(reservation) if buying else f"{reservation:,.0f} {market.code}"
+        have = format_eur(available) if buying else f"{available:,.0f} {market.code}"
+        warnings.append(f"Insufficient {reserve_asset}: {needed} needed, {have} available.")
+    if not market.trading_enabled:
+        warnings.append(f"Trading in {market.code} is paused.")
+    average = None
+    if quantity:
+        average = (traded_value / quantity).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+    return OrderEstimate(
+        side=order.side,
+        order_type=order.order_type,
+        asset=market.code,
+        fee_rate=fee_rate,
+        quantity=quantity,
+        fill_quantity=filled,
+        fill_value=value,
+        rest_quantity=rest,
+        unfilled_quantity=unfilled,
+        average_price=average,
+        fee=fee,
+        total=total,
+        reservation=reservation,
+        reserve_asset=reserve_asset,
+        available_eur=available_eur,
+        available_certificates=available_cert,
+        eur_after=eur_after,
+        certificates_after=cert_after,
+        insufficient=insufficient,
+        warnings=tuple(warnings),
+    )
+
+
+def _crosses(order, own_price: Decimal) -> bool:
+    """Whether an order's price reaches the holder's own opposite order (a market order
+    always does)."""
+    if order.price is None:
+        return True
+    if order.side == Side.BUY:
+        return order.price >= own_price
+    return order.price <= own_price
+
+
+def order_max_amount(
+    *, holder: Holder, market: Market, side: str, order_type: str, price=None, by_eur=False
+):
+    """The most a trader can put into an order (the order form's MAX): for a sell, every
+    available certificate; for a market buy by EUR amount, the available EUR; for a limit
+    buy, the certificates the available EUR reserves at `price` with the fee (None
+    without a price); for a market buy by quantity, what the available EUR buys walking
+    the book now. At most three queries."""
+    from market.matching import BookOrder, affordable_quantity, match
+    from market.money import MAX_QUANTITY
+
+    balances = holder_balances(holder=holder)
+    if side == Side.SELL:
+        row = balances.get(market.code)
+        return min(int(row.available) if row else 0, MAX_QUANTITY)
+    available = balances["EUR"].available if "EUR" in balances else Decimal("0")
+    if order_type == Order.Type.MARKET and by_eur:
+        return available
+    fee_rate = market.buy_fee_rate if holder.pays_fees else Decimal("0")
+    if order_type == Order.Type.LIMIT:
+        if price is None:
+            return None
+        return affordable_quantity(
+            price=price,
+            budget=available,
+            spent_value=Decimal("0"),
+            fee_rate=fee_rate,
+            limit=MAX_QUANTITY,
+        )
+    levels, _ = _estimate_levels(market, holder, Side.SELL, None, MAX_DEPTH)
+    book = [
+        BookOrder(order_id=index, owner_id=0, price=level_price, remaining=remaining, fee_rate=0)
+        for index, (level_price, remaining) in enumerate(levels)
+    ]
+    result = match(
+        taker_owner_id=holder.pk,
+        side=Side.BUY,
+        book=book,
+        taker_fee_rate=fee_rate,
+        eur_budget=available,
+    )
+    return result.filled_quantity
