@@ -1,0 +1,403 @@
+"""The cash market page for traders (SPEC §10) and its HTMX partials.
+
+Every partial lives in `market/cash_market.html` as a `{% partialdef %}` named after the
+DOM id it replaces. Each endpoint answers an HTMX request with its partial and any other
+request with the whole page, so the page works without JavaScript (plain form posts and
+redirects). Placing or cancelling answers with an `HX-Trigger: market-changed` header; the
+book, balances and My Orders listen for it.
+
+The order book is polled; its ETag is the market's `book_version` and the depth, checked
+before anything else is read, so an unchanged book costs one query and a `304`.
+"""
+
+from functools import wraps
+from itertools import zip_longest
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse, HttpResponseNotModified
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.utils.http import parse_etags, quote_etag
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from market import selectors
+from market.forms import AMOUNT_BY_EUR, OrderEntryForm
+from market.models import Market, MarketCode, Order
+from market.money import format_eur, format_quantity, parse_price
+from market.services.holders import trader_holder_for
+from market.services.orders import order_cancel, order_place
+
+PAGE = "market/cash_market.html"
+BOOK_DEPTH = 50
+RECENT_TRADES = 40
+MY_ORDERS = 50
+TABS = ("open", "history")
+ORDER_TABS = (("open", "Open"), ("history", "History"))
+BALANCE_ASSETS = ("EUR", "CEA", "EUA")
+MARKET_CHANGED = "market-changed"
+BOOK_CHANGED = "book-changed"
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def trader_required(view):
+    """Logged-in users only. An HTMX request whose session has expired is sent to the
+    login page as a whole (HX-Redirect), not swapped into a partial."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            if request.htmx:
+                return HttpResponseClientRedirect(
+                    f"{reverse('login')}?next={request.htmx.current_url_abs_path or '/'}"
+                )
+            return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _market_code(code: str) -> str:
+    code = code.upper()
+    if code not in MarketCode.values:
+        raise Http404("No such market.")
+    return code
+
+
+def _market(code: str) -> Market:
+    market = Market.objects.filter(code=_market_code(code)).first()
+    if market is None:
+        raise Http404("No such market.")
+    return market
+
+
+def _client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _book_etag(version: int, depth: int) -> str:
+    return quote_etag(f"book-{version}-{depth}")
+
+
+def _depth(request) -> int:
+    try:
+        depth = int(request.GET.get("depth", BOOK_DEPTH))
+    except ValueError:
+        return BOOK_DEPTH
+    return max(1, min(depth, selectors.MAX_DEPTH))
+
+
+def _tab(request) -> str:
+    tab = request.GET.get("tab", "open")
+    return tab if tab in TABS else "open"
+
+
+def _render_partials(request, main: str | None, context, *, oob=()) -> HttpResponse:
+    """The `main` partial (swapped into the requesting element's target) followed by
+    `oob` partials, swapped by their ids (hx-swap-oob)."""
+    html = []
+    parts = ([(main, False)] if main else []) + [(name, True) for name in oob]
+    for name, is_oob in parts:
+        html.append(
+            render_to_string(f"{PAGE}#{name}", {**context, "oob": is_oob}, request=request)
+        )
+    response = HttpResponse("".join(html))
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _base_context(request, market: Market) -> dict:
+    return {
+        "market": market,
+        "market_code": market.code,
+        "markets": MarketCode.choices,
+        "order_tabs": ORDER_TABS,
+        "balance_assets": BALANCE_ASSETS,
+    }
+
+
+def _market_data(market: Market, depth: int = BOOK_DEPTH) -> dict:
+    """Book, 24 h stats and recent trades: the parts every trader sees alike."""
+    book = selectors.cached_order_book(market_code=market.code, depth=depth)
+    return {
+        "book": book,
+        "book_rows": list(zip_longest(book.bids, book.asks)),
+        "book_etag": _book_etag(book.version, depth),
+        "book_depth": depth,
+        "stats": selectors.market_stats(market=market),
+        "trades": selectors.recent_trades(market=market, limit=RECENT_TRADES),
+    }
+
+
+def _my_orders(holder, market: Market, tab: str) -> dict:
+    read = selectors.open_orders_for if tab == "open" else selectors.order_history_for
+    return {"tab": tab, "orders": read(holder=holder, market=market, limit=MY_ORDERS)}
+
+
+def _render_page(request, market: Market, *, form=None, estimate=None, review=False):
+    holder = trader_holder_for(request.user)
+    if form is None:
+        initial = {}
+        for name in ("side", "order_type", "price"):
+            if request.GET.get(name):
+                initial[name] = request.GET[name][:32]
+        if initial.get("price"):
+            initial["order_type"] = Order.Type.LIMIT
+        form = OrderEntryForm(market_code=market.code, initial=initial)
+    context = {
+        **_base_context(request, market),
+        **_market_data(market, _depth(request)),
+        **_my_orders(holder, market, _tab(request)),
+        "balances": selectors.holder_balances(holder=holder),
+        "form": form,
+        "estimate": estimate,
+        "review": review,
+        "preview_problems": _preview_problems(form),
+    }
+    response = render(request, PAGE, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _page_url(market: Market) -> str:
+    return reverse("market:cash_market", args=[market.code])
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+@trader_required
+@require_GET
+def index(request):
+    return redirect("market:cash_market", MarketCode.CEA)
+
+
+@trader_required
+@require_GET
+def cash_market(request, code: str):
+    if code != code.upper() and code.upper() in MarketCode.values:
+        return redirect("market:cash_market", code.upper())
+    return _render_page(request, _market(code))
+
+
+# --- market data (polled) ----------------------------------------------------------------
+
+
+@trader_required
+@require_GET
+def order_book(request, code: str):
+    """The book partial, polled every 2 s. `If-None-Match` is compared with the market's
+    book version (one query) before anything else is read: unchanged → 304, no body.
+    A changed book comes with the stats, depth chart and recent trades out of band and
+    an `HX-Trigger: book-changed` event (balances and My Orders refresh on it)."""
+    if not request.htmx:
+        return _render_page(request, _market(code))
+    code, depth = _market_code(code), _depth(request)
+    version = selectors.market_book_version(market_code=code)
+    if version is None:
+        raise Http404("No such market.")
+    etag = _book_etag(version, depth)
+    if etag in parse_etags(request.headers.get("If-None-Match", "")):
+        response = HttpResponseNotModified()
+        response["ETag"] = etag
+        patch_vary_headers(response, ["HX-Request"])
+        return response
+    market = _market(code)
+    context = {**_base_context(request, market), **_market_data(market, depth)}
+    response = _render_partials(
+        request, "order-book", context, oob=["market-stats", "depth-chart", "recent-trades"]
+    )
+    response["ETag"] = context["book_etag"]
+    response["Cache-Control"] = "private, no-cache"
+    response["HX-Trigger"] = BOOK_CHANGED
+    return response
+
+
+@trader_required
+@require_GET
+def my_orders(request, code: str):
+    market = _market(code)
+    if not request.htmx:
+        return _render_page(request, market)
+    holder = trader_holder_for(request.user)
+    context = {**_base_context(request, market), **_my_orders(holder, market, _tab(request))}
+    return _render_partials(request, "my-orders", context)
+
+
+@trader_required
+@require_GET
+def balances(request, code: str):
+    market = _market(code)
+    if not request.htmx:
+        return _render_page(request, market)
+    holder = trader_holder_for(request.user)
+    context = {
+        **_base_context(request, market),
+        "balances": selectors.holder_balances(holder=holder),
+    }
+    return _render_partials(request, "balances", context)
+
+
+# --- order entry -------------------------------------------------------------------------
+
+
+@trader_required
+@require_POST
+def order_preview(request, code: str):
+    """The live estimate as the trader types (read-only: no locks, nothing placed).
+
+    `fill_max` first sets the amount input to the most the trader can use (MAX) and
+    answers with the whole order-entry panel. `review` is the confirmation step: the
+    estimate with a Confirm button that places the order (or, for bad input, the panel
+    with its errors)."""
+    market = _market(code)
+    holder = trader_holder_for(request.user)
+    fill_max = bool(request.POST.get("fill_max"))
+    review = bool(request.POST.get("review")) and not fill_max
+    data = request.POST
+    if fill_max:
+        data = _with_max_amount(data, holder=holder, market=market)
+    form = OrderEntryForm(data, market_code=market.code)
+    balances = selectors.holder_balances(holder=holder)
+    estimate = None
+    if form.is_valid():
+        estimate = selectors.order_estimate(
+            holder=holder, order=form.order_request, balances=balances
+        )
+    if not request.htmx:
+        return _render_page(request, market, form=form, estimate=estimate, review=review)
+    context = {
+        **_base_context(request, market),
+        "form": form,
+        "estimate": estimate,
+        "balances": balances,
+        "review": review,
+        "preview_problems": _preview_problems(form),
+    }
+    if fill_max:
+        return _render_partials(request, "order-entry", context)
+    if review and estimate is None:
+        # Nothing to confirm: show the errors next to their fields.
+        response = _render_partials(request, "order-entry", context)
+        response["HX-Retarget"] = "#order-entry"
+        response["HX-Reswap"] = "outerHTML"
+        return response
+    return _render_partials(request, "order-preview", context)
+
+
+def _preview_problems(form: OrderEntryForm) -> list[str]:
+    """What stops the live preview, for inputs the trader has filled in (an empty one is
+    not an error while typing)."""
+    if not form.is_bound or form.is_valid():
+        return []
+    problems = [str(error) for error in form.non_field_errors()]
+    for name, errors in form.errors.items():
+        if name in form.fields and form.value(name):
+            problems += [f"{form.fields[name].label}: {error}" for error in errors]
+    return problems
+
+
+def _with_max_amount(data, *, holder, market: Market):
+    """The form data with its amount input set to MAX (left as it was when there is
+    nothing to compute it from, e.g. a limit buy without a valid price)."""
+    data = data.copy()
+    probe = OrderEntryForm(data, market_code=market.code)
+    side, order_type = probe.chosen_side, probe.chosen_type
+    if side not in Order.Side.values or order_type not in Order.Type.values:
+        return data
+    price = None
+    if order_type == Order.Type.LIMIT:
+        try:
+            price = parse_price(probe.value("price"), tick=market.tick_size)
+        except ValidationError:
+            price = None
+    amount = selectors.order_max_amount(
+        holder=holder,
+        market=market,
+        side=side,
+        order_type=order_type,
+        price=price,
+        by_eur=probe.by_eur,
+    )
+    if amount is not None:
+        data["amount_mode"] = AMOUNT_BY_EUR if probe.by_eur else data.get("amount_mode", "")
+        data[probe.amount_field] = str(amount)
+    return data
+
+
+@trader_required
+@require_POST
+def place_order(request, code: str):
+    """Place the order. HTMX: a fresh order-entry panel (or the one with its errors), the
+    result as a toast, and `HX-Trigger: market-changed`. Otherwise: redirect back to the
+    page with a message, or the page with the form's errors."""
+    market = _market(code)
+    holder = trader_holder_for(request.user)
+    form = OrderEntryForm(request.POST, market_code=market.code)
+    placement = None
+    if form.is_valid():
+        try:
+            placement = order_place(
+                owner=holder,
+                request=form.order_request,
+                actor=request.user,
+                ip=_client_ip(request),
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+    if placement is None:
+        if not request.htmx:
+            return _render_page(request, market, form=form)
+        context = {
+            **_base_context(request, market),
+            "form": form,
+            "balances": selectors.holder_balances(holder=holder),
+        }
+        return _render_partials(request, "order-entry", context)
+
+    level = messages.SUCCESS if placement.created else messages.INFO
+    if placement.order.status == Order.Status.CANCELLED and not placement.order.filled_quantity:
+        level = messages.WARNING
+    messages.add_message(request, level, placement.message)
+    if not request.htmx:
+        return redirect(_page_url(market))
+    context = {
+        **_base_context(request, market),
+        "form": form.fresh(),
+        "balances": selectors.holder_balances(holder=holder),
+    }
+    response = _render_partials(request, "order-entry", context, oob=["toasts"])
+    response["HX-Trigger"] = MARKET_CHANGED
+    return response
+
+
+@trader_required
+@require_POST
+def cancel_order(request, code: str, order_id: int):
+    """Cancel one of the trader's resting orders and release its reservation."""
+    market = _market(code)
+    try:
+        order = order_cancel(order_id=order_id, user=request.user, ip=_client_ip(request))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        changed = False
+    else:
+        released = getattr(order, "released", None)
+        if order.side == Order.Side.BUY:
+            what = format_eur(released)
+        else:
+            what = f"{format_quantity(released)} {order.market.code}"
+        messages.success(request, f"Order #{order.pk} cancelled; {what} released.")
+        changed = True
+    if not request.htmx:
+        return redirect(f"{_page_url(market)}#my-orders")
+    response = _render_partials(request, None, _base_context(request, market), oob=["toasts"])
+    if changed:
+        response["HX-Trigger"] = MARKET_CHANGED
+    return response

@@ -1,0 +1,123 @@
+/*
+ * Cash market page: small enhancements on top of htmx. The page works without this file
+ * (book prices are links, forms post and redirect).
+ *
+ * - Clicking a price level in the order book fills the limit price and switches the order
+ *   form to LIMIT (instead of following the link).
+ * - The order book keeps its scroll position when a poll swaps in a new book.
+ * - A bodiless 304 from the book poll is never swapped (also set in the page's htmx-config).
+ * - A live preview of unchanged inputs never replaces the confirmation step.
+ * - Toasts dismiss themselves after a while, or on their close button.
+ */
+(function () {
+  "use strict";
+
+  var TOAST_MS = 8000;
+  var bookScrollTop = null;
+
+  function orderForm() {
+    return document.getElementById("order-form");
+  }
+
+  // --- Book level → limit price ----------------------------------------------------------
+  document.addEventListener("click", function (event) {
+    var level = event.target.closest("[data-book-price]");
+    var form = orderForm();
+    if (!level || !form || event.ctrlKey || event.metaKey || event.shiftKey) {
+      return;
+    }
+    event.preventDefault();
+    var limit = form.querySelector('input[name="order_type"][value="LIMIT"]');
+    if (limit && !limit.checked) {
+      limit.checked = true;
+      limit.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+    var price = form.querySelector('input[name="price"]');
+    if (!price) {
+      return;
+    }
+    price.value = level.getAttribute("data-book-price");
+    price.dispatchEvent(new Event("input", { bubbles: true }));
+    price.classList.remove("price-flash");
+    void price.offsetWidth; // restart the animation
+    price.classList.add("price-flash");
+    var quantity = form.querySelector('input[name="quantity"]');
+    if (quantity && quantity.offsetParent !== null) {
+      quantity.focus({ preventScroll: true });
+    }
+  });
+
+  // --- Confirmation step: a late live preview must not remove the Confirm button ------------
+  // The Review answer carries the inputs it was computed for. A debounced preview of the
+  // very same inputs that fires after it (typing, then Review within 300 ms) is dropped.
+  function inputSignature(form) {
+    return ["side", "order_type", "amount_mode", "price", "quantity", "eur_budget"]
+      .map(function (name) {
+        var field = form.elements[name];
+        return field ? field.value : "";
+      })
+      .join("|");
+  }
+
+  document.addEventListener("htmx:confirm", function (event) {
+    var source = event.detail.elt;
+    if (!source || source.id !== "order-inputs") {
+      return;
+    }
+    var confirmBar = document.querySelector("[data-testid=order-confirm]");
+    var form = orderForm();
+    if (confirmBar && form && confirmBar.getAttribute("data-inputs") === inputSignature(form)) {
+      event.preventDefault();
+    }
+  });
+
+  // --- Order book: no swap on 304, keep the scroll position --------------------------------
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.detail.xhr && event.detail.xhr.status === 304) {
+      event.detail.shouldSwap = false;
+      return;
+    }
+    var target = event.detail.target;
+    if (target && target.id === "order-book") {
+      var scroller = document.getElementById("order-book-scroll");
+      bookScrollTop = scroller ? scroller.scrollTop : null;
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.target && event.target.id === "order-book" && bookScrollTop !== null) {
+      var scroller = document.getElementById("order-book-scroll");
+      if (scroller) {
+        scroller.scrollTop = bookScrollTop;
+      }
+      bookScrollTop = null;
+    }
+  });
+
+  // --- Toasts --------------------------------------------------------------------------------
+  function armToasts(root) {
+    var toasts = root.querySelectorAll ? root.querySelectorAll("[data-toast]") : [];
+    Array.prototype.forEach.call(toasts, function (toast) {
+      if (toast.dataset.armed) {
+        return;
+      }
+      toast.dataset.armed = "1";
+      window.setTimeout(function () {
+        toast.remove();
+      }, TOAST_MS);
+    });
+  }
+
+  ["htmx:afterSettle", "htmx:oobAfterSwap"].forEach(function (name) {
+    document.addEventListener(name, function () {
+      armToasts(document);
+    });
+  });
+
+  document.addEventListener("click", function (event) {
+    var close = event.target.closest("[data-dismiss-toast]");
+    if (close) {
+      close.closest("[data-toast]").remove();
+    }
+  });
+})();
