@@ -1,3 +1,31 @@
+"""Back-office pages, mounted at /backoffice/."""
+
+from django.urls import path
+
+from liquidity import views
+
 app_name = "liquidity"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("liquidity/", views.operations, name="operations"),
+    path("liquidity/new/", views.liquidity_new, name="create"),
+    path("liquidity/preview/", views.liquidity_preview_view, name="preview"),
+    path("liquidity/execute/", views.liquidity_execute_view, name="execute"),
+    path("liquidity/provision/create/", views.provision_create, name="provision-create"),
+    path("liquidity/provision/fund/", views.provision_fund, name="provision-fund"),
+    path("liquidity/<int:pk>/", views.operation_detail, name="operation"),
+    path("liquidity/<int:pk>/withdraw/", views.operation_withdraw, name="withdraw"),
+    path("market-makers/", views.market_makers, name="market-makers"),
+    path("market-makers/new/", views.market_maker_new, name="market-maker-create"),
+    path("market-makers/<int:pk>/fund/", views.market_maker_fund_view, name="market-maker-fund"),
+    path(
+        "market-makers/<int:pk>/withdraw/",
+        views.market_maker_withdraw_view,
+        name="market-maker-withdraw",
+    ),
+    path(
+        "market-makers/<int:pk>/deactivate/",
+        views.market_maker_deactivate_view,
+        name="market-maker-deactivate",
+    ),
+]
