@@ -1,0 +1,697 @@
+"""The back-office pages through Django's test client: access, HTMX partials vs full pages,
+CSRF, inline errors that change nothing, and query counts that do not grow."""
+
+import re
+from decimal import Decimal
+from html.parser import HTMLParser
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from liquidity.models import LiquidityOperation
+from liquidity.services import liquidity_execute, liquidity_request_parse
+from market.models import Balance, LedgerEntry, MarketMakerClient, Order, TicketLog
+from market.services.orders import order_place, order_request_parse
+from market.tests import factories
+from market.tests.helpers import assert_all_invariants
+
+D = Decimal
+LP, AH = MarketMakerClient.Type.LIQUIDITY_PROVIDER, MarketMakerClient.Type.ASSET_HOLDER
+HX = {"HTTP_HX_REQUEST": "true"}
+pytestmark = pytest.mark.django_db
+
+NEW = "/backoffice/liquidity/new/"
+PREVIEW = "/backoffice/liquidity/preview/"
+EXECUTE = "/backoffice/liquidity/execute/"
+PROVISION_CREATE = "/backoffice/liquidity/provision/create/"
+PROVISION_FUND = "/backoffice/liquidity/provision/fund/"
+OPERATIONS = "/backoffice/liquidity/"
+MAKERS = "/backoffice/market-makers/"
+MAKER_NEW = "/backoffice/market-makers/new/"
+
+REQUEST = {"certificate_type": "CEA", "bid_amount_eur": "100000", "ask_amount_eur": "50000"}
+
+
+@pytest.fixture
+def staff(db):
+    return factories.StaffFactory()
+
+
+@pytest.fixture
+def client(staff):
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+def html(response) -> str:
+    return response.content.decode()
+
+
+def is_full_page(response) -> bool:
+    return "<html" in html(response)
+
+
+class _Inputs(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.found: dict[str, list[dict]] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("input", "textarea", "select", "button") and "name" in attrs:
+            self.found.setdefault(attrs["name"], []).append(attrs)
+
+
+def inputs(response) -> dict[str, list[dict]]:
+    """Every named input of the response: name → the attributes of each."""
+    parser = _Inputs()
+    parser.feed(html(response) if not isinstance(response, str) else response)
+    return parser.found
+
+
+def value(response, name: str) -> str:
+    found = inputs(response).get(name)
+    assert found, f"no input {name}"
+    return found[0].get("value") or ""
+
+
+hidden = value
+
+
+def funded_market():
+    """One provider and one holder that can cover REQUEST."""
+    return factories.market_maker(LP, EUR="200000"), factories.market_maker(AH, CEA=10000)
+
+
+def execute_data(preview_response, **extra):
+    return {
+        **REQUEST,
+        "reference_price": "",
+        "notes": "",
+        "fingerprint": hidden(preview_response, "fingerprint"),
+        "idempotency_key": hidden(preview_response, "idempotency_key"),
+        **extra,
+    }
+
+
+def operation(user, **amounts):
+    request = liquidity_request_parse(
+        market_code=amounts.get("market", "CEA"),
+        bid_amount_eur=amounts.get("bid", "1000"),
+        ask_amount_eur=amounts.get("ask", "1000"),
+    )
+    return liquidity_execute(request=request, user=user)
+
+
+# ============================================================================ access
+
+
+GET_PAGES = [NEW, OPERATIONS, MAKERS, MAKER_NEW]
+POST_ENDPOINTS = [PREVIEW, EXECUTE, PROVISION_CREATE, PROVISION_FUND, MAKER_NEW]
+
+
+@pytest.mark.parametrize("url", GET_PAGES + POST_ENDPOINTS)
+def test_anonymous_is_sent_to_the_login_page(url):
+    response = Client().get(url) if url in GET_PAGES else Client().post(url, REQUEST)
+    assert response.status_code == 302
+    assert response["Location"].startswith(f"/accounts/login/?next={url}")
+
+
+@pytest.mark.parametrize("url", GET_PAGES)
+def test_a_trader_gets_403(url, django_user_model):
+    trader = django_user_model.objects.create_user("trader", password="pw")
+    client = Client()
+    client.force_login(trader)
+    assert client.get(url).status_code == 403
+    assert client.post(PREVIEW, REQUEST).status_code == 403
+
+
+def test_staff_needs_the_liquidity_permission(django_user_model):
+    user = django_user_model.objects.create_user("clerk", password="pw", is_staff=True)
+    client = Client()
+    client.force_login(user)
+    assert client.get(NEW).status_code == 403
+    assert client.get(MAKERS).status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="manage_liquidity"))
+    client.force_login(django_user_model.objects.get(pk=user.pk))
+    assert client.get(NEW).status_code == 200
+    assert client.get(MAKERS).status_code == 200
+
+
+def test_operation_pages_are_staff_only(client, staff, django_user_model):
+    funded_market()
+    op = operation(staff)
+    trader = django_user_model.objects.create_user("trader", password="pw")
+    other = Client()
+    other.force_login(trader)
+    for url in (f"{OPERATIONS}{op.pk}/", f"{OPERATIONS}{op.pk}/withdraw/"):
+        assert other.get(url).status_code == 403
+    assert other.post(f"{OPERATIONS}{op.pk}/withdraw/").status_code == 403
+    assert not Order.objects.filter(status="CANCELLED").exists()
+
+
+# ============================================================================ CSRF
+
+
+def test_every_post_refuses_a_missing_csrf_token(staff):
+    maker, _ = funded_market()
+    op = operation(staff)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(staff)
+    posts = [
+        *POST_ENDPOINTS,
+        f"{OPERATIONS}{op.pk}/withdraw/",
+        f"{MAKERS}{maker.pk}/fund/",
+        f"{MAKERS}{maker.pk}/withdraw/",
+        f"{MAKERS}{maker.pk}/deactivate/",
+    ]
+    tickets = TicketLog.objects.count()
+    for url in posts:
+        assert client.post(url, {**REQUEST, "side": "BID"}).status_code == 403, url
+        assert client.post(url, {**REQUEST, "side": "BID"}, **HX).status_code == 403, url
+    assert TicketLog.objects.count() == tickets
+    # With the token, the same client gets through.
+    page = client.get(NEW)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html(page)).group(1)
+    assert client.post(PREVIEW, {**REQUEST, "csrfmiddlewaretoken": token}).status_code == 200
+
+
+# ============================================================================ create liquidity
+
+
+def test_create_page_has_the_form_and_how_it_works(client):
+    response = client.get(NEW)
+    assert response.status_code == 200 and is_full_page(response)
+    page = html(response)
+    for label in ("BID liquidity (EUR)", "ASK liquidity (EUR)", "Reference price (EUR)", "Notes"):
+        assert label in page
+    assert 'id="plan-preview"' in page and 'data-testid="plan-empty"' in page
+    assert "How it works" in page and "50 / 30 / 20 %" in page and "0.2 %, 0.4 % and 0.5 %" in page
+    assert f'hx-post="{PREVIEW}"' in page and f'action="{PREVIEW}"' in page
+
+
+def test_create_page_to_htmx_is_the_empty_preview(client):
+    response = client.get(NEW, **HX)
+    assert not is_full_page(response)
+    assert html(response).lstrip().startswith('<section id="plan-preview"')
+
+
+def test_preview_answers_a_partial_to_htmx_and_a_page_otherwise(client):
+    funded_market()
+    partial = client.post(PREVIEW, REQUEST, **HX)
+    assert partial.status_code == 200 and not is_full_page(partial)
+    body = html(partial)
+    assert body.lstrip().startswith('<section id="plan-preview"')
+    assert 'id="liquidity-fields" class="space-y-5" hx-swap-oob="true"' in body
+    assert 'data-status="ready"' in body
+
+    page = client.post(PREVIEW, REQUEST)
+    assert page.status_code == 200 and is_full_page(page)
+    assert 'data-status="ready"' in html(page) and "hx-swap-oob" not in html(page)
+
+
+def test_preview_shows_sides_levels_and_summary(client):
+    funded_market()
+    body = html(client.post(PREVIEW, REQUEST, **HX))
+    assert "Ready to execute" in body and "6 orders from 2 market makers" in body
+    assert "€100,000.00" in body and "€50,000.00" in body
+    # Reference price: the CEA default, 14.00; BID levels 0.2 / 0.4 / 0.5 % below.
+    assert "€14.00" in body and "Market default" in body
+    for price in ("€13.97", "€13.94", "€13.93", "€14.03", "€14.06", "€14.07"):
+        assert price in body
+    assert "50%" in body and "30%" in body and "20%" in body
+    assert 'data-testid="total-orders">6<' in body
+    assert "€0.06" in body  # estimated spread 14.03 - 13.97
+    assert "Confirm &amp; Execute" in body
+    assert re.search(r'<button type="submit" id="execute-button"\s+class', body)  # enabled
+    assert len(hidden(client.post(PREVIEW, REQUEST), "idempotency_key")) == 32
+
+
+def test_short_preview_shows_every_shortfall_with_provisioning(client):
+    factories.market_maker(LP, EUR="1000")
+    factories.market_maker(AH, CEA=10)
+    body = html(client.post(PREVIEW, REQUEST, **HX))
+    assert 'data-status="short"' in body
+    assert 'data-testid="shortfall-bid"' in body and 'data-testid="shortfall-ask"' in body
+    assert "€99,000.00" in body  # BID: 100,000 required, 1,000 available
+    assert "3,561 CEA" in body  # ASK: 3,571 certificates at 14.00, 10 available
+    assert 'data-testid="provision-create-bid"' in body
+    assert 'data-testid="provision-fund-ask"' in body
+    assert value(body, "bid-count") == "1" and value(body, "ask-total_amount") == "3561"
+    assert value(body, "bid-total_amount") == "99000.00"
+    assert 'id="execute-button" disabled' in body
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"bid_amount_eur": "-5"}, "bid_amount_eur"),
+        ({"ask_amount_eur": "abc"}, "ask_amount_eur"),
+        ({"bid_amount_eur": "12.345"}, "bid_amount_eur"),
+        ({"certificate_type": "XXX"}, "certificate_type"),
+        ({"reference_price": "14.001"}, "reference_price"),
+        ({"notes": "x" * 2001}, "notes"),
+    ],
+)
+def test_bad_input_shows_inline_errors_and_changes_nothing(client, data, field):
+    funded_market()
+    tickets, entries = TicketLog.objects.count(), LedgerEntry.objects.count()
+    for extra in ({}, HX):
+        response = client.post(PREVIEW, {**REQUEST, **data}, **extra)
+        assert response.status_code == 200
+        assert f'data-testid="error-{field}"' in html(response)
+        assert 'aria-invalid="true"' in html(response) or field == "certificate_type"
+        assert "Fix the highlighted fields" in html(response)
+    response = client.post(
+        EXECUTE, {**REQUEST, **data, "fingerprint": "x", "idempotency_key": "k"}
+    )
+    assert f'data-testid="error-{field}"' in html(response)
+    assert (TicketLog.objects.count(), LedgerEntry.objects.count()) == (tickets, entries)
+    assert not LiquidityOperation.objects.exists()
+
+
+def test_both_amounts_zero_is_a_form_error(client):
+    response = client.post(PREVIEW, {**REQUEST, "bid_amount_eur": "", "ask_amount_eur": "0"})
+    assert 'data-testid="form-errors"' in html(response)
+    assert "Enter a BID or an ASK amount" in html(response)
+
+
+def test_one_sided_preview(client):
+    funded_market()
+    body = html(client.post(PREVIEW, {**REQUEST, "ask_amount_eur": ""}, **HX))
+    assert "No ASK liquidity requested." in body
+    assert 'data-status="ready"' in body
+
+
+def test_execute_redirects_to_the_operation_with_a_message(client):
+    funded_market()
+    preview = client.post(PREVIEW, REQUEST, **HX)
+    response = client.post(EXECUTE, execute_data(preview), **HX)
+    op = LiquidityOperation.objects.get()
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"/backoffice/liquidity/{op.pk}/"
+    detail = client.get(response["HX-Redirect"])
+    assert f"Liquidity operation {op.ticket.ticket_id} placed 6 orders" in html(detail)
+    assert op.orders.count() == 6
+    assert_all_invariants()
+
+
+def test_execute_without_htmx_is_a_plain_redirect_and_idempotent(client):
+    funded_market()
+    preview = client.post(PREVIEW, REQUEST)
+    data = execute_data(preview)
+    first = client.post(EXECUTE, data)
+    again = client.post(EXECUTE, data)  # a double submit
+    op = LiquidityOperation.objects.get()
+    assert first.status_code == again.status_code == 302
+    assert first["Location"] == again["Location"] == f"/backoffice/liquidity/{op.pk}/"
+    assert Order.objects.count() == 6
+
+
+def test_execute_after_the_market_moved_shows_the_fresh_plan(client):
+    funded_market()
+    preview = client.post(PREVIEW, REQUEST, **HX)
+    factories.market_maker(LP, EUR="50000")  # the allocation changes
+    response = client.post(EXECUTE, execute_data(preview), **HX)
+    body = html(response)
+    assert "HX-Redirect" not in response
+    assert 'data-level="warning"' in body and "changed since the preview" in body
+    assert hidden(response, "fingerprint") != hidden(preview, "fingerprint")
+    assert body.count('<span class="font-mono text-xs font-semibold text-slate-900">MM-') >= 3
+    assert not LiquidityOperation.objects.exists() and not Order.objects.exists()
+    # Confirming the fresh plan works.
+    assert client.post(EXECUTE, execute_data(response), **HX).has_header("HX-Redirect")
+
+
+def test_execute_a_short_plan_shows_the_shortfalls(client):
+    factories.market_maker(LP, EUR="1000")
+    factories.market_maker(AH, CEA=10000)
+    preview = client.post(PREVIEW, REQUEST)
+    response = client.post(EXECUTE, execute_data(preview))
+    assert response.status_code == 200 and is_full_page(response)
+    assert "Insufficient assets" in html(response)
+    assert 'data-testid="shortfall-bid"' in html(response)
+    assert not LiquidityOperation.objects.exists()
+
+
+def test_execute_without_fingerprint_is_refused_inline(client):
+    funded_market()
+    response = client.post(EXECUTE, REQUEST, **HX)
+    assert response.status_code == 200 and not is_full_page(response)
+    assert not LiquidityOperation.objects.exists()
+
+
+# ============================================================================ provisioning
+
+
+def test_provision_create_refreshes_the_preview_to_executable(client):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=1000)
+    data = {
+        **REQUEST,
+        "side": "ASK",
+        "ask-count": "2",
+        "ask-total_amount": "2571",
+        "ask-name_prefix": "CEA asset holder",
+    }
+    response = client.post(PROVISION_CREATE, data, **HX)
+    assert response.status_code == 200 and not is_full_page(response)
+    body = html(response)
+    assert 'data-status="ready"' in body
+    assert "Created 2 market makers" in body and "2,571 CEA" in body
+    made = MarketMakerClient.objects.filter(name__startswith="CEA asset holder").order_by("pk")
+    assert [m.name for m in made] == ["CEA asset holder 1", "CEA asset holder 2"]
+    assert {m.mm_type for m in made} == {AH}
+    assert sorted(
+        b.available for b in Balance.objects.filter(holder__market_maker__in=made, asset="CEA")
+    ) == [D("1285"), D("1286")]
+    # The same inputs, previewed again: hidden fields carry them.
+    assert "50000.00" in [i["value"] for i in inputs(body)["ask_amount_eur"]]
+
+
+def test_provision_create_without_htmx_renders_the_page(client):
+    factories.market_maker(AH, CEA=10000)
+    data = {
+        **REQUEST,
+        "side": "BID",
+        "bid-count": "3",
+        "bid-total_amount": "150000",
+        "bid-name_prefix": "LP",
+    }
+    response = client.post(PROVISION_CREATE, data)
+    assert response.status_code == 200 and is_full_page(response)
+    assert 'data-status="ready"' in html(response)
+    assert MarketMakerClient.objects.filter(mm_type=LP).count() == 3
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"ask-count": "0"}, "error-count"),
+        ({"ask-total_amount": "12.5"}, "error-total_amount"),
+        ({"ask-total_amount": "1", "ask-count": "3"}, "error-total_amount"),
+        ({"ask-name_prefix": ""}, "error-name_prefix"),
+    ],
+)
+def test_provision_create_errors_are_inline_and_change_nothing(client, fields, error):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=1000)
+    makers, tickets = MarketMakerClient.objects.count(), TicketLog.objects.count()
+    data = {
+        **REQUEST,
+        "side": "ASK",
+        "ask-count": "1",
+        "ask-total_amount": "2571",
+        "ask-name_prefix": "AH",
+        **fields,
+    }
+    response = client.post(PROVISION_CREATE, data, **HX)
+    body = html(response)
+    assert f'data-testid="{error}"' in body
+    assert 'data-status="short"' in body
+    assert (MarketMakerClient.objects.count(), TicketLog.objects.count()) == (makers, tickets)
+
+
+def test_provision_fund_existing(client):
+    lp1 = factories.market_maker(LP, EUR="30000")
+    lp2 = factories.market_maker(LP, EUR="30000")
+    factories.market_maker(AH, CEA=10000)
+    short = html(client.post(PREVIEW, REQUEST, **HX))
+    assert len(inputs(short)["bid-market_makers"]) == 2 and "€40,000.00" in short  # the shortfall
+    data = {
+        **REQUEST,
+        "side": "BID",
+        "bid-market_makers": [lp1.pk, lp2.pk],
+        "bid-amount_each": "20000",
+    }
+    response = client.post(PROVISION_FUND, data, **HX)
+    body = html(response)
+    assert "Funded 2 market makers with €20,000.00 each." in body
+    assert 'data-status="ready"' in body
+    assert Balance.objects.get(holder=lp1.holder, asset="EUR").available == D("50000")
+
+
+def test_provision_fund_needs_a_selection_and_changes_nothing(client):
+    factories.market_maker(LP, EUR="30000")
+    factories.market_maker(AH, CEA=10000)
+    entries = LedgerEntry.objects.count()
+    data = {**REQUEST, "side": "BID", "bid-amount_each": "20000"}
+    for extra in ({}, HX):
+        response = client.post(PROVISION_FUND, data, **extra)
+        assert 'data-testid="error-market_makers"' in html(response)
+        assert is_full_page(response) == (not extra)
+    assert LedgerEntry.objects.count() == entries
+
+
+def test_provision_fund_refuses_an_inactive_maker(client, staff):
+    lp = factories.market_maker(LP, EUR="30000")
+    factories.market_maker(AH, CEA=10000)
+    MarketMakerClient.objects.filter(pk=lp.pk).update(is_active=False)
+    data = {**REQUEST, "side": "BID", "bid-market_makers": [lp.pk], "bid-amount_each": "1"}
+    response = client.post(PROVISION_FUND, data, **HX)
+    assert 'data-testid="error-market_makers"' in html(response)  # not a choice
+
+
+def test_provision_with_unknown_side_is_404(client):
+    assert client.post(PROVISION_CREATE, {**REQUEST, "side": "XXX"}).status_code == 404
+
+
+# ============================================================================ operations
+
+
+def test_operations_list_filters_and_paginates(client, staff, django_user_model):
+    factories.market_maker(LP, EUR="1000000")
+    factories.market_maker(AH, CEA=100000, EUA=100000)
+    other = factories.StaffFactory()
+    for _ in range(3):
+        operation(staff)
+    operation(other, market="EUA", ask="1000")
+    page = client.get(OPERATIONS)
+    assert page.status_code == 200 and is_full_page(page)
+    assert html(page).count('data-testid="operation-row"') == 4
+    eua = client.get(OPERATIONS, {"market": "EUA"})
+    assert html(eua).count('data-testid="operation-row"') == 1
+    mine = client.get(OPERATIONS, {"created_by": staff.pk}, **HX)
+    assert not is_full_page(mine) and html(mine).count('data-testid="operation-row"') == 3
+    assert html(mine).lstrip().startswith('<div id="operations-table"')
+    bad = client.get(OPERATIONS, {"date_from": "2030-01-02", "date_to": "2030-01-01"})
+    assert 'data-testid="error-date_to"' in html(bad)
+    future = client.get(OPERATIONS, {"date_from": "2999-01-01"})
+    assert 'data-testid="operation-row"' not in html(future)
+
+
+def test_operations_list_paginates_keeping_filters(client, staff, monkeypatch):
+    from liquidity import views
+
+    monkeypatch.setattr(views, "OPERATIONS_PER_PAGE", 2)
+    funded_market()
+    for _ in range(3):
+        operation(staff)
+    first = html(client.get(OPERATIONS, {"market": "CEA"}))
+    assert first.count('data-testid="operation-row"') == 2
+    assert "?market=CEA&amp;page=2" in first
+    second = html(client.get(OPERATIONS, {"market": "CEA", "page": 2}))
+    assert second.count('data-testid="operation-row"') == 1
+
+
+def test_operation_detail_shows_progress_and_orders(client, staff):
+    funded_market()
+    op = operation(staff, bid="100000", ask="50000")
+    best_ask = Order.objects.filter(side="SELL").order_by("price").first()
+    buyer = factories.trader(EUR="100000")
+    order_place(
+        owner=buyer,
+        request=order_request_parse(
+            market_code="CEA", side="BUY", order_type="LIMIT", price=best_ask.price, quantity=100
+        ),
+    )
+    response = client.get(f"{OPERATIONS}{op.pk}/")
+    body = html(response)
+    assert is_full_page(response)
+    assert op.ticket.ticket_id in body and "Partly filled" in body
+    assert body.count('<tr class="hover:bg-slate-50">') == 6
+    assert 'data-testid="fill-pct">' in body
+    assert f'hx-post="/backoffice/liquidity/{op.pk}/withdraw/"' in body and "hx-confirm=" in body
+    partial = client.get(f"{OPERATIONS}{op.pk}/", **HX)
+    assert not is_full_page(partial) and html(partial).lstrip().startswith(
+        '<div id="operation-body"'
+    )
+    assert client.get(f"{OPERATIONS}999999/").status_code == 404
+
+
+def test_withdraw_with_htmx_answers_the_refreshed_detail(client, staff):
+    provider, _ = funded_market()
+    op = operation(staff)
+    response = client.post(f"{OPERATIONS}{op.pk}/withdraw/", **HX)
+    body = html(response)
+    assert response.status_code == 200 and not is_full_page(response)
+    assert (
+        "Withdrawn" in body and f"Withdrew {op.ticket.ticket_id}: cancelled 6 open orders" in body
+    )
+    assert "No open orders to withdraw" in body
+    assert not Order.objects.filter(status__in=Order.RESTING).exists()
+    assert Balance.objects.get(holder=provider.holder, asset="EUR").locked == 0
+    assert_all_invariants()
+
+
+def test_withdraw_without_js_confirms_on_a_page_then_redirects(client, staff):
+    funded_market()
+    op = operation(staff)
+    confirm = client.get(f"{OPERATIONS}{op.pk}/withdraw/")
+    assert is_full_page(confirm) and "6 open orders" in html(confirm)
+    assert 'data-testid="withdraw-confirm"' in html(
+        client.get(f"{OPERATIONS}{op.pk}/withdraw/", **HX)
+    )
+    assert not is_full_page(client.get(f"{OPERATIONS}{op.pk}/withdraw/", **HX))
+    assert Order.objects.filter(status__in=Order.RESTING).count() == 6  # GET changes nothing
+    response = client.post(f"{OPERATIONS}{op.pk}/withdraw/")
+    assert (
+        response.status_code == 302 and response["Location"] == f"/backoffice/liquidity/{op.pk}/"
+    )
+    detail = html(client.get(response["Location"]))
+    assert "cancelled 6 open orders" in detail and "Withdrawn" in detail
+
+
+# ============================================================================ market makers
+
+
+def test_market_makers_list_shows_balances(client):
+    lp = factories.market_maker(LP, EUR="1234567.89")
+    factories.market_maker(AH, CEA=12345, EUA=500)
+    response = client.get(MAKERS)
+    body = html(response)
+    assert is_full_page(response)
+    assert lp.code in body and "€1,234,567.89" in body and "12,345" in body
+    assert "Liquidity provider" in body and "Asset holder" in body
+    only_ah = client.get(MAKERS, {"mm_type": AH}, **HX)
+    assert not is_full_page(only_ah) and lp.code not in html(only_ah)
+    assert html(only_ah).lstrip().startswith('<div id="makers-table"')
+
+
+def test_market_maker_create(client, staff):
+    form = client.get(MAKER_NEW, **HX)
+    assert not is_full_page(form) and 'id="mm-action"' in html(form)
+    assert is_full_page(client.get(MAKER_NEW))
+    data = {"name": "Alpha", "mm_type": LP, "eur": "25000", "description": ""}
+    response = client.post(MAKER_NEW, data, **HX)
+    assert response["HX-Redirect"] == MAKERS
+    maker = MarketMakerClient.objects.get(name="Alpha")
+    assert maker.created_by == staff
+    assert Balance.objects.get(holder=maker.holder, asset="EUR").available == D("25000")
+    assert "Created MM-" in html(client.get(MAKERS))
+    response = client.post(MAKER_NEW, {**data, "name": "Beta"})
+    assert response.status_code == 302
+
+
+def test_market_maker_create_refuses_the_wrong_asset_inline(client):
+    for extra in ({}, HX):
+        response = client.post(MAKER_NEW, {"name": "Gamma", "mm_type": AH, "eur": "100"}, **extra)
+        assert response.status_code == 200 and is_full_page(response) == (not extra)
+        assert 'data-testid="error-eur"' in html(response)
+        assert "An asset holder is funded in certificates" in html(response)
+    response = client.post(MAKER_NEW, {"name": "", "mm_type": LP})
+    assert 'data-testid="error-name"' in html(response)
+    assert not MarketMakerClient.objects.exists()
+
+
+def test_market_maker_fund_and_withdraw(client):
+    maker = factories.market_maker(LP, EUR="1000")
+    url = f"{MAKERS}{maker.pk}/fund/"
+    assert not is_full_page(client.get(url, **HX)) and is_full_page(client.get(url))
+    response = client.post(
+        url, {"asset": "EUR", "amount": "500", "next": f"{MAKERS}?mm_type={LP}"}
+    )
+    assert response.status_code == 302 and response["Location"] == f"{MAKERS}?mm_type={LP}"
+    refused = client.post(url, {"asset": "CEA", "amount": "5"}, **HX)
+    assert 'data-testid="error-asset"' in html(refused)
+    withdraw = f"{MAKERS}{maker.pk}/withdraw/"
+    too_much = client.post(withdraw, {"asset": "EUR", "amount": "5000"}, **HX)
+    assert 'data-testid="error-amount"' in html(too_much) and "available" in html(too_much)
+    assert not is_full_page(too_much)
+    ok = client.post(withdraw, {"asset": "EUR", "amount": "200"}, **HX)
+    assert ok["HX-Redirect"] == MAKERS
+    assert Balance.objects.get(holder=maker.holder, asset="EUR").available == D("1300")
+
+
+def test_unsafe_next_is_ignored(client):
+    maker = factories.market_maker(LP, EUR="1000")
+    response = client.post(
+        f"{MAKERS}{maker.pk}/fund/",
+        {"asset": "EUR", "amount": "1", "next": "https://evil.example/"},
+    )
+    assert response["Location"] == MAKERS
+
+
+def test_deactivate_needs_confirmation_to_cancel_open_orders(client, staff):
+    provider, _ = funded_market()
+    operation(staff)
+    url = f"{MAKERS}{provider.pk}/deactivate/"
+    page = client.get(url)
+    assert is_full_page(page) and "3 open orders" in html(page)
+    refused = client.post(url, {}, **HX)
+    assert 'data-testid="error-cancel_open_orders"' in html(refused)
+    assert MarketMakerClient.objects.get(pk=provider.pk).is_active
+    done = client.post(url, {"cancel_open_orders": "on"}, **HX)
+    assert done["HX-Redirect"] == MAKERS
+    assert not MarketMakerClient.objects.get(pk=provider.pk).is_active
+    assert "cancelled 3 open orders" in html(client.get(MAKERS))
+    assert_all_invariants()
+
+
+# ============================================================================ query counts
+
+
+def count_queries(client, method, url, data=None, **extra) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = getattr(client, method)(url, data or {}, **extra)
+    assert response.status_code == 200, response.status_code
+    return len(queries)
+
+
+def makers(count: int, mm_type=LP, **funds):
+    for _ in range(count):
+        factories.market_maker(mm_type, **funds)
+
+
+def test_preview_queries_do_not_grow_with_market_makers(client):
+    makers(5, LP, EUR="1000")
+    makers(5, AH, CEA=10)
+    client.post(PREVIEW, REQUEST, **HX)  # warm up
+    short = count_queries(client, "post", PREVIEW, REQUEST, **HX)
+    ok_request = {**REQUEST, "bid_amount_eur": "100", "ask_amount_eur": "100"}
+    ready = count_queries(client, "post", PREVIEW, ok_request, **HX)
+    makers(45, LP, EUR="1000")
+    makers(45, AH, CEA=10)
+    assert count_queries(client, "post", PREVIEW, REQUEST, **HX) == short
+    assert count_queries(client, "post", PREVIEW, ok_request, **HX) == ready
+
+
+def test_market_makers_list_queries_do_not_grow(client, staff):
+    makers(5, LP, EUR="1000")
+    client.get(MAKERS)
+    few = count_queries(client, "get", MAKERS)
+    makers(45, AH, CEA=10)
+    assert count_queries(client, "get", MAKERS) == few
+
+
+def test_operations_list_and_detail_queries_do_not_grow(client, staff):
+    makers(5, LP, EUR="100000")
+    makers(5, AH, CEA=10000)
+    for _ in range(5):
+        operation(staff)
+    first = LiquidityOperation.objects.order_by("pk").first()
+    client.get(OPERATIONS)
+    few = count_queries(client, "get", OPERATIONS)
+    detail_few = count_queries(client, "get", f"{OPERATIONS}{first.pk}/")
+    makers(45, LP, EUR="100000")
+    makers(45, AH, CEA=10000)
+    for _ in range(20):
+        operation(staff)
+    big = operation(staff, bid="50000", ask="50000")  # placed by 50 + 50 makers
+    assert big.orders.count() > first.orders.count()
+    assert count_queries(client, "get", OPERATIONS) == few
+    assert count_queries(client, "get", f"{OPERATIONS}{big.pk}/") == detail_few
