@@ -13,7 +13,9 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
+from market.bulk import insert_rows
 from market.matching import BookOrder, MatchResult, buy_reservation_needed, match
 from market.models import Asset, Holder, Market, Order, TicketLog, Trade
 from market.money import fee_on, format_eur, parse_amount, parse_price, parse_quantity
@@ -23,6 +25,7 @@ from market.services.ledger import BalanceSheet, InsufficientFunds
 
 Side, Type, Status = Order.Side, Order.Type, Order.Status
 BOOK_BATCH = 100
+ZERO = Decimal("0")
 MAX_CLIENT_ORDER_ID = 64
 
 
@@ -281,6 +284,14 @@ def order_place(
 
 def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip) -> Placement:
     market = Market.objects.select_for_update().get(pk=request.market.pk)
+    if request.client_order_id:
+        # A twin request with the same key may have committed while this one waited for
+        # the market lock; it must get that order back, not be judged on what is left.
+        existing = Order.objects.filter(
+            owner=owner, client_order_id=request.client_order_id
+        ).first()
+        if existing is not None:
+            return Placement(order=existing, created=False)
     if not market.trading_enabled:
         raise ValidationError({"market": f"Trading in {market.code} is paused."})
     if owner.kind == Holder.Kind.HOUSE:
@@ -529,13 +540,14 @@ def resting_orders_place(
     specs: Sequence[RestingOrderSpec],
     sheet: BalanceSheet,
     liquidity_operation=None,
-) -> list[Order]:
+) -> list[int]:
     """Rest many fee-free limit orders at once, reserving their funds; never trades.
 
     The caller must hold, in the current transaction, the market's row lock and a
     `BalanceSheet` covering every owner's reserve asset, and must `flush()` the sheet
     afterwards. Refuses (ValidationError) any order that would cross the book, so no
-    liquidity order ever trades on placement. One INSERT whatever the number of orders.
+    liquidity order ever trades on placement. One INSERT whatever the number of orders;
+    returns the new orders' ids.
     """
     if not specs:
         return []
@@ -549,27 +561,37 @@ def resting_orders_place(
     if asks and best_bid is not None and min(asks) <= best_bid:
         raise ValidationError(f"An ask at {min(asks)} would cross the best bid {best_bid}.")
 
-    orders = []
+    rows, reservations = [], []
+    now = timezone.now()
+    operation_id = liquidity_operation.pk if liquidity_operation is not None else None
     for spec in specs:
         if spec.quantity <= 0 or spec.price <= 0 or spec.price % market.tick_size:
             raise ValueError(f"Invalid resting order {spec}")
         buying = spec.side == Side.BUY
         reserved = spec.price * spec.quantity if buying else Decimal(spec.quantity)
-        order = Order(
-            owner_id=spec.owner_id,
-            market=market,
-            side=spec.side,
-            order_type=Type.LIMIT,
-            price=spec.price,
-            quantity=spec.quantity,
-            fee_rate=Decimal("0"),
-            reserved=reserved,
-            status=Status.OPEN,
-            liquidity_operation=liquidity_operation,
-        )
-        orders.append(order)
-    created = Order.objects.bulk_create(orders)
-    for order in created:
-        sheet.reserve(order.owner_id, order.reserve_asset, order.reserved, order=order)
+        asset = Asset.EUR if buying else market.code
+        rows.append((spec.owner_id, spec.side, spec.price, spec.quantity, reserved))
+        reservations.append((spec.owner_id, asset, reserved))
+    ids = insert_rows(
+        Order,
+        ("owner_id", "side", "price", "quantity", "reserved"),
+        rows,
+        returning_ids=True,
+        constants={
+            "market_id": market.pk,
+            "order_type": Type.LIMIT,
+            "status": Status.OPEN,
+            "liquidity_operation_id": operation_id,
+            "created_at": now,
+            "updated_at": now,
+            "filled_quantity": 0,
+            "filled_value": ZERO,
+            "fee_rate": ZERO,
+            "fee_paid": ZERO,
+            "status_reason": "",
+        },
+    )
+    for order_id, (owner_id, asset, reserved) in zip(ids, reservations, strict=True):
+        sheet.reserve(owner_id, asset, reserved, order=order_id)
     Market.objects.filter(pk=market.pk).update(book_version=F("book_version") + 1)
-    return created
+    return ids
