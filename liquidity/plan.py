@@ -67,7 +67,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from fractions import Fraction
 from typing import Literal
 
 from market.money import MAX_AMOUNT, MAX_PRICE, MAX_QUANTITY
@@ -393,17 +392,30 @@ def _cents(value, what: str, positive: bool = False) -> int:
     value = Decimal(value)
     if not value.is_finite():
         raise ValueError(f"{what} must be finite")
-    hundredths = Fraction(value) * 100
-    if hundredths.denominator != 1:
+    cents, exact = _hundredths(value)
+    if not exact:
         raise ValueError(f"{what} must have at most two decimal places, got {value}")
-    cents = int(hundredths)
     if cents < 0 or (positive and cents == 0):
         raise ValueError(f"{what} must be {'positive' if positive else 'non-negative'}")
     return cents
 
 
+def _hundredths(value: Decimal) -> tuple[int, bool]:
+    """(value × 100 truncated to an int, whether that was exact), in integer arithmetic on
+    the Decimal's digits: no context precision can round it, and no Fraction is built."""
+    sign, digits, exponent = value.as_tuple()
+    coefficient = int("".join(map(str, digits))) if digits else 0
+    shift = exponent + 2
+    if shift >= 0:
+        cents, exact = coefficient * 10**shift, True
+    else:
+        cents, rest = divmod(coefficient, 10**-shift)
+        exact = rest == 0
+    return (-cents if sign else cents), exact
+
+
 def _price_cents(price: Decimal) -> int:
-    return int(Fraction(price) * 100)
+    return _hundredths(price)[0]
 
 
 def _eur(cents: int) -> Decimal:
@@ -500,10 +512,10 @@ def _amount_cents(value, field: str, label: str) -> int:
         raise PlanError(field, f"The {label} cannot be negative.")
     if value > MAX_AMOUNT:
         raise PlanError(field, f"The {label} cannot exceed €{MAX_AMOUNT:,.2f}.")
-    hundredths = Fraction(value) * 100
-    if hundredths.denominator != 1:
+    cents, exact = _hundredths(value)
+    if not exact:
         raise PlanError(field, f"The {label} can have at most two decimal places (cents).")
-    return int(hundredths)
+    return cents
 
 
 def _override_cents(value, tick_c: int) -> int:
@@ -519,12 +531,12 @@ def _override_cents(value, tick_c: int) -> int:
         raise PlanError(field, "The reference price must be greater than zero.")
     if value > MAX_PRICE:
         raise PlanError(field, f"The reference price cannot exceed €{MAX_PRICE:,.2f}.")
-    hundredths = Fraction(value) * 100
-    if hundredths.denominator != 1 or int(hundredths) % tick_c != 0:
+    cents, exact = _hundredths(value)
+    if not exact or cents % tick_c != 0:
         raise PlanError(
             field, f"The reference price must be a multiple of the tick (€{_eur(tick_c)})."
         )
-    return int(hundredths)
+    return cents
 
 
 def _usable_makers(makers: Sequence[MakerFunds], unit_cents: int) -> list[tuple[MakerFunds, int]]:
@@ -536,7 +548,7 @@ def _usable_makers(makers: Sequence[MakerFunds], unit_cents: int) -> list[tuple[
         if maker.market_maker_id in seen:
             raise ValueError(f"market maker {maker.market_maker_id} passed twice")
         seen.add(maker.market_maker_id)
-        units = int(Fraction(maker.available) * 100) // unit_cents
+        units = _hundredths(maker.available)[0] // unit_cents
         result.append((maker, units))
     return result
 

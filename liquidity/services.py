@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from liquidity import plan as planning
@@ -112,17 +112,27 @@ def _snapshot(market: Market) -> planning.MarketSnapshot:
 
 
 def _maker_balances(market: Market, *, lock: bool) -> list[Balance]:
-    """Funded balances of active makers: EUR of providers, the certificate of holders.
+    """Funded balances of active makers: EUR of providers, the certificate of holders,
+    each carrying its maker's id, code, name and type.
 
     One query whatever the number of makers; with `lock`, the rows are locked in
     primary-key order (only the balance rows, not the joined ones).
     """
-    rows = Balance.objects.filter(
-        Q(holder__market_maker__mm_type=LP, asset=Asset.EUR)
-        | Q(holder__market_maker__mm_type=AH, asset=market.code),
-        holder__market_maker__is_active=True,
-        available__gt=0,
-    ).select_related("holder__market_maker")
+    rows = (
+        Balance.objects.filter(
+            Q(holder__market_maker__mm_type=LP, asset=Asset.EUR)
+            | Q(holder__market_maker__mm_type=AH, asset=market.code),
+            holder__market_maker__is_active=True,
+            available__gt=0,
+        )
+        .only("id", "holder_id", "asset", "available", "locked")
+        .annotate(
+            maker_id=F("holder__market_maker__id"),
+            maker_code=F("holder__market_maker__code"),
+            maker_name=F("holder__market_maker__name"),
+            maker_type=F("holder__market_maker__mm_type"),
+        )
+    )
     if lock:
         rows = rows.select_for_update(of=("self",))
     return list(rows.order_by("pk"))
@@ -131,13 +141,13 @@ def _maker_balances(market: Market, *, lock: bool) -> list[Balance]:
 def _funds(rows: list[Balance], mm_type: str) -> list[planning.MakerFunds]:
     return [
         planning.MakerFunds(
-            market_maker_id=row.holder.market_maker.pk,
-            code=row.holder.market_maker.code,
-            name=row.holder.market_maker.name,
+            market_maker_id=row.maker_id,
+            code=row.maker_code,
+            name=row.maker_name,
             available=row.available,
         )
         for row in rows
-        if row.holder.market_maker.mm_type == mm_type
+        if row.maker_type == mm_type
     ]
 
 
@@ -213,7 +223,7 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
     if not plan.can_execute:
         raise InsufficientAssets(plan)
 
-    holder_of = {row.holder.market_maker.pk: row.holder_id for row in rows}
+    holder_of = {row.maker_id: row.holder_id for row in rows}
     planned = [*plan.bid_plan.orders, *plan.ask_plan.orders]
     specs = [
         RestingOrderSpec(

@@ -22,7 +22,9 @@ from decimal import Decimal
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
+from django.utils import timezone
 
+from market.bulk import insert_rows, update_rows
 from market.models import CERTIFICATES, Asset, Balance, Holder, LedgerEntry, TicketLog
 from market.money import format_eur, format_quantity, parse_amount, parse_quantity
 from market.services.audit import ticket_record
@@ -51,7 +53,9 @@ class BalanceSheet:
     def __init__(self, rows: Iterable[Balance]):
         self._rows = {(row.holder_id, row.asset): row for row in rows}
         self._dirty: dict[int, Balance] = {}
-        self.entries: list[LedgerEntry] = []
+        # (holder_id, asset, kind, available, locked, order, trade, ticket); the causes may
+        # be saved objects or objects saved later in the transaction, resolved at flush.
+        self._moves: list[tuple] = []
 
     @classmethod
     def lock(cls, keys: Iterable[tuple[int, str]]) -> "BalanceSheet":
@@ -102,18 +106,7 @@ class BalanceSheet:
         row.available += available
         row.locked += locked
         self._dirty[row.pk] = row
-        self.entries.append(
-            LedgerEntry(
-                holder_id=holder_id,
-                asset=asset,
-                kind=kind,
-                available_delta=available,
-                locked_delta=locked,
-                order=order,
-                trade=trade,
-                ticket=ticket,
-            )
-        )
+        self._moves.append((holder_id, asset, kind, available, locked, order, trade, ticket))
 
     def deposit(self, holder_id: int, asset: str, amount: Decimal, *, ticket) -> None:
         self._move(holder_id, asset, Kind.DEPOSIT, available=amount, ticket=ticket)
@@ -162,12 +155,39 @@ class BalanceSheet:
 
     def flush(self) -> None:
         """Write the changed balances and the ledger entries: two statements."""
-        if self._dirty:
-            Balance.objects.bulk_update(self._dirty.values(), ["available", "locked"])
-        if self.entries:
-            LedgerEntry.objects.bulk_create(self.entries)
+        update_rows(Balance, list(self._dirty.values()), ["available", "locked"])
+        insert_rows(
+            LedgerEntry,
+            LEDGER_COLUMNS,
+            [
+                (holder, asset, kind, available, locked, _pk(order), _pk(trade), _pk(ticket))
+                for holder, asset, kind, available, locked, order, trade, ticket in self._moves
+            ],
+            returning_ids=False,
+            constants={"created_at": timezone.now()},
+        )
         self._dirty.clear()
-        self.entries = []
+        self._moves = []
+
+
+LEDGER_COLUMNS = (
+    "holder_id",
+    "asset",
+    "kind",
+    "available_delta",
+    "locked_delta",
+    "order_id",
+    "trade_id",
+    "ticket_id",
+)
+
+
+def _pk(cause) -> int | None:
+    if cause is None or isinstance(cause, int):
+        return cause
+    if cause.pk is None:
+        raise ValueError(f"{cause!r} must be saved before the ledger is flushed")
+    return cause.pk
 
 
 def parse_transfer(asset: str, amount) -> Decimal:

@@ -1,0 +1,36 @@
+"""Shared set-up for the benchmarks: a throwaway PostgreSQL database, migrated."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/carbon_bench"
+
+
+def fresh_database(url: str | None = None) -> str:
+    """Drop and re-create the bench database, migrate it, and set up Django against it."""
+    url = url or os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+    name = url.rsplit("/", 1)[1]
+    server = url.rsplit("/", 1)[0] + "/postgres"
+    import psycopg
+
+    with psycopg.connect(server.replace("postgres://", "postgresql://"), autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        db.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuv")
+    os.environ.setdefault("DEBUG", "False")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, str(ROOT))
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        check=True,
+        env=os.environ,
+    )
+    import django
+
+    django.setup()
+    return url
