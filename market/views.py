@@ -252,10 +252,10 @@ def balances(request, code: str):
 def order_preview(request, code: str):
     """The live estimate as the trader types (read-only: no locks, nothing placed).
 
-    `fill_max` first sets the amount input to the most the trader can use (MAX) and
-    answers with the whole order-entry panel. `review` is the confirmation step: the
-    estimate with a Confirm button that places the order (or, for bad input, the panel
-    with its errors)."""
+    `fill_max` first sets the amount input to the most the trader can use (MAX).
+    `review` is the confirmation step: the estimate with a Confirm button that places the
+    order, or the errors next to their fields. Both answer with the whole order-entry
+    panel; plain typing only with the preview."""
     market = _market(code)
     holder = trader_holder_for(request.user)
     fill_max = bool(request.POST.get("fill_max"))
@@ -280,14 +280,9 @@ def order_preview(request, code: str):
         "review": review,
         "preview_problems": _preview_problems(form),
     }
-    if fill_max:
+    if fill_max or review:
+        # The whole panel: errors next to their fields, or none left from an earlier try.
         return _render_partials(request, "order-entry", context)
-    if review and estimate is None:
-        # Nothing to confirm: show the errors next to their fields.
-        response = _render_partials(request, "order-entry", context)
-        response["HX-Retarget"] = "#order-entry"
-        response["HX-Reswap"] = "outerHTML"
-        return response
     return _render_partials(request, "order-preview", context)
 
 

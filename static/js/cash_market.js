@@ -6,7 +6,8 @@
  *   form to LIMIT (instead of following the link).
  * - The order book keeps its scroll position when a poll swaps in a new book.
  * - A bodiless 304 from the book poll is never swapped (also set in the page's htmx-config).
- * - A live preview of unchanged inputs never replaces the confirmation step.
+ * - Order-form answers land newest-last, and a live preview of unchanged inputs never
+ *   replaces the confirmation step.
  * - Toasts dismiss themselves after a while, or on their close button.
  */
 (function () {
@@ -47,9 +48,16 @@
     }
   });
 
-  // --- Confirmation step: a late live preview must not remove the Confirm button ------------
-  // The Review answer carries the inputs it was computed for. A debounced preview of the
-  // very same inputs that fires after it (typing, then Review within 300 ms) is dropped.
+  // --- Order entry: responses in order, and the confirmation step survives late previews ---
+  // Live previews (debounced), Review, MAX and placing all swap parts of the order form.
+  // Only the newest request's answer may land; an older one arriving late is dropped.
+  // And a preview of exactly the inputs a Review is showing (or fetching) is not sent at
+  // all, so typing and then pressing Review within the debounce never loses the Confirm
+  // button.
+  var issued = 0;
+  var applied = 0;
+  var reviewing = null; // the inputs of a Review request in flight
+
   function inputSignature(form) {
     return ["side", "order_type", "amount_mode", "price", "quantity", "eur_budget"]
       .map(function (name) {
@@ -59,16 +67,69 @@
       .join("|");
   }
 
+  function inOrderForm(elt) {
+    return elt && elt.closest && elt.closest("#order-form");
+  }
+
+  function isReview(elt) {
+    return elt && elt.getAttribute && elt.getAttribute("name") === "review";
+  }
+
   document.addEventListener("htmx:confirm", function (event) {
     var source = event.detail.elt;
-    if (!source || source.id !== "order-inputs") {
+    var form = orderForm();
+    if (!source || source.id !== "order-inputs" || !form) {
       return;
     }
+    var current = inputSignature(form);
     var confirmBar = document.querySelector("[data-testid=order-confirm]");
-    var form = orderForm();
-    if (confirmBar && form && confirmBar.getAttribute("data-inputs") === inputSignature(form)) {
+    if (reviewing === current || (confirmBar && confirmBar.getAttribute("data-inputs") === current)) {
       event.preventDefault();
     }
+  });
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!inOrderForm(elt)) {
+      return;
+    }
+    event.detail.xhr.orderSequence = ++issued;
+    if (isReview(elt)) {
+      reviewing = inputSignature(orderForm());
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (isReview(event.detail.elt)) {
+      reviewing = null;
+    }
+  });
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var sequence = event.detail.xhr && event.detail.xhr.orderSequence;
+    if (!sequence) {
+      return;
+    }
+    if (sequence < applied) {
+      event.detail.shouldSwap = false;
+    } else {
+      applied = sequence;
+    }
+  });
+
+  // An edited field loses its error message: it is about a value that is gone.
+  document.addEventListener("input", function (event) {
+    var field = event.target;
+    if (!inOrderForm(field) || !field.name || field.getAttribute("aria-invalid") !== "true") {
+      return;
+    }
+    var message = document.querySelector('[data-error-for="' + field.name + '"]');
+    if (message) {
+      message.remove();
+    }
+    field.removeAttribute("aria-invalid");
+    field.classList.remove("border-red-400", "focus:ring-red-300");
+    field.classList.add("border-slate-300", "focus:border-slate-500", "focus:ring-slate-200");
   });
 
   // --- Order book: no swap on 304, keep the scroll position --------------------------------
