@@ -432,7 +432,7 @@ def operation_withdraw(request, pk: int):
     if request.htmx:
         context = _detail_context(_operation_or_404(pk))
         context["flash"] = True
-        return render(request, f"{DETAIL}#operation-body", context)
+        return render(request, f"{DETAIL}#withdraw-response", context)
     return redirect("liquidity:operation", pk=pk)
 
 
