@@ -533,6 +533,7 @@ def test_withdraw_with_htmx_answers_the_refreshed_detail(client, staff):
         "Withdrawn" in body and f"Withdrew {op.ticket.ticket_id}: cancelled 6 open orders" in body
     )
     assert "No open orders to withdraw" in body
+    assert '<div id="messages" hx-swap-oob="delete"></div>' in body
     assert not Order.objects.filter(status__in=Order.RESTING).exists()
     assert Balance.objects.get(holder=provider.holder, asset="EUR").locked == 0
     assert_all_invariants()
