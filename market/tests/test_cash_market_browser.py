@@ -310,6 +310,9 @@ def test_readme_screenshot(page, browser_login, live_server, trader, screenshot)
     """The README's screenshot (docs/screenshots/cash-market.png is a copy of it): a busy
     book, the trader's own orders, an order being reviewed."""
     seed_book(levels=30)
+    active = factories.trader(EUR="20000", CEA=500)
+    for side, quantity in (("BUY", 20), ("SELL", 15), ("BUY", 60), ("BUY", 9), ("SELL", 31)):
+        place(active, side, order_type="MARKET", quantity=quantity)
     place(trader, "BUY", price="13.80", quantity=40)
     place(trader, "SELL", price="14.60", quantity=25)
     open_market(page, browser_login, live_server, trader)

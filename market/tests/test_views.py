@@ -628,3 +628,45 @@ def test_page_and_partials_cost_the_same_for_10_and_10000_orders_and_trades(cea)
     assert Order.objects.filter(owner=maker, status__in=Order.RESTING).count() == 10_000
     assert Trade.objects.count() == 10_000
     assert query_counts(client) == small
+
+
+# --- The estimate agrees with what placing does --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "side, order_type, fields",
+    [
+        ("BUY", "MARKET", {"quantity": "25"}),
+        ("BUY", "MARKET", {"eur_budget": "300"}),
+        ("BUY", "MARKET", {"quantity": "45"}),  # more than the book holds
+        ("BUY", "LIMIT", {"price": "14.20", "quantity": "25"}),  # crosses, rest rests
+        ("SELL", "MARKET", {"quantity": "15"}),
+        ("SELL", "LIMIT", {"price": "13.85", "quantity": "30"}),
+        ("SELL", "LIMIT", {"price": "15.00", "quantity": "5"}),  # rests only
+    ],
+)
+def test_the_estimate_matches_the_placement(book, side, order_type, fields):
+    from market import selectors
+
+    trader = factories.trader(EUR="5000", CEA=100)
+    request = order_request_parse(market_code="CEA", side=side, order_type=order_type, **fields)
+    estimate = selectors.order_estimate(holder=trader, order=request)
+    placed = order_place(owner=trader, request=request).order
+    assert estimate.fill_quantity == placed.filled_quantity
+    assert estimate.fill_value == placed.filled_value
+    assert estimate.rest_quantity == (placed.remaining_quantity if placed.is_resting else 0)
+    eur = Balance.objects.get(holder=trader, asset="EUR")
+    cea = Balance.objects.get(holder=trader, asset="CEA")
+    assert estimate.eur_after == eur.available
+    assert estimate.certificates_after == cea.available
+    if order_type == "MARKET":
+        assert estimate.fee == placed.fee_paid
+
+
+def test_the_estimate_stops_at_the_traders_own_order(client_alice, alice, book):
+    place(alice, "SELL", price="14.15", quantity=5)
+    partial = text(
+        client_alice.post(PREVIEW, order_data(order_type="MARKET", quantity="25"), headers=HTMX)
+    )
+    assert "only 10 CEA can trade now" in partial
+    assert "Your own sell order at €14.15 stops the walk there" in partial
