@@ -679,20 +679,57 @@ def test_market_makers_list_queries_do_not_grow(client, staff):
     assert count_queries(client, "get", MAKERS) == few
 
 
-def test_operations_list_and_detail_queries_do_not_grow(client, staff):
-    makers(5, LP, EUR="100000")
-    makers(5, AH, CEA=10000)
+def test_operations_list_queries_do_not_grow_with_operations(client, staff, monkeypatch):
+    from liquidity import views
+
+    monkeypatch.setattr(views, "OPERATIONS_PER_PAGE", 100)  # every row on one page
+    funded_market()
+    other = factories.StaffFactory()
     for _ in range(5):
         operation(staff)
-    first = LiquidityOperation.objects.order_by("pk").first()
     client.get(OPERATIONS)
     few = count_queries(client, "get", OPERATIONS)
-    detail_few = count_queries(client, "get", f"{OPERATIONS}{first.pk}/")
+    for number in range(45):
+        operation(other if number % 2 else staff, bid="100", ask="100")
+    response = client.get(OPERATIONS)
+    assert html(response).count('data-testid="operation-row"') == 50
+    assert count_queries(client, "get", OPERATIONS) == few
+
+
+def test_operation_detail_queries_do_not_grow_with_market_makers(client, staff):
+    makers(5, LP, EUR="100000")
+    makers(5, AH, CEA=10000)
+    small = operation(staff, bid="50000", ask="50000")
+    client.get(f"{OPERATIONS}{small.pk}/")
+    few = count_queries(client, "get", f"{OPERATIONS}{small.pk}/")
     makers(45, LP, EUR="100000")
     makers(45, AH, CEA=10000)
-    for _ in range(20):
-        operation(staff)
-    big = operation(staff, bid="50000", ask="50000")  # placed by 50 + 50 makers
-    assert big.orders.count() > first.orders.count()
-    assert count_queries(client, "get", OPERATIONS) == few
-    assert count_queries(client, "get", f"{OPERATIONS}{big.pk}/") == detail_few
+    big = operation(staff, bid="50000", ask="50000")
+    assert len(big.market_makers_used) == 100 and big.orders.count() == 300
+    assert count_queries(client, "get", f"{OPERATIONS}{big.pk}/") == few
+
+
+@pytest.mark.parametrize(
+    ("path", "root"),
+    [
+        (NEW, '<section id="plan-preview"'),
+        (OPERATIONS, '<div id="operations-table"'),
+        ("{op}", '<div id="operation-body"'),
+        ("{op}withdraw/", '<div id="withdraw-confirm"'),
+        (MAKERS, '<div id="makers-table"'),
+        (MAKER_NEW, '<div id="mm-action"'),
+        ("{mm}fund/", '<div id="mm-action"'),
+        ("{mm}withdraw/", '<div id="mm-action"'),
+        ("{mm}deactivate/", '<div id="mm-action"'),
+    ],
+)
+def test_every_page_answers_a_partial_to_htmx(client, staff, path, root):
+    maker, _ = funded_market()
+    op = operation(staff)
+    url = path.format(op=f"{OPERATIONS}{op.pk}/", mm=f"{MAKERS}{maker.pk}/")
+    page = client.get(url)
+    assert page.status_code == 200 and is_full_page(page)
+    assert root in html(page)
+    partial = client.get(url, **HX)
+    assert partial.status_code == 200 and not is_full_page(partial)
+    assert html(partial).lstrip().startswith(root)
