@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from market import selectors
-from market.forms import AMOUNT_BY_EUR, OrderEntryForm
+from market.forms import OrderEntryForm
 from market.models import Market, MarketCode, Order
 from market.money import format_eur, format_quantity, parse_price
 from market.services.holders import trader_holder_for
@@ -321,7 +321,6 @@ def _with_max_amount(data, *, holder, market: Market):
         by_eur=probe.by_eur,
     )
     if amount is not None:
-        data["amount_mode"] = AMOUNT_BY_EUR if probe.by_eur else data.get("amount_mode", "")
         data[probe.amount_field] = str(amount)
     return data
 
