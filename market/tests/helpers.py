@@ -5,7 +5,9 @@ from decimal import Decimal
 
 from django.db.models import Max, Min
 
-from market.models import Balance, LedgerEntry, Market, Order
+from market.models import Balance, LedgerEntry, Market, Order, Trade
+from market.money import fee_on
+from market.services.holders import house_holder
 
 ZERO = Decimal("0")
 
@@ -83,3 +85,94 @@ def assert_all_invariants():
     assert_book_not_crossed()
     assert_orders_consistent()
     assert_totals_conserved()
+
+
+# Matching invariants (SPEC §5), added for the stateful and concurrency tests. They are not
+# part of `assert_all_invariants`; call `assert_matching_invariants` next to it.
+
+
+def assert_fills_match_trades():
+    """No double fill: each order's filled quantity, value and fee are the sums of its
+    trades; every trade is at the resting order's price, within the taker's limit, and
+    never between one holder and itself."""
+    fills = defaultdict(lambda: [0, ZERO, ZERO])
+    orders = {order.pk: order for order in Order.objects.all()}
+    for trade in Trade.objects.all():
+        buy, sell = orders[trade.buy_order_id], orders[trade.sell_order_id]
+        assert trade.buyer_id == buy.owner_id and trade.seller_id == sell.owner_id, trade
+        assert trade.buyer_id != trade.seller_id, trade
+        assert (buy.side, sell.side) == ("BUY", "SELL"), trade
+        assert buy.market_id == sell.market_id == trade.market_id, trade
+        assert trade.value == trade.price * trade.quantity, trade
+        maker, taker = (sell, buy) if trade.aggressor_side == "BUY" else (buy, sell)
+        assert maker.order_type == Order.Type.LIMIT and trade.price == maker.price, trade
+        assert maker.pk < taker.pk, trade
+        if buy.price is not None:
+            assert trade.price <= buy.price, trade
+        if sell.price is not None:
+            assert trade.price >= sell.price, trade
+        for order, fee in ((buy, trade.buyer_fee), (sell, trade.seller_fee)):
+            fills[order.pk][0] += trade.quantity
+            fills[order.pk][1] += trade.value
+            fills[order.pk][2] += fee
+    for order in orders.values():
+        quantity, value, fee = fills[order.pk]
+        assert order.filled_quantity == quantity, (order, order.filled_quantity, quantity)
+        assert order.filled_value == value, (order, order.filled_value, value)
+        assert order.fee_paid == fee, (order, order.fee_paid, fee)
+        assert order.quantity is None or order.filled_quantity <= order.quantity, order
+
+
+def assert_status_matches_fills():
+    """OPEN has no fill, PARTIALLY_FILLED some, FILLED all; a resting order is a limit order
+    and keeps locked at least what its remainder needs."""
+    for order in Order.objects.select_related("market"):
+        remaining = order.remaining_quantity
+        if order.status == Order.Status.OPEN:
+            assert order.filled_quantity == 0 and remaining > 0, order
+        elif order.status == Order.Status.PARTIALLY_FILLED:
+            assert order.filled_quantity > 0 and remaining > 0, order
+        elif order.status == Order.Status.FILLED:
+            assert remaining == 0 and order.filled_quantity > 0, order
+        if order.is_resting:
+            assert order.order_type == Order.Type.LIMIT, order
+            if order.side == Order.Side.SELL:
+                assert order.reserved == remaining, order
+            else:
+                assert order.reserved >= order.price * remaining, order
+
+
+def assert_fifo_within_price_levels():
+    """Price-time priority: at each market, side and price, only the oldest resting order
+    may have been partly filled — a younger one never trades before an older one."""
+    levels = defaultdict(list)
+    for order in Order.objects.filter(status__in=Order.RESTING).order_by("id"):
+        levels[(order.market_id, order.side, order.price)].append(order)
+    for level, orders in levels.items():
+        fills = [(order.pk, order.filled_quantity) for order in orders]
+        assert all(quantity == 0 for _, quantity in fills[1:]), (level, fills)
+
+
+def assert_fees_reach_house():
+    """The house holds exactly its net deposits plus every fee charged; each order paid
+    the fee on its cumulative traded value, rounded once (`fee_on`)."""
+    house = house_holder()
+    fees = ZERO
+    for buyer_fee, seller_fee in Trade.objects.values_list("buyer_fee", "seller_fee"):
+        fees += buyer_fee + seller_fee
+    net = ZERO
+    for delta in LedgerEntry.objects.filter(
+        holder=house, asset="EUR", kind__in=["DEPOSIT", "WITHDRAWAL"]
+    ).values_list("available_delta", flat=True):
+        net += delta
+    balance = house.balances.get(asset="EUR")
+    assert balance.available + balance.locked == net + fees, (balance, net, fees)
+    for order in Order.objects.all():
+        assert order.fee_paid == fee_on(order.filled_value, order.fee_rate), order
+
+
+def assert_matching_invariants():
+    assert_fills_match_trades()
+    assert_status_matches_fills()
+    assert_fifo_within_price_levels()
+    assert_fees_reach_house()
