@@ -263,35 +263,31 @@ def order_place(
     Raises ValidationError (keyed by field) for a closed market, insufficient funds, or a
     market order that cannot trade at all.
     """
-    if request.client_order_id:
-        existing = Order.objects.filter(
-            owner=owner, client_order_id=request.client_order_id
-        ).first()
-        if existing is not None:
-            return Placement(order=existing, created=False)
+    existing = _already_placed(owner, request.client_order_id)
+    if existing is not None:
+        return existing
     try:
         with transaction.atomic():
             return _place_locked(owner=owner, request=request, actor=actor, ip=ip)
-    except IntegrityError:
-        if request.client_order_id:
-            existing = Order.objects.filter(
-                owner=owner, client_order_id=request.client_order_id
-            ).first()
-            if existing is not None:
-                return Placement(order=existing, created=False)
+    except (IntegrityError, ValidationError):
+        # A twin request with the same key (on either market) may have committed while
+        # this one waited on a lock: it gets that order back, not a unique-key error or a
+        # refusal judged on what the twin left behind.
+        existing = _already_placed(owner, request.client_order_id)
+        if existing is not None:
+            return existing
         raise
+
+
+def _already_placed(owner: Holder, client_order_id: str | None) -> Placement | None:
+    if not client_order_id:
+        return None
+    order = Order.objects.filter(owner=owner, client_order_id=client_order_id).first()
+    return Placement(order=order, created=False) if order is not None else None
 
 
 def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip) -> Placement:
     market = Market.objects.select_for_update().get(pk=request.market.pk)
-    if request.client_order_id:
-        # A twin request with the same key may have committed while this one waited for
-        # the market lock; it must get that order back, not be judged on what is left.
-        existing = Order.objects.filter(
-            owner=owner, client_order_id=request.client_order_id
-        ).first()
-        if existing is not None:
-            return Placement(order=existing, created=False)
     if not market.trading_enabled:
         raise ValidationError({"market": f"Trading in {market.code} is paused."})
     if owner.kind == Holder.Kind.HOUSE:

@@ -217,16 +217,7 @@ def test_same_idempotency_key_at_once_creates_one_order_and_both_get_it():
     "retry_market",
     [
         "CEA",
-        pytest.param(
-            "EUA",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: with the key reused on another market, the retry is not "
-                "serialised by the first's market lock; it waits on the owner's EUR "
-                "balance row instead and is then refused for lack of funds "
-                "(InsufficientFunds) rather than getting the first order back",
-            ),
-        ),
+        "EUA",
     ],
 )
 def test_retry_waiting_for_the_first_order_gets_it_back(retry_market):
