@@ -158,3 +158,19 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def migrated_rows(transactional_db):
+    """The markets and house account that migration market.0002 creates, seeded again.
+
+    Transactional tests flush the database; `serialized_rollback` restores the migrated
+    rows only on the connection object the test database was set up on, and once a
+    browser test has started Playwright's event loop, this thread may be handed another
+    one. The seed is idempotent.
+    """
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("market.migrations.0002_seed_markets_and_house").seed(apps, None)
