@@ -128,6 +128,10 @@ def test_admin_site_header(client, staff):
 
 
 @pytest.mark.browser
+# Serialized rollback like every other browser test: a plain transactional flush would
+# re-create the content types that the next serialized-rollback test restores (unique
+# constraint failure when the browser tests run alone, `pytest -m browser`).
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_login_in_chromium_shows_home(page, live_server, browser_login, screenshot, staff):
     browser_login(page, "staff1", PASSWORD)
     assert page.url == f"{live_server.url}/"

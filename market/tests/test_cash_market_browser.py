@@ -3,6 +3,7 @@ balances, polling. Data is seeded through the order service, as in production.""
 
 import importlib
 import re
+import time
 from decimal import Decimal
 
 import pytest
@@ -84,6 +85,16 @@ def full_page(page, screenshot, name):
     return screenshot(page, name)
 
 
+def wait_for_js(page, expression: str, timeout_ms: int = 15_000) -> None:
+    """Wait until `expression` is true in the page. Not `page.wait_for_function`: that
+    compiles its predicate in the page with Function(), which the Content-Security-Policy
+    forbids; `page.evaluate` runs it over the DevTools protocol, outside the policy."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(50)
+
+
 def review_and_confirm(page):
     page.get_by_test_id("review-order").click()
     page.get_by_test_id("confirm-order").click()
@@ -117,8 +128,8 @@ def test_trader_sees_the_seeded_book_and_a_click_fills_the_price(
     # The live preview answers as the trader types.
     page.locator("#id_quantity").fill("10")
     preview = page.get_by_test_id("preview-total")
-    page.wait_for_function(
-        "document.querySelector('[data-testid=preview-total]').innerText.trim() !== '—'"
+    wait_for_js(
+        page, "document.querySelector('[data-testid=preview-total]').innerText.trim() !== '—'"
     )
     # 10 at 14.05 fill at once (the best ask) plus the 0.5 % fee.
     assert preview.inner_text() == "€141.20"
@@ -148,13 +159,14 @@ def test_limit_order_rests_in_my_orders_and_the_book_and_cancel_releases_it(
     row.wait_for()
     # The book and balances refresh on the HX-Trigger event.
     best_bid = page.get_by_test_id("bid-level").first
-    page.wait_for_function(
-        "document.querySelector('[data-testid=bid-level]').dataset.bookPrice === '13.98'"
+    wait_for_js(
+        page, "document.querySelector('[data-testid=bid-level]').dataset.bookPrice === '13.98'"
     )
     assert "100" in best_bid.inner_text()
     locked = page.get_by_test_id("balance-EUR-locked")
-    page.wait_for_function(
-        "document.querySelector('[data-testid=balance-EUR-locked]').innerText === '€1,404.99'"
+    wait_for_js(
+        page,
+        "document.querySelector('[data-testid=balance-EUR-locked]').innerText === '€1,404.99'",
     )
     assert page.get_by_test_id("balance-EUR-available").inner_text() == "€18,595.01"
     # The form is ready for the next order: quantity cleared, price kept.
@@ -164,8 +176,8 @@ def test_limit_order_rests_in_my_orders_and_the_book_and_cancel_releases_it(
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_test_id("cancel-order").click()
     page.get_by_text(f"Order #{order.pk} cancelled").wait_for()
-    page.wait_for_function(
-        "document.querySelector('[data-testid=balance-EUR-locked]').innerText === '€0.00'"
+    wait_for_js(
+        page, "document.querySelector('[data-testid=balance-EUR-locked]').innerText === '€0.00'"
     )
     assert locked.inner_text() == "€0.00"
     assert page.get_by_test_id("balance-EUR-available").inner_text() == "€20,000.00"
@@ -173,8 +185,8 @@ def test_limit_order_rests_in_my_orders_and_the_book_and_cancel_releases_it(
     order.refresh_from_db()
     assert order.status == Order.Status.CANCELLED and order.reserved == 0
     assert balance(trader, "EUR").locked == 0
-    page.wait_for_function(
-        "document.querySelector('[data-testid=bid-level]').dataset.bookPrice === '13.95'"
+    wait_for_js(
+        page, "document.querySelector('[data-testid=bid-level]').dataset.bookPrice === '13.95'"
     )
 
     page.get_by_test_id("tab-history").click()
@@ -193,25 +205,26 @@ def test_market_buy_shows_in_recent_trades_and_changes_balances(
     page.locator("label", has=page.locator("input[name=amount_mode][value=eur]")).click()
     assert not page.locator("#id_quantity").is_visible()
     page.locator("#id_eur_budget").fill("2000")
-    page.wait_for_function(
-        "document.querySelector('[data-testid=preview-quantity]').innerText.includes('CEA')"
+    wait_for_js(
+        page, "document.querySelector('[data-testid=preview-quantity]').innerText.includes('CEA')"
     )
     review_and_confirm(page)
     assert "filled" in page.get_by_test_id("toast").first.inner_text()
 
     order = Order.objects.get(owner=trader)
     assert order.status == Order.Status.FILLED and order.filled_quantity > 0
-    page.wait_for_function(
-        f"document.querySelectorAll('[data-testid=trade-row]').length > {trades_before}"
+    wait_for_js(
+        page, f"document.querySelectorAll('[data-testid=trade-row]').length > {trades_before}"
     )
     newest = page.get_by_test_id("trade-row").first
     assert newest.get_attribute("data-side") == "BUY"
     cea = balance(trader, "CEA")
     eur = balance(trader, "EUR")
     assert cea.available == 300 + order.filled_quantity
-    page.wait_for_function(
+    wait_for_js(
+        page,
         "document.querySelector('[data-testid=balance-CEA-available]').innerText"
-        f" === '{cea.available:,.0f}'"
+        f" === '{cea.available:,.0f}'",
     )
     assert page.get_by_test_id("balance-EUR-available").inner_text() == f"€{eur.available:,}"
     assert eur.available < D("20000") and eur.locked == 0
@@ -275,8 +288,8 @@ def test_polling_answers_304_and_keeps_the_book_then_swaps_a_changed_one(
 
     # Another participant changes the book: the next poll brings it.
     place(provider.holder, "BUY", price="14.00", quantity=77)
-    page.wait_for_function(
-        "document.querySelector('[data-testid=bid-level]').dataset.bookPrice === '14.00'"
+    wait_for_js(
+        page, "document.querySelector('[data-testid=bid-level]').dataset.bookPrice === '14.00'"
     )
     assert 200 in statuses and 304 in statuses
     assert page.get_by_test_id("stat-best-bid").inner_text() == "€14.00"

@@ -5,6 +5,9 @@
  * - Clicking a price level in the order book fills the limit price and switches the order
  *   form to LIMIT (instead of following the link).
  * - The order book keeps its scroll position when a poll swaps in a new book.
+ * - The order book polls only while the tab is visible (and refreshes when it becomes
+ *   visible again). This is done here rather than with `[...]` filters in hx-trigger:
+ *   htmx evaluates those with Function(), which the Content-Security-Policy forbids.
  * - A bodiless 304 from the book poll is never swapped (also set in the page's htmx-config).
  * - Order-form answers land newest-last, and a live preview of unchanged inputs never
  *   replaces the confirmation step.
@@ -132,7 +135,16 @@
     field.classList.add("border-slate-300", "focus:border-slate-500", "focus:ring-slate-200");
   });
 
-  // --- Order book: no swap on 304, keep the scroll position --------------------------------
+  // --- Order book: poll only while visible, no swap on 304, keep the scroll position -------
+  // Its triggers are `every 2s`, `market-changed` and `visibilitychange`; none of them
+  // fetches while the page is hidden.
+  document.addEventListener("htmx:confirm", function (event) {
+    var source = event.detail.elt;
+    if (source && source.id === "order-book" && document.visibilityState !== "visible") {
+      event.preventDefault();
+    }
+  });
+
   document.addEventListener("htmx:beforeSwap", function (event) {
     if (event.detail.xhr && event.detail.xhr.status === 304) {
       event.detail.shouldSwap = false;
