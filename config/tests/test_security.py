@@ -7,7 +7,6 @@ none and htmx runs with `allowEval: false`; the browser tests below drive the pa
 poll and preview and fail on any violation Chromium reports.
 """
 
-import importlib
 import os
 import re
 import secrets
@@ -16,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.apps import apps as django_apps
 from django.conf import settings
 from django.test import Client, override_settings
 
@@ -223,15 +221,6 @@ document.addEventListener("htmx:evalDisallowedError", (e) => {
 
 
 @pytest.fixture
-def _seeded_markets(transactional_db):
-    """The markets and house account of migration market.0002 (see the other browser
-    tests: serialized rollback does not always restore them on Playwright's thread)."""
-    importlib.import_module("market.migrations.0002_seed_markets_and_house").seed(
-        django_apps, None
-    )
-
-
-@pytest.fixture
 def watched_page(context):
     """A page whose console messages, page errors and CSP violations are collected."""
     page = context.new_page()
@@ -264,7 +253,7 @@ def place(holder, side, **fields):
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_cash_market_polls_and_previews_without_csp_violation(
-    watched_page, live_server, browser_login, _seeded_markets
+    watched_page, live_server, browser_login, migrated_rows
 ):
     page = watched_page
     provider = factories.market_maker(LP, EUR="100000")
@@ -313,7 +302,7 @@ def test_cash_market_polls_and_previews_without_csp_violation(
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_book_polls_only_while_the_tab_is_visible(
-    watched_page, live_server, browser_login, _seeded_markets
+    watched_page, live_server, browser_login, migrated_rows
 ):
     """The eval-free replacement of `every 2s [document.visibilityState === 'visible']`:
     cash_market.js cancels the poll while the page is hidden, and the book refreshes as
@@ -347,7 +336,7 @@ def test_book_polls_only_while_the_tab_is_visible(
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_back_office_admin_and_api_docs_without_csp_violation(
-    watched_page, live_server, browser_login, _seeded_markets
+    watched_page, live_server, browser_login, migrated_rows
 ):
     page = watched_page
     factories.market_maker(LP, EUR="200000")
