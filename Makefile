@@ -82,3 +82,12 @@ format: $(PY_STAMP)
 clean:
 	rm -rf $(VENV) $(THEME_SRC)/node_modules config/theme/static/css/dist staticfiles \
 		*.egg-info .pytest_cache .ruff_cache test-artifacts
+
+# Benchmarks and the soak of issue 6 (need PostgreSQL on 127.0.0.1:5432 and, for the poll
+# benchmark, wrk if available); results and how to read them: docs/benchmarks.md.
+.PHONY: bench
+bench: $(PY_STAMP)
+	$(PY) bench/liquidity_execute.py
+	$(PY) bench/matching.py
+	$(PY) bench/poll.py
+	$(PY) bench/soak.py

@@ -15,6 +15,7 @@ from itertools import zip_longest
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, HttpResponseNotModified
 from django.shortcuts import redirect, render
@@ -22,6 +23,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_etags, quote_etag
+from django.utils.translation import get_language
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -98,18 +100,48 @@ def _tab(request) -> str:
     return tab if tab in TABS else "open"
 
 
-def _render_partials(request, main: str | None, context, *, oob=()) -> HttpResponse:
+def _render_partial(request, name: str, context, *, oob: bool) -> str:
+    return render_to_string(f"{PAGE}#{name}", {**context, "oob": oob}, request=request)
+
+
+def _render_partials(request, main: str | None, context, *, oob=(), rendered=None) -> HttpResponse:
     """The `main` partial (swapped into the requesting element's target) followed by
-    `oob` partials, swapped by their ids (hx-swap-oob)."""
+    `oob` partials, swapped by their ids (hx-swap-oob). `rendered` maps partial names to
+    HTML already rendered (see `_book_fragments`)."""
+    rendered = rendered or {}
     html = []
     parts = ([(main, False)] if main else []) + [(name, True) for name in oob]
     for name, is_oob in parts:
-        html.append(
-            render_to_string(f"{PAGE}#{name}", {**context, "oob": is_oob}, request=request)
-        )
+        if name in rendered:
+            html.append(rendered[name])
+        else:
+            html.append(_render_partial(request, name, context, oob=is_oob))
     response = HttpResponse("".join(html))
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+def _book_fragments(request, context) -> dict[str, str]:
+    """The order-book and depth-chart partials of a poll, through Django's cache.
+
+    Both are a function of the book alone (market, `book_version`, depth), the same for
+    every trader, and they are most of a poll's rendering time (100 levels, the chart), so
+    each process renders them once per book version, like `selectors.cached_order_book`
+    keeps the book itself. Nothing request- or user-specific may go into these partials.
+    """
+    book = context["book"]
+    key = (
+        f"market:book-html:{book.market_code}:{book.version}:{context['book_depth']}:"
+        f"{get_language()}"
+    )
+    fragments = cache.get(key)
+    if fragments is None:
+        fragments = {
+            "order-book": _render_partial(request, "order-book", context, oob=False),
+            "depth-chart": _render_partial(request, "depth-chart", context, oob=True),
+        }
+        cache.set(key, fragments, selectors.BOOK_CACHE_TIMEOUT)
+    return fragments
 
 
 def _base_context(request, market: Market) -> dict:
@@ -211,7 +243,11 @@ def order_book(request, code: str):
     market = _market(code)
     context = {**_base_context(request, market), **_market_data(market, depth)}
     response = _render_partials(
-        request, "order-book", context, oob=["market-stats", "depth-chart", "recent-trades"]
+        request,
+        "order-book",
+        context,
+        oob=["market-stats", "depth-chart", "recent-trades"],
+        rendered=_book_fragments(request, context),
     )
     response["ETag"] = context["book_etag"]
     response["Cache-Control"] = "private, no-cache"
