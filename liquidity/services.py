@@ -25,6 +25,7 @@ from market.money import parse_amount, parse_price
 from market.services.audit import ticket_record
 from market.services.ledger import BalanceSheet
 from market.services.orders import RestingOrderSpec, best_resting_prices, resting_orders_place
+from market.validation import FieldErrors
 
 LP, AH = MarketMakerClient.Type.LIQUIDITY_PROVIDER, MarketMakerClient.Type.ASSET_HOLDER
 MAX_NOTES = 2000
@@ -63,25 +64,15 @@ def liquidity_request_parse(
     *, market_code, bid_amount_eur, ask_amount_eur, reference_price=None, notes=""
 ) -> LiquidityRequest:
     """Validate raw input; ValidationError keyed by field lists everything to fix."""
-    errors: dict[str, list[str]] = {}
-
-    def collect(parse, *args, **kwargs):
-        try:
-            return parse(*args, **kwargs)
-        except ValidationError as error:
-            for key, messages in error.message_dict.items():
-                errors.setdefault(key, []).extend(messages)
-            return None
-
+    errors = FieldErrors()
+    collect = errors.collect
     market = Market.objects.filter(code=str(market_code or "").upper()).first()
     if market is None:
-        errors["certificate_type"] = [f"Unknown market {market_code!r}: choose CEA or EUA."]
+        errors.add("certificate_type", f"Unknown market {market_code!r}: choose CEA or EUA.")
     bid = collect(parse_amount, bid_amount_eur, field="bid_amount_eur", allow_zero=True)
     ask = collect(parse_amount, ask_amount_eur, field="ask_amount_eur", allow_zero=True)
     if bid == 0 and ask == 0:
-        errors.setdefault(NON_FIELD_ERRORS, []).append(
-            "Enter a BID or an ASK amount (or both) greater than zero."
-        )
+        errors.add(NON_FIELD_ERRORS, "Enter a BID or an ASK amount (or both) greater than zero.")
     if reference_price in ("", None):
         reference_price = None
     elif market is not None:
@@ -90,9 +81,8 @@ def liquidity_request_parse(
         )
     notes = str(notes or "")
     if len(notes) > MAX_NOTES:
-        errors["notes"] = [f"Notes are at most {MAX_NOTES} characters."]
-    if errors:
-        raise ValidationError(errors)
+        errors.add("notes", f"Notes are at most {MAX_NOTES} characters.")
+    errors.raise_any()
     return LiquidityRequest(market, bid, ask, reference_price, notes)
 
 

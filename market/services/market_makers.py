@@ -42,6 +42,7 @@ from market.services.audit import ticket_record, tickets_record
 from market.services.holders import holder_create
 from market.services.ledger import BalanceSheet, describe, parse_transfer
 from market.services.orders import orders_cancel
+from market.validation import FieldErrors
 
 Type = MarketMakerClient.Type
 ENTITY = "MarketMakerClient"
@@ -98,28 +99,6 @@ def funding_refusal(mm_type: str, asset: str) -> str | None:
     return None
 
 
-class _Errors:
-    """Collects ValidationErrors keyed by field, so one call reports every problem."""
-
-    def __init__(self):
-        self.errors: dict[str, list[str]] = defaultdict(list)
-
-    def collect(self, parse):
-        try:
-            return parse()
-        except ValidationError as error:
-            for key, messages in error.message_dict.items():
-                self.errors[key].extend(messages)
-            return None
-
-    def add(self, field: str, message: str) -> None:
-        self.errors[field].append(message)
-
-    def raise_any(self) -> None:
-        if self.errors:
-            raise ValidationError(dict(self.errors))
-
-
 def _mm_type(mm_type) -> str:
     if mm_type not in Type.values:
         raise ValidationError(
@@ -146,7 +125,7 @@ def market_maker_funding_parse(
     by the lower-case asset code (`eur`, `cea`, `eua`) — the funding fields of a form —
     and list every problem at once. Returns `{asset: amount}` with the amounts to deposit.
     """
-    errors = _Errors()
+    errors = FieldErrors()
     amounts: dict[str, Decimal] = {}
     for key, raw in funding.items():
         asset = str(key).upper()
@@ -295,7 +274,7 @@ def market_maker_create(
     EUR into an asset holder or certificates into a liquidity provider is refused and
     nothing is created.
     """
-    errors = _Errors()
+    errors = FieldErrors()
     name = errors.collect(lambda: _name(name))
     valid_type = errors.collect(lambda: _mm_type(mm_type))
     amounts = (
@@ -358,7 +337,7 @@ def market_makers_create_bulk(
     holders, balances and makers, one UPDATE for the codes, one batch of `MM_CREATED`
     tickets (each maker's `.ticket`), one ledger batch.
     """
-    errors = _Errors()
+    errors = FieldErrors()
     if isinstance(count, bool) or not isinstance(count, int):
         try:
             count = int(str(count).strip())

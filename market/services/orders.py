@@ -22,6 +22,7 @@ from market.money import fee_on, format_eur, parse_amount, parse_price, parse_qu
 from market.services.audit import ticket_record, tickets_record
 from market.services.holders import house_holder
 from market.services.ledger import BalanceSheet, InsufficientFunds
+from market.validation import FieldErrors
 
 Side, Type, Status = Order.Side, Order.Type, Order.Status
 BOOK_BATCH = 100
@@ -88,37 +89,28 @@ def order_request_parse(
 
     Raises ValidationError keyed by field with every problem a user can fix.
     """
-    errors: dict[str, list[str]] = {}
-
-    def collect(parse, *args, **kwargs):
-        try:
-            return parse(*args, **kwargs)
-        except ValidationError as error:
-            for key, messages in error.message_dict.items():
-                errors.setdefault(key, []).extend(messages)
-            return None
-
+    errors = FieldErrors()
+    collect = errors.collect
     market = Market.objects.filter(code=str(market_code or "").upper()).first()
     if market is None:
-        errors["market"] = [f"Unknown market {market_code!r}: choose CEA or EUA."]
+        errors.add("market", f"Unknown market {market_code!r}: choose CEA or EUA.")
     side = collect(_choice, side, Side.values, "side", "side")
     order_type = collect(_choice, order_type, Type.values, "order_type", "order type")
     if client_order_id is not None:
         client_order_id = str(client_order_id).strip() or None
         if client_order_id and len(client_order_id) > MAX_CLIENT_ORDER_ID:
-            errors["client_order_id"] = [
-                f"The idempotency key is at most {MAX_CLIENT_ORDER_ID} characters."
-            ]
+            errors.add(
+                "client_order_id",
+                f"The idempotency key is at most {MAX_CLIENT_ORDER_ID} characters.",
+            )
     by_budget = eur_budget not in (None, "")
     if by_budget:
         if order_type != Type.MARKET or side != Side.BUY:
-            errors.setdefault("eur_budget", []).append(
-                "An EUR amount is only for market buys; give a quantity instead."
+            errors.add(
+                "eur_budget", "An EUR amount is only for market buys; give a quantity instead."
             )
         elif quantity not in (None, ""):
-            errors.setdefault("quantity", []).append(
-                "Give either a quantity or an EUR amount, not both."
-            )
+            errors.add("quantity", "Give either a quantity or an EUR amount, not both.")
         else:
             eur_budget = collect(parse_amount, eur_budget, field="eur_budget")
         quantity = None
@@ -127,13 +119,12 @@ def order_request_parse(
         quantity = collect(parse_quantity, quantity, field="quantity")
     if order_type == Type.LIMIT:
         if price in (None, ""):
-            errors.setdefault("price", []).append("A limit order needs a price.")
+            errors.add("price", "A limit order needs a price.")
         elif market is not None:
             price = collect(parse_price, price, tick=market.tick_size)
     else:
         price = None
-    if errors:
-        raise ValidationError(errors)
+    errors.raise_any()
     return OrderRequest(market, side, order_type, quantity, price, eur_budget, client_order_id)
 
 
