@@ -513,54 +513,59 @@ def market_maker_new(request):
     return render_page(request, MAKER_CREATE, "action-card", {"form": form})
 
 
-@backoffice
-@require_http_methods(["GET", "POST"])
-def market_maker_fund_view(request, pk: int):
+def _maker_transfer(request, pk: int, *, service, template: str, done_message: str, funding):
+    """Fund or withdraw one maker: the same form, page and outcome, another service.
+
+    `funding` limits the asset choice to what the maker's type may be funded with;
+    a withdrawal may take any asset (a provider whose bids filled holds certificates).
+    """
     maker = _maker_or_404(pk)
-    form = MarketMakerFundForm(posted(request), assets=maker.funding_assets)
+    assets = {"assets": maker.funding_assets} if funding else {}
+    form = MarketMakerFundForm(posted(request), **assets)
     if request.method == "POST" and form.is_valid():
+        asset, amount = form.cleaned_data["asset"], form.cleaned_data["amount"]
         try:
-            market_maker_fund(
+            service(
                 market_maker=maker,
-                asset=form.cleaned_data["asset"],
-                amount=form.cleaned_data["amount"],
+                asset=asset,
+                amount=amount,
                 actor=request.user,
                 ip=client_ip(request),
             )
         except ValidationError as error:
             apply_errors(form, error)
         else:
-            asset = form.cleaned_data["asset"]
-            amount = describe(asset, parse_transfer(asset, form.cleaned_data["amount"]))
-            messages.success(request, f"Deposited {amount} into {maker.code} {maker.name}.")
+            described = describe(asset, parse_transfer(asset, amount))
+            messages.success(request, done_message.format(amount=described, maker=maker))
             return done(request, safe_next(request, reverse("liquidity:market-makers")))
     context = {"form": form, "maker": maker, "next": safe_next(request, "")}
-    return render_page(request, MAKER_FUND, "action-card", context)
+    return render_page(request, template, "action-card", context)
+
+
+@backoffice
+@require_http_methods(["GET", "POST"])
+def market_maker_fund_view(request, pk: int):
+    return _maker_transfer(
+        request,
+        pk,
+        service=market_maker_fund,
+        template=MAKER_FUND,
+        done_message="Deposited {amount} into {maker.code} {maker.name}.",
+        funding=True,
+    )
 
 
 @backoffice
 @require_http_methods(["GET", "POST"])
 def market_maker_withdraw_view(request, pk: int):
-    maker = _maker_or_404(pk)
-    form = MarketMakerFundForm(posted(request))
-    if request.method == "POST" and form.is_valid():
-        try:
-            market_maker_withdraw(
-                market_maker=maker,
-                asset=form.cleaned_data["asset"],
-                amount=form.cleaned_data["amount"],
-                actor=request.user,
-                ip=client_ip(request),
-            )
-        except ValidationError as error:
-            apply_errors(form, error)
-        else:
-            asset = form.cleaned_data["asset"]
-            amount = describe(asset, parse_transfer(asset, form.cleaned_data["amount"]))
-            messages.success(request, f"Withdrew {amount} from {maker.code} {maker.name}.")
-            return done(request, safe_next(request, reverse("liquidity:market-makers")))
-    context = {"form": form, "maker": maker, "next": safe_next(request, "")}
-    return render_page(request, MAKER_WITHDRAW, "action-card", context)
+    return _maker_transfer(
+        request,
+        pk,
+        service=market_maker_withdraw,
+        template=MAKER_WITHDRAW,
+        done_message="Withdrew {amount} from {maker.code} {maker.name}.",
+        funding=False,
+    )
 
 
 @backoffice
