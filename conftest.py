@@ -167,10 +167,16 @@ def migrated_rows(transactional_db):
     Transactional tests flush the database; `serialized_rollback` restores the migrated
     rows only on the connection object the test database was set up on, and once a
     browser test has started Playwright's event loop, this thread may be handed another
-    one. The seed is idempotent.
+    one. The same goes for the content types and permissions `post_migrate` creates.
+    Everything here is idempotent.
     """
     import importlib
 
     from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.contenttypes.management import create_contenttypes
 
+    for app_config in apps.get_app_configs():
+        create_contenttypes(app_config, verbosity=0)
+        create_permissions(app_config, verbosity=0)
     importlib.import_module("market.migrations.0002_seed_markets_and_house").seed(apps, None)

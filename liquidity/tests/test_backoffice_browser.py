@@ -5,7 +5,6 @@ Screenshots go to test-artifacts/screenshots/ (the `screenshot` fixture). With
 DOCS_SCREENSHOTS=1 they are also copied to docs/screenshots/ for the staff guide.
 """
 
-import importlib
 import os
 import re
 import shutil
@@ -13,7 +12,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.apps import apps as django_apps
 from django.contrib.auth.models import Permission
 
 from liquidity.models import LiquidityOperation
@@ -34,16 +32,8 @@ PASSWORD = "ops-password-123"
 
 
 @pytest.fixture(autouse=True)
-def _migrated_rows(transactional_db):
-    """The markets and the house account that migration market.0002 creates.
-
-    `serialized_rollback` restores them after the flush of an earlier transactional test,
-    but only when the test database was set up on the connection these tests see: with
-    Playwright's event loop running, Django hands this thread another connection object
-    than the one a non-browser test set the database up on. Seeding again is idempotent.
-    """
-    seed = importlib.import_module("market.migrations.0002_seed_markets_and_house").seed
-    seed(django_apps, None)
+def _migrated_rows(migrated_rows):
+    """Every browser test starts with the markets and house account (see conftest)."""
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ Skipped on other databases outside CI; under CI (`CI=true`) these tests always r
 fail when the database is not PostgreSQL.
 """
 
-import importlib
 import os
 import random
 import threading
@@ -17,7 +16,6 @@ from collections import defaultdict
 from decimal import Decimal
 
 import pytest
-from django.apps import apps as django_apps
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
@@ -50,17 +48,10 @@ pytestmark = [
 
 
 @pytest.fixture(autouse=True)
-def _postgresql_with_migrated_rows(transactional_db):
+def _postgresql_with_migrated_rows(migrated_rows):
     # Under CI the skip above never applies: a wrong database must fail, not pass quietly.
     if not ON_POSTGRESQL:
         pytest.fail(f"The concurrency tests need PostgreSQL, not {connection.vendor}.")
-    # The markets and house account of migration market.0002, seeded again (idempotent):
-    # `serialized_rollback` restores them only on the connection object the database was
-    # set up on, and once a browser test has started Playwright's event loop this thread
-    # may be handed another one.
-    importlib.import_module("market.migrations.0002_seed_markets_and_house").seed(
-        django_apps, None
-    )
 
 
 def run_together(*workers, timeout=120):
