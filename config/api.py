@@ -1,14 +1,17 @@
 """The JSON API at /api/v1/: staff only, by bearer API token or by session (with CSRF).
 
 Errors are JSON with a 4xx status, never a 500 for bad input:
-`{"error": "validation_error", "detail": {field: [messages]}}` for input a user can fix.
+`{"error": "validation_error", "detail": {field: [messages]}}` for input a user can fix
+(`"bad_request"` for a body that is not JSON), `{"detail": [...]}` (422) for a request that
+does not match the schema, `{"detail": "..."}` for 401 / 403. Every response is declared
+in the OpenAPI schema (`liquidity.api`, `market.api`) and checked by schemathesis.
 """
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from ninja import NinjaAPI
-from ninja.errors import AuthorizationError
+from ninja.errors import AuthorizationError, HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 
 from liquidity.models import ApiToken
@@ -75,6 +78,17 @@ def validation_error(request, error: ValidationError):
     return api.create_response(
         request, {"error": "validation_error", "detail": detail}, status=400
     )
+
+
+@api.exception_handler(HttpError)
+def http_error(request, error: HttpError):
+    """A body that is not JSON (ninja's 400) in the API's error shape; 401 / 403 and the
+    rest as ninja answers them."""
+    if error.status_code == 400:
+        return api.create_response(
+            request, {"error": "bad_request", "detail": {"__all__": [str(error)]}}, status=400
+        )
+    return api.create_response(request, {"detail": str(error)}, status=error.status_code)
 
 
 api.add_router("/liquidity/", "liquidity.api.router")

@@ -1,11 +1,11 @@
 """JSON API for liquidity operations (SPEC §11). Field names follow the reference plan."""
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from django.shortcuts import get_object_or_404
 from ninja import Field, Header, Query, Router, Schema, Status
 
+from config.api_schemas import COMMON, Out
 from liquidity import selectors
 from liquidity.models import LiquidityOperation
 from liquidity.plan import LiquidityPlan, SidePlan
@@ -24,6 +24,9 @@ router = Router(tags=["Liquidity"])
 
 # Money arrives as a decimal string (or a JSON integer); floats are refused by the schema.
 Money = int | str
+# A row id: bounded, so that no id reaches the database out of its integer range (SQLite
+# raises OverflowError beyond 64 bits).
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class LiquidityIn(Schema):
@@ -46,14 +49,190 @@ class ProvisionIn(Schema):
     asset: str = Field(examples=["EUR"])
     amount: Money = Field(description="create_new: the total shared; fund_existing: each")
     count: int | None = Field(None, ge=1, le=1000)
-    mm_ids: list[int] | None = None
+    mm_ids: list[Id] | None = None
     name_prefix: str = "Liquidity"
 
 
-class ErrorOut(Schema):
-    error: str
-    detail: dict | None = None
-    message: str | None = None
+# --- responses --------------------------------------------------------------------------
+# Exactly what the endpoints return: every field, with its type. Money and prices are
+# decimal strings; certificates and counts are integers.
+
+
+class ValidationErrorOut(Out):
+    """400: input the user can fix, messages per field (`__all__` for the request)."""
+
+    error: str = Field(examples=["validation_error"])
+    detail: dict[str, list[str]]
+
+
+class NotFoundOut(Out):
+    error: str = Field(examples=["not_found"])
+    message: str
+
+
+class ShortfallOut(Out):
+    side: str
+    asset_type: str
+    mm_type: str
+    required: str
+    available: str
+    shortfall: str
+
+
+class AllocationOut(Out):
+    mm_id: int
+    mm_code: str
+    mm_name: str
+    mm_type: str
+    available: str
+    allocation: str
+    orders_count: int
+    quantity: int
+    value_eur: str
+
+
+class PriceLevelOut(Out):
+    price: str
+    share: str
+    quantity: int
+    value_eur: str
+    orders_count: int
+
+
+class SidePlanOut(Out):
+    side: str
+    asset: str
+    target_eur: str
+    required: str
+    available: str
+    sufficient: bool
+    total_amount: str
+    total_quantity: int
+    orders_count: int
+    mms: list[AllocationOut]
+    price_levels: list[PriceLevelOut]
+
+
+class PlanOut(Out):
+    certificate_type: str
+    can_execute: bool
+    reference_price: str
+    reference_source: str
+    bid_plan: SidePlanOut
+    ask_plan: SidePlanOut
+    missing_assets: ShortfallOut | None
+    shortfalls: list[ShortfallOut]
+    suggested_actions: list[str]
+    warnings: list[str]
+    total_orders_count: int
+    estimated_spread: str | None
+    estimated_spread_pct: str | None
+    fingerprint: str
+
+
+class InsufficientAssetsOut(Out):
+    """400 `insufficient_assets`: every short side, the first also flattened (the
+    reference API's shape)."""
+
+    error: str = Field(examples=["insufficient_assets"])
+    message: str
+    missing_assets: ShortfallOut | None
+    shortfalls: list[ShortfallOut]
+    suggested_actions: list[str]
+    side: str | None = None
+    asset_type: str | None = None
+    mm_type: str | None = None
+    required: str | None = None
+    available: str | None = None
+    shortfall: str | None = None
+
+
+class PlanChangedOut(Out):
+    error: str = Field(examples=["plan_changed"])
+    message: str
+    plan: PlanOut
+
+
+class MakerUsedOut(Out):
+    market_maker_id: int
+    code: str
+    side: str
+    asset: str
+    quantity: int
+    value_eur: str
+    orders: int
+
+
+class CreatedOut(Out):
+    success: bool
+    liquidity_operation_id: int
+    ticket_id: str
+    orders_created: int
+    bid_liquidity_eur: str
+    ask_liquidity_eur: str
+    ask_quantity: int
+    reference_price: str
+    market_makers_used: list[MakerUsedOut]
+
+
+class ProvisionedMakerOut(Out):
+    mm_id: int
+    mm_code: str
+    mm_name: str
+
+
+class ProvisionedOut(Out):
+    success: bool
+    action: str
+    market_makers: list[ProvisionedMakerOut]
+
+
+class OperationOrderOut(Out):
+    id: int
+    mm_code: str
+    side: str
+    price: str
+    quantity: int
+    filled_quantity: int
+    status: str
+
+
+class OperationOut(Out):
+    id: int
+    ticket_id: str
+    certificate_type: str
+    state: str
+    fill_pct: str
+    quantity_total: int
+    quantity_filled: int
+    orders_resting: int
+    reference_price: str
+    target_bid_eur: str
+    target_ask_eur: str
+    actual_bid_eur: str
+    actual_ask_eur: str
+    actual_ask_quantity: int
+    orders_created: int
+    market_makers_used: list[MakerUsedOut]
+    notes: str
+    created_by: str
+    created_at: str
+    withdrawn_at: str | None
+
+
+class OperationDetailOut(OperationOut):
+    orders: list[OperationOrderOut]
+
+
+class OperationsOut(Out):
+    count: int
+    items: list[OperationOut]
+
+
+class WithdrawnOut(Out):
+    success: bool
+    orders_cancelled: int
+    operation: OperationOut
 
 
 def shortfall_json(shortfall) -> dict:
@@ -180,13 +359,22 @@ def client_ip(request) -> str | None:
     return request.META.get("REMOTE_ADDR")
 
 
-@router.post("/preview", response={200: dict, 400: ErrorOut})
+@router.post("/preview", response={200: PlanOut, 400: ValidationErrorOut, **COMMON})
 def preview(request, payload: LiquidityIn):
     """The plan as the market stands now. Changes nothing."""
     return plan_json(liquidity_preview(request=_request(payload)))
 
 
-@router.post("/create", response={201: dict, 200: dict, 400: dict, 409: dict})
+@router.post(
+    "/create",
+    response={
+        201: CreatedOut,
+        200: CreatedOut,
+        400: InsufficientAssetsOut | ValidationErrorOut,
+        409: PlanChangedOut,
+        **COMMON,
+    },
+)
 def create(
     request,
     payload: CreateIn,
@@ -248,7 +436,7 @@ def create(
     )
 
 
-@router.post("/provision", response={201: dict, 400: ErrorOut})
+@router.post("/provision", response={201: ProvisionedOut, 400: ValidationErrorOut, **COMMON})
 def provision(request, payload: ProvisionIn):
     """Create N market makers sharing a total (`create_new`), or fund the listed ones with
     an amount each (`fund_existing`)."""
@@ -286,14 +474,14 @@ def provision(request, payload: ProvisionIn):
 
 class OperationFiltersIn(Schema):
     certificate_type: str | None = None
-    created_by: int | None = None
+    created_by: Id | None = None
     date_from: date | None = None
     date_to: date | None = None
     limit: int = Field(50, ge=1, le=200)
     offset: int = Field(0, ge=0, le=1_000_000)
 
 
-@router.get("/operations", response=dict)
+@router.get("/operations", response={200: OperationsOut, **COMMON})
 def operations(request, filters: Query[OperationFiltersIn]):
     """Operations, newest first, with their state and fill progress."""
     queryset = selectors.operations_list(
@@ -311,7 +499,9 @@ def operations(request, filters: Query[OperationFiltersIn]):
     }
 
 
-@router.get("/operations/{operation_id}", response={200: dict, 404: dict})
+@router.get(
+    "/operations/{operation_id}", response={200: OperationDetailOut, 404: NotFoundOut, **COMMON}
+)
 def operation(request, operation_id: int):
     found = selectors.operation_detail(operation_id=operation_id)
     if found is None:
@@ -319,10 +509,15 @@ def operation(request, operation_id: int):
     return operation_json(found, selectors.operation_orders(operation=found))
 
 
-@router.post("/operations/{operation_id}/withdraw", response={200: dict, 404: dict})
+@router.post(
+    "/operations/{operation_id}/withdraw",
+    response={200: WithdrawnOut, 404: NotFoundOut, **COMMON},
+)
 def withdraw(request, operation_id: int):
     """Cancel the operation's still-resting orders and release their funds."""
-    found = get_object_or_404(LiquidityOperation, pk=operation_id)
+    found = LiquidityOperation.objects.filter(pk=operation_id).first()
+    if found is None:
+        return Status(404, {"error": "not_found", "message": f"No operation {operation_id}."})
     cancelled = liquidity_withdraw(operation=found, user=request.user, ip=client_ip(request))
     found = selectors.operation_detail(operation_id=operation_id)
     return {

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from liquidity import plan as planning
 from liquidity.models import LiquidityOperation
-from market.models import Asset, Balance, Market, MarketMakerClient, Order, Trade
+from market.models import Asset, Balance, Market, MarketCode, MarketMakerClient, Order, Trade
 from market.money import parse_amount, parse_price
 from market.services.audit import ticket_record
 from market.services.ledger import BalanceSheet
@@ -66,7 +66,9 @@ def liquidity_request_parse(
     """Validate raw input; ValidationError keyed by field lists everything to fix."""
     errors = FieldErrors()
     collect = errors.collect
-    market = Market.objects.filter(code=str(market_code or "").upper()).first()
+    code = str(market_code or "").upper()
+    # Only a known code reaches the database (PostgreSQL refuses a NUL in any text).
+    market = Market.objects.filter(code=code).first() if code in MarketCode.values else None
     if market is None:
         errors.add("certificate_type", f"Unknown market {market_code!r}: choose CEA or EUA.")
     bid = collect(parse_amount, bid_amount_eur, field="bid_amount_eur", allow_zero=True)
@@ -82,6 +84,8 @@ def liquidity_request_parse(
     notes = str(notes or "")
     if len(notes) > MAX_NOTES:
         errors.add("notes", f"Notes are at most {MAX_NOTES} characters.")
+    if "\x00" in notes:
+        errors.add("notes", "Null characters are not allowed.")
     errors.raise_any()
     return LiquidityRequest(market, bid, ask, reference_price, notes)
 

@@ -4,6 +4,7 @@ from typing import Literal
 
 from ninja import Field, Query, Router, Schema
 
+from config.api_schemas import COMMON, Out
 from market.models import Market
 from market.selectors import cached_order_book, market_stats, recent_trades
 
@@ -14,7 +15,45 @@ class BookQuery(Schema):
     depth: int = Field(50, ge=1, le=500)
 
 
-@router.get("/{market_code}/book", response=dict)
+class LevelOut(Out):
+    price: str
+    quantity: int
+    order_count: int
+    cumulative_quantity: int
+    cumulative_value: str
+    depth_pct: int
+
+
+class TradeOut(Out):
+    price: str
+    quantity: int
+    aggressor_side: Literal["BUY", "SELL"]
+    time: str
+
+
+class BookOut(Out):
+    """Decimal strings for prices and EUR; null where the book or the 24 h window has
+    nothing (no bid, no trade…)."""
+
+    market: str
+    version: int
+    best_bid: str | None
+    best_ask: str | None
+    spread: str | None
+    spread_pct: str | None
+    mid: str | None
+    max_cumulative: int
+    bids: list[LevelOut]
+    asks: list[LevelOut]
+    last_price: str | None
+    change_24h: str | None
+    high_24h: str | None
+    low_24h: str | None
+    volume_24h: int
+    recent_trades: list[TradeOut]
+
+
+@router.get("/{market_code}/book", response={200: BookOut, **COMMON})
 def book(request, market_code: Literal["CEA", "EUA"], query: Query[BookQuery]):
     """The order book by price level, the 24 h statistics and the latest trades."""
     market = Market.objects.get(code=market_code)

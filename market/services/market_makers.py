@@ -113,6 +113,8 @@ def _name(name, field: str = "name", max_length: int = NAME_MAX) -> str:
         raise ValidationError({field: "This field is required."})
     if len(name) > max_length:
         raise ValidationError({field: f"At most {max_length} characters."})
+    if "\x00" in name:  # PostgreSQL refuses it in any text
+        raise ValidationError({field: "Null characters are not allowed."})
     return name
 
 

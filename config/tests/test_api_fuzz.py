@@ -1,0 +1,350 @@
+"""Fuzzing the JSON API (issue 6, point 5) with schemathesis, through the WSGI app.
+
+The schema is loaded from `/api/v1/openapi.json`; requests carry a staff bearer token.
+Cases come from three generators, mixed by Hypothesis:
+
+- schemathesis' positive mode (data the schema allows),
+- its negative mode (data the schema forbids: wrong types, missing fields, bad ids),
+- realistic requests (real market codes, amounts that are almost right, existing
+  operations and market makers), which reach the plan, execute and withdraw logic that
+  random strings are refused before.
+
+Every response must be no server error, carry a documented status code and content type,
+and match the declared response schema. At the end, the market's invariants still hold.
+"""
+
+from collections import Counter
+from datetime import date
+
+import pytest
+import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from config.wsgi import application
+from liquidity.models import ApiToken, LiquidityOperation
+from liquidity.services import liquidity_execute, liquidity_request_parse
+from market.models import MarketMakerClient
+from market.services.orders import order_place, order_request_parse
+from market.tests import factories
+from market.tests.helpers import assert_all_invariants
+
+pytestmark = pytest.mark.django_db
+
+CASES = 1100  # at least 1,000 requests in all
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+LP, AH = MarketMakerClient.Type.LIQUIDITY_PROVIDER, MarketMakerClient.Type.ASSET_HOLDER
+
+# Money as a client sends it: mostly valid amounts, and what a careless client sends.
+GOOD_AMOUNTS = st.one_of(
+    st.integers(min_value=0, max_value=200_000).map(str),
+    st.decimals(min_value=0, max_value=200_000, places=2).map(str),
+    st.integers(min_value=0, max_value=200_000),
+)
+BAD_AMOUNTS = st.one_of(
+    st.sampled_from(
+        ["-100", "1e5", "NaN", "Infinity", "-Infinity", "0.001", "1,000", " 100 ", "9" * 40, ""]
+    ),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.text(max_size=12),
+)
+AMOUNTS = st.one_of(GOOD_AMOUNTS, GOOD_AMOUNTS, BAD_AMOUNTS)
+HEADER_CHARS = st.characters(min_codepoint=0x21, max_codepoint=0x7E)  # a header value
+MARKETS = st.one_of(
+    st.just("CEA"), st.just("EUA"), st.sampled_from(["cea", "XYZ", ""]) | st.text(max_size=5)
+)
+
+
+@pytest.fixture
+def wsgi_keeps_the_connection():
+    """schemathesis calls the WSGI handler itself, whose request signals would close the
+    database connection (and with it the test's transaction) after each request;
+    Django's test client unhooks them the same way."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def staff_token(db, wsgi_keeps_the_connection):
+    """A superuser's token, market makers of both types with funds, two operations and
+    some trades."""
+    staff = factories.StaffFactory(username="fuzzer")
+    _, token = ApiToken.issue(user=staff)
+    for _ in range(2):
+        factories.market_maker(LP, EUR="300000")
+        factories.market_maker(AH, CEA=20000, EUA=5000)
+    for code in ("CEA", "EUA"):
+        liquidity_execute(
+            request=liquidity_request_parse(
+                market_code=code, bid_amount_eur="20000", ask_amount_eur="10000"
+            ),
+            user=staff,
+        )
+    trader = factories.trader(EUR="50000", CEA=500)
+    order_place(
+        owner=trader,
+        request=order_request_parse(
+            market_code="CEA", side="BUY", order_type="MARKET", quantity=20
+        ),
+    )
+    return token
+
+
+def realistic(schema, *, operations: list[int], makers: list[int], users: list[int]):
+    """Requests shaped like a client's, with values that are right, almost right or wrong."""
+    liquidity = st.fixed_dictionaries(
+        {
+            "certificate_type": MARKETS,
+            "bid_amount_eur": AMOUNTS,
+            "ask_amount_eur": AMOUNTS,
+        },
+        optional={"reference_price": st.none() | AMOUNTS, "notes": st.text(max_size=600)},
+    )
+    create = st.tuples(liquidity, st.none() | st.sampled_from(["stale", ""]) | st.text()).map(
+        lambda pair: {**pair[0], "fingerprint": pair[1]}
+    )
+    # A market maker type with the asset it holds, or any pair.
+    funding = st.sampled_from(
+        [("LIQUIDITY_PROVIDER", "EUR"), ("ASSET_HOLDER", "CEA"), ("ASSET_HOLDER", "EUA")]
+    ) | st.tuples(
+        st.sampled_from(["LIQUIDITY_PROVIDER", "ASSET_HOLDER"]),
+        st.sampled_from(["EUR", "CEA", "EUA", "eur", "XYZ"]),
+    )
+    provision = st.tuples(
+        funding,
+        st.fixed_dictionaries(
+            {"action": st.sampled_from(["create_new", "fund_existing"]), "amount": AMOUNTS},
+            optional={
+                "count": st.none() | st.integers(min_value=1, max_value=5),
+                "mm_ids": st.none() | st.lists(st.sampled_from([*makers, 987654321]), max_size=4),
+                "name_prefix": st.text(max_size=140),
+            },
+        ),
+    ).map(lambda pair: {"mm_type": pair[0][0], "asset": pair[0][1], **pair[1]})
+    filters = st.fixed_dictionaries(
+        {},
+        optional={
+            "certificate_type": MARKETS,
+            "created_by": st.sampled_from(users),
+            "date_from": st.dates(min_value=date(2000, 1, 1)).map(str),
+            "date_to": st.dates(min_value=date(2000, 1, 1)).map(str),
+            "limit": st.integers(min_value=1, max_value=200),
+            "offset": st.integers(min_value=0, max_value=5),
+        },
+    )
+    operation_ids = st.sampled_from([*operations, 987654321])
+    liquidity_ops = schema["/api/v1/liquidity/preview"]["POST"]
+    create_op = schema["/api/v1/liquidity/create"]["POST"]
+    provision_op = schema["/api/v1/liquidity/provision"]["POST"]
+    list_op = schema["/api/v1/liquidity/operations"]["GET"]
+    detail_op = schema["/api/v1/liquidity/operations/{operation_id}"]["GET"]
+    withdraw_op = schema["/api/v1/liquidity/operations/{operation_id}/withdraw"]["POST"]
+    book_op = schema["/api/v1/market/{market_code}/book"]["GET"]
+    return st.one_of(
+        liquidity.map(lambda body: liquidity_ops.Case(body=body)),
+        st.tuples(create, st.none() | st.text(HEADER_CHARS, max_size=70)).map(
+            lambda pair: create_op.Case(
+                body=pair[0], headers={"Idempotency-Key": pair[1]} if pair[1] else None
+            )
+        ),
+        provision.map(lambda body: provision_op.Case(body=body)),
+        filters.map(lambda query: list_op.Case(query=query)),
+        operation_ids.map(lambda pk: detail_op.Case(path_parameters={"operation_id": pk})),
+        operation_ids.map(lambda pk: withdraw_op.Case(path_parameters={"operation_id": pk})),
+        st.tuples(st.sampled_from(["CEA", "EUA"]), st.integers(min_value=1, max_value=500)).map(
+            lambda pair: book_op.Case(
+                path_parameters={"market_code": pair[0]}, query={"depth": pair[1]}
+            )
+        ),
+    )
+
+
+def test_api_fuzz_no_server_error_and_every_response_matches_the_schema(staff_token):
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
+    auth = {"Authorization": f"Bearer {staff_token}"}
+    strategy = st.one_of(
+        schema.as_strategy(GenerationMode.POSITIVE),
+        schema.as_strategy(GenerationMode.NEGATIVE),
+        realistic(
+            schema,
+            operations=list(LiquidityOperation.objects.values_list("pk", flat=True)),
+            makers=list(MarketMakerClient.objects.values_list("pk", flat=True)),
+            users=list(LiquidityOperation.objects.values_list("created_by_id", flat=True)),
+        ),
+    )
+    calls = Counter()
+
+    @settings(
+        max_examples=CASES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=strategy)
+    def fuzz(case):
+        response = case.call(headers=auth)
+        calls[(case.method, case.path, response.status_code)] += 1
+        try:
+            case.validate_response(response, checks=CHECKS, headers=auth)
+        except BaseExceptionGroup as failures:  # schemathesis' FailureGroup
+            raise AssertionError(str(failures)) from None
+
+    fuzz()
+
+    total = sum(calls.values())
+    by_operation = Counter()
+    for (method, path, _), count in calls.items():
+        by_operation[(method, path)] += count
+    statuses = {(method, path, status) for method, path, status in calls}
+    print(f"\n{total} API requests:", dict(sorted(calls.items())))
+    assert total >= 1000
+    assert len(by_operation) == 7 and min(by_operation.values()) >= 30, by_operation
+    # The fuzzing reached the real work, not only the validation errors: plans, reads,
+    # and writes that changed the market.
+    for reached in [
+        ("POST", "/api/v1/liquidity/preview", 200),
+        ("GET", "/api/v1/liquidity/operations/{operation_id}", 200),
+        ("GET", "/api/v1/market/{market_code}/book", 200),
+    ]:
+        assert reached in statuses, reached
+    assert statuses & {
+        ("POST", "/api/v1/liquidity/create", 201),
+        ("POST", "/api/v1/liquidity/provision", 201),
+        ("POST", "/api/v1/liquidity/operations/{operation_id}/withdraw", 200),
+    }
+    assert_all_invariants()
+
+
+# --- what the fuzzing found, pinned -----------------------------------------------------
+
+
+@pytest.fixture
+def api(staff_token):
+    from django.test import Client
+
+    return Client(HTTP_AUTHORIZATION=f"Bearer {staff_token}")
+
+
+@pytest.mark.parametrize("value", [2**63, 10**30, 0, -5])
+def test_ids_out_of_range_are_a_422_not_a_500(api, value):
+    """An id beyond 64 bits made SQLite raise OverflowError (a 500) in the operations
+    filter and in provisioning; ids are now bounded by the schema."""
+    listed = api.get(f"/api/v1/liquidity/operations?created_by={value}")
+    assert listed.status_code == 422
+    funded = api.post(
+        "/api/v1/liquidity/provision",
+        {
+            "action": "fund_existing",
+            "mm_type": "LIQUIDITY_PROVIDER",
+            "asset": "EUR",
+            "amount": "10",
+            "mm_ids": [value],
+        },
+        content_type="application/json",
+    )
+    assert funded.status_code == 422
+    assert funded.json()["detail"][0]["loc"][-2:] == ["mm_ids", 0]
+
+
+def test_a_body_that_is_not_json_is_a_400_in_the_api_error_shape(api):
+    response = api.post(
+        "/api/v1/liquidity/preview", b"\x00not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "bad_request",
+        "detail": {"__all__": ["Cannot parse request body"]},
+    }
+
+
+def test_withdrawing_an_unknown_operation_answers_like_reading_one(api):
+    read = api.get("/api/v1/liquidity/operations/987654321")
+    withdrawn = api.post("/api/v1/liquidity/operations/987654321/withdraw")
+    assert read.status_code == withdrawn.status_code == 404
+    assert (
+        read.json()
+        == withdrawn.json()
+        == {
+            "error": "not_found",
+            "message": "No operation 987654321.",
+        }
+    )
+
+
+def test_every_operation_declares_its_responses():
+    """No operation answers with an undeclared status or a free-form object."""
+    from django.test import Client
+
+    spec = Client().get("/api/v1/openapi.json").json()
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            responses = operation["responses"]
+            assert {"401", "403", "422"} <= set(responses), (method, path)
+            for status, response in responses.items():
+                schema = response["content"]["application/json"]["schema"]
+                assert schema != {"type": "object", "additionalProperties": True}, (
+                    method,
+                    path,
+                    status,
+                )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (
+            "/api/v1/liquidity/preview",
+            {"certificate_type": "\x00", "bid_amount_eur": "100", "ask_amount_eur": "0"},
+            "certificate_type",
+        ),
+        (
+            "/api/v1/liquidity/create",
+            {
+                "certificate_type": "CEA",
+                "bid_amount_eur": "100",
+                "ask_amount_eur": "0",
+                "notes": "a\x00b",
+            },
+            "notes",
+        ),
+        (
+            "/api/v1/liquidity/provision",
+            {
+                "action": "create_new",
+                "mm_type": "LIQUIDITY_PROVIDER",
+                "asset": "EUR",
+                "amount": "1000",
+                "name_prefix": "LP\x00",
+            },
+            "name_prefix",
+        ),
+    ],
+)
+def test_a_nul_character_is_a_400_not_a_500(api, path, body, field):
+    """PostgreSQL refuses NUL in text: a market code looked up, notes or a name stored
+    with one was a 500 there (found by the fuzzing on PostgreSQL). The services now
+    refuse them like any other bad input, on every database."""
+    before = (LiquidityOperation.objects.count(), MarketMakerClient.objects.count())
+    response = api.post(path, body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["detail"]
+    assert (LiquidityOperation.objects.count(), MarketMakerClient.objects.count()) == before
