@@ -19,7 +19,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Sum
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -101,8 +101,9 @@ def render_page(request, template: str, partial: str, context: dict):
 
 
 def done(request, url: str):
-    """After a successful POST: HTMX follows `HX-Redirect`, a browser a 302."""
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    """After a successful POST: HTMX follows `HX-Redirect`, a browser a 302. (Not
+    `redirect()`: it would take a `next` without a slash for a view name to reverse.)"""
+    return HttpResponseClientRedirect(url) if request.htmx else HttpResponseRedirect(url)
 
 
 def posted(request):
@@ -112,7 +113,9 @@ def posted(request):
 
 def safe_next(request, default: str) -> str:
     url = request.POST.get("next") or request.GET.get("next") or ""
-    if url and url_has_allowed_host_and_scheme(url, {request.get_host()}, request.is_secure()):
+    if url.startswith("/") and url_has_allowed_host_and_scheme(
+        url, {request.get_host()}, request.is_secure()
+    ):
         return url
     return default
 
