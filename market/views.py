@@ -30,8 +30,9 @@ from django_htmx.http import HttpResponseClientRedirect
 from market import selectors
 from market.forms import OrderEntryForm
 from market.models import Market, MarketCode, Order
-from market.money import format_eur, format_quantity, parse_price
+from market.money import parse_price
 from market.services.holders import trader_holder_for
+from market.services.ledger import describe
 from market.services.orders import order_cancel, order_place
 
 PAGE = "market/cash_market.html"
@@ -418,12 +419,8 @@ def cancel_order(request, code: str, order_id: int):
         messages.error(request, " ".join(error.messages))
         changed = False
     else:
-        released = getattr(order, "released", None)
-        if order.side == Order.Side.BUY:
-            what = format_eur(released)
-        else:
-            what = f"{format_quantity(released)} {order.market.code}"
-        messages.success(request, f"Order #{order.pk} cancelled; {what} released.")
+        released = describe(order.reserve_asset, order.released)
+        messages.success(request, f"Order #{order.pk} cancelled; {released} released.")
         changed = True
     if not request.htmx:
         return redirect(f"{_page_url(market)}#my-orders")
