@@ -72,8 +72,7 @@ DETAIL = "liquidity/operation_detail.html"
 WITHDRAW = "liquidity/withdraw_confirm.html"
 MAKERS = "backoffice/market_makers.html"
 MAKER_CREATE = "backoffice/market_maker_create.html"
-MAKER_FUND = "backoffice/market_maker_fund.html"
-MAKER_WITHDRAW = "backoffice/market_maker_withdraw.html"
+MAKER_TRANSFER = "backoffice/market_maker_transfer.html"
 MAKER_DEACTIVATE = "backoffice/market_maker_deactivate.html"
 
 
@@ -516,7 +515,7 @@ def market_maker_new(request):
     return render_page(request, MAKER_CREATE, "action-card", {"form": form})
 
 
-def _maker_transfer(request, pk: int, *, service, template: str, done_message: str, funding):
+def _maker_transfer(request, pk: int, *, service, labels: tuple[str, str], done_message, funding):
     """Fund or withdraw one maker: the same form, page and outcome, another service.
 
     `funding` limits the asset choice to what the maker's type may be funded with;
@@ -541,8 +540,16 @@ def _maker_transfer(request, pk: int, *, service, template: str, done_message: s
             described = describe(asset, parse_transfer(asset, amount))
             messages.success(request, done_message.format(amount=described, maker=maker))
             return done(request, safe_next(request, reverse("liquidity:market-makers")))
-    context = {"form": form, "maker": maker, "next": safe_next(request, "")}
-    return render_page(request, template, "action-card", context)
+    heading, submit_label = labels
+    context = {
+        "form": form,
+        "maker": maker,
+        "next": safe_next(request, ""),
+        "funding": funding,
+        "heading": heading,
+        "submit_label": submit_label,
+    }
+    return render_page(request, MAKER_TRANSFER, "action-card", context)
 
 
 @backoffice
@@ -552,7 +559,7 @@ def market_maker_fund_view(request, pk: int):
         request,
         pk,
         service=market_maker_fund,
-        template=MAKER_FUND,
+        labels=("Fund", "Deposit"),
         done_message="Deposited {amount} into {maker.code} {maker.name}.",
         funding=True,
     )
@@ -565,7 +572,7 @@ def market_maker_withdraw_view(request, pk: int):
         request,
         pk,
         service=market_maker_withdraw,
-        template=MAKER_WITHDRAW,
+        labels=("Withdraw from", "Withdraw"),
         done_message="Withdrew {amount} from {maker.code} {maker.name}.",
         funding=False,
     )
