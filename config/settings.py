@@ -109,6 +109,11 @@ USE_I18N = True
 USE_TZ = True
 USE_THOUSAND_SEPARATOR = False
 
+# Mail (password reset). EMAIL_URL like smtp+tls://user:password@smtp.example.com:587;
+# the default writes mails to the log instead of failing to reach an SMTP server.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Carbon Cash Market <noreply@localhost>")
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -143,3 +143,10 @@ def test_login_in_chromium_shows_home(page, live_server, browser_login, screensh
     assert header_bg not in ("rgba(0, 0, 0, 0)", "transparent")
     assert page.evaluate("typeof window.htmx") == "object"
     screenshot(page, "home-staff")
+
+
+def test_password_reset_sends_mail_without_an_smtp_server(client, django_user_model, mailoutbox):
+    django_user_model.objects.create_user("reset-me", email="reset@example.com", password="x")
+    response = client.post("/accounts/password_reset/", {"email": "reset@example.com"})
+    assert response.status_code == 302
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == ["reset@example.com"]
