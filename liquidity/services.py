@@ -24,7 +24,13 @@ from market.models import Asset, Balance, Market, MarketCode, MarketMakerClient,
 from market.money import parse_amount, parse_price
 from market.services.audit import ticket_record
 from market.services.ledger import BalanceSheet
-from market.services.orders import RestingOrderSpec, best_resting_prices, resting_orders_place
+from market.services.orders import (
+    RestingOrderSpec,
+    best_resting_prices,
+    orders_cancel,
+    released_by_asset,
+    resting_orders_place,
+)
 from market.validation import FieldErrors
 
 LP, AH = MarketMakerClient.Type.LIQUIDITY_PROVIDER, MarketMakerClient.Type.ASSET_HOLDER
@@ -304,25 +310,22 @@ def liquidity_withdraw(*, operation: LiquidityOperation, user, ip: str | None = 
     Withdrawing twice is harmless: the second call finds nothing resting and changes
     nothing. Returns the orders cancelled.
     """
-    from market.services.orders import orders_cancel
-
     with transaction.atomic():
         operation = LiquidityOperation.objects.select_for_update().get(pk=operation.pk)
         resting = list(
             operation.orders.filter(status__in=Order.RESTING).values_list("pk", flat=True)
         )
         cancelled = orders_cancel(orders=resting, reason="liquidity withdrawn")
-        released = {}
-        for order in cancelled:
-            asset = order.reserve_asset
-            released[asset] = str(Decimal(released.get(asset, "0")) + order.released)
         ticket_record(
             action_type="LIQUIDITY_WITHDRAWN",
             entity_type="LiquidityOperation",
             entity_id=operation.pk,
             user=user,
             payload={"operation_id": operation.pk},
-            after={"orders_cancelled": len(cancelled), "released": released},
+            after={
+                "orders_cancelled": len(cancelled),
+                "released": released_by_asset(cancelled),
+            },
             related=[operation.ticket.ticket_id],
             tags=["liquidity", operation.market.code],
             ip=ip,

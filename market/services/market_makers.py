@@ -17,7 +17,6 @@ orders), then market-maker rows, then orders, then balance rows.
 Bad input raises `ValidationError` keyed by field, before anything is written.
 """
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from types import MappingProxyType
@@ -41,7 +40,7 @@ from market.money import CENT
 from market.services.audit import ticket_record, tickets_record
 from market.services.holders import holder_create
 from market.services.ledger import BalanceSheet, describe, parse_transfer
-from market.services.orders import orders_cancel
+from market.services.orders import orders_cancel, released_by_asset
 from market.validation import FieldErrors
 
 Type = MarketMakerClient.Type
@@ -575,9 +574,6 @@ def market_maker_deactivate(
                 }
             )
         cancelled = orders_cancel(orders=open_ids, reason=DEACTIVATION_REASON) if open_ids else []
-        released: dict[str, Decimal] = defaultdict(Decimal)
-        for order in cancelled:
-            released[order.reserve_asset] += order.released
         maker.is_active = False
         maker.save(update_fields=["is_active", "updated_at"])
         ticket = ticket_record(
@@ -591,7 +587,7 @@ def market_maker_deactivate(
             after={
                 "is_active": False,
                 "cancelled_order_ids": [order.pk for order in cancelled],
-                "released": {asset: str(amount) for asset, amount in released.items()},
+                "released": released_by_asset(cancelled),
             },
             tags=["market_maker", "deactivation"],
             ip=ip,

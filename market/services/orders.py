@@ -465,6 +465,14 @@ def orders_cancel(*, orders: Sequence[Order] | Iterable[int], reason: str) -> li
     return locked
 
 
+def released_by_asset(cancelled: Iterable[Order]) -> dict[str, str]:
+    """What `orders_cancel` released, summed per asset, as decimal strings for a ticket."""
+    released: dict[str, Decimal] = {}
+    for order in cancelled:
+        released[order.reserve_asset] = released.get(order.reserve_asset, ZERO) + order.released
+    return {asset: str(amount) for asset, amount in released.items()}
+
+
 def order_cancel(*, order_id: int, user, ip: str | None = None) -> Order:
     """Cancel one resting order on behalf of `user`: its owner, or staff allowed to change
     orders. Anyone else is told the order is not theirs, and nothing changes."""
