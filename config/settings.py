@@ -94,6 +94,10 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
+# On PostgreSQL each web process listens for book and session changes (market/live.py), so
+# the order-book poll answers from memory. Off, or on SQLite, polls read the database.
+MARKET_LIVE_FEED = env.bool("MARKET_LIVE_FEED", default=True)
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

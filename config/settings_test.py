@@ -12,3 +12,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# Most tests run inside a transaction that never commits, which a LISTEN connection cannot
+# see; the live feed's own tests switch it on with committed data (market/tests/test_live.py).
+MARKET_LIVE_FEED = False

@@ -7,12 +7,15 @@ redirects). Placing or cancelling answers with an `HX-Trigger: market-changed` h
 book, balances and My Orders listen for it.
 
 The order book is polled; its ETag is the market's `book_version` and the depth, checked
-before anything else is read, so an unchanged book costs one query and a `304`.
+before anything else is read, so an unchanged book costs one query and a `304` (none at
+all on PostgreSQL, where `market.live` knows the versions and the sessions in memory).
 """
 
+import time
 from functools import wraps
 from itertools import zip_longest
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.cache import cache
@@ -27,7 +30,7 @@ from django.utils.translation import get_language
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from market import selectors
+from market import live, selectors
 from market.forms import OrderEntryForm
 from market.models import Market, MarketCode, Order
 from market.money import parse_price
@@ -42,6 +45,7 @@ MY_ORDERS = 50
 TABS = ("open", "history")
 ORDER_TABS = (("open", "Open"), ("history", "History"))
 BALANCE_ASSETS = ("EUR", "CEA", "EUA")
+MARKET_CODES = frozenset(MarketCode.values)
 MARKET_CHANGED = "market-changed"
 BOOK_CHANGED = "book-changed"
 
@@ -66,9 +70,44 @@ def trader_required(view):
     return wrapper
 
 
+def poll_authenticated(view):
+    """Authenticate a poll from the process's memory of its session when the live feed
+    vouches for it (`market.live`: PostgreSQL notifies every session and user change);
+    otherwise against the database, as any view, and remember the session for next time.
+
+    Only for views that show every trader the same thing (the book): a session that was
+    logged out a moment ago can at worst see one more copy of the public book. Put it
+    outside `trader_required`, which then finds `request.user` already set.
+    """
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        user = live.feed.session_user(session_key)
+        if user is not None:
+            request.user = user
+            return view(request, *args, **kwargs)
+        since = live.feed.mark()
+        response = view(request, *args, **kwargs)
+        if (
+            session_key
+            and request.user.is_authenticated
+            and request.session.session_key == session_key
+        ):
+            live.feed.remember_session(
+                session_key,
+                request.user,
+                expires_in=request.session.get_expiry_age(),
+                since=since,
+            )
+        return response
+
+    return wrapper
+
+
 def _market_code(code: str) -> str:
     code = code.upper()
-    if code not in MarketCode.values:
+    if code not in MARKET_CODES:
         raise Http404("No such market.")
     return code
 
@@ -214,7 +253,7 @@ def index(request):
 @trader_required
 @require_GET
 def cash_market(request, code: str):
-    if code != code.upper() and code.upper() in MarketCode.values:
+    if code != code.upper() and code.upper() in MARKET_CODES:
         return redirect("market:cash_market", code.upper())
     return _render_page(request, _market(code))
 
@@ -222,25 +261,27 @@ def cash_market(request, code: str):
 # --- market data (polled) ----------------------------------------------------------------
 
 
-@trader_required
-@require_GET
-def order_book(request, code: str):
-    """The book partial, polled every 2 s. `If-None-Match` is compared with the market's
-    book version (one query) before anything else is read: unchanged → 304, no body.
-    A changed book comes with the stats, depth chart and recent trades out of band and
-    an `HX-Trigger: book-changed` event (balances and My Orders refresh on it)."""
-    if not request.htmx:
-        return _render_page(request, _market(code))
-    code, depth = _market_code(code), _depth(request)
-    version = selectors.market_book_version(market_code=code)
-    if version is None:
-        raise Http404("No such market.")
-    etag = _book_etag(version, depth)
-    if etag in parse_etags(request.headers.get("If-None-Match", "")):
-        response = HttpResponseNotModified()
-        response["ETag"] = etag
-        patch_vary_headers(response, ["HX-Request"])
-        return response
+POLL_STATS_EVERY = 60  # seconds: a cached poll body is rebuilt at least this often
+
+
+def _poll_body(request, code: str, depth: int, version: int) -> tuple[bytes, str]:
+    """The body of a changed-book poll and its ETag, through Django's cache.
+
+    Everything in it (book, depth chart, stats, recent trades) is the same for every
+    trader and changes only with the book, except the 24 h stats, which age with the
+    clock: the key is (market, version, depth, language, minute). A body is filed under
+    the version it was rendered from, which may be newer than the one asked for.
+    """
+
+    def key(book_version: int) -> str:
+        return (
+            f"market:poll:{code}:{book_version}:{depth}:{get_language()}:"
+            f"{int(time.time() // POLL_STATS_EVERY)}"
+        )
+
+    cached = cache.get(key(version))
+    if cached is not None:
+        return cached
     market = _market(code)
     context = {**_base_context(request, market), **_market_data(market, depth)}
     response = _render_partials(
@@ -250,9 +291,43 @@ def order_book(request, code: str):
         oob=["market-stats", "depth-chart", "recent-trades"],
         rendered=_book_fragments(request, context),
     )
-    response["ETag"] = context["book_etag"]
+    body = (response.content, context["book_etag"])
+    cache.set(key(context["book"].version), body, POLL_STATS_EVERY)
+    return body
+
+
+@poll_authenticated
+@trader_required
+@require_GET
+def order_book(request, code: str):
+    """The book partial, polled every 2 s. `If-None-Match` is compared with the market's
+    book version before anything else is read: unchanged → 304, no body. A changed book
+    comes with the stats, depth chart and recent trades out of band and an
+    `HX-Trigger: book-changed` event (balances and My Orders refresh on it).
+
+    The version comes from the live feed when it is connected, else from one query; the
+    body is cached per version (`_poll_body`). So on PostgreSQL a poll by a known session
+    makes no query at all, whether it answers 304 or 200.
+    """
+    if not request.htmx:
+        return _render_page(request, _market(code))
+    code, depth = _market_code(code), _depth(request)
+    version = live.feed.book_version(code)
+    if version is None:
+        version = selectors.market_book_version(market_code=code)
+    if version is None:
+        raise Http404("No such market.")
+    etag = _book_etag(version, depth)
+    if etag in parse_etags(request.headers.get("If-None-Match", "")):
+        response = HttpResponseNotModified()
+        response["ETag"] = etag
+    else:
+        body, etag = _poll_body(request, code, depth, version)
+        response = HttpResponse(body)
+        response["ETag"] = etag
+        response["HX-Trigger"] = BOOK_CHANGED
     response["Cache-Control"] = "private, no-cache"
-    response["HX-Trigger"] = BOOK_CHANGED
+    patch_vary_headers(response, ["HX-Request"])
     return response
 
 
