@@ -16,7 +16,8 @@ cookie: both are answered here from memory, kept current by PostgreSQL itself.
 PostgreSQL delivers notifications only once their transaction commits, and in commit
 order; since every change of `book_version` happens under the market's row lock, the
 versions arrive in order and the last one is the current one. The feed drains its socket
-(a non-blocking `select`, no thread) at the start of each poll.
+at the start of each poll (a non-blocking `select`), and a daemon thread drains it as
+notifications arrive, so that an idle process never leaves them queued in PostgreSQL.
 
 Rules that keep this safe:
 
@@ -92,6 +93,8 @@ class LiveFeed:
         self.auth_events = 0  # session/user notifications applied so far
         self._resync = False
         self._sessions: dict[str, _Session] = {}
+        self._pump_thread: threading.Thread | None = None
+        self._stopped = False
 
     # --- connection -----------------------------------------------------------------
 
@@ -107,7 +110,7 @@ class LiveFeed:
         """Apply every notification already received; connect first if needed (at most
         every `RECONNECT_AFTER` seconds). True when the feed is connected, i.e. when its
         versions and sessions may be trusted."""
-        if not self.enabled():
+        if not self.enabled() or self._stopped:
             return False
         with self._lock:
             if self._pid != os.getpid():  # forked: the parent's socket is not ours
@@ -119,7 +122,9 @@ class LiveFeed:
             return self._conn is not None
 
     def close(self) -> None:
+        """Stop listening for good (tests; a process that shuts down)."""
         with self._lock:
+            self._stopped = True
             self._disconnect()
 
     def _connect(self) -> None:
@@ -149,6 +154,29 @@ class LiveFeed:
         self._conn = conn
         self._sessions.clear()
         self.epoch += 1
+        if self._pump_thread is None:
+            self._pump_thread = threading.Thread(
+                target=self._pump, name="market-live-feed", daemon=True
+            )
+            self._pump_thread.start()
+
+    def _pump(self) -> None:
+        """Drain notifications as they arrive, even while no poll comes in: a listener
+        that stops reading makes PostgreSQL keep its notifications queued for everyone.
+        Requests drain too (`refresh`), so they never wait for this thread."""
+        while not self._stopped and self._pid == os.getpid():
+            conn = self._conn
+            if conn is None:
+                time.sleep(1.0)
+                continue
+            try:
+                select.select([conn.pgconn.socket], [], [], 5.0)
+            except Exception:  # closed under us: the next turn sees it
+                time.sleep(0.1)
+                continue
+            with self._lock:
+                if self._conn is conn:
+                    self._drain()
 
     def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
@@ -227,16 +255,19 @@ class LiveFeed:
         """Remember that `session_key` authenticated `user`, as read from the database
         after `since = feed.mark()`. Kept only if nothing about sessions or users was
         notified in between (the entry might be stale) and for at most `SESSION_TTL`."""
-        if not self.refresh() or since != self.mark():
+        if not self.refresh():
             return
-        if len(self._sessions) >= MAX_SESSIONS:
-            self._sessions.clear()
-        self._sessions[session_digest(session_key)] = _Session(
-            user=user,
-            user_id=user.pk,
-            epoch=self.epoch,
-            valid_until=time.monotonic() + max(0.0, min(SESSION_TTL, expires_in)),
-        )
+        with self._lock:  # the feed's thread applies notifications meanwhile
+            if since != self.mark():
+                return
+            if len(self._sessions) >= MAX_SESSIONS:
+                self._sessions.clear()
+            self._sessions[session_digest(session_key)] = _Session(
+                user=user,
+                user_id=user.pk,
+                epoch=self.epoch,
+                valid_until=time.monotonic() + max(0.0, min(SESSION_TTL, expires_in)),
+            )
 
     def mark(self) -> tuple:
         """The feed's position: what `remember_session` compares to."""
