@@ -83,7 +83,9 @@ def poll_authenticated(view):
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
-        user = live.feed.session_user(session_key)
+        # Only the HTMX poll: without HX-Request the view renders the whole page, with the
+        # trader's own balances and orders.
+        user = live.feed.session_user(session_key) if request.htmx else None
         if user is not None:
             request.user = user
             return view(request, *args, **kwargs)

@@ -137,6 +137,12 @@ def test_a_known_session_polls_without_any_query_and_still_sees_every_change(fee
     assert (again.status_code, queries) == (200, 0)
     assert again.content == first.content  # the body is cached per book version
 
+    # The whole page, with the trader's own balances and orders, is never served on the
+    # strength of the feed's memory.
+    with CaptureQueriesContext(connection) as page_queries:
+        page = client.get(BOOK)
+    assert page.status_code == 200 and "django_session" in str(page_queries.captured_queries)
+
     place(book, "BUY", price=D("13.85"), quantity=7)
     eventually(lambda: feed.book_version("CEA") == db_version())
     changed, _ = poll(client, first["ETag"])
