@@ -8,14 +8,21 @@ settings: the project's URLs plus `/bench/bare/`, a tiny response that reads not
 Loads three URLs with the same concurrency, interleaved over a few rounds:
 
 - bare:    GET /bench/bare/
-- auth:    GET /bench/auth/, which only loads the session and the user (for reference:
-           the floor of any view behind login; no target)
+- auth:    GET /bench/auth/, which only loads the session and the user from the database
+           (for reference, no target: what every other view behind login pays first; the
+           poll does not, see below)
 - partial: GET /market/CEA/book/ as the page polls it (session cookie, HX-Request), without
            If-None-Match: the 200 path, book, stats, depth chart and recent trades
 - 304:     the same with If-None-Match: <current ETag>
 
 and prints the median requests/s of each and the ratios partial/bare (target >= 0.5)
-and 304/bare (target >= 0.8). The load generator is wrk if installed (Debian: `apt-get
+and 304/bare (target >= 0.8).
+
+On PostgreSQL the poll is answered from memory once a worker has seen the session: the
+live feed (market/live.py) knows the book versions and the sessions, and the body is
+cached per book version. The book does not change during the load, so both paths measure
+that steady state; what a change costs (one render per worker and version) is in the
+`--profile` breakdown. The load generator is wrk if installed (Debian: `apt-get
 install wrk`), else a bounded threaded Python client (which takes more of the CPU).
 
     .venv/bin/python bench/poll.py [--seconds 10] [--rounds 3] [--connections 4]
@@ -47,7 +54,7 @@ OWNERS = 200
 TRADES_PER_MARKET = 60
 BOOK = "/market/CEA/book/"
 BARE = "/bench/bare/"
-AUTH = "/bench/auth/"  # session + user only: the floor of any view behind login
+AUTH = "/bench/auth/"  # session + user from the database: what other logged-in views pay
 TARGETS = {"partial": 0.5, "304": 0.8}
 
 
