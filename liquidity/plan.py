@@ -66,7 +66,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
 from typing import Literal
 
 from market.money import MAX_AMOUNT, MAX_PRICE, MAX_QUANTITY
@@ -326,7 +326,13 @@ class LiquidityPlan:
         """SHA-256 (hex) of everything execution must find unchanged: market, tick,
         reference price and source, targets, and per side its sufficiency, levels, every
         allocation and every order. Makers' balances are deliberately left out: a balance
-        that moved without changing any allocation or order does not invalidate the plan."""
+        that moved without changing any allocation or order does not invalidate the plan.
+
+        Computed once per plan (the plan is frozen, so it cannot change) and remembered
+        outside the dataclass fields, so equality and `asdict` are unaffected."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is not None:
+            return cached
         payload = {
             "v": _FINGERPRINT_VERSION,
             "market": self.certificate_type,
@@ -339,7 +345,9 @@ class LiquidityPlan:
             "sides": [_side_fingerprint(s) for s in (self.bid_plan, self.ask_plan)],
         }
         encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(encoded.encode()).hexdigest()
+        digest = hashlib.sha256(encoded.encode()).hexdigest()
+        object.__setattr__(self, "_fingerprint", digest)
+        return digest
 
     def as_dict(self) -> dict:
         """Nested plain dicts / lists (Decimals kept), plus `missing_assets`,
@@ -402,27 +410,24 @@ def _cents(value, what: str, positive: bool = False) -> int:
 
 def _hundredths(value: Decimal) -> tuple[int, bool]:
     """(value × 100 truncated to an int, whether that was exact), in integer arithmetic on
-    the Decimal's digits: no context precision can round it, and no Fraction is built."""
-    sign, digits, exponent = value.as_tuple()
-    coefficient = int("".join(map(str, digits))) if digits else 0
-    shift = exponent + 2
-    if shift >= 0:
-        cents, exact = coefficient * 10**shift, True
-    else:
-        cents, rest = divmod(coefficient, 10**-shift)
-        exact = rest == 0
-    return (-cents if sign else cents), exact
+    the Decimal's exact ratio: no context precision can round it, and no Fraction is built."""
+    numerator, denominator = value.as_integer_ratio()
+    cents, rest = divmod(abs(numerator) * 100, denominator)
+    return (-cents if numerator < 0 else cents), rest == 0
 
 
 def _price_cents(price: Decimal) -> int:
     return _hundredths(price)[0]
 
 
+# Enough digits for any amount the plan handles (MAX_AMOUNT in cents has 15), so `scaleb`
+# never rounds; Inexact is trapped all the same, so a rounding could never pass silently.
+_EXACT = Context(prec=60, traps=[Inexact, Rounded, InvalidOperation])
+
+
 def _eur(cents: int) -> Decimal:
     """Whole cents to a Decimal with exactly two places, without any context rounding."""
-    sign = "-" if cents < 0 else ""
-    whole, rest = divmod(abs(cents), 100)
-    return Decimal(f"{sign}{whole}.{rest:02d}")
+    return Decimal(cents).scaleb(-2, _EXACT)
 
 
 def _fmt_eur(cents: int) -> str:
@@ -665,50 +670,60 @@ def _side_plan(
     def units_out(units: int) -> Decimal:
         return _eur(units) if bid else Decimal(units)
 
+    # Integer cents / units throughout; a Decimal is built only for what the plan
+    # returns, and each level's price Decimal once, shared by its orders.
+    price_out = [_eur(price) for price in prices]
+    level_quantity = [0] * len(prices)
+    level_count = [0] * len(prices)
     allocations: list[MakerAllocation] = []
-    orders: list[PlannedOrder] = []
+    by_level: list[list[PlannedOrder]] = [[] for _ in prices]
     if sufficient and required_units > 0:
         shares = _largest_remainder(required_units, [units for _, units in makers])
         funded = [(mk, units, share) for (mk, units), share in zip(makers, shares, strict=True)]
         funded = [f for f in funded if f[2] > 0]
         table = _split_over_levels([share for _, _, share in funded], level_targets)
         for (maker, units, share), cells in zip(funded, table, strict=True):
-            mine = []
-            for lv, (cell, price) in enumerate(zip(cells, prices, strict=True), start=1):
+            maker_id = maker.market_maker_id
+            count = quantity_sum = value_c = 0
+            for lv, (cell, price) in enumerate(zip(cells, prices, strict=True)):
                 quantity = cell // price if bid else cell
                 if quantity > 0:
-                    mine.append(
-                        PlannedOrder(maker.market_maker_id, order_side, lv, _eur(price), quantity)
+                    by_level[lv].append(
+                        PlannedOrder(maker_id, order_side, lv + 1, price_out[lv], quantity)
                     )
-            orders.extend(mine)
+                    count += 1
+                    quantity_sum += quantity
+                    value_c += price * quantity
+                    level_quantity[lv] += quantity
+                    level_count[lv] += 1
             allocations.append(
                 MakerAllocation(
-                    market_maker_id=maker.market_maker_id,
+                    market_maker_id=maker_id,
                     code=maker.code,
                     name=maker.name,
                     available=units_out(units),
                     allocated=units_out(share),
                     level_allocations=tuple(units_out(c) for c in cells),
-                    orders_count=len(mine),
-                    quantity=sum(o.quantity for o in mine),
-                    value_eur=_eur(sum(_price_cents(o.price) * o.quantity for o in mine)),
+                    orders_count=count,
+                    quantity=quantity_sum,
+                    value_eur=_eur(value_c),
                 )
             )
-        orders.sort(key=lambda o: (o.level, o.market_maker_id))
+    # Makers come sorted by id (`_usable_makers`), so appending level by level already
+    # gives the order (level, market maker id).
+    orders = [order for level_orders in by_level for order in level_orders]
 
     levels = []
-    for lv, price in enumerate(prices, start=1):
-        at_level = [o for o in orders if o.level == lv]
-        quantity = sum(o.quantity for o in at_level)
+    for lv, price in enumerate(prices):
         levels.append(
             PriceLevel(
-                price=_eur(price),
-                share=LEVEL_SHARES[lv - 1],
-                target_eur=_eur(level_eur[lv - 1]),
-                target_quantity=level_target_qty[lv - 1],
-                quantity=quantity,
-                value_eur=_eur(price * quantity),
-                orders_count=len(at_level),
+                price=price_out[lv],
+                share=LEVEL_SHARES[lv],
+                target_eur=_eur(level_eur[lv]),
+                target_quantity=level_target_qty[lv],
+                quantity=level_quantity[lv],
+                value_eur=_eur(price * level_quantity[lv]),
+                orders_count=level_count[lv],
             )
         )
     return SidePlan(
@@ -724,8 +739,8 @@ def _side_plan(
         levels=tuple(levels),
         allocations=tuple(allocations),
         orders=tuple(orders),
-        total_quantity=sum(o.quantity for o in orders),
-        total_value_eur=_eur(sum(_price_cents(o.price) * o.quantity for o in orders)),
+        total_quantity=sum(level_quantity),
+        total_value_eur=_eur(sum(p * q for p, q in zip(prices, level_quantity, strict=True))),
     )
 
 
