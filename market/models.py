@@ -274,8 +274,15 @@ class Order(models.Model):
 
     RESTING = (Status.OPEN, Status.PARTIALLY_FILLED)
 
-    owner = models.ForeignKey(Holder, on_delete=models.PROTECT, related_name="orders")
-    market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="orders")
+    # No single-column indexes on owner and market: `order_owner_idx` leads with the owner
+    # and `order_book_idx` with the market (two markets: an index on market alone would
+    # never be chosen); each one more is maintained by every insert (see Meta.indexes).
+    owner = models.ForeignKey(
+        Holder, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
+    market = models.ForeignKey(
+        Market, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
     side = models.CharField(max_length=4, choices=Side.choices)
     order_type = models.CharField("type", max_length=6, choices=Type.choices)
     price = price_field(null=True, blank=True, help_text="Limit price, EUR per certificate")
@@ -297,6 +304,7 @@ class Order(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="orders",
+        db_index=False,  # partial index in Meta: traders' orders have none
     )
     client_order_id = models.CharField(max_length=64, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -343,6 +351,12 @@ class Order(models.Model):
                 name="order_book_idx",
             ),
             models.Index(fields=["owner", "status", "-id"], name="order_owner_idx"),
+            # Only liquidity orders have an operation; lookups by operation imply NOT NULL.
+            models.Index(
+                fields=["liquidity_operation"],
+                condition=Q(liquidity_operation__isnull=False),
+                name="order_liquidity_op_idx",
+            ),
         ]
 
     def __str__(self):
@@ -414,26 +428,56 @@ class LedgerEntry(ImmutableModel):
         FEE = "FEE", "Fee"
         ADJUSTMENT = "ADJUSTMENT", "Adjustment"
 
-    holder = models.ForeignKey(Holder, on_delete=models.PROTECT, related_name="ledger_entries")
+    # Indexed by `ledger_holder_asset_idx` (holder first). Each cause is indexed only where
+    # present (partial indexes in Meta): every entry names one or two causes, and a lookup
+    # by cause (`= x`, `IN (…)`) implies NOT NULL, so NULLs need no index entries.
+    holder = models.ForeignKey(
+        Holder, on_delete=models.PROTECT, related_name="ledger_entries", db_index=False
+    )
     asset = models.CharField(max_length=3, choices=Asset.choices)
     kind = models.CharField(max_length=12, choices=Kind.choices)
     available_delta = money_field(default=Decimal("0"))
     locked_delta = money_field(default=Decimal("0"))
     order = models.ForeignKey(
-        Order, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+        Order,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger_entries",
+        db_index=False,
     )
     trade = models.ForeignKey(
-        Trade, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+        Trade,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger_entries",
+        db_index=False,
     )
     ticket = models.ForeignKey(
-        TicketLog, null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+        TicketLog,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="ledger_entries",
+        db_index=False,
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "ledger entries"
-        indexes = [models.Index(fields=["holder", "asset"], name="ledger_holder_asset_idx")]
+        indexes = [
+            models.Index(fields=["holder", "asset"], name="ledger_holder_asset_idx"),
+            *(
+                models.Index(
+                    fields=[cause],
+                    condition=Q(**{f"{cause}__isnull": False}),
+                    name=f"ledger_{cause}_idx",
+                )
+                for cause in ("order", "trade", "ticket")
+            ),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=~Q(available_delta=0) | ~Q(locked_delta=0), name="ledger_moves_something"
