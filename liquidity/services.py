@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from liquidity import plan as planning
@@ -111,53 +111,64 @@ def _snapshot(market: Market) -> planning.MarketSnapshot:
     )
 
 
-def _maker_balances(market: Market, *, lock: bool) -> list[Balance]:
+@dataclass(frozen=True)
+class _MakerBalances:
+    """The funded balances of active makers, as read (and, for execution, locked)."""
+
+    balances: list[Balance]  # for the BalanceSheet: id, holder, asset, available, locked
+    holder_of: dict[int, int]  # market maker id -> its holder id
+    funds: dict[str, list[planning.MakerFunds]]  # maker type -> what each one holds
+
+
+_BALANCE_FIELDS = [field.attname for field in Balance._meta.concrete_fields]
+
+
+def _maker_balances(market: Market, *, lock: bool) -> _MakerBalances:
     """Funded balances of active makers: EUR of providers, the certificate of holders,
-    each carrying its maker's id, code, name and type.
+    each with its maker's id, code, name and type.
 
     One query whatever the number of makers; with `lock`, the rows are locked in
-    primary-key order (only the balance rows, not the joined ones).
+    primary-key order (only the balance rows, not the joined ones). Plain rows are read
+    and only the `Balance` instances the ledger needs are built, positionally (the ORM's
+    own fast path), because per-row model hydration with annotations dominated the read.
     """
-    rows = (
-        Balance.objects.filter(
-            Q(holder__market_maker__mm_type=LP, asset=Asset.EUR)
-            | Q(holder__market_maker__mm_type=AH, asset=market.code),
-            holder__market_maker__is_active=True,
-            available__gt=0,
-        )
-        .only("id", "holder_id", "asset", "available", "locked")
-        .annotate(
-            maker_id=F("holder__market_maker__id"),
-            maker_code=F("holder__market_maker__code"),
-            maker_name=F("holder__market_maker__name"),
-            maker_type=F("holder__market_maker__mm_type"),
-        )
+    rows = Balance.objects.filter(
+        Q(holder__market_maker__mm_type=LP, asset=Asset.EUR)
+        | Q(holder__market_maker__mm_type=AH, asset=market.code),
+        holder__market_maker__is_active=True,
+        available__gt=0,
     )
     if lock:
         rows = rows.select_for_update(of=("self",))
-    return list(rows.order_by("pk"))
-
-
-def _funds(rows: list[Balance], mm_type: str) -> list[planning.MakerFunds]:
-    return [
-        planning.MakerFunds(
-            market_maker_id=row.maker_id,
-            code=row.maker_code,
-            name=row.maker_name,
-            available=row.available,
+    rows = rows.order_by("pk").values_list(
+        *_BALANCE_FIELDS,
+        "holder__market_maker__id",
+        "holder__market_maker__code",
+        "holder__market_maker__name",
+        "holder__market_maker__mm_type",
+    )
+    width = len(_BALANCE_FIELDS)
+    balances, holder_of, funds = [], {}, {LP: [], AH: []}
+    for row in rows:
+        balance = Balance.from_db(rows.db, _BALANCE_FIELDS, row[:width])
+        maker_id, code, name, mm_type = row[width:]
+        balances.append(balance)
+        holder_of[maker_id] = balance.holder_id
+        funds[mm_type].append(
+            planning.MakerFunds(
+                market_maker_id=maker_id, code=code, name=name, available=balance.available
+            )
         )
-        for row in rows
-        if row.maker_type == mm_type
-    ]
+    return _MakerBalances(balances, holder_of, funds)
 
 
-def _build(request: LiquidityRequest, market: Market, rows: list[Balance]):
+def _build(request: LiquidityRequest, market: Market, makers: _MakerBalances):
     return planning.build_plan(
         market=_snapshot(market),
         bid_amount_eur=request.bid_amount_eur,
         ask_amount_eur=request.ask_amount_eur,
-        liquidity_providers=_funds(rows, LP),
-        asset_holders=_funds(rows, AH),
+        liquidity_providers=makers.funds[LP],
+        asset_holders=makers.funds[AH],
         reference_price_override=request.reference_price,
     )
 
@@ -213,9 +224,9 @@ def liquidity_execute(
 
 def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> LiquidityOperation:
     market = Market.objects.select_for_update().get(pk=request.market.pk)
-    rows = _maker_balances(market, lock=True)
+    makers = _maker_balances(market, lock=True)
     try:
-        plan = _build(request, market, rows)
+        plan = _build(request, market, makers)
     except planning.PlanError as error:
         raise ValidationError({error.field: error.message}) from None
     if fingerprint and plan.fingerprint() != fingerprint:
@@ -223,20 +234,20 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
     if not plan.can_execute:
         raise InsufficientAssets(plan)
 
-    holder_of = {row.maker_id: row.holder_id for row in rows}
-    planned = [*plan.bid_plan.orders, *plan.ask_plan.orders]
-    specs = [
-        RestingOrderSpec(
-            owner_id=holder_of[order.market_maker_id],
-            side=order.side,
-            price=order.price,
-            quantity=order.quantity,
+    holder_of = makers.holder_of
+    specs = []
+    bid_value = ask_value = Decimal("0")
+    ask_quantity = 0
+    for order in (*plan.bid_plan.orders, *plan.ask_plan.orders):
+        price, quantity = order.price, order.quantity
+        specs.append(
+            RestingOrderSpec(holder_of[order.market_maker_id], order.side, price, quantity)
         )
-        for order in planned
-    ]
-    bid_value = sum((s.price * s.quantity for s in specs if s.side == "BUY"), Decimal("0"))
-    ask_value = sum((s.price * s.quantity for s in specs if s.side == "SELL"), Decimal("0"))
-    ask_quantity = sum(s.quantity for s in specs if s.side == "SELL")
+        if order.side == "BUY":
+            bid_value += price * quantity
+        else:
+            ask_value += price * quantity
+            ask_quantity += quantity
     makers_used = _makers_used(plan)
 
     ticket = ticket_record(
@@ -278,7 +289,7 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
         idempotency_key=idempotency_key,
         created_by=user,
     )
-    sheet = BalanceSheet(rows)
+    sheet = BalanceSheet(makers.balances)
     resting_orders_place(market=market, specs=specs, sheet=sheet, liquidity_operation=operation)
     sheet.flush()
     return operation

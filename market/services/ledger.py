@@ -128,6 +128,33 @@ class BalanceSheet:
             field=field,
         )
 
+    def reserve_many(self, reservations: Iterable[tuple[int, str, Decimal, object]]) -> None:
+        """`reserve` for many orders at once: (holder id, asset, amount, order) each.
+
+        Writes one ledger entry per order, as `reserve` would, but checks and applies each
+        balance once with the sum of its orders, so the result is the same as reserving
+        them one by one; if a balance cannot cover its orders' sum, InsufficientFunds
+        (needed: that sum) is raised and nothing is applied."""
+        totals: dict[tuple[int, str], Decimal] = {}
+        moves = []
+        for holder_id, asset, amount, order in reservations:
+            if not amount:
+                continue
+            key = (holder_id, asset)
+            totals[key] = totals.get(key, ZERO) + amount
+            moves.append((holder_id, asset, Kind.RESERVE, -amount, amount, order, None, None))
+        rows = [(self._rows[key], total) for key, total in totals.items()]
+        for (holder_id, asset), (row, total) in zip(totals, rows, strict=True):
+            if row.available - total < 0:
+                raise InsufficientFunds(asset=asset, needed=total, available=row.available)
+            if row.locked + total < 0:
+                raise AssertionError(f"Locked {asset} of holder {holder_id} would go negative")
+        for row, total in rows:
+            row.available -= total
+            row.locked += total
+            self._dirty[row.pk] = row
+        self._moves.extend(moves)
+
     def release(self, holder_id: int, asset: str, amount: Decimal, *, order) -> None:
         """Give back what an order no longer needs."""
         self._move(holder_id, asset, Kind.RELEASE, available=amount, locked=-amount, order=order)
@@ -183,7 +210,7 @@ LEDGER_COLUMNS = (
 
 
 def _pk(cause) -> int | None:
-    if cause is None or isinstance(cause, int):
+    if cause is None or type(cause) is int:
         return cause
     if cause.pk is None:
         raise ValueError(f"{cause!r} must be saved before the ledger is flushed")
