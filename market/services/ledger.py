@@ -22,6 +22,7 @@ from decimal import Decimal
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from market.bulk import insert_rows, update_rows
@@ -56,19 +57,36 @@ class BalanceSheet:
         # (holder_id, asset, kind, available, locked, order, trade, ticket); the causes may
         # be saved objects or objects saved later in the transaction, resolved at flush.
         self._moves: list[tuple] = []
+        self.house_id: int | None = None  # set by `lock(..., house=True)`
 
     @classmethod
-    def lock(cls, keys: Iterable[tuple[int, str]]) -> "BalanceSheet":
-        """Lock the balance rows of these (holder id, asset) pairs, in primary-key order."""
+    def lock(cls, keys: Iterable[tuple[int, str]], *, house: bool = False) -> "BalanceSheet":
+        """Lock the balance rows of these (holder id, asset) pairs, in primary-key order.
+
+        With `house`, the house fee account's EUR row is locked too, by the same statement
+        and in the same order (it is one more row of the one primary-key-ordered lock),
+        and its holder id is `sheet.house_id`: no separate query for the house."""
         keys = set(keys)
         holder_ids = {holder_id for holder_id, _ in keys}
         assets = {asset for _, asset in keys}
-        rows = (
-            Balance.objects.select_for_update()
-            .filter(holder_id__in=holder_ids, asset__in=assets)
-            .order_by("pk")
-        )
-        sheet = cls(rows)
+        rows = Balance.objects.filter(holder_id__in=holder_ids, asset__in=assets)
+        if house:
+            rows = (
+                Balance.objects.filter(
+                    Q(holder_id__in=holder_ids, asset__in=assets)
+                    | Q(holder__kind=Holder.Kind.HOUSE, asset=Asset.EUR)
+                )
+                .annotate(holder_kind=F("holder__kind"))
+                .select_for_update(of=("self",))
+            )
+        else:
+            rows = rows.select_for_update()
+        sheet = cls(rows.order_by("pk"))
+        if house:
+            found = [row.holder_id for row in sheet._rows.values() if row.holder_kind == "HOUSE"]
+            if not found:
+                raise LookupError("No balance row for the house fee account")
+            sheet.house_id = found[0]
         missing = keys - sheet._rows.keys()
         if missing:
             raise LookupError(f"No balance rows for {sorted(missing)}")

@@ -16,12 +16,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from market.bulk import insert_rows
+from market.bulk import insert_rows, update_rows
 from market.matching import BookOrder, MatchResult, buy_reservation_needed, match
 from market.models import Asset, Holder, Market, Order, TicketLog, Trade
 from market.money import fee_on, format_eur, parse_amount, parse_price, parse_quantity
 from market.services.audit import ticket_record, tickets_record
-from market.services.holders import house_holder
 from market.services.ledger import BalanceSheet, InsufficientFunds
 from market.validation import FieldErrors
 
@@ -292,12 +291,13 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip) -> Placeme
     _refuse_unfilled_market_order(request, result)
 
     certificate = market.code
-    house = house_holder()
     reserve_asset = Asset.EUR if request.side == Side.BUY else certificate
-    touched = {(owner.pk, Asset.EUR), (owner.pk, certificate), (house.pk, Asset.EUR)}
+    touched = {(owner.pk, Asset.EUR), (owner.pk, certificate)}
     for fill in result.fills:
         touched |= {(fill.maker.owner_id, Asset.EUR), (fill.maker.owner_id, certificate)}
-    sheet = BalanceSheet.lock(touched)
+    # The house's EUR row (fees) is locked by the same statement, in the same order.
+    sheet = BalanceSheet.lock(touched, house=True)
+    house_id = sheet.house_id
 
     reservation = _reservation_for(request, result, fee_rate)
     available = sheet.available(owner.pk, reserve_asset)
@@ -339,11 +339,12 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip) -> Placeme
     sheet.reserve(owner.pk, reserve_asset, reservation, order=order, field="quantity")
     trades = _record_trades(market, order, result, makers, actor=actor, ip=ip)
     for trade in trades:
-        sheet.settle_fill(trade=trade, house_id=house.pk)
+        sheet.settle_fill(trade=trade, house_id=house_id)
     sheet.release(owner.pk, reserve_asset, reservation - spent - order.reserved, order=order)
 
     touched_makers = _apply_fills_to_makers(result, makers, sheet, certificate)
-    Order.objects.bulk_update(
+    update_rows(
+        Order,
         touched_makers,
         ["filled_quantity", "filled_value", "fee_paid", "reserved", "status", "updated_at"],
     )
@@ -406,6 +407,9 @@ def _record_trades(market, order, result, makers, *, actor, ip) -> list[Trade]:
 
 def _apply_fills_to_makers(result, makers, sheet: BalanceSheet, certificate) -> list[Order]:
     touched = []
+    # Set explicitly: the book is read without updated_at, and a bulk update writes the
+    # value the object holds (auto_now only acts on save()).
+    now = timezone.now()
     for fill in result.fills:
         maker = makers[fill.maker.order_id]
         maker.filled_quantity += fill.quantity
@@ -420,16 +424,18 @@ def _apply_fills_to_makers(result, makers, sheet: BalanceSheet, certificate) -> 
         asset = Asset.EUR if maker.side == Side.BUY else certificate
         sheet.release(maker.owner_id, asset, maker.reserved - keep, order=maker)
         maker.reserved = keep
+        maker.updated_at = now
         touched.append(maker)
     return touched
 
 
-def _cancel_in_sheet(order: Order, sheet: BalanceSheet, reason: str) -> None:
+def _cancel_in_sheet(order: Order, sheet: BalanceSheet, reason: str, now) -> None:
     sheet.release(order.owner_id, order.reserve_asset, order.reserved, order=order)
     order.released = order.reserved
     order.reserved = Decimal("0")
     order.status = Status.CANCELLED
     order.status_reason = reason
+    order.updated_at = now  # a bulk update writes what the object holds
 
 
 def orders_cancel(*, orders: Sequence[Order] | Iterable[int], reason: str) -> list[Order]:
@@ -456,9 +462,10 @@ def orders_cancel(*, orders: Sequence[Order] | Iterable[int], reason: str) -> li
         if not locked:
             return []
         sheet = BalanceSheet.lock({(order.owner_id, order.reserve_asset) for order in locked})
+        now = timezone.now()
         for order in locked:
-            _cancel_in_sheet(order, sheet, reason)
-        Order.objects.bulk_update(locked, ["reserved", "status", "status_reason", "updated_at"])
+            _cancel_in_sheet(order, sheet, reason, now)
+        update_rows(Order, locked, ["reserved", "status", "status_reason", "updated_at"])
         sheet.flush()
         Market.objects.filter(pk__in={order.market_id for order in locked}).update(
             book_version=F("book_version") + 1

@@ -2,6 +2,8 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from market.models import Holder, LedgerEntry, Order, TicketLog, Trade
 from market.services.holders import house_holder
@@ -326,3 +328,36 @@ def test_the_house_does_not_trade(cea):
     assert house.kind == Holder.Kind.HOUSE
     with pytest.raises(ValidationError, match="house"):
         place(house, "BUY", price="10.00", quantity=1)
+
+
+def test_filled_and_cancelled_orders_get_a_fresh_updated_at(cea):
+    sellers = [factories.trader(CEA=5) for _ in range(2)]
+    resting = [place(s, "SELL", price="14.00", quantity=5).order for s in sellers]
+    before = {o.pk: o.updated_at for o in Order.objects.filter(pk__in=[o.pk for o in resting])}
+
+    place(factories.trader(EUR="1000"), "BUY", price="14.00", quantity=7)
+    order_cancel(order_id=resting[1].pk, user=sellers[1].user)
+
+    after = dict(Order.objects.filter(pk__in=before).values_list("pk", "updated_at"))
+    assert all(after[pk] > before[pk] for pk in before), (before, after)
+    assert_all_invariants()
+
+
+def test_a_fill_costs_the_same_queries_whatever_the_number_of_makers(cea):
+    """Makers' orders are read once with the book and written by one statement: no
+    query per maker (a deferred field read back, a house lookup)."""
+
+    def sweep(makers: int) -> int:
+        for _ in range(makers):
+            place(factories.trader(CEA=5), "SELL", price="14.00", quantity=1)
+        buyer = factories.trader(EUR="10000")
+        request = order_request_parse(
+            market_code="CEA", side="BUY", order_type="LIMIT", price="14.00", quantity=makers
+        )
+        with CaptureQueriesContext(connection) as queries:
+            placement = order_place(owner=buyer, request=request)
+        assert placement.order.filled_quantity == makers
+        return len(queries)
+
+    assert sweep(1) == sweep(12)
+    assert_all_invariants()
