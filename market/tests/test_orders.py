@@ -111,6 +111,26 @@ def test_market_buy_by_quantity_walks_the_book_and_never_rests(cea):
     assert_all_invariants()
 
 
+def test_a_sweep_reads_the_book_across_batches_in_price_time_order(cea):
+    """More resting orders than one of the walk's batches holds: every one of them fills,
+    best price first and oldest first within a price."""
+    from market.services.orders import BOOK_BATCH
+
+    count = BOOK_BATCH + 13
+    sellers = [factories.trader(CEA=100) for _ in range(3)]
+    resting = [
+        place(sellers[n % 3], "SELL", price=D("14.00") + D("0.01") * (n % 4), quantity=1).order
+        for n in range(count)
+    ]
+    buyer = factories.trader(EUR="100000")
+    placement = place(buyer, "BUY", order_type="MARKET", quantity=count)
+    expected = sorted(resting, key=lambda order: (order.price, order.pk))
+    assert [t.sell_order_id for t in placement.trades] == [o.pk for o in expected]
+    assert placement.order.filled_quantity == count
+    assert not Order.objects.filter(status__in=Order.RESTING).exists()
+    assert_all_invariants()
+
+
 def test_market_buy_by_eur_budget_spends_at_most_the_budget_fee_included(cea):
     seller = factories.trader(CEA=100)
     buyer = factories.trader(EUR="1000")
