@@ -89,5 +89,6 @@ clean:
 bench: $(PY_STAMP)
 	$(PY) bench/liquidity_execute.py
 	$(PY) bench/matching.py
+	$(PY) bench/matching_ceiling.py
 	$(PY) bench/poll.py
 	$(PY) bench/soak.py
