@@ -169,6 +169,11 @@ def migrated_rows(transactional_db):
     browser test has started Playwright's event loop, this thread may be handed another
     one. The same goes for the content types and permissions `post_migrate` creates.
     Everything here is idempotent.
+
+    Every transactional test also asks for `serialized_rollback`: the flush after a test
+    without it runs `post_migrate`, which re-creates the content types that the next
+    serialized test then fails to restore (a unique-key error that depends on the order
+    the tests happen to run in).
     """
     import importlib
 

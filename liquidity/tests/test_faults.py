@@ -19,7 +19,7 @@ pytestmark = [
         connection.vendor != "postgresql" and os.environ.get("CI") != "true",
         reason="faults are injected into a PostgreSQL session (runs in CI, never skipped there)",
     ),
-    pytest.mark.django_db(transaction=True),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.usefixtures("migrated_rows"),
 ]
 

@@ -186,7 +186,7 @@ def _run_in_threads(targets):
 
 
 @needs_postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.usefixtures("migrated_rows")
 def test_two_concurrent_creates_compete_for_the_same_funds():
     assert connection.vendor == "postgresql"
@@ -205,7 +205,7 @@ def test_two_concurrent_creates_compete_for_the_same_funds():
 
 
 @needs_postgres
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.usefixtures("migrated_rows")
 def test_the_same_idempotency_key_twice_at_once_makes_one_operation():
     assert connection.vendor == "postgresql"

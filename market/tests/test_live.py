@@ -30,7 +30,7 @@ ON_POSTGRESQL = connection.vendor == "postgresql"
 
 pytestmark = [
     pytest.mark.postgres,
-    pytest.mark.django_db(transaction=True),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.skipif(
         not IN_CI and not ON_POSTGRESQL,
         reason="needs PostgreSQL LISTEN/NOTIFY (set DATABASE_URL=postgres://…)",
