@@ -14,28 +14,36 @@ is counted and logged like any other query, passes through `execute_wrapper`s, a
 errors arrive as Django's (`IntegrityError` …).
 """
 
+import json
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import cache
 
 from django.db import connection, models
+from django.utils import timezone
+
+from market import sql as statements
 
 
-def _column(model: type[models.Model], attname: str) -> tuple[str, str]:
-    field = next(f for f in model._meta.concrete_fields if f.attname == attname)
-    return field.column, field.db_type(connection)
+@cache
+def _columns(model: type[models.Model], attnames: tuple[str, ...], vendor: str):
+    """(quoted column, database type, JSONField or None) for each attname; the hot
+    paths write the same columns again and again, and `db_type()` is not free."""
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    return [
+        (
+            connection.ops.quote_name(fields[attname].column),
+            fields[attname].db_type(connection),
+            fields[attname] if isinstance(fields[attname], models.JSONField) else None,
+        )
+        for attname in attnames
+    ]
 
 
-def _binary_cursor():
-    """A Django cursor wrapper around a server-side-binding psycopg cursor of the current
-    connection (its placeholders are `%b`: binary parameters)."""
-    import psycopg  # only on PostgreSQL, which is where this is called
-
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    raw = psycopg.Cursor(connection.connection)
-    if connection.queries_logged:
-        return connection.make_debug_cursor(raw)
-    return connection.make_cursor(raw)
+def _json_text(field: models.JSONField, value):
+    """JSON values travel as JSON text, which the statement casts to `jsonb` (psycopg
+    adapts no bare dict or list to JSON)."""
+    return None if value is None else json.dumps(value, cls=field.encoder)
 
 
 def _quoted(text: str) -> str:
@@ -85,24 +93,32 @@ def insert_rows(
             [model(**dict(zip(columns, row, strict=True)), **constants) for row in rows]
         )
         return [obj.pk for obj in created] if returning_ids else []
+    vendor = connection.vendor
     table = connection.ops.quote_name(model._meta.db_table)
-    array_columns, arrays_in = [], []
-    for attname, values in zip(columns, zip(*rows, strict=True), strict=True):
+    names, arrays, scalars, arrays_in = [], [], [], []
+    for (column, db_type, json_field), values in zip(
+        _columns(model, tuple(columns), vendor), zip(*rows, strict=True), strict=True
+    ):
+        if json_field is not None:
+            values = [_json_text(json_field, value) for value in values]
         # Values of one column share its database type, so equal ones store the same.
         if values.count(values[0]) == len(values):
-            constants[attname] = values[0]
+            constants[(column, db_type)] = values[0]
         else:
-            array_columns.append(attname)
+            names.append(column)
+            arrays.append(f"%b::{db_type}[]")
             arrays_in.append(_array_param(values))
-    names, arrays, scalars = [], [], []
-    for attname in array_columns:
-        column, db_type = _column(model, attname)
-        names.append(connection.ops.quote_name(column))
-        arrays.append(f"%b::{db_type}[]")
-    for attname in constants:
-        column, db_type = _column(model, attname)
-        names.append(connection.ops.quote_name(column))
+    constant_values = []
+    for key, value in constants.items():
+        if isinstance(key, str):  # an attname from the caller
+            column, db_type, json_field = _columns(model, (key,), vendor)[0]
+            if json_field is not None:
+                value = _json_text(json_field, value)
+        else:  # a column folded above
+            column, db_type = key
+        names.append(column)
         scalars.append(f"%b::{db_type}")
+        constant_values.append(value)
     if arrays:
         source = f"FROM unnest({', '.join(arrays)}) AS v"
         selected = ", ".join(["v.*", *scalars])
@@ -116,10 +132,11 @@ def insert_rows(
         sql += f" RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
     # The constants' placeholders come first in the statement (SELECT), then the arrays
     # (or the row count).
-    params = [*constants.values(), *(arrays_in if arrays else [len(rows)])]
-    with _binary_cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()] if returning_ids else []
+    params = [*constant_values, *(arrays_in if arrays else [len(rows)])]
+    if not returning_ids:
+        statements.write(sql, params)
+        return []
+    return [pk for (pk,) in statements.send(sql, params).rows()]
 
 
 def update_rows(
@@ -132,20 +149,64 @@ def update_rows(
         model.objects.bulk_update(objects, list(fields))
         return
     table = connection.ops.quote_name(model._meta.db_table)
-    pk_column, pk_type = _column(model, model._meta.pk.attname)
-    columns = [_column(model, attname) for attname in fields]
-    arrays = [f"%b::{pk_type}[]"] + [f"%b::{db_type}[]" for _, db_type in columns]
-    aliases = ["pk", *(f"c{i}" for i in range(len(fields)))]
-    assignments = ", ".join(
-        f"{connection.ops.quote_name(column)} = v.c{i}" for i, (column, _) in enumerate(columns)
+    (pk_column, pk_type, _), *columns = _columns(
+        model, (model._meta.pk.attname, *fields), connection.vendor
     )
+    arrays = [f"%b::{pk_type}[]"] + [f"%b::{db_type}[]" for _, db_type, _ in columns]
+    aliases = ["pk", *(f"c{i}" for i in range(len(fields)))]
+    assignments = ", ".join(f"{column} = v.c{i}" for i, (column, _, _) in enumerate(columns))
     sql = (
         f"UPDATE {table} AS t SET {assignments} "
         f"FROM unnest({', '.join(arrays)}) AS v({', '.join(aliases)}) "
-        f"WHERE t.{connection.ops.quote_name(pk_column)} = v.pk"
+        f"WHERE t.{pk_column} = v.pk"
     )
     params = [_array_param([obj.pk for obj in objects])] + [
         _array_param([getattr(obj, attname) for obj in objects]) for attname in fields
     ]
-    with _binary_cursor() as cursor:
-        cursor.execute(sql, params)
+    statements.write(sql, params)
+
+
+def insert_objects(model: type[models.Model], objects: Sequence[models.Model]) -> None:
+    """Insert unsaved instances that already carry their primary key (`sql.allocate_ids`)
+    in one statement without RETURNING, so in a pipeline it is queued like any write.
+
+    `auto_now` fields take the current time and `auto_now_add` fields keep a value already
+    set (else the current time), so a caller can derive other values from it (a ticket's
+    year). The instances count as saved afterwards."""
+    if not objects:
+        return
+    if any(obj.pk is None for obj in objects):
+        raise ValueError("insert_objects needs instances with their primary key set")
+    fields = model._meta.concrete_fields
+    now = timezone.now()
+    for field in fields:
+        if getattr(field, "auto_now", False):
+            for obj in objects:
+                setattr(obj, field.attname, now)
+        elif getattr(field, "auto_now_add", False):
+            for obj in objects:
+                if getattr(obj, field.attname) is None:
+                    setattr(obj, field.attname, now)
+    rows = [tuple(getattr(obj, field.attname) for field in fields) for obj in objects]
+    if connection.vendor == "postgresql":
+        insert_rows(model, [field.attname for field in fields], rows, returning_ids=False)
+    else:
+        quote = connection.ops.quote_name
+        row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        batch = connection.ops.bulk_batch_size(fields, objects)  # SQLite's parameter limit
+        with connection.cursor() as cursor:
+            for start in range(0, len(rows), batch):
+                chunk = rows[start : start + batch]
+                cursor.execute(
+                    f"INSERT INTO {quote(model._meta.db_table)} "
+                    f"({', '.join(quote(field.column) for field in fields)}) "
+                    f"VALUES {', '.join([row_sql] * len(chunk))}",
+                    [
+                        field.get_db_prep_save(value, connection)
+                        for row in chunk
+                        for field, value in zip(fields, row, strict=True)
+                    ],
+                )
+    for obj in objects:
+        obj._state.adding = False
+        obj._state.db = connection.alias

@@ -2,42 +2,41 @@
 
 from collections.abc import Sequence
 
-from django.db.models import CharField, Value
-from django.db.models.functions import Cast, Concat, ExtractYear, LPad
+from django.db import transaction
+from django.utils import timezone
 
+from market.bulk import insert_objects
 from market.models import TicketLog
+from market.sql import allocate_ids
 
 
 def ticket_id_for(ticket: TicketLog) -> str:
     return f"TKT-{ticket.created_at.year}-{ticket.pk:06d}"
 
 
-def tickets_record(tickets: Sequence[TicketLog]) -> list[TicketLog]:
-    """Insert unsaved tickets in one statement and number them `TKT-YYYY-NNNNNN`.
+def tickets_record(
+    tickets: Sequence[TicketLog], *, ids: Sequence[int] | None = None
+) -> list[TicketLog]:
+    """Insert unsaved tickets in one statement, numbered `TKT-YYYY-NNNNNN` from their
+    primary keys: `ids` allocated ahead by the caller (`sql.allocate_ids`, e.g. sent in
+    the same round trip as its locks), else allocated here.
 
     The number is the database's primary key, so it is unique without a shared counter
-    row that every writer would queue on. Two queries whatever the number of tickets.
+    row that every writer would queue on. No RETURNING: in a pipelined transaction the
+    insert is queued with the other writes.
     """
     if not tickets:
         return []
-    created = TicketLog.objects.bulk_create(tickets)
-    pks = [ticket.pk for ticket in created]
-    # Six digits at least; LPad would truncate a longer id, so pad only short ones.
-    TicketLog.objects.filter(pk__in=pks).update(
-        ticket_id=Concat(
-            Value("TKT-"),
-            Cast(ExtractYear("created_at"), CharField()),
-            Value("-"),
-            LPad(Cast("id", CharField()), 6, Value("0")),
-            output_field=CharField(),
-        )
-    )
-    long_ids = [ticket for ticket in created if ticket.pk > 999_999]
-    for ticket in created:
-        ticket.ticket_id = ticket_id_for(ticket)
-    if long_ids:
-        TicketLog.objects.bulk_update(long_ids, ["ticket_id"])
-    return created
+    with transaction.atomic(savepoint=False):
+        if ids is None:
+            ids = allocate_ids({TicketLog: len(tickets)}).take(TicketLog)
+        now = timezone.now()
+        for ticket, pk in zip(tickets, ids, strict=True):
+            ticket.pk = pk
+            ticket.created_at = ticket.created_at or now  # the year of its number
+            ticket.ticket_id = ticket_id_for(ticket)
+        insert_objects(TicketLog, tickets)
+    return list(tickets)
 
 
 def ticket_record(

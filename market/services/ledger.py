@@ -21,10 +21,10 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
 from django.utils import timezone
 
+from market import sql
 from market.bulk import insert_rows, update_rows
 from market.models import CERTIFICATES, Asset, Balance, Holder, LedgerEntry, TicketLog
 from market.money import format_eur, format_quantity, parse_amount, parse_quantity
@@ -48,6 +48,64 @@ def describe(asset: str, amount: Decimal) -> str:
     return format_eur(amount) if asset == Asset.EUR else f"{format_quantity(amount)} {asset}"
 
 
+_BALANCE_COLUMNS = ("id", "holder_id", "asset", "available", "locked")
+
+
+class BalanceLock:
+    """The statement that locks balance rows, sent at once; `sheet()` reads what it
+    locked. Splitting the two lets a pipelined transaction (`market.sql`) send the lock
+    together with other statements in one round trip.
+
+    Every row is locked by one `SELECT … ORDER BY id FOR UPDATE`: (holder, asset) pairs
+    of the cross product of the holders and assets named, plus, with `house`, the house
+    fee account's EUR row."""
+
+    def __init__(self, keys: Iterable[tuple[int, str]], *, house: bool = False):
+        self.keys = set(keys)
+        holder_ids = sorted({holder_id for holder_id, _ in self.keys})
+        assets = sorted({asset for _, asset in self.keys})
+        quote = connection.ops.quote_name
+        balances, holders = quote(Balance._meta.db_table), quote(Holder._meta.db_table)
+
+        def placeholders(values):
+            return ", ".join(["%s"] * len(values))
+
+        where = (
+            f"(holder_id IN ({placeholders(holder_ids)}) AND asset IN ({placeholders(assets)}))"
+        )
+        # The house row: its kind is a literal, which the partial unique index on it needs.
+        house_id = f"(SELECT id FROM {holders} WHERE kind = '{Holder.Kind.HOUSE.value}')"
+        house_flag = "FALSE"
+        if house:
+            where += f" OR (holder_id = {house_id} AND asset = '{Asset.EUR.value}')"
+            house_flag = f"holder_id = {house_id}"
+        self.house = house
+        self._rows = sql.send(
+            f"SELECT {', '.join(_BALANCE_COLUMNS)}, {house_flag} FROM {balances} "
+            f"WHERE {where} ORDER BY id{sql.for_update()}",
+            [*holder_ids, *assets],
+            model=Balance,
+            columns=_BALANCE_COLUMNS,
+        )
+
+    def sheet(self) -> "BalanceSheet":
+        """The locked rows as a `BalanceSheet`; LookupError if a pair has no row."""
+        rows, house_ids = [], []
+        for *values, is_house in self._rows.rows():
+            rows.append(Balance.from_db(connection.alias, _BALANCE_COLUMNS, values))
+            if is_house:
+                house_ids.append(values[1])
+        sheet = BalanceSheet(rows)
+        if self.house:
+            if not house_ids:
+                raise LookupError("No balance row for the house fee account")
+            sheet.house_id = house_ids[0]
+        missing = self.keys - sheet._rows.keys()
+        if missing:
+            raise LookupError(f"No balance rows for {sorted(missing)}")
+        return sheet
+
+
 class BalanceSheet:
     """Balance rows locked for one transaction, and the moves made on them."""
 
@@ -66,31 +124,7 @@ class BalanceSheet:
         With `house`, the house fee account's EUR row is locked too, by the same statement
         and in the same order (it is one more row of the one primary-key-ordered lock),
         and its holder id is `sheet.house_id`: no separate query for the house."""
-        keys = set(keys)
-        holder_ids = {holder_id for holder_id, _ in keys}
-        assets = {asset for _, asset in keys}
-        rows = Balance.objects.filter(holder_id__in=holder_ids, asset__in=assets)
-        if house:
-            rows = (
-                Balance.objects.filter(
-                    Q(holder_id__in=holder_ids, asset__in=assets)
-                    | Q(holder__kind=Holder.Kind.HOUSE, asset=Asset.EUR)
-                )
-                .annotate(holder_kind=F("holder__kind"))
-                .select_for_update(of=("self",))
-            )
-        else:
-            rows = rows.select_for_update()
-        sheet = cls(rows.order_by("pk"))
-        if house:
-            found = [row.holder_id for row in sheet._rows.values() if row.holder_kind == "HOUSE"]
-            if not found:
-                raise LookupError("No balance row for the house fee account")
-            sheet.house_id = found[0]
-        missing = keys - sheet._rows.keys()
-        if missing:
-            raise LookupError(f"No balance rows for {sorted(missing)}")
-        return sheet
+        return BalanceLock(keys, house=house).sheet()
 
     def balance(self, holder_id: int, asset: str) -> Balance:
         return self._rows[(holder_id, asset)]

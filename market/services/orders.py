@@ -12,20 +12,21 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from market.bulk import insert_rows, update_rows
+from market import sql
+from market.bulk import insert_objects, insert_rows, update_rows
 from market.matching import BookOrder, MatchResult, buy_reservation_needed, match
-from market.models import Asset, Holder, Market, Order, TicketLog, Trade
+from market.models import Asset, Holder, Market, MarketCode, Order, TicketLog, Trade
 from market.money import fee_on, format_eur, parse_amount, parse_price, parse_quantity
 from market.services.audit import ticket_record, tickets_record
-from market.services.ledger import BalanceSheet, InsufficientFunds
+from market.services.ledger import BalanceLock, BalanceSheet, InsufficientFunds
 from market.validation import FieldErrors
 
 Side, Type, Status = Order.Side, Order.Type, Order.Status
 BOOK_BATCH = 100
+BOOK_FIRST_BATCH = 8
 ZERO = Decimal("0")
 MAX_CLIENT_ORDER_ID = 64
 
@@ -91,7 +92,9 @@ def order_request_parse(
     """
     errors = FieldErrors()
     collect = errors.collect
-    market = Market.objects.filter(code=str(market_code or "").upper()).first()
+    code = str(market_code or "").upper()
+    # Only a known code reaches the database (PostgreSQL refuses a NUL in any text).
+    market = _MarketRead("code", code).one() if code in MarketCode.values else None
     if market is None:
         errors.add("market", f"Unknown market {market_code!r}: choose CEA or EUA.")
     side = collect(_choice, side, Side.values, "side", "side")
@@ -128,68 +131,96 @@ def order_request_parse(
     return OrderRequest(market, side, order_type, quantity, price, eur_budget, client_order_id)
 
 
-def _resting_book(market: Market, taker: OrderRequest) -> Iterator[Order]:
-    """The opposite side in priority order, fetched in batches as the walk needs them."""
-    opposite = Side.SELL if taker.side == Side.BUY else Side.BUY
-    queryset = Order.objects.filter(market=market, side=opposite, status__in=Order.RESTING)
-    if taker.price is not None:
-        queryset = queryset.filter(
-            **(
-                {"price__lte": taker.price}
-                if taker.side == Side.BUY
-                else {"price__gte": taker.price}
-            )
+_BOOK_COLUMNS = (
+    "id",
+    "owner_id",
+    "market_id",
+    "side",
+    "order_type",
+    "price",
+    "quantity",
+    "filled_quantity",
+    "filled_value",
+    "fee_rate",
+    "fee_paid",
+    "reserved",
+    "status",
+)
+
+
+_MARKET_COLUMNS = tuple(field.attname for field in Market._meta.concrete_fields)
+
+
+class _MarketRead:
+    """A market row read (and, with `lock`, locked) by hand-written SQL: the hot path
+    reads it twice per order, and the ORM compiles a query each time."""
+
+    def __init__(self, column: str, value, *, lock: bool = False):
+        self._statement = sql.send(
+            f"SELECT {', '.join(_MARKET_COLUMNS)} FROM {Market._meta.db_table} "
+            f"WHERE {column} = %s{sql.for_update() if lock else ''}",
+            [value],
+            model=Market,
+            columns=_MARKET_COLUMNS,
         )
-    queryset = queryset.order_by("price" if opposite == Side.SELL else "-price", "id").only(
-        "id",
-        "owner_id",
-        "market_id",
-        "side",
-        "order_type",
-        "price",
-        "quantity",
-        "filled_quantity",
-        "filled_value",
-        "fee_rate",
-        "fee_paid",
-        "reserved",
-        "status",
-    )
-    start = 0
-    while True:
-        batch = list(queryset[start : start + BOOK_BATCH])
-        yield from batch
-        if len(batch) < BOOK_BATCH:
-            return
-        start += BOOK_BATCH
+
+    def one(self) -> Market | None:
+        row = self._statement.one()
+        return None if row is None else Market.from_db(connection.alias, _MARKET_COLUMNS, row)
 
 
-def _walk(market: Market, request: OrderRequest, owner: Holder, fee_rate: Decimal):
-    makers: dict[int, Order] = {}
+class _RestingBook:
+    """The opposite side of the book in priority order (best price first, oldest first
+    within a price), read in batches as the walk needs them. The first batch is sent at
+    once, in the same round trip as the market lock, and is small: most orders reach a
+    few makers. Only the orders the walk reaches become `Order` instances (`maker`)."""
 
-    def book() -> Iterable[BookOrder]:
-        for resting in _resting_book(market, request):
-            makers[resting.pk] = resting
-            yield BookOrder(
-                order_id=resting.pk,
-                owner_id=resting.owner_id,
-                price=resting.price,
-                remaining=resting.remaining_quantity,
-                fee_rate=resting.fee_rate,
-                filled_value=resting.filled_value,
-                fee_paid=resting.fee_paid,
-            )
+    def __init__(self, market_id: int, taker: OrderRequest):
+        opposite = Side.SELL if taker.side == Side.BUY else Side.BUY
+        self._params: list = [market_id]
+        # Side and statuses are literals: the partial index `order_book_idx` must still
+        # match a prepared statement's generic plan.
+        resting = ", ".join(f"'{status}'" for status in Order.RESTING)
+        where = f"market_id = %s AND side = '{opposite}' AND status IN ({resting})"
+        if taker.price is not None:
+            where += " AND price <= %s" if opposite == Side.SELL else " AND price >= %s"
+            self._params.append(taker.price)
+        order = "price, id" if opposite == Side.SELL else "price DESC, id"
+        self._sql = (
+            f"SELECT {', '.join(_BOOK_COLUMNS)} FROM {Order._meta.db_table} "
+            f"WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s"
+        )
+        self._first = self._send(BOOK_FIRST_BATCH, 0)
+        self._rows: dict[int, tuple] = {}
 
-    result = match(
-        taker_owner_id=owner.pk,
-        side=request.side,
-        book=book(),
-        taker_fee_rate=fee_rate,
-        limit_price=request.price,
-        quantity=request.quantity,
-        eur_budget=request.eur_budget,
-    )
-    return result, makers
+    def _send(self, limit: int, offset: int) -> sql.Statement:
+        return sql.send(
+            self._sql, [*self._params, limit, offset], model=Order, columns=_BOOK_COLUMNS
+        )
+
+    def __iter__(self) -> Iterator[BookOrder]:
+        batch, limit, offset = self._first.rows(), BOOK_FIRST_BATCH, 0
+        while True:
+            for row in batch:
+                self._rows[row[0]] = row
+                yield BookOrder(
+                    order_id=row[0],
+                    owner_id=row[1],
+                    price=row[5],
+                    remaining=row[6] - row[7],
+                    fee_rate=row[9],
+                    filled_value=row[8],
+                    fee_paid=row[10],
+                )
+            if len(batch) < limit:
+                return
+            offset += limit
+            limit = BOOK_BATCH
+            batch = self._send(limit, offset).rows()
+
+    def maker(self, order_id: int) -> Order:
+        """The resting order as a saved `Order` with the columns the walk read."""
+        return Order.from_db(connection.alias, _BOOK_COLUMNS, self._rows[order_id])
 
 
 def _reservation_for(request: OrderRequest, result: MatchResult, fee_rate: Decimal) -> Decimal:
@@ -251,6 +282,11 @@ def order_place(
     balance includes it; fees went to the house; a market order never rests. An order
     with a `client_order_id` the owner already used returns that order (`created=False`).
 
+    Locks the market row, then every balance row it touches (taker, makers, the house's
+    EUR) in primary-key order. On PostgreSQL the transaction is pipelined
+    (`market.sql`): three round trips hold the market lock, the last one carrying every
+    write and the COMMIT.
+
     Raises ValidationError (keyed by field) for a closed market, insufficient funds, or a
     market order that cannot trade at all.
     """
@@ -258,7 +294,7 @@ def order_place(
     if existing is not None:
         return existing
     try:
-        with transaction.atomic():
+        with sql.pipelined_atomic():
             return _place_locked(owner=owner, request=request, actor=actor, ip=ip)
     except (IntegrityError, ValidationError):
         # A twin request with the same key (on either market) may have committed while
@@ -278,7 +314,10 @@ def _already_placed(owner: Holder, client_order_id: str | None) -> Placement | N
 
 
 def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip) -> Placement:
-    market = Market.objects.select_for_update().get(pk=request.market.pk)
+    # Round trip 1: the market lock, and the first batch of the book read right after it.
+    locked_market = _MarketRead("id", request.market.pk, lock=True)
+    book = _RestingBook(request.market.pk, request)
+    market = locked_market.one()
     if not market.trading_enabled:
         raise ValidationError({"market": f"Trading in {market.code} is paused."})
     if owner.kind == Holder.Kind.HOUSE:
@@ -287,17 +326,27 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip) -> Placeme
     if owner.pays_fees:
         fee_rate = market.buy_fee_rate if request.side == Side.BUY else market.sell_fee_rate
 
-    result, makers = _walk(market, request, owner, fee_rate)
+    result = match(
+        taker_owner_id=owner.pk,
+        side=request.side,
+        book=book,
+        taker_fee_rate=fee_rate,
+        limit_price=request.price,
+        quantity=request.quantity,
+        eur_budget=request.eur_budget,
+    )
     _refuse_unfilled_market_order(request, result)
 
+    # Round trip 2: the balances (the house's EUR row by the same ordered statement) and
+    # the ids of the rows this order will write.
     certificate = market.code
     reserve_asset = Asset.EUR if request.side == Side.BUY else certificate
     touched = {(owner.pk, Asset.EUR), (owner.pk, certificate)}
     for fill in result.fills:
         touched |= {(fill.maker.owner_id, Asset.EUR), (fill.maker.owner_id, certificate)}
-    # The house's EUR row (fees) is locked by the same statement, in the same order.
-    sheet = BalanceSheet.lock(touched, house=True)
-    house_id = sheet.house_id
+    balances = BalanceLock(touched, house=True)
+    ids = sql.allocate_ids({Order: 1, Trade: len(result.fills), TicketLog: len(result.fills)})
+    sheet = balances.sheet()
 
     reservation = _reservation_for(request, result, fee_rate)
     available = sheet.available(owner.pk, reserve_asset)
@@ -309,7 +358,10 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip) -> Placeme
             field="eur_budget" if request.eur_budget is not None else "quantity",
         )
 
+    # Round trip 3: every write, queued, then the COMMIT.
+    now = timezone.now()
     order = Order(
+        pk=ids.take(Order)[0],
         owner=owner,
         market=market,
         side=request.side,
@@ -322,6 +374,7 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip) -> Placeme
         filled_quantity=result.filled_quantity,
         filled_value=result.filled_value,
         fee_paid=result.fee_paid,
+        created_at=now,
     )
     if request.eur_budget is not None:
         order.quantity = result.filled_quantity
@@ -334,31 +387,53 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip) -> Placeme
     # What stays locked behind the order once its fills are paid for.
     spent = result.total_debit if request.side == Side.BUY else Decimal(result.filled_quantity)
     order.reserved = _still_needed(order)
-    order.save()
+    insert_objects(Order, [order])
 
     sheet.reserve(owner.pk, reserve_asset, reservation, order=order, field="quantity")
-    trades = _record_trades(market, order, result, makers, actor=actor, ip=ip)
+    makers = {fill.maker.order_id: book.maker(fill.maker.order_id) for fill in result.fills}
+    trades = _record_trades(
+        market,
+        order,
+        result,
+        makers,
+        trade_ids=ids.take(Trade),
+        ticket_ids=ids.take(TicketLog),
+        now=now,
+        actor=actor,
+        ip=ip,
+    )
     for trade in trades:
-        sheet.settle_fill(trade=trade, house_id=house_id)
+        sheet.settle_fill(trade=trade, house_id=sheet.house_id)
     sheet.release(owner.pk, reserve_asset, reservation - spent - order.reserved, order=order)
 
-    touched_makers = _apply_fills_to_makers(result, makers, sheet, certificate)
+    _apply_fills_to_makers(result, makers, sheet, certificate, now)
     update_rows(
         Order,
-        touched_makers,
+        list(makers.values()),
         ["filled_quantity", "filled_value", "fee_paid", "reserved", "status", "updated_at"],
     )
     sheet.flush()
-    Market.objects.filter(pk=market.pk).update(book_version=F("book_version") + 1)
+    _bump_book_version(market.pk)
     return Placement(order=order, trades=trades)
 
 
-def _record_trades(market, order, result, makers, *, actor, ip) -> list[Trade]:
+def _bump_book_version(*market_ids: int) -> None:
+    placeholders = ", ".join(["%s"] * len(market_ids))
+    sql.write(
+        f"UPDATE {Market._meta.db_table} SET book_version = book_version + 1 "
+        f"WHERE id IN ({placeholders})",
+        market_ids,
+    )
+
+
+def _record_trades(
+    market, order, result, makers, *, trade_ids, ticket_ids, now, actor, ip
+) -> list[Trade]:
     if not result.fills:
         return []
     tickets = []
     trades = []
-    for fill in result.fills:
+    for fill, trade_id in zip(result.fills, trade_ids, strict=True):
         maker = makers[fill.maker.order_id]
         buy, sell = (order, maker) if order.side == Side.BUY else (maker, order)
         buyer_fee, seller_fee = (
@@ -370,6 +445,7 @@ def _record_trades(market, order, result, makers, *, actor, ip) -> list[Trade]:
             TicketLog(
                 action_type="TRADE",
                 entity_type="Trade",
+                entity_id=str(trade_id),
                 user=actor,
                 request_payload={"taker_order": order.pk, "maker_order": maker.pk},
                 after_state={
@@ -383,10 +459,12 @@ def _record_trades(market, order, result, makers, *, actor, ip) -> list[Trade]:
                 },
                 tags=["trade", market.code],
                 ip_address=ip,
+                created_at=now,
             )
         )
         trades.append(
             Trade(
+                pk=trade_id,
                 market=market,
                 buy_order=buy,
                 sell_order=sell,
@@ -398,18 +476,16 @@ def _record_trades(market, order, result, makers, *, actor, ip) -> list[Trade]:
                 buyer_fee=buyer_fee,
                 seller_fee=seller_fee,
                 aggressor_side=order.side,
+                created_at=now,
             )
         )
-    for trade, ticket in zip(trades, tickets_record(tickets), strict=True):
+    for trade, ticket in zip(trades, tickets_record(tickets, ids=ticket_ids), strict=True):
         trade.ticket = ticket
-    return Trade.objects.bulk_create(trades)
+    insert_objects(Trade, trades)
+    return trades
 
 
-def _apply_fills_to_makers(result, makers, sheet: BalanceSheet, certificate) -> list[Order]:
-    touched = []
-    # Set explicitly: the book is read without updated_at, and a bulk update writes the
-    # value the object holds (auto_now only acts on save()).
-    now = timezone.now()
+def _apply_fills_to_makers(result, makers, sheet: BalanceSheet, certificate, now) -> None:
     for fill in result.fills:
         maker = makers[fill.maker.order_id]
         maker.filled_quantity += fill.quantity
@@ -424,9 +500,9 @@ def _apply_fills_to_makers(result, makers, sheet: BalanceSheet, certificate) -> 
         asset = Asset.EUR if maker.side == Side.BUY else certificate
         sheet.release(maker.owner_id, asset, maker.reserved - keep, order=maker)
         maker.reserved = keep
+        # Set explicitly: the book is read without updated_at, and a bulk update writes
+        # the value the object holds (auto_now only acts on save()).
         maker.updated_at = now
-        touched.append(maker)
-    return touched
 
 
 def _cancel_in_sheet(order: Order, sheet: BalanceSheet, reason: str, now) -> None:
@@ -467,9 +543,7 @@ def orders_cancel(*, orders: Sequence[Order] | Iterable[int], reason: str) -> li
             _cancel_in_sheet(order, sheet, reason, now)
         update_rows(Order, locked, ["reserved", "status", "status_reason", "updated_at"])
         sheet.flush()
-        Market.objects.filter(pk__in={order.market_id for order in locked}).update(
-            book_version=F("book_version") + 1
-        )
+        _bump_book_version(*sorted({order.market_id for order in locked}))
     return locked
 
 
@@ -601,5 +675,5 @@ def resting_orders_place(
         (owner_id, asset, reserved, order_id)
         for order_id, (owner_id, asset, reserved) in zip(ids, reservations, strict=True)
     )
-    Market.objects.filter(pk=market.pk).update(book_version=F("book_version") + 1)
+    _bump_book_version(market.pk)
     return ids

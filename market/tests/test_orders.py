@@ -364,8 +364,9 @@ def test_filled_and_cancelled_orders_get_a_fresh_updated_at(cea):
 
 
 def test_a_fill_costs_the_same_queries_whatever_the_number_of_makers(cea):
-    """Makers' orders are read once with the book and written by one statement: no
-    query per maker (a deferred field read back, a house lookup)."""
+    """Makers' orders are read with the book, in batches, and written by one statement:
+    no query per maker (a deferred field read back, a house lookup)."""
+    from market.services.orders import BOOK_BATCH, BOOK_FIRST_BATCH
 
     def sweep(makers: int) -> int:
         for _ in range(makers):
@@ -379,5 +380,10 @@ def test_a_fill_costs_the_same_queries_whatever_the_number_of_makers(cea):
         assert placement.order.filled_quantity == makers
         return len(queries)
 
-    assert sweep(1) == sweep(12)
+    within_first_batch = sweep(1)
+    assert sweep(BOOK_FIRST_BATCH - 1) == within_first_batch
+    # Past the first batch the book is read BOOK_BATCH orders at a time: one more query.
+    assert BOOK_BATCH > BOOK_FIRST_BATCH
+    assert sweep(BOOK_FIRST_BATCH + 1) == within_first_batch + 1
+    assert sweep(2 * BOOK_FIRST_BATCH) == within_first_batch + 1
     assert_all_invariants()
