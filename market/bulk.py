@@ -11,7 +11,8 @@ backend binds client-side, which quotes every array element into SQL text in Pyt
 3,000 rows that cost more than the INSERT itself) and makes the server parse it back. The
 cursor is still wrapped by Django, so the statement runs inside the current transaction,
 is counted and logged like any other query, passes through `execute_wrapper`s, and its
-errors arrive as Django's (`IntegrityError` …).
+errors arrive as Django's (`IntegrityError` …). A write that returns nothing is only queued
+inside a pipelined transaction (`market.sql`), and sent with the next sync point.
 """
 
 import json

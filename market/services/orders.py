@@ -131,23 +131,6 @@ def order_request_parse(
     return OrderRequest(market, side, order_type, quantity, price, eur_budget, client_order_id)
 
 
-_BOOK_COLUMNS = (
-    "id",
-    "owner_id",
-    "market_id",
-    "side",
-    "order_type",
-    "price",
-    "quantity",
-    "filled_quantity",
-    "filled_value",
-    "fee_rate",
-    "fee_paid",
-    "reserved",
-    "status",
-)
-
-
 _MARKET_COLUMNS = tuple(field.attname for field in Market._meta.concrete_fields)
 
 
@@ -167,6 +150,23 @@ class _MarketRead:
     def one(self) -> Market | None:
         row = self._statement.one()
         return None if row is None else Market.from_db(connection.alias, _MARKET_COLUMNS, row)
+
+
+_BOOK_COLUMNS = (
+    "id",
+    "owner_id",
+    "market_id",
+    "side",
+    "order_type",
+    "price",
+    "quantity",
+    "filled_quantity",
+    "filled_value",
+    "fee_rate",
+    "fee_paid",
+    "reserved",
+    "status",
+)
 
 
 class _RestingBook:
