@@ -72,6 +72,8 @@ class BalanceLock:
 
         where = (
             f"(holder_id IN ({placeholders(holder_ids)}) AND asset IN ({placeholders(assets)}))"
+            if self.keys
+            else "FALSE"  # nothing named (an empty IN list is not SQL)
         )
         # The house row: its kind is a literal, which the partial unique index on it needs.
         house_id = f"(SELECT id FROM {holders} WHERE kind = '{Holder.Kind.HOUSE.value}')"

@@ -179,6 +179,14 @@ def test_reserve_many_equals_reserving_one_by_one(cea):
     assert at_once.balance(second[1].pk, Asset.EUR).locked == D("50.25")
 
 
+def test_locking_no_balances_locks_nothing_but_the_house_when_asked(db):
+    with transaction.atomic():
+        assert BalanceSheet.lock([])._rows == {}
+        sheet = BalanceSheet.lock([], house=True)
+        assert [key[1] for key in sheet._rows] == [Asset.EUR]
+        assert sheet.house_id == sheet.balance(sheet.house_id, Asset.EUR).holder_id
+
+
 def test_reserve_many_refuses_a_sum_above_the_balance_and_changes_nothing(cea):
     holder = factories.trader(EUR="100")
     with transaction.atomic():
