@@ -4,6 +4,7 @@
 #   make test   install everything, run the whole test suite
 #   make lint   ruff check + ruff format --check
 #   make css    rebuild the Tailwind stylesheet
+#   make lock   re-resolve the pinned dependencies (requirements*.txt) from pyproject.toml
 #
 # Needs python3 (3.11+), node and npm. Everything else is installed into .venv/ and
 # config/theme/static_src/node_modules/.
@@ -32,6 +33,7 @@ help:
 	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make format - ruff format and ruff check --fix"
 	@echo "make css    - rebuild the Tailwind stylesheet ($(CSS))"
+	@echo "make lock   - re-resolve the pinned dependencies (UPGRADE=1 for the newest)"
 	@echo "make clean  - remove the virtualenv, node_modules and build output"
 
 install: $(PY_STAMP) .env $(NPM_STAMP) css
@@ -39,11 +41,19 @@ install: $(PY_STAMP) .env $(NPM_STAMP) css
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall whenever pyproject.toml changes.
-$(PY_STAMP): pyproject.toml | $(PY)
+# The pinned, hashed lock file (see `make lock`); reinstalled whenever it changes.
+$(PY_STAMP): requirements-dev.txt | $(PY)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	@touch $@
+
+# Re-resolve the lock files from pyproject.toml's ranges (UPGRADE=1: newest versions).
+PIP_COMPILE = $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade)
+.PHONY: lock
+lock: $(PY_STAMP)
+	$(PIP_COMPILE) --output-file requirements.txt pyproject.toml
+	$(PIP_COMPILE) --extra dev --output-file requirements-dev.txt pyproject.toml
 
 .env:
 	@test -f .env || { cp .env.example .env && echo "Created .env from .env.example"; }

@@ -53,6 +53,21 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
+def pytest_runtest_setup(item):
+    """Tests marked `postgres` need PostgreSQL (row locks, LISTEN/NOTIFY, pipelines, killed
+    sessions): skipped on SQLite locally, an error under CI, where they must run."""
+    if item.get_closest_marker("postgres") is None:
+        return
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return
+    message = "needs PostgreSQL (set DATABASE_URL=postgres://…)"
+    if _in_ci():
+        pytest.fail(f"{item.nodeid} {message}, and CI must run it")
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def _playwright() -> Iterator[object]:
     executable = chromium_path()
@@ -184,4 +199,4 @@ def migrated_rows(transactional_db):
     for app_config in apps.get_app_configs():
         create_contenttypes(app_config, verbosity=0)
         create_permissions(app_config, verbosity=0)
-    importlib.import_module("market.migrations.0002_seed_markets_and_house").seed(apps, None)
+    importlib.import_module("market.migrations.0002_seed_cea_eua_and_house").seed(apps, None)

@@ -1,1 +1,1 @@
-"""Benchmarks and the soak (issue 6). Each script is one command; see docs/benchmarks.md."""
+"""Benchmarks and the soak. Each script is one command; see docs/benchmarks.md."""

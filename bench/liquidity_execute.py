@@ -121,7 +121,7 @@ def main() -> None:
         return time.perf_counter() - start
 
     def run_floor():
-        # The rows the spec requires of any execute (SPEC §3, §7): each resting order,
+        # The rows the spec requires of any execute (docs/rules.md §3, §7): each resting order,
         # and the ledger entry reserving its funds (foreign keys checked at COMMIT, as
         # for the real thing). Set-based, no Python per row. The balances are left as
         # they are: this database is thrown away.

@@ -1,4 +1,4 @@
-"""Soak (issue 6, point 4): random traders and staff over HTTP for a bounded time.
+"""Soak: random traders and staff over HTTP for a bounded time.
 
 On a fresh PostgreSQL database, seeds market makers (through the services) and funded
 traders, issues a staff API token (`create_api_token`), then serves the project with

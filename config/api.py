@@ -14,13 +14,16 @@ from ninja import NinjaAPI
 from ninja.errors import AuthorizationError, HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 
-from liquidity.models import ApiToken
+from accounts.models import ApiToken
+from liquidity.permissions import MANAGE_LIQUIDITY
 
-PERMISSION = "liquidity.manage_liquidity"
+# The API is the back office's: liquidity management, and the market data it needs.
+API_PERMISSION = MANAGE_LIQUIDITY
 
 
-def _allowed(user) -> bool:
-    return user.is_active and user.is_staff and user.has_perm(PERMISSION)
+def api_user_allowed(user) -> bool:
+    """Whether `user` may call the API: active staff with the liquidity permission."""
+    return user.is_active and user.is_staff and user.has_perm(API_PERMISSION)
 
 
 class StaffToken(HttpBearer):
@@ -34,7 +37,7 @@ class StaffToken(HttpBearer):
         )
         if row is None:
             return None
-        if not _allowed(row.user):
+        if not api_user_allowed(row.user):
             raise AuthorizationError(message="This token's user may not manage liquidity.")
         ApiToken.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
         request.user = row.user
@@ -54,7 +57,7 @@ class StaffSession(APIKeyCookie):
     def authenticate(self, request, key):
         if not request.user.is_authenticated:
             return None
-        if not _allowed(request.user):
+        if not api_user_allowed(request.user):
             raise AuthorizationError(message="Staff with the liquidity permission only.")
         return request.user
 

@@ -40,9 +40,12 @@ INSTALLED_APPS = [
     "ninja",
     "template_partials",
     "tailwind",
+    "config",
     "config.theme",
+    "accounts",
     "market",
     "liquidity",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -93,14 +96,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
-    # Server-side prepared statements for the hot paths' own SQL (market/sql.py, which
-    # binds server-side; Django's ORM binds client-side and never prepares): a statement
-    # is prepared on a connection after this many runs. 0 turns it off, which a
-    # transaction-mode connection pooler without prepared-statement support needs.
+    # Parameters are bound server-side (psycopg's own cursors, not merged into the SQL
+    # text), which the hot paths' set-based writes need (market/db/), and a statement is
+    # prepared on a connection after DB_PREPARE_THRESHOLD runs. 0 turns preparing off, which
+    # a transaction-mode connection pooler without prepared-statement support needs.
     prepare_threshold = env.int("DB_PREPARE_THRESHOLD", default=5)
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "prepare_threshold", prepare_threshold or None
-    )
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options.setdefault("server_side_binding", True)
+    options.setdefault("prepare_threshold", prepare_threshold or None)
 
 # On PostgreSQL each web process listens for book and session changes (market/live.py), so
 # the order-book poll answers from memory. Off, or on SQLite, polls read the database.

@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", api.urls),
     path("market/", include("market.urls")),
+    path("backoffice/market-makers/", include("market.urls_backoffice")),
     path("backoffice/", include("liquidity.urls")),
     path("", home, name="home"),
 ]

@@ -3,26 +3,23 @@
 from django.shortcuts import render
 from django.urls import reverse_lazy
 
-MARKETS = (
-    {"code": "CEA", "name": "China Emission Allowance", "url": "/market/CEA/"},
-    {"code": "EUA", "name": "EU Allowance", "url": "/market/EUA/"},
-)
+from market.selectors import markets_list
 
 BACKOFFICE_LINKS = (
     {
         "title": "Create liquidity",
         "description": "Plan and place bid and ask ladders for a market.",
-        "url": "/backoffice/liquidity/new/",
+        "url": reverse_lazy("liquidity:create"),
     },
     {
         "title": "Liquidity operations",
         "description": "Past operations, their orders, and withdrawal.",
-        "url": "/backoffice/liquidity/",
+        "url": reverse_lazy("liquidity:operations"),
     },
     {
         "title": "Market makers",
         "description": "Balances, funding and withdrawals of market-maker accounts.",
-        "url": "/backoffice/market-makers/",
+        "url": reverse_lazy("market_makers:list"),
     },
     {
         "title": "Admin",
@@ -37,5 +34,5 @@ def home(request):
     return render(
         request,
         "home.html",
-        {"markets": MARKETS, "backoffice_links": BACKOFFICE_LINKS},
+        {"markets": markets_list(), "backoffice_links": BACKOFFICE_LINKS},
     )

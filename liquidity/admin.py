@@ -1,113 +1,24 @@
 """Django admin for liquidity operations: read-only history with the orders each placed,
-state and fill progress, and withdrawal (SPEC §7) through `liquidity_withdraw`."""
-
-from collections import defaultdict
-from decimal import Decimal
+state and fill progress, and withdrawal through `liquidity_withdraw` (the service the
+back-office pages use), recorded in each operation's History. Its extra pages are
+templates under `templates/admin/liquidity/`."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template import engines
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
+from config.http import client_ip
 from liquidity.models import LiquidityOperation
-from liquidity.selectors import fill_pct, operation_state, with_progress
+from liquidity.permissions import MANAGE_LIQUIDITY
+from liquidity.selectors import fill_pct, operation_rows, operation_state, with_progress
 from liquidity.services import liquidity_withdraw
-from market.admin import amount_for, client_ip
-from market.models import Order
-from market.templatetags.money import certificates, eur
-
-MANAGE_LIQUIDITY = "liquidity.manage_liquidity"
-
-OPERATION_CHANGE_FORM = engines["django"].from_string(
-    """{% extends "admin/change_form.html" %}
-{% block object-tools-items %}{% if can_withdraw and original.orders_resting %}
-<li><a href="{% url 'admin:liquidity_liquidityoperation_withdraw' original.pk %}">Withdraw</a>
-</li>{% endif %}{{ block.super }}{% endblock %}"""
-)
-
-WITHDRAW_PAGE = engines["django"].from_string(
-    """{% extends "admin/base_site.html" %}{% load admin_urls %}
-{% block bodyclass %}{{ block.super }} app-{{ opts.app_label }}
-model-{{ opts.model_name }} delete-confirmation{% endblock %}
-{% block breadcrumbs %}<div class="breadcrumbs">
-<a href="{% url 'admin:index' %}">Home</a>
-&rsaquo; <a href="{% url 'admin:app_list' app_label=opts.app_label %}">
-{{ opts.app_config.verbose_name }}</a>
-&rsaquo; <a href="{% url opts|admin_urlname:'changelist' %}">
-{{ opts.verbose_name_plural|capfirst }}</a>
-&rsaquo; {{ title }}
-</div>{% endblock %}
-{% block content %}<div id="content-main">
-<p>Withdrawing cancels each operation's still-open orders and releases what they
-reserve back to the market makers' available balances. Filled quantities stay filled.</p>
-<table>
-<thead><tr><th>Operation</th><th>Ticket</th><th>Market</th><th>Created</th><th>State</th>
-<th>Filled</th><th>Open orders</th></tr></thead>
-<tbody>{% for operation in operations %}<tr>
-<td>#{{ operation.pk }}</td><td>{{ operation.ticket.ticket_id }}</td>
-<td>{{ operation.market.code }}</td><td>{{ operation.created_at }}</td>
-<td>{{ operation.state }}</td><td>{{ operation.fill_pct }} %</td>
-<td>{{ operation.orders_resting }}</td></tr>{% endfor %}</tbody>
-</table>
-<form method="post">{% csrf_token %}
-{% for pk in selected %}<input type="hidden" name="_selected_action" value="{{ pk }}">{% endfor %}
-{% if action %}<input type="hidden" name="action" value="{{ action }}">
-<input type="hidden" name="apply" value="yes">{% endif %}
-<div class="submit-row"><input type="submit" class="default" value="Withdraw">
-<a href="{{ back_url }}" class="button cancel-link">Cancel</a></div>
-</form></div>{% endblock %}"""
-)
-
-
-class LiquidityOrderInline(admin.TabularInline):
-    model = Order
-    fk_name = "liquidity_operation"
-    fields = (
-        "id",
-        "owner",
-        "side",
-        "limit_price",
-        "quantity_ordered",
-        "quantity_filled",
-        "reserved_amount",
-        "status",
-    )
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-    ordering = ("side", "price", "id")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("owner", "market")
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    @admin.display(description="Price")
-    def limit_price(self, obj):
-        return eur(obj.price)
-
-    @admin.display(description="Quantity")
-    def quantity_ordered(self, obj):
-        return certificates(obj.quantity)
-
-    @admin.display(description="Filled")
-    def quantity_filled(self, obj):
-        return certificates(obj.filled_quantity)
-
-    @admin.display(description="Reserved")
-    def reserved_amount(self, obj):
-        return eur(obj.reserved) if obj.side == Order.Side.BUY else certificates(obj.reserved)
+from market.core.money import describe
+from market.services.orders import released_by_asset
+from market.templatetags.money import amount, certificates, eur
 
 
 @admin.register(LiquidityOperation)
@@ -133,9 +44,9 @@ class LiquidityOperationAdmin(admin.ModelAdmin):
     list_select_related = ("ticket", "market", "created_by")
     ordering = ("-id",)
     date_hierarchy = "created_at"
-    inlines = [LiquidityOrderInline]
+    readonly_fields = ("orders_placed",)
     actions = ["withdraw_selected"]
-    change_form_template = OPERATION_CHANGE_FORM
+    change_form_template = "admin/liquidity/liquidityoperation/change_form.html"
 
     def get_queryset(self, request):
         return with_progress(super().get_queryset(request))
@@ -151,6 +62,37 @@ class LiquidityOperationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="Orders")
+    def orders_placed(self, obj):
+        """The orders the operation's ticket placed, best price first (one query)."""
+        orders = obj.orders.select_related("owner__market_maker", "market").order_by(
+            "side", "price", "id"
+        )
+        rows = (
+            (
+                reverse("admin:market_order_change", args=[order.pk]),
+                order.pk,
+                order.owner.market_maker.code,
+                order.get_side_display(),
+                eur(order.price),
+                certificates(order.quantity),
+                certificates(order.filled_quantity),
+                amount(order.reserved, order.reserve_asset),
+                order.get_status_display(),
+            )
+            for order in orders
+        )
+        return format_html(
+            "<table><tr><th>Order</th><th>Market maker</th><th>Side</th><th>Price</th>"
+            "<th>Quantity</th><th>Filled</th><th>Reserved</th><th>Status</th></tr>{}</table>",
+            format_html_join(
+                "",
+                '<tr><td><a href="{}">#{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>'
+                "<td>{}</td><td>{}</td><td>{}</td></tr>",
+                rows,
+            ),
+        )
 
     @admin.display(description="Reference", ordering="reference_price")
     def reference(self, obj):
@@ -204,37 +146,43 @@ class LiquidityOperationAdmin(admin.ModelAdmin):
         ]
 
     def _confirmation(self, request, operations, *, title, back_url, action="", selected=()):
-        for operation in operations:
-            operation.state = operation_state(operation)
-            operation.fill_pct = fill_pct(operation)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": title,
-            "operations": operations,
+            "rows": operation_rows(operations),
             "back_url": back_url,
             "action": action,
             "selected": selected,
         }
-        return TemplateResponse(request, WITHDRAW_PAGE, context)
+        return TemplateResponse(
+            request, "admin/liquidity/liquidityoperation/withdraw.html", context
+        )
 
     def _withdraw(self, request, operations) -> None:
         """Withdraw each operation (one transaction each) and report what was released."""
-        cancelled, released = 0, defaultdict(Decimal)
+        cancelled = []
         for operation in operations:
             orders = liquidity_withdraw(
                 operation=operation, user=request.user, ip=client_ip(request)
             )
-            cancelled += len(orders)
-            for order in orders:
-                released[order.reserve_asset] += order.released
+            released = ", ".join(
+                describe(asset, total) for asset, total in released_by_asset(orders).items()
+            )
+            self.log_change(
+                request,
+                operation,
+                f"Withdrawn: {len(orders)} order(s) cancelled"
+                + (f", released {released}." if released else "."),
+            )
+            cancelled += orders
         freed = ", ".join(
-            f"{amount_for(asset, amount)} {asset}" for asset, amount in sorted(released.items())
+            describe(asset, total) for asset, total in sorted(released_by_asset(cancelled).items())
         )
         names = ", ".join(f"#{operation.pk}" for operation in operations)
         self.message_user(
             request,
-            f"Withdrew operation(s) {names}: {cancelled} order(s) cancelled"
+            f"Withdrew operation(s) {names}: {len(cancelled)} order(s) cancelled"
             + (f", released {freed}." if freed else "."),
             messages.SUCCESS,
         )

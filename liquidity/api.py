@@ -1,4 +1,5 @@
-"""JSON API for liquidity operations (SPEC §11). Field names follow the reference plan."""
+"""JSON API for liquidity operations. Field names follow the reference plan's (e.g. each
+price level's `percentage`) beside the project's own."""
 
 from datetime import date
 from typing import Annotated, Literal
@@ -6,6 +7,7 @@ from typing import Annotated, Literal
 from ninja import Field, Header, Query, Router, Schema, Status
 
 from config.api_schemas import COMMON, Out
+from config.http import client_ip
 from liquidity import selectors
 from liquidity.models import LiquidityOperation
 from liquidity.plan import LiquidityPlan, SidePlan
@@ -93,7 +95,8 @@ class AllocationOut(Out):
 
 class PriceLevelOut(Out):
     price: str
-    share: str
+    percentage: int = Field(description="The level's share of its side, in percent (50)")
+    share: str = Field(description="The same share as a fraction (0.5)")
     quantity: int
     value_eur: str
     orders_count: int
@@ -274,6 +277,7 @@ def side_json(side: SidePlan) -> dict:
         "price_levels": [
             {
                 "price": str(level.price),
+                "percentage": int(level.share * 100),
                 "share": str(level.share),
                 "quantity": level.quantity,
                 "value_eur": str(level.value_eur),
@@ -353,10 +357,6 @@ def _request(payload: LiquidityIn):
         reference_price=payload.reference_price,
         notes=payload.notes,
     )
-
-
-def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 @router.post("/preview", response={200: PlanOut, 400: ValidationErrorOut, **COMMON})
@@ -441,7 +441,7 @@ def provision(request, payload: ProvisionIn):
     """Create N market makers sharing a total (`create_new`), or fund the listed ones with
     an amount each (`fund_existing`)."""
     if payload.action == "create_new":
-        makers = market_makers_create_bulk(
+        created = market_makers_create_bulk(
             count=payload.count or 1,
             mm_type=payload.mm_type,
             asset=payload.asset,
@@ -450,6 +450,7 @@ def provision(request, payload: ProvisionIn):
             created_by=request.user,
             ip=client_ip(request),
         )
+        makers = [result.market_maker for result in created]
     else:
         ids = payload.mm_ids or []
         market_makers_fund_bulk(

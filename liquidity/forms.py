@@ -1,44 +1,19 @@
-"""Forms of the back-office pages. They only shape raw input; the services validate it.
-
-Each form that ends in a service call keeps the service's `ValidationError` messages:
-`apply_errors` puts them on the matching fields (or above the form when no field matches),
-so the page shows exactly what the service refused.
-"""
+"""Forms of the liquidity pages. They only shape raw input; the services validate it
+(amounts by the one strict parser) and `apply_service_errors` puts what a service refused
+next to the field it names."""
 
 from django import forms
 from django.core.exceptions import ValidationError
 
 from liquidity.selectors import OperationFilters
 from liquidity.services import MAX_NOTES, liquidity_request_parse
-from market.models import Asset, MarketCode, MarketMakerClient
+from market.forms import apply_service_errors, number_input
+from market.selectors import markets_list
 from market.services.market_makers import MAX_BULK_MAKERS
 
-LP, AH = MarketMakerClient.Type.LIQUIDITY_PROVIDER, MarketMakerClient.Type.ASSET_HOLDER
 
-
-def apply_errors(form: forms.Form, error: ValidationError, rename: dict | None = None) -> None:
-    """Attach a service's ValidationError to `form`: keyed messages go to the field of the
-    same name (after `rename`), the rest above the form."""
-    rename = rename or {}
-    if not hasattr(error, "error_dict"):
-        form.add_error(None, error.messages)
-        return
-    for key, messages in error.message_dict.items():
-        field = rename.get(key, key)
-        if field not in form.fields:
-            field = None
-        for message in messages:
-            if field is not None and field in form.errors and message in form.errors[field]:
-                continue
-            form.add_error(field, message)
-
-
-def side_maker_type(side: str) -> str:
-    return LP if side == "BID" else AH
-
-
-def side_asset(side: str, market_code: str) -> str:
-    return Asset.EUR if side == "BID" else market_code
+def market_choices() -> list[tuple[str, str]]:
+    return [(market.code, market.code) for market in markets_list()]
 
 
 # ------------------------------------------------------------------------ create liquidity
@@ -47,20 +22,23 @@ def side_asset(side: str, market_code: str) -> str:
 class LiquidityForm(forms.Form):
     """The Create Liquidity inputs. Blank amounts count as zero (one side only)."""
 
-    certificate_type = forms.ChoiceField(
-        label="Market",
-        choices=[(MarketCode.EUA, "EUA"), (MarketCode.CEA, "CEA")],
-        initial=MarketCode.CEA,
-        widget=forms.RadioSelect,
-    )
-    bid_amount_eur = forms.CharField(label="BID liquidity (EUR)", required=False, max_length=32)
-    ask_amount_eur = forms.CharField(label="ASK liquidity (EUR)", required=False, max_length=32)
-    reference_price = forms.CharField(label="Reference price (EUR)", required=False, max_length=32)
+    certificate_type = forms.ChoiceField(label="Market", widget=forms.RadioSelect)
+    bid_amount_eur = number_input("BID liquidity (EUR)")
+    ask_amount_eur = number_input("ASK liquidity (EUR)")
+    reference_price = number_input("Reference price (EUR)")
     notes = forms.CharField(
         label="Notes", required=False, max_length=MAX_NOTES, widget=forms.Textarea
     )
 
     liquidity_request = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        markets = markets_list()
+        self.markets = markets
+        self.fields["certificate_type"].choices = [(m.code, m.code) for m in markets]
+        if markets:
+            self.fields["certificate_type"].initial = markets[0].code
 
     def clean(self):
         data = super().clean()
@@ -75,7 +53,7 @@ class LiquidityForm(forms.Form):
                 notes=data["notes"],
             )
         except ValidationError as error:
-            apply_errors(self, error)
+            apply_service_errors(self, error)
         return data
 
 
@@ -92,10 +70,13 @@ class ExecuteForm(LiquidityForm):
 class ProvisionCreateForm(forms.Form):
     """Create N market makers of the short side's type, sharing a total."""
 
-    count = forms.IntegerField(
-        label="Number of market makers", min_value=1, max_value=MAX_BULK_MAKERS, initial=1
+    count = number_input(
+        "Number of market makers",
+        whole=True,
+        required=True,
+        help_text=f"1 to {MAX_BULK_MAKERS}.",
     )
-    total_amount = forms.CharField(label="Total amount", max_length=32)
+    total_amount = number_input("Total amount", required=True)
     name_prefix = forms.CharField(label="Name prefix", max_length=120)
 
 
@@ -105,21 +86,19 @@ class ProvisionFundForm(forms.Form):
     market_makers = forms.TypedMultipleChoiceField(
         label="Market makers", coerce=int, widget=forms.CheckboxSelectMultiple
     )
-    amount_each = forms.CharField(label="Amount each", max_length=32)
+    amount_each = number_input("Amount each", required=True)
 
     def __init__(self, *args, makers=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.makers = list(makers)
-        self.fields["market_makers"].choices = [(m.pk, str(m)) for m in self.makers]
+        self.fields["market_makers"].choices = [(c.maker.pk, str(c.maker)) for c in self.makers]
 
 
 # ------------------------------------------------------------------------ history
 
 
 class OperationFiltersForm(forms.Form):
-    market = forms.ChoiceField(
-        label="Market", required=False, choices=[("", "All markets"), *MarketCode.choices]
-    )
+    market = forms.ChoiceField(label="Market", required=False)
     date_from = forms.DateField(
         label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -132,6 +111,7 @@ class OperationFiltersForm(forms.Form):
 
     def __init__(self, *args, creators=(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["market"].choices = [("", "All markets"), *market_choices()]
         self.fields["created_by"].choices = [("", "Anyone")] + [
             (user.pk, user.get_username()) for user in creators
         ]
@@ -152,66 +132,3 @@ class OperationFiltersForm(forms.Form):
         if start and end and start > end:
             self.add_error("date_to", "The end date is before the start date.")
         return data
-
-
-# ------------------------------------------------------------------------ market makers
-
-
-class MarketMakerFiltersForm(forms.Form):
-    mm_type = forms.ChoiceField(
-        label="Type",
-        required=False,
-        choices=[("", "All types"), *MarketMakerClient.Type.choices],
-    )
-    active = forms.ChoiceField(
-        label="Status",
-        required=False,
-        choices=[("", "Active and inactive"), ("yes", "Active"), ("no", "Inactive")],
-    )
-
-    def queryset_filters(self) -> dict:
-        data = self.cleaned_data if self.is_valid() else {}
-        filters = {}
-        if data.get("mm_type"):
-            filters["mm_type"] = data["mm_type"]
-        if data.get("active"):
-            filters["is_active"] = data["active"] == "yes"
-        return filters
-
-
-class MarketMakerCreateForm(forms.Form):
-    name = forms.CharField(label="Name", max_length=150)
-    mm_type = forms.ChoiceField(
-        label="Type",
-        choices=MarketMakerClient.Type.choices,
-        initial=LP,
-        widget=forms.RadioSelect,
-    )
-    description = forms.CharField(label="Description", required=False, widget=forms.Textarea)
-    eur = forms.CharField(label="EUR", required=False, max_length=32)
-    cea = forms.CharField(label="CEA", required=False, max_length=32)
-    eua = forms.CharField(label="EUA", required=False, max_length=32)
-
-    def funding(self) -> dict[str, str]:
-        return {
-            asset: self.cleaned_data[asset.lower()]
-            for asset in Asset.values
-            if self.cleaned_data.get(asset.lower())
-        }
-
-
-class MarketMakerFundForm(forms.Form):
-    asset = forms.ChoiceField(label="Asset")
-    amount = forms.CharField(label="Amount", max_length=32)
-
-    def __init__(self, *args, assets=Asset.values, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["asset"].choices = [(asset, asset) for asset in assets]
-        if len(assets) == 1:
-            self.fields["asset"].initial = assets[0]
-
-
-class MarketMakerDeactivateForm(forms.Form):
-    cancel_open_orders = forms.BooleanField(
-        label="Cancel its open orders and release their funds", required=False
-    )

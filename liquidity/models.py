@@ -1,19 +1,18 @@
-"""Liquidity operations: a batch of market-maker orders placed in one transaction; API tokens."""
+"""Liquidity operations: a batch of market-maker orders placed in one transaction."""
 
-import hashlib
-import secrets
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from market.models import Market, TicketLog, money_field, price_field
+from market.models import Market, Order, TicketLog, money_field, price_field
 
 
 class LiquidityOperation(models.Model):
     """What one "Create liquidity" placed. Actual amounts are summed from the orders placed,
-    never copied from the targets."""
+    never copied from the targets. Its orders are those its ticket placed (`Order.ticket`):
+    the market app knows nothing of liquidity."""
 
     ticket = models.OneToOneField(
         TicketLog, on_delete=models.PROTECT, related_name="liquidity_operation"
@@ -66,34 +65,7 @@ class LiquidityOperation(models.Model):
     def __str__(self):
         return f"{self.ticket} {self.market}"
 
-
-class ApiToken(models.Model):
-    """A bearer token for the JSON API. Only its SHA-256 is stored; the token itself is
-    shown once, when issued."""
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
-    )
-    key_hash = models.CharField(max_length=64, unique=True)
-    prefix = models.CharField(max_length=8, help_text="First characters, to tell tokens apart")
-    name = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        verbose_name = "API token"
-
-    def __str__(self):
-        return f"{self.prefix}… ({self.user})"
-
-    @staticmethod
-    def hash(token: str) -> str:
-        return hashlib.sha256(token.encode()).hexdigest()
-
-    @classmethod
-    def issue(cls, *, user, name: str = "") -> tuple["ApiToken", str]:
-        """Create a token for `user`; returns the row and the plain token (shown once)."""
-        token = secrets.token_urlsafe(32)
-        row = cls.objects.create(user=user, key_hash=cls.hash(token), prefix=token[:8], name=name)
-        return row, token
+    @property
+    def orders(self):
+        """The orders this operation placed."""
+        return Order.objects.filter(ticket_id=self.ticket_id)

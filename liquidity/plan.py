@@ -1,4 +1,4 @@
-"""The liquidity plan: which market maker places which order at which price (SPEC §7).
+"""The liquidity plan: which market maker places which order at which price.
 
 Pure domain code: no ORM, no I/O, no floats. The caller (the preview and execute services)
 reads the market, its book and the market makers' balances, hands them in as plain frozen
@@ -10,11 +10,11 @@ way in and back to 2-place `Decimal`s on the way out; certificates are ints.
 
 How a plan is built
 -------------------
-1. **Reference price** (`reference_source`): the staff override if given (positive, on
-   tick, at most `MAX_PRICE`), else the mid of best bid and best ask, else the best bid,
-   else the best ask, else the last trade price, else the market's default. A price taken
-   from the book is rounded to the nearest tick, an exact half-tick downward (towards the
-   bid): a mid exactly between two ticks becomes the lower tick.
+1. **Reference price** (`reference_source`): the staff override if given (parsed:
+   positive, on tick, at most `MAX_PRICE`), else the book's own reference
+   (`market.core.book.reference_price`: the mid of best bid and best ask, else the best
+   bid, else the best ask, else the last trade price, else the market's default, on the
+   tick, an exact half tick downward).
 2. **Price levels** (three per side, best first). BID at ref × 0.998 / 0.996 / 0.995
    rounded *down* to tick; ASK at ref × 1.002 / 1.004 / 1.005 rounded *up* to tick. Then
    each level is stepped outward (bids down, asks up) as far as needed so that
@@ -65,19 +65,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
 from typing import Literal
 
-from market.money import MAX_AMOUNT, MAX_PRICE, MAX_QUANTITY
+from market.core.book import REFERENCE_SOURCES, reference_price
+from market.core.makers import maker_type_for
+from market.core.money import MAX_PRICE, MAX_QUANTITY, largest_remainder
 
 __all__ = [
     "ASK_LEVELS",
     "BID_LEVELS",
     "LEVEL_SHARES",
-    "MAX_AMOUNT",
-    "MAX_PRICE",
-    "MAX_QUANTITY",
     "NON_FIELD_ERRORS",
     "REFERENCE_SOURCE_LABELS",
     "LiquidityPlan",
@@ -97,14 +96,7 @@ OrderSide = Literal["BUY", "SELL"]
 MakerType = Literal["LIQUIDITY_PROVIDER", "ASSET_HOLDER"]
 ReferenceSource = Literal["override", "mid", "best_bid", "best_ask", "last_price", "default"]
 
-REFERENCE_SOURCE_LABELS: dict[str, str] = {
-    "override": "entered by staff",
-    "mid": "mid of best bid and best ask",
-    "best_bid": "best bid",
-    "best_ask": "best ask",
-    "last_price": "last trade price",
-    "default": "market default",
-}
+REFERENCE_SOURCE_LABELS: dict[str, str] = {"override": "entered by staff", **REFERENCE_SOURCES}
 
 # Same key Django forms use for errors that belong to no single field.
 NON_FIELD_ERRORS = "__all__"
@@ -349,19 +341,6 @@ class LiquidityPlan:
         object.__setattr__(self, "_fingerprint", digest)
         return digest
 
-    def as_dict(self) -> dict:
-        """Nested plain dicts / lists (Decimals kept), plus `missing_assets`,
-        `reference_source_label` and `fingerprint`, for templates and JSON responses."""
-        data = asdict(self)
-        data["missing_assets"] = asdict(self.missing_assets) if self.missing_assets else None
-        data["reference_source_label"] = self.reference_source_label
-        data["fingerprint"] = self.fingerprint()
-        for side in ("bid_plan", "ask_plan"):
-            plan: SidePlan = getattr(self, side)
-            data[side]["shortfall"] = plan.shortfall
-            data[side]["orders_count"] = plan.orders_count
-        return _jsonable_containers(data)
-
 
 def _side_fingerprint(plan: SidePlan) -> dict:
     return {
@@ -380,14 +359,6 @@ def _side_fingerprint(plan: SidePlan) -> dict:
             [o.market_maker_id, o.side, o.level, str(o.price), o.quantity] for o in plan.orders
         ],
     }
-
-
-def _jsonable_containers(value):
-    if isinstance(value, dict):
-        return {k: _jsonable_containers(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable_containers(v) for v in value]
-    return value
 
 
 # --------------------------------------------------------------------------- exact helpers
@@ -434,30 +405,10 @@ def _fmt_eur(cents: int) -> str:
     return f"€{_eur(cents):,}"
 
 
-def _largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
-    """Split the integer `total` pro rata to non-negative integer `weights`, exactly:
-    each part is the floor or the ceiling of total × w / Σw, parts add up to `total`, the
-    leftover units go to the largest remainders (ties: the earlier position). A part is
-    never above ceil(total × w / Σw), so with weights = holdings and total ≤ Σ holdings
-    no part exceeds its holding."""
-    weight_sum = sum(weights)
-    if total == 0:
-        return [0] * len(weights)
-    if weight_sum <= 0:
-        raise ValueError("cannot split a positive total over zero weights")
-    parts = [total * w // weight_sum for w in weights]
-    remainders = [total * w % weight_sum for w in weights]
-    leftover = total - sum(parts)
-    ranked = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
-    for i in ranked[:leftover]:
-        parts[i] += 1
-    return parts
-
-
 def _split_over_levels(rows: Sequence[int], columns: Sequence[int]) -> list[list[int]]:
     """Controlled rounding of the table rows[m] × (50, 30, 20) % into integers.
 
-    `columns` must be `_largest_remainder(sum(rows), _SHARE_WEIGHTS)`. Returns x with
+    `columns` must be `largest_remainder(sum(rows), _SHARE_WEIGHTS)`. Returns x with
     Σ_l x[m][l] == rows[m], Σ_m x[m][l] == columns[l], and every x[m][l] the floor or
     the ceiling of rows[m] × share[l]. Start from the floors; the missing units (at most
     two per row, one per cell with a fractional part) are placed by augmenting paths, a
@@ -505,41 +456,19 @@ def _split_over_levels(rows: Sequence[int], columns: Sequence[int]) -> list[list
 # --------------------------------------------------------------------------- validation
 
 
-def _amount_cents(value, field: str, label: str) -> int:
-    if isinstance(value, float):
-        raise PlanError(field, f"The {label} must be a decimal amount, not a floating-point one.")
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise PlanError(field, f"Enter the {label} as a number.")
-    value = Decimal(value)
-    if not value.is_finite():
-        raise PlanError(field, f"The {label} must be a finite amount.")
-    if value < 0:
-        raise PlanError(field, f"The {label} cannot be negative.")
-    if value > MAX_AMOUNT:
-        raise PlanError(field, f"The {label} cannot exceed €{MAX_AMOUNT:,.2f}.")
-    cents, exact = _hundredths(value)
-    if not exact:
-        raise PlanError(field, f"The {label} can have at most two decimal places (cents).")
-    return cents
+def _amount_cents(value: Decimal) -> int:
+    """A side's EUR target (parsed: non-negative, at most two places) in cents."""
+    return _cents(value, "amount")
 
 
-def _override_cents(value, tick_c: int) -> int:
-    field = "reference_price"
-    if isinstance(value, float):
-        raise PlanError(field, "The reference price must be a decimal, not a floating-point one.")
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        raise PlanError(field, "Enter the reference price as a number.")
-    value = Decimal(value)
-    if not value.is_finite():
-        raise PlanError(field, "The reference price must be a finite number.")
-    if value <= 0:
-        raise PlanError(field, "The reference price must be greater than zero.")
-    if value > MAX_PRICE:
-        raise PlanError(field, f"The reference price cannot exceed €{MAX_PRICE:,.2f}.")
-    cents, exact = _hundredths(value)
-    if not exact or cents % tick_c != 0:
+def _override_cents(value: Decimal, tick_c: int) -> int:
+    """The staff's reference price (parsed against the tick the market had then) in
+    cents, checked against the tick the market has now."""
+    cents = _cents(value, "reference_price", positive=True)
+    if cents % tick_c != 0:
         raise PlanError(
-            field, f"The reference price must be a multiple of the tick (€{_eur(tick_c)})."
+            "reference_price",
+            f"The reference price must be a multiple of the tick (€{_eur(tick_c)}).",
         )
     return cents
 
@@ -561,30 +490,17 @@ def _usable_makers(makers: Sequence[MakerFunds], unit_cents: int) -> list[tuple[
 # --------------------------------------------------------------------------- pricing
 
 
-def _round_to_tick_half_down(value_cents_x2: int, tick_c: int) -> int:
-    """Nearest multiple of the tick to value_cents_x2 / 2; an exact half goes down."""
-    ticks, rest = divmod(value_cents_x2, 2 * tick_c)  # rest / (2 × tick) is the fraction
-    if rest > tick_c:
-        ticks += 1
-    return ticks * tick_c
-
-
 def _reference(market: MarketSnapshot, override, tick_c: int) -> tuple[int, ReferenceSource]:
     if override is not None:
         return _override_cents(override, tick_c), "override"
-    bid = _cents(market.best_bid, "best_bid") if market.best_bid is not None else None
-    ask = _cents(market.best_ask, "best_ask") if market.best_ask is not None else None
-    if bid is not None and ask is not None:
-        doubled, source = bid + ask, "mid"
-    elif bid is not None:
-        doubled, source = 2 * bid, "best_bid"
-    elif ask is not None:
-        doubled, source = 2 * ask, "best_ask"
-    elif market.last_price is not None:
-        doubled, source = 2 * _cents(market.last_price, "last_price"), "last_price"
-    else:
-        doubled, source = 2 * _cents(market.default_reference_price, "default"), "default"
-    ref = _round_to_tick_half_down(doubled, tick_c)
+    price, source = reference_price(
+        best_bid=market.best_bid,
+        best_ask=market.best_ask,
+        last_price=market.last_price,
+        default=market.default_reference_price,
+        tick=market.tick_size,
+    )
+    ref = _cents(price, "reference")
     if ref <= 0:
         raise PlanError(
             "reference_price",
@@ -678,7 +594,7 @@ def _side_plan(
     allocations: list[MakerAllocation] = []
     by_level: list[list[PlannedOrder]] = [[] for _ in prices]
     if sufficient and required_units > 0:
-        shares = _largest_remainder(required_units, [units for _, units in makers])
+        shares = largest_remainder(required_units, [units for _, units in makers])
         funded = [(mk, units, share) for (mk, units), share in zip(makers, shares, strict=True)]
         funded = [f for f in funded if f[2] > 0]
         table = _split_over_levels([share for _, _, share in funded], level_targets)
@@ -729,7 +645,7 @@ def _side_plan(
     return SidePlan(
         side=side,
         order_side=order_side,
-        maker_type="LIQUIDITY_PROVIDER" if bid else "ASSET_HOLDER",
+        maker_type=maker_type_for(side),
         asset=asset,
         target_eur=_eur(target_c),
         target_quantity=target_quantity,
@@ -748,7 +664,7 @@ def _bid_side(
     bid_c: int, ref_c: int, tick_c: int, best_ask_c: int | None, makers: Sequence[MakerFunds]
 ) -> SidePlan:
     prices = _bid_prices(ref_c, tick_c, best_ask_c) if bid_c else []
-    level_eur = _largest_remainder(bid_c, _SHARE_WEIGHTS) if bid_c else []
+    level_eur = largest_remainder(bid_c, _SHARE_WEIGHTS) if bid_c else []
     level_qty = [eur // price for eur, price in zip(level_eur, prices, strict=True)]
     plan = _side_plan(
         side="BID",
@@ -776,13 +692,13 @@ def _ask_side(
 ) -> SidePlan:
     prices = _ask_prices(ref_c, tick_c, best_bid_c) if ask_c else []
     total = ask_c // ref_c  # the ASK EUR value at the reference price, whole certificates
-    level_qty = _largest_remainder(total, _SHARE_WEIGHTS) if ask_c else []
+    level_qty = largest_remainder(total, _SHARE_WEIGHTS) if ask_c else []
     plan = _side_plan(
         side="ASK",
         asset=asset,
         target_c=ask_c,
         prices=prices,
-        level_eur=_largest_remainder(ask_c, _SHARE_WEIGHTS) if ask_c else [],
+        level_eur=largest_remainder(ask_c, _SHARE_WEIGHTS) if ask_c else [],
         level_targets=level_qty,
         level_target_qty=level_qty,
         target_quantity=total,
@@ -834,15 +750,16 @@ def build_plan(
 
     `liquidity_providers` hold EUR, `asset_holders` hold certificates of `market.code`;
     pass only active ones (zero holdings are tolerated and get nothing). Their order does
-    not matter. Raises `PlanError` for an input the user can correct (amounts negative,
-    above `MAX_AMOUNT`, with sub-cent digits, not Decimal, both zero; a reference price
-    not positive, off tick, too high, or too low for three bid levels; an order above
-    `MAX_QUANTITY` certificates) and `ValueError` for malformed maker data.
+    not matter. The amounts and the override come parsed (`market.core.money`: at most
+    two places, in range, at least one amount positive). Raises `PlanError` for what the
+    staff user can correct once the market is known (a reference price off the market's
+    tick, too high, or too low for three bid levels; an order above `MAX_QUANTITY`
+    certificates) and `ValueError` for malformed input.
     """
-    bid_c = _amount_cents(bid_amount_eur, "bid_amount_eur", "BID amount")
-    ask_c = _amount_cents(ask_amount_eur, "ask_amount_eur", "ASK amount")
+    bid_c = _amount_cents(bid_amount_eur)
+    ask_c = _amount_cents(ask_amount_eur)
     if bid_c == 0 and ask_c == 0:
-        raise PlanError(NON_FIELD_ERRORS, "Enter a BID amount, an ASK amount, or both.")
+        raise ValueError("a plan needs a BID or an ASK amount")
     tick_c = _cents(market.tick_size, "tick_size", positive=True)
     ref_c, source = _reference(market, reference_price_override, tick_c)
     best_bid_c = _cents(market.best_bid, "best_bid") if market.best_bid is not None else None

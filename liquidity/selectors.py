@@ -10,7 +10,8 @@ from django.db.models.functions import Coalesce
 from liquidity.models import LiquidityOperation
 from market.models import Order
 
-RESTING = Q(orders__status__in=Order.RESTING)
+ORDERS = "ticket__placed_orders"  # an operation's orders are those its ticket placed
+RESTING = Q(**{f"{ORDERS}__status__in": Order.RESTING})
 
 
 class OperationState:
@@ -23,9 +24,9 @@ class OperationState:
 def with_progress(queryset: QuerySet[LiquidityOperation]) -> QuerySet[LiquidityOperation]:
     """Annotate fill progress in the same query: ordered, filled and still-resting counts."""
     return queryset.select_related("market", "ticket", "created_by").annotate(
-        quantity_total=Coalesce(Sum("orders__quantity"), 0),
-        quantity_filled=Coalesce(Sum("orders__filled_quantity"), 0),
-        orders_resting=Count("orders", filter=RESTING),
+        quantity_total=Coalesce(Sum(f"{ORDERS}__quantity"), 0),
+        quantity_filled=Coalesce(Sum(f"{ORDERS}__filled_quantity"), 0),
+        orders_resting=Count(ORDERS, filter=RESTING),
     )
 
 
@@ -81,3 +82,20 @@ def operation_orders(*, operation: LiquidityOperation) -> list[Order]:
             "side", "price", "id"
         )
     )
+
+
+@dataclass(frozen=True)
+class OperationRow:
+    """An operation (annotated by `with_progress`) as lists show it."""
+
+    operation: LiquidityOperation
+    state: str
+    fill_pct: Decimal
+
+
+def operation_rows(operations) -> list[OperationRow]:
+    """Rows for operations annotated by `with_progress`; no query of their own."""
+    return [
+        OperationRow(operation, operation_state(operation), fill_pct(operation))
+        for operation in operations
+    ]

@@ -1,4 +1,4 @@
-"""Preview, execute and withdraw liquidity operations (SPEC §7).
+"""Preview, execute and withdraw liquidity operations.
 
 The arithmetic lives in `liquidity.plan` (pure); this module reads its inputs, and, for
 execution, locks them first so the plan that is placed is computed from the very balances
@@ -20,13 +20,17 @@ from django.utils import timezone
 
 from liquidity import plan as planning
 from liquidity.models import LiquidityOperation
-from market.models import Asset, Balance, Market, MarketCode, MarketMakerClient, Order, Trade
-from market.money import parse_amount, parse_price
+from market.core.makers import book_side_of, side_asset
+from market.core.money import parse_amount, parse_price
+from market.core.placement import MarketRules, RestingOrder
+from market.db.balances import BalanceRow
+from market.db.orders import MarketRead, best_prices
+from market.models import Balance, MarketMakerClient, Order
+from market.selectors import market_codes
 from market.services.audit import ticket_record
 from market.services.ledger import BalanceSheet
 from market.services.orders import (
-    RestingOrderSpec,
-    best_resting_prices,
+    market_rules,
     orders_cancel,
     released_by_asset,
     resting_orders_place,
@@ -59,7 +63,7 @@ class InsufficientAssets(ValidationError):
 
 @dataclass(frozen=True)
 class LiquidityRequest:
-    market: Market
+    market: MarketRules
     bid_amount_eur: Decimal
     ask_amount_eur: Decimal
     reference_price: Decimal | None = None
@@ -72,11 +76,12 @@ def liquidity_request_parse(
     """Validate raw input; ValidationError keyed by field lists everything to fix."""
     errors = FieldErrors()
     collect = errors.collect
-    code = str(market_code or "").upper()
-    # Only a known code reaches the database (PostgreSQL refuses a NUL in any text).
-    market = Market.objects.filter(code=code).first() if code in MarketCode.values else None
+    market = market_rules(market_code)
     if market is None:
-        errors.add("certificate_type", f"Unknown market {market_code!r}: choose CEA or EUA.")
+        errors.add(
+            "certificate_type",
+            f"Unknown market {market_code!r}: choose {', '.join(market_codes())}.",
+        )
     bid = collect(parse_amount, bid_amount_eur, field="bid_amount_eur", allow_zero=True)
     ask = collect(parse_amount, ask_amount_eur, field="ask_amount_eur", allow_zero=True)
     if bid == 0 and ask == 0:
@@ -85,7 +90,7 @@ def liquidity_request_parse(
         reference_price = None
     elif market is not None:
         reference_price = collect(
-            parse_price, reference_price, tick=market.tick_size, field="reference_price"
+            parse_price, reference_price, tick=market.tick, field="reference_price"
         )
     notes = str(notes or "")
     if len(notes) > MAX_NOTES:
@@ -96,14 +101,11 @@ def liquidity_request_parse(
     return LiquidityRequest(market, bid, ask, reference_price, notes)
 
 
-def _snapshot(market: Market) -> planning.MarketSnapshot:
-    best_bid, best_ask = best_resting_prices(market)
-    last_price = (
-        Trade.objects.filter(market=market).order_by("-id").values_list("price", flat=True).first()
-    )
+def _snapshot(market: MarketRules) -> planning.MarketSnapshot:
+    best_bid, best_ask, last_price = best_prices(market.market_id)
     return planning.MarketSnapshot(
         code=market.code,
-        tick_size=market.tick_size,
+        tick_size=market.tick,
         default_reference_price=market.default_reference_price,
         best_bid=best_bid,
         best_ask=best_ask,
@@ -115,56 +117,58 @@ def _snapshot(market: Market) -> planning.MarketSnapshot:
 class _MakerBalances:
     """The funded balances of active makers, as read (and, for execution, locked)."""
 
-    balances: list[Balance]  # for the BalanceSheet: id, holder, asset, available, locked
+    balances: list[BalanceRow]  # for the BalanceSheet
     holder_of: dict[int, int]  # market maker id -> its holder id
     funds: dict[str, list[planning.MakerFunds]]  # maker type -> what each one holds
 
 
-_BALANCE_FIELDS = [field.attname for field in Balance._meta.concrete_fields]
-
-
-def _maker_balances(market: Market, *, lock: bool) -> _MakerBalances:
+def _maker_balances(market: MarketRules, *, lock: bool) -> _MakerBalances:
     """Funded balances of active makers: EUR of providers, the certificate of holders,
     each with its maker's id, code, name and type.
 
     One query whatever the number of makers; with `lock`, the rows are locked in
-    primary-key order (only the balance rows, not the joined ones). Plain rows are read
-    and only the `Balance` instances the ledger needs are built, positionally (the ORM's
-    own fast path), because per-row model hydration with annotations dominated the read.
+    primary-key order (only the balance rows, not the joined ones). Plain rows are read:
+    per-row model hydration with annotations dominated the read.
     """
+    funded = Q()
+    for mm_type in (LP, AH):
+        funded |= Q(
+            holder__market_maker__mm_type=mm_type,
+            asset=side_asset(book_side_of(mm_type), market.code),
+        )
     rows = Balance.objects.filter(
-        Q(holder__market_maker__mm_type=LP, asset=Asset.EUR)
-        | Q(holder__market_maker__mm_type=AH, asset=market.code),
+        funded,
         holder__market_maker__is_active=True,
         available__gt=0,
     )
     if lock:
         rows = rows.select_for_update(of=("self",))
     rows = rows.order_by("pk").values_list(
-        *_BALANCE_FIELDS,
+        "id",
+        "holder_id",
+        "asset",
+        "available",
+        "locked",
         "holder__market_maker__id",
         "holder__market_maker__code",
         "holder__market_maker__name",
         "holder__market_maker__mm_type",
     )
-    width = len(_BALANCE_FIELDS)
     balances, holder_of, funds = [], {}, {LP: [], AH: []}
-    for row in rows:
-        balance = Balance.from_db(rows.db, _BALANCE_FIELDS, row[:width])
-        maker_id, code, name, mm_type = row[width:]
-        balances.append(balance)
-        holder_of[maker_id] = balance.holder_id
+    for balance_id, holder_id, asset, available, locked, maker_id, code, name, mm_type in rows:
+        balances.append(BalanceRow(balance_id, holder_id, asset, available, locked))
+        holder_of[maker_id] = holder_id
         funds[mm_type].append(
             planning.MakerFunds(
-                market_maker_id=maker_id, code=code, name=name, available=balance.available
+                market_maker_id=maker_id, code=code, name=name, available=available
             )
         )
     return _MakerBalances(balances, holder_of, funds)
 
 
-def _build(request: LiquidityRequest, market: Market, makers: _MakerBalances):
+def _build(request: LiquidityRequest, market: MarketRules, makers: _MakerBalances, snapshot):
     return planning.build_plan(
-        market=_snapshot(market),
+        market=snapshot,
         bid_amount_eur=request.bid_amount_eur,
         ask_amount_eur=request.ask_amount_eur,
         liquidity_providers=makers.funds[LP],
@@ -176,8 +180,9 @@ def _build(request: LiquidityRequest, market: Market, makers: _MakerBalances):
 def liquidity_preview(*, request: LiquidityRequest) -> planning.LiquidityPlan:
     """The plan for `request` as the market stands now. Read-only; a constant number of
     queries whatever the number of market makers."""
+    market = request.market
     try:
-        return _build(request, request.market, _maker_balances(request.market, lock=False))
+        return _build(request, market, _maker_balances(market, lock=False), _snapshot(market))
     except planning.PlanError as error:
         raise ValidationError({error.field: error.message}) from None
 
@@ -223,10 +228,11 @@ def liquidity_execute(
 
 
 def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> LiquidityOperation:
-    market = Market.objects.select_for_update().get(pk=request.market.pk)
+    market = MarketRead(market_id=request.market.market_id, lock=True).rules()
     makers = _maker_balances(market, lock=True)
+    snapshot = _snapshot(market)
     try:
-        plan = _build(request, market, makers)
+        plan = _build(request, market, makers, snapshot)
     except planning.PlanError as error:
         raise ValidationError({error.field: error.message}) from None
     if fingerprint and plan.fingerprint() != fingerprint:
@@ -235,14 +241,12 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
         raise InsufficientAssets(plan)
 
     holder_of = makers.holder_of
-    specs = []
+    orders = []
     bid_value = ask_value = Decimal("0")
     ask_quantity = 0
     for order in (*plan.bid_plan.orders, *plan.ask_plan.orders):
         price, quantity = order.price, order.quantity
-        specs.append(
-            RestingOrderSpec(holder_of[order.market_maker_id], order.side, price, quantity)
-        )
+        orders.append(RestingOrder(holder_of[order.market_maker_id], order.side, price, quantity))
         if order.side == "BUY":
             bid_value += price * quantity
         else:
@@ -266,7 +270,7 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
             "reference_price": str(plan.reference_price),
             "actual_bid_eur": str(bid_value),
             "actual_ask_eur": str(ask_value),
-            "orders_created": len(specs),
+            "orders_created": len(orders),
             "market_makers_used": makers_used,
         },
         tags=["liquidity", market.code],
@@ -274,7 +278,7 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
     )
     operation = LiquidityOperation.objects.create(
         ticket=ticket,
-        market=market,
+        market_id=market.market_id,
         reference_price=plan.reference_price,
         reference_source=plan.reference_source,
         target_bid_eur=request.bid_amount_eur,
@@ -283,21 +287,29 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
         actual_ask_eur=ask_value,
         actual_ask_quantity=ask_quantity,
         market_makers_used=makers_used,
-        orders_created=len(specs),
+        orders_created=len(orders),
         notes=request.notes,
         plan_fingerprint=plan.fingerprint(),
         idempotency_key=idempotency_key,
         created_by=user,
     )
     sheet = BalanceSheet(makers.balances)
-    resting_orders_place(market=market, specs=specs, sheet=sheet, liquidity_operation=operation)
+    resting_orders_place(
+        market=market,
+        orders=orders,
+        sheet=sheet,
+        best_bid=snapshot.best_bid,
+        best_ask=snapshot.best_ask,
+        ticket_id=ticket.pk,
+    )
     sheet.flush()
     return operation
 
 
 def _makers_used(plan: planning.LiquidityPlan) -> list[dict]:
     used = []
-    for side_plan, asset in ((plan.bid_plan, Asset.EUR), (plan.ask_plan, plan.certificate_type)):
+    for side_plan in (plan.bid_plan, plan.ask_plan):
+        asset = side_asset(side_plan.side, plan.certificate_type)
         for allocation in side_plan.allocations:
             if not allocation.orders_count:
                 continue
@@ -324,7 +336,9 @@ def liquidity_withdraw(*, operation: LiquidityOperation, user, ip: str | None = 
     with transaction.atomic():
         operation = LiquidityOperation.objects.select_for_update().get(pk=operation.pk)
         resting = list(
-            operation.orders.filter(status__in=Order.RESTING).values_list("pk", flat=True)
+            Order.objects.filter(ticket_id=operation.ticket_id, status__in=Order.RESTING)
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
         cancelled = orders_cancel(orders=resting, reason="liquidity withdrawn")
         ticket_record(
@@ -335,7 +349,9 @@ def liquidity_withdraw(*, operation: LiquidityOperation, user, ip: str | None = 
             payload={"operation_id": operation.pk},
             after={
                 "orders_cancelled": len(cancelled),
-                "released": released_by_asset(cancelled),
+                "released": {
+                    asset: str(amount) for asset, amount in released_by_asset(cancelled).items()
+                },
             },
             related=[operation.ticket.ticket_id],
             tags=["liquidity", operation.market.code],

@@ -1,4 +1,4 @@
-"""Back-office pages, mounted at /backoffice/."""
+"""Back-office pages of liquidity, mounted at /backoffice/."""
 
 from django.urls import path
 
@@ -15,17 +15,4 @@ urlpatterns = [
     path("liquidity/provision/fund/", views.provision_fund, name="provision-fund"),
     path("liquidity/<int:pk>/", views.operation_detail, name="operation"),
     path("liquidity/<int:pk>/withdraw/", views.operation_withdraw, name="withdraw"),
-    path("market-makers/", views.market_makers, name="market-makers"),
-    path("market-makers/new/", views.market_maker_new, name="market-maker-create"),
-    path("market-makers/<int:pk>/fund/", views.market_maker_fund_view, name="market-maker-fund"),
-    path(
-        "market-makers/<int:pk>/withdraw/",
-        views.market_maker_withdraw_view,
-        name="market-maker-withdraw",
-    ),
-    path(
-        "market-makers/<int:pk>/deactivate/",
-        views.market_maker_deactivate_view,
-        name="market-maker-deactivate",
-    ),
 ]

@@ -1,46 +1,37 @@
-"""Back-office pages (SPEC §10): Create Liquidity with its preview, provisioning and execute;
-liquidity operations; market makers.
+"""Back-office pages of liquidity: Create Liquidity with its preview, provisioning and
+execute; liquidity operations with withdrawal.
 
 Thin views: parse a form, call one service or selector, render a page or one of its
 partials (`page.html#partial`, django-template-partials). An HTMX request gets the partial
 it swaps in, any other request the full page, so everything also works without
 JavaScript. Every POST is CSRF-protected; every page needs a staff user with the
-`liquidity.manage_liquidity` permission (403 otherwise, the login page when anonymous).
+liquidity permission (403 otherwise, the login page when anonymous); provisioning market
+makers also needs the market-maker permission.
 """
 
-from collections import defaultdict
+from dataclasses import dataclass
 from decimal import Decimal
-from functools import wraps
 from uuid import uuid4
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Sum
-from django.http import Http404, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
+from config.http import client_ip, done, render_page, staff_required
 from liquidity import selectors
 from liquidity.forms import (
     ExecuteForm,
     LiquidityForm,
-    MarketMakerCreateForm,
-    MarketMakerDeactivateForm,
-    MarketMakerFiltersForm,
-    MarketMakerFundForm,
     OperationFiltersForm,
     ProvisionCreateForm,
     ProvisionFundForm,
-    apply_errors,
-    side_asset,
-    side_maker_type,
 )
+from liquidity.permissions import MANAGE_LIQUIDITY
 from liquidity.plan import REFERENCE_SOURCE_LABELS
 from liquidity.services import (
     InsufficientAssets,
@@ -49,74 +40,24 @@ from liquidity.services import (
     liquidity_preview,
     liquidity_withdraw,
 )
-from market.models import Asset, Balance, Holder, MarketMakerClient
-from market.services.ledger import describe, parse_transfer
-from market.services.market_makers import (
-    market_maker_create,
-    market_maker_deactivate,
-    market_maker_fund,
-    market_maker_withdraw,
-    market_makers_create_bulk,
-    market_makers_fund_bulk,
-    market_makers_with_balances,
-    open_order_counts,
-)
+from market.core.makers import maker_type_for, side_asset
+from market.core.money import EUR, describe
+from market.forms import apply_service_errors
+from market.models import MarketMakerClient
+from market.permissions import MANAGE_MARKET_MAKERS
+from market.selectors import market_maker_rows
+from market.services.ledger import parse_transfer
+from market.services.market_makers import market_makers_create_bulk, market_makers_fund_bulk
+from market.services.orders import released_by_asset
 
-PERMISSION = "liquidity.manage_liquidity"
 OPERATIONS_PER_PAGE = 25
-MAKERS_PER_PAGE = 50
 
 CREATE = "liquidity/create.html"
 OPERATIONS = "liquidity/operations.html"
 DETAIL = "liquidity/operation_detail.html"
 WITHDRAW = "liquidity/withdraw_confirm.html"
-MAKERS = "backoffice/market_makers.html"
-MAKER_CREATE = "backoffice/market_maker_create.html"
-MAKER_TRANSFER = "backoffice/market_maker_transfer.html"
-MAKER_DEACTIVATE = "backoffice/market_maker_deactivate.html"
 
-
-def backoffice(view):
-    """Login required (anonymous → login page); staff with the liquidity permission only
-    (anyone else logged in → 403)."""
-
-    @wraps(view)
-    def guarded(request, *args, **kwargs):
-        user = request.user
-        if not (user.is_active and user.is_staff and user.has_perm(PERMISSION)):
-            raise PermissionDenied
-        return view(request, *args, **kwargs)
-
-    return login_required(guarded)
-
-
-def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
-
-
-def render_page(request, template: str, partial: str, context: dict):
-    """The partial to an HTMX request, the whole page otherwise."""
-    return render(request, f"{template}#{partial}" if request.htmx else template, context)
-
-
-def done(request, url: str):
-    """After a successful POST: HTMX follows `HX-Redirect`, a browser a 302. (Not
-    `redirect()`: it would take a `next` without a slash for a view name to reverse.)"""
-    return HttpResponseClientRedirect(url) if request.htmx else HttpResponseRedirect(url)
-
-
-def posted(request):
-    """The POST data of a POST (even when empty, so the form is bound), else None."""
-    return request.POST if request.method == "POST" else None
-
-
-def safe_next(request, default: str) -> str:
-    url = request.POST.get("next") or request.GET.get("next") or ""
-    if url.startswith("/") and url_has_allowed_host_and_scheme(
-        url, {request.get_host()}, request.is_secure()
-    ):
-        return url
-    return default
+backoffice = staff_required(MANAGE_LIQUIDITY)
 
 
 # ============================================================================ create liquidity
@@ -129,24 +70,31 @@ def _preview(form: LiquidityForm):
     try:
         return liquidity_preview(request=form.liquidity_request)
     except ValidationError as error:
-        apply_errors(form, error)
+        apply_service_errors(form, error)
         return None
+
+
+@dataclass(frozen=True)
+class FundChoice:
+    """A maker that could fund a short side, with what it holds of the side's asset."""
+
+    maker: MarketMakerClient
+    available: Decimal
 
 
 def _provision_panel(shortfall, market_code: str, bound: dict | None) -> dict:
     """The provisioning forms of one short side: create new makers, or fund existing ones
-    (every active maker of the side's type, with its balance, in one query)."""
+    (every active maker of the side's type, with its balance: a constant number of
+    queries)."""
     side = shortfall.side
-    mm_type = side_maker_type(side)
+    mm_type = maker_type_for(side)
     asset = side_asset(side, market_code)
-    makers = list(
-        market_makers_with_balances(
-            MarketMakerClient.objects.filter(mm_type=mm_type, is_active=True)
-        ).order_by("pk")
-    )
-    for maker in makers:
-        maker.asset_available = getattr(maker, f"{asset.lower()}_available")
-    amount = f"{shortfall.shortfall:f}" if asset == Asset.EUR else f"{int(shortfall.shortfall)}"
+    candidates = MarketMakerClient.objects.filter(mm_type=mm_type, is_active=True).order_by("pk")
+    makers = [
+        FundChoice(row.maker, row.balance(asset).available)
+        for row in market_maker_rows(candidates)
+    ]
+    amount = f"{shortfall.shortfall:f}" if asset == EUR else f"{int(shortfall.shortfall)}"
     prefix = side.lower()
     name_prefix = "Liquidity provider" if side == "BID" else f"{asset} asset holder"
     bound = bound or {}
@@ -239,13 +187,13 @@ def liquidity_execute_view(request):
             request, form, error.plan, notice=error.messages[0], notice_level="error"
         )
     except ValidationError as error:
-        apply_errors(form, error)
+        apply_service_errors(form, error)
         return _workspace(request, form)
     messages.success(
         request,
         f"Liquidity operation {operation.ticket.ticket_id} placed {operation.orders_created} "
-        f"orders on {operation.market.code}: BID {describe(Asset.EUR, operation.actual_bid_eur)}"
-        f", ASK {describe(Asset.EUR, operation.actual_ask_eur)} "
+        f"orders on {operation.market.code}: BID {describe(EUR, operation.actual_bid_eur)}"
+        f", ASK {describe(EUR, operation.actual_ask_eur)} "
         f"({describe(operation.market.code, operation.actual_ask_quantity)}).",
     )
     return done(request, reverse("liquidity:operation", args=[operation.pk]))
@@ -265,6 +213,8 @@ def _preview_if_parsed(form):
 def _provision(request, kind: str):
     """Create or fund market makers for a short side, then show the refreshed preview
     with the same inputs. A refused provisioning keeps the preview and shows why."""
+    if not request.user.has_perm(MANAGE_MARKET_MAKERS):
+        raise PermissionDenied
     form = LiquidityForm(request.POST)
     side = request.POST.get("side")
     if side not in ("BID", "ASK"):
@@ -272,13 +222,13 @@ def _provision(request, kind: str):
     if not form.is_valid():
         return _workspace(request, form)
     market_code = form.liquidity_request.market.code
-    mm_type, asset = side_maker_type(side), side_asset(side, market_code)
+    mm_type, asset = maker_type_for(side), side_asset(side, market_code)
     notice = ""
     if kind == "create":
         sub = ProvisionCreateForm(request.POST, prefix=side.lower())
         if sub.is_valid():
             try:
-                makers = market_makers_create_bulk(
+                created = market_makers_create_bulk(
                     count=sub.cleaned_data["count"],
                     mm_type=mm_type,
                     asset=asset,
@@ -288,9 +238,10 @@ def _provision(request, kind: str):
                     ip=client_ip(request),
                 )
             except ValidationError as error:
-                apply_errors(sub, error, rename={"amount": "total_amount"})
+                apply_service_errors(sub, error, rename={"amount": "total_amount"})
             else:
                 total = parse_transfer(asset, sub.cleaned_data["total_amount"])
+                makers = [result.market_maker for result in created]
                 notice = (
                     f"Created {_count(len(makers), 'market maker')} ({_codes(makers)}) "
                     f"holding {describe(asset, total)} in total."
@@ -298,7 +249,9 @@ def _provision(request, kind: str):
     else:
         candidates = MarketMakerClient.objects.filter(mm_type=mm_type, is_active=True)
         sub = ProvisionFundForm(
-            request.POST, prefix=side.lower(), makers=candidates.order_by("pk")
+            request.POST,
+            prefix=side.lower(),
+            makers=[FundChoice(maker, Decimal(0)) for maker in candidates.order_by("pk")],
         )
         if sub.is_valid():
             try:
@@ -310,7 +263,7 @@ def _provision(request, kind: str):
                     ip=client_ip(request),
                 )
             except ValidationError as error:
-                apply_errors(sub, error, rename={"amount": "amount_each"})
+                apply_service_errors(sub, error, rename={"amount": "amount_each"})
             else:
                 each = parse_transfer(asset, sub.cleaned_data["amount_each"])
                 notice = (
@@ -353,12 +306,6 @@ def provision_fund(request):
 # ============================================================================ operations
 
 
-def _annotate(operation):
-    operation.state = selectors.operation_state(operation)
-    operation.progress = selectors.fill_pct(operation)
-    return operation
-
-
 @backoffice
 @require_GET
 def operations(request):
@@ -372,19 +319,19 @@ def operations(request):
     filters = OperationFiltersForm(request.GET or None, creators=list(creators))
     queryset = selectors.operations_list(filters=filters.filters())
     page = Paginator(queryset, OPERATIONS_PER_PAGE).get_page(request.GET.get("page"))
-    rows = [_annotate(operation) for operation in page]
-    context = {"filters": filters, "page": page, "rows": rows}
+    context = {"filters": filters, "page": page, "rows": selectors.operation_rows(page)}
     return render_page(request, OPERATIONS, "operations-table", context)
 
 
-def _operation_or_404(pk: int):
+def _operation_or_404(pk: int) -> selectors.OperationRow:
     operation = selectors.operation_detail(operation_id=pk)
     if operation is None:
         raise Http404("No such liquidity operation.")
-    return _annotate(operation)
+    return selectors.operation_rows([operation])[0]
 
 
-def _detail_context(operation) -> dict:
+def _detail_context(row: selectors.OperationRow) -> dict:
+    operation = row.operation
     # Best price first on each side, bids before asks, as in a book.
     orders = sorted(
         selectors.operation_orders(operation=operation),
@@ -393,6 +340,7 @@ def _detail_context(operation) -> dict:
     makers = operation.market_makers_used or []
     return {
         "operation": operation,
+        "row": row,
         "orders": orders,
         "makers_used": makers,
         "can_withdraw": operation.orders_resting > 0,
@@ -407,8 +355,7 @@ def _detail_context(operation) -> dict:
 @backoffice
 @require_GET
 def operation_detail(request, pk: int):
-    operation = _operation_or_404(pk)
-    return render_page(request, DETAIL, "operation-body", _detail_context(operation))
+    return render_page(request, DETAIL, "operation-body", _detail_context(_operation_or_404(pk)))
 
 
 @backoffice
@@ -416,15 +363,13 @@ def operation_detail(request, pk: int):
 def operation_withdraw(request, pk: int):
     """GET: the confirmation (for browsers without JavaScript). POST: cancel the
     operation's resting orders and release their funds."""
-    operation = _operation_or_404(pk)
+    row = _operation_or_404(pk)
+    operation = row.operation
     if request.method == "GET":
-        return render_page(request, WITHDRAW, "confirm-card", {"operation": operation})
+        return render_page(request, WITHDRAW, "confirm-card", {"operation": operation, "row": row})
     cancelled = liquidity_withdraw(operation=operation, user=request.user, ip=client_ip(request))
-    released: dict[str, Decimal] = defaultdict(Decimal)
-    for order in cancelled:
-        released[order.reserve_asset] += order.released
     freed = " and ".join(
-        describe(asset, released[asset]) for asset in Asset.values if asset in released
+        describe(asset, amount) for asset, amount in sorted(released_by_asset(cancelled).items())
     )
     messages.success(
         request,
@@ -436,176 +381,3 @@ def operation_withdraw(request, pk: int):
         context["flash"] = True
         return render(request, f"{DETAIL}#withdraw-response", context)
     return redirect("liquidity:operation", pk=pk)
-
-
-# ============================================================================ market makers
-
-
-@backoffice
-@require_GET
-def market_makers(request):
-    """Market makers with available and locked balances per asset (constant queries)."""
-    filters = MarketMakerFiltersForm(request.GET or None)
-    queryset = market_makers_with_balances(
-        MarketMakerClient.objects.filter(**filters.queryset_filters())
-    ).order_by("pk")
-    page = Paginator(queryset, MAKERS_PER_PAGE).get_page(request.GET.get("page"))
-    makers = list(page)
-    counts = open_order_counts(makers)
-    for maker in makers:
-        maker.open_orders = counts.get(maker.pk, 0)
-    totals = {
-        row["asset"]: row
-        for row in Balance.objects.filter(
-            holder__kind=Holder.Kind.MARKET_MAKER, holder__market_maker__is_active=True
-        )
-        .values("asset")
-        .annotate(available=Sum("available"), locked=Sum("locked"))
-    }
-    context = {
-        "filters": filters,
-        "page": page,
-        "makers": makers,
-        "totals": [(asset, totals.get(asset)) for asset in Asset.values],
-    }
-    return render_page(request, MAKERS, "makers-table", context)
-
-
-def _maker_or_404(pk: int) -> MarketMakerClient:
-    maker = market_makers_with_balances(MarketMakerClient.objects.filter(pk=pk)).first()
-    if maker is None:
-        raise Http404("No such market maker.")
-    maker.balances = [
-        (
-            asset,
-            getattr(maker, f"{asset.lower()}_available"),
-            getattr(maker, f"{asset.lower()}_locked"),
-        )
-        for asset in Asset.values
-    ]
-    return maker
-
-
-@backoffice
-@require_http_methods(["GET", "POST"])
-def market_maker_new(request):
-    form = MarketMakerCreateForm(posted(request))
-    if request.method == "POST" and form.is_valid():
-        try:
-            maker = market_maker_create(
-                name=form.cleaned_data["name"],
-                mm_type=form.cleaned_data["mm_type"],
-                description=form.cleaned_data["description"],
-                funding=form.funding(),
-                created_by=request.user,
-                ip=client_ip(request),
-            )
-        except ValidationError as error:
-            apply_errors(form, error)
-        else:
-            funded = ", ".join(
-                describe(a, parse_transfer(a, v)) for a, v in form.funding().items()
-            )
-            messages.success(
-                request,
-                f"Created {maker.code} {maker.name} ({maker.get_mm_type_display().lower()})"
-                + (f" funded with {funded}." if funded else ", not funded yet."),
-            )
-            return done(request, safe_next(request, reverse("liquidity:market-makers")))
-    return render_page(request, MAKER_CREATE, "action-card", {"form": form})
-
-
-def _maker_transfer(request, pk: int, *, service, labels: tuple[str, str], done_message, funding):
-    """Fund or withdraw one maker: the same form, page and outcome, another service.
-
-    `funding` limits the asset choice to what the maker's type may be funded with;
-    a withdrawal may take any asset (a provider whose bids filled holds certificates).
-    """
-    maker = _maker_or_404(pk)
-    assets = {"assets": maker.funding_assets} if funding else {}
-    form = MarketMakerFundForm(posted(request), **assets)
-    if request.method == "POST" and form.is_valid():
-        asset, amount = form.cleaned_data["asset"], form.cleaned_data["amount"]
-        try:
-            service(
-                market_maker=maker,
-                asset=asset,
-                amount=amount,
-                actor=request.user,
-                ip=client_ip(request),
-            )
-        except ValidationError as error:
-            apply_errors(form, error)
-        else:
-            described = describe(asset, parse_transfer(asset, amount))
-            messages.success(request, done_message.format(amount=described, maker=maker))
-            return done(request, safe_next(request, reverse("liquidity:market-makers")))
-    heading, submit_label = labels
-    context = {
-        "form": form,
-        "maker": maker,
-        "next": safe_next(request, ""),
-        "funding": funding,
-        "heading": heading,
-        "submit_label": submit_label,
-    }
-    return render_page(request, MAKER_TRANSFER, "action-card", context)
-
-
-@backoffice
-@require_http_methods(["GET", "POST"])
-def market_maker_fund_view(request, pk: int):
-    return _maker_transfer(
-        request,
-        pk,
-        service=market_maker_fund,
-        labels=("Fund", "Deposit"),
-        done_message="Deposited {amount} into {maker.code} {maker.name}.",
-        funding=True,
-    )
-
-
-@backoffice
-@require_http_methods(["GET", "POST"])
-def market_maker_withdraw_view(request, pk: int):
-    return _maker_transfer(
-        request,
-        pk,
-        service=market_maker_withdraw,
-        labels=("Withdraw from", "Withdraw"),
-        done_message="Withdrew {amount} from {maker.code} {maker.name}.",
-        funding=False,
-    )
-
-
-@backoffice
-@require_http_methods(["GET", "POST"])
-def market_maker_deactivate_view(request, pk: int):
-    maker = get_object_or_404(MarketMakerClient, pk=pk)
-    form = MarketMakerDeactivateForm(posted(request))
-    if request.method == "POST" and form.is_valid():
-        try:
-            ticket = market_maker_deactivate(
-                market_maker=maker,
-                actor=request.user,
-                cancel_open_orders=form.cleaned_data["cancel_open_orders"],
-                ip=client_ip(request),
-            )
-        except ValidationError as error:
-            apply_errors(form, error)
-        else:
-            cancelled = len(ticket.after_state.get("cancelled_order_ids", []))
-            messages.success(
-                request,
-                f"Deactivated {maker.code} {maker.name}"
-                + (f"; cancelled {_count(cancelled, 'open order')}." if cancelled else "."),
-            )
-            return done(request, safe_next(request, reverse("liquidity:market-makers")))
-    open_orders = open_order_counts([maker]).get(maker.pk, 0)
-    context = {
-        "form": form,
-        "maker": maker,
-        "open_orders": open_orders,
-        "next": safe_next(request, ""),
-    }
-    return render_page(request, MAKER_DEACTIVATE, "action-card", context)

@@ -1,8 +1,8 @@
 """JSON API for market data."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 
 from config.api_schemas import COMMON, Out
 from market.models import Market
@@ -53,11 +53,21 @@ class BookOut(Out):
     recent_trades: list[TradeOut]
 
 
-@router.get("/{market_code}/book", response={200: BookOut, **COMMON})
-def book(request, market_code: Literal["CEA", "EUA"], query: Query[BookQuery]):
+class NotFoundOut(Out):
+    error: str = Field(examples=["not_found"])
+    message: str
+
+
+MarketCode = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]{1,11}$", examples=["CEA"])]
+
+
+@router.get("/{market_code}/book", response={200: BookOut, 404: NotFoundOut, **COMMON})
+def book(request, market_code: MarketCode, query: Query[BookQuery]):
     """The order book by price level, the 24 h statistics and the latest trades."""
-    market = Market.objects.get(code=market_code)
-    order_book = cached_order_book(market_code=market_code, depth=query.depth)
+    market = Market.objects.filter(code=market_code.upper()).first()
+    if market is None:
+        return Status(404, {"error": "not_found", "message": f"No market {market_code}."})
+    order_book = cached_order_book(market_code=market.code, depth=query.depth)
     stats = market_stats(market=market)
     return {
         **order_book.as_dict(),

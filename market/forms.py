@@ -1,25 +1,121 @@
-"""The cash market's order-entry form: raw input → `OrderRequest`, errors next to fields.
+"""The market's forms: order entry, market makers, trader funding and market settings, for
+the back-office pages and the admin alike.
 
-Parsing is `market.services.orders.order_request_parse`; this form only picks which of
-the amount inputs counts (quantity, or the EUR amount of a market buy) and maps the
-service's field-keyed `ValidationError`s onto its fields.
+Forms only shape raw input. Every amount, price and quantity stays text here (its input
+shows the expected form as a placeholder) and is parsed by the one strict parser
+(`market.core.money`) in the service the form ends in, or in `StrictDecimalField` where a
+model form needs a number; `apply_service_errors` puts a service's `ValidationError`
+next to the fields it names.
 """
 
 import uuid
+from collections.abc import Iterable
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
-from market.models import Order
-from market.services.orders import OrderRequest, order_request_parse
+from market.core.money import (
+    DECIMAL_PLACEHOLDER,
+    EUR,
+    MAX_FEE_RATE,
+    MAX_PRICE,
+    WHOLE_PLACEHOLDER,
+    parse_amount,
+    parse_rate,
+)
+from market.core.placement import OrderRequest
+from market.models import Market, MarketMakerClient, Order
+from market.selectors import asset_codes
+from market.services.market_makers import market_maker_funding_parse
+from market.services.markets import market_settings_check
+from market.services.orders import order_request_parse
 
 AMOUNT_BY_QUANTITY = "quantity"
 AMOUNT_BY_EUR = "eur"
-# Service error keys that have no input of their own on this form.
-NON_FIELD_KEYS = {"market", "client_order_id", NON_FIELD_ERRORS}
+
+
+def apply_service_errors(
+    form: forms.Form, error: ValidationError, rename: dict | None = None
+) -> None:
+    """Attach a service's ValidationError to `form`: keyed messages go to the field of the
+    same name (after `rename`), the rest above the form; a message already shown on its
+    field is not repeated."""
+    rename = rename or {}
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error.messages)
+        return
+    for key, messages in error.message_dict.items():
+        field = rename.get(key, key)
+        if field == NON_FIELD_ERRORS or field not in form.fields:
+            field = None
+        for message in messages:
+            if field is not None and message in form.errors.get(field, ()):
+                continue
+            form.add_error(field, message)
+
+
+def number_input(
+    label: str, *, whole: bool = False, required: bool = False, help_text: str = ""
+) -> forms.CharField:
+    """A text input for an amount, price or quantity: parsed by the strict parser, never by
+    the browser or a localised number field; its placeholder shows the expected form."""
+    return forms.CharField(
+        label=label,
+        required=required,
+        max_length=32,
+        strip=True,
+        help_text=help_text,
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": WHOLE_PLACEHOLDER if whole else DECIMAL_PLACEHOLDER,
+                "inputmode": "numeric" if whole else "decimal",
+                "autocomplete": "off",
+            }
+        ),
+    )
+
+
+def asset_amount_input(label: str, *, asset: str, required: bool = False, help_text=""):
+    """`number_input` for an amount of `asset`: EUR to the cent, certificates whole."""
+    return number_input(label, whole=asset != EUR, required=required, help_text=help_text)
+
+
+class StrictDecimalField(forms.CharField):
+    """A decimal model field's form field, parsed by the strict parser (Django's own
+    DecimalField takes "1e4", "1_000" and non-ASCII digits)."""
+
+    def __init__(self, *, parse, whole: bool = False, **kwargs):
+        self.parse = parse
+        kwargs.setdefault("max_length", 32)
+        attrs = {"placeholder": WHOLE_PLACEHOLDER if whole else DECIMAL_PLACEHOLDER}
+        kwargs.setdefault("widget", forms.TextInput(attrs={**attrs, "inputmode": "decimal"}))
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value):
+        return "" if value is None else str(value)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value in self.empty_values:
+            return None
+        try:
+            return self.parse(value, field="value")
+        except ValidationError as error:
+            raise ValidationError(error.message_dict["value"]) from None
+
+
+# --- Order entry ------------------------------------------------------------------------
 
 
 class OrderEntryForm(forms.Form):
+    """The cash market's order entry: raw input → `OrderRequest`, errors next to fields.
+
+    Parsing is `order_request_parse`; this form only picks which of the amount inputs
+    counts (quantity, or the EUR amount of a market buy)."""
+
+    # Service error keys that have no input of their own on this form.
+    NON_FIELD_KEYS = frozenset({"market", "client_order_id", NON_FIELD_ERRORS})
+
     side = forms.ChoiceField(choices=Order.Side.choices, initial=Order.Side.BUY)
     order_type = forms.ChoiceField(choices=Order.Type.choices, initial=Order.Type.LIMIT)
     amount_mode = forms.ChoiceField(
@@ -27,11 +123,9 @@ class OrderEntryForm(forms.Form):
         initial=AMOUNT_BY_QUANTITY,
         required=False,
     )
-    # Text, not number fields: the service parses them (whole certificates, the tick, no
-    # floats) and its messages say what is wrong.
-    price = forms.CharField(label="Limit price", required=False, max_length=32, strip=True)
-    quantity = forms.CharField(label="Quantity", required=False, max_length=32, strip=True)
-    eur_budget = forms.CharField(label="Amount", required=False, max_length=32, strip=True)
+    price = number_input("Limit price")
+    quantity = number_input("Quantity", whole=True)
+    eur_budget = number_input("Amount")
     client_order_id = forms.CharField(
         required=False, max_length=64, widget=forms.HiddenInput, strip=True
     )
@@ -42,8 +136,6 @@ class OrderEntryForm(forms.Form):
         self.order_request: OrderRequest | None = None
         if not self.is_bound:
             self.initial.setdefault("client_order_id", uuid.uuid4().hex)
-
-    # --- what the inputs mean --------------------------------------------------------
 
     def value(self, name: str) -> str:
         """The submitted (or initial) value of a field, as text."""
@@ -71,8 +163,6 @@ class OrderEntryForm(forms.Form):
     def amount_field(self) -> str:
         return "eur_budget" if self.by_eur else "quantity"
 
-    # --- validation ------------------------------------------------------------------
-
     def clean(self):
         cleaned = super().clean()
         if self.errors:
@@ -97,13 +187,8 @@ class OrderEntryForm(forms.Form):
 
     def add_service_error(self, error: ValidationError) -> None:
         """Show a service's ValidationError next to the fields it names."""
-        if not hasattr(error, "error_dict"):
-            self.add_error(None, error.messages)
-            return
-        for key, messages in error.message_dict.items():
-            field = None if key in NON_FIELD_KEYS or key not in self.fields else key
-            for message in messages:
-                self.add_error(field, message)
+        rename = dict.fromkeys(self.NON_FIELD_KEYS, NON_FIELD_ERRORS)
+        apply_service_errors(self, error, rename=rename)
         self.order_request = None
 
     def fresh(self) -> "OrderEntryForm":
@@ -113,3 +198,197 @@ class OrderEntryForm(forms.Form):
         if self.chosen_type == Order.Type.LIMIT:
             keep["price"] = self.value("price")
         return OrderEntryForm(market_code=self.market_code, initial=keep)
+
+
+# --- Market makers ------------------------------------------------------------------------
+
+
+class MarketMakerCreateForm(forms.ModelForm):
+    """Identity plus type-specific initial funding: one optional input per asset, named
+    after it (`eur`, `cea`, …). The back office's page and the admin's add view."""
+
+    class Meta:
+        model = MarketMakerClient
+        fields = ("name", "mm_type", "description")
+        widgets = {"mm_type": forms.RadioSelect, "description": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["mm_type"].initial = MarketMakerClient.Type.LIQUIDITY_PROVIDER
+        self.fields["mm_type"].choices = MarketMakerClient.Type.choices
+        self.assets = asset_codes()
+        for asset in self.assets:
+            self.fields[asset.lower()] = asset_amount_input(
+                f"Initial {asset}",
+                asset=asset,
+                help_text="Liquidity providers only."
+                if asset == EUR
+                else "Asset holders only, whole certificates.",
+            )
+
+    @property
+    def eur_field(self):
+        return self[EUR.lower()]
+
+    @property
+    def certificate_fields(self) -> list:
+        """The bound funding inputs of every market's certificate."""
+        return [self[asset.lower()] for asset in self.assets if asset != EUR]
+
+    @property
+    def certificate_errors(self) -> bool:
+        return any(field.errors for field in self.certificate_fields)
+
+    def funding(self) -> dict[str, str]:
+        """{asset: amount as typed} for every funding input that was filled in."""
+        return {
+            asset: self.cleaned_data[asset.lower()]
+            for asset in self.assets
+            if self.cleaned_data.get(asset.lower())
+        }
+
+    def clean(self):
+        """The service's own checks of what it would create (type-specific funding), so
+        a refusal shows next to its input before anything is written."""
+        cleaned = super().clean()
+        if cleaned.get("mm_type") in MarketMakerClient.Type.values:
+            try:
+                market_maker_funding_parse(mm_type=cleaned["mm_type"], funding=self.funding())
+            except ValidationError as error:
+                apply_service_errors(self, error)
+        return cleaned
+
+
+class MarketMakerEditForm(forms.ModelForm):
+    """What may change once a maker exists: its name and description."""
+
+    class Meta:
+        model = MarketMakerClient
+        fields = ("name", "description")
+
+
+class AssetAmountForm(forms.Form):
+    """An amount of one asset: funding or withdrawing a market maker, or a trader."""
+
+    asset = forms.ChoiceField(label="Asset")
+    amount = number_input(
+        "Amount", required=True, help_text="EUR with at most two decimals; certificates whole."
+    )
+
+    def __init__(self, *args, assets: Iterable[str], amount_label: str = "Amount", **kwargs):
+        super().__init__(*args, **kwargs)
+        assets = list(assets)
+        self.fields["asset"].choices = [(asset, asset) for asset in assets]
+        self.fields["amount"].label = amount_label
+        if len(assets) == 1:
+            self.fields["asset"].initial = assets[0]
+
+
+class HolderTransferForm(AssetAmountForm):
+    """A staff deposit into, or withdrawal from, a trader's available balance."""
+
+    note = forms.CharField(
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="Why: a bank transfer reference, a correction… Kept on the audit ticket.",
+    )
+
+
+class MarketMakerDeactivateForm(forms.Form):
+    cancel_open_orders = forms.BooleanField(
+        label="Cancel its open orders and release their funds",
+        required=False,
+        help_text="Needed when a market maker has open orders.",
+    )
+
+
+# --- Markets ------------------------------------------------------------------------------
+
+
+def _rate(value, *, field):
+    return parse_rate(value, field=field, maximum=MAX_FEE_RATE)
+
+
+def _price(value, *, field):
+    return parse_amount(value, field=field, maximum=MAX_PRICE)
+
+
+class MarketForm(forms.ModelForm):
+    """A market's settings (and, for a new market, its code and name). Numbers are parsed
+    strictly; `market.services.markets` checks what depends on the book."""
+
+    tick_size = StrictDecimalField(parse=_price, label="Tick size", help_text="EUR, e.g. 0.01")
+    default_reference_price = StrictDecimalField(
+        parse=_price, label="Default reference price", help_text="EUR per certificate"
+    )
+    buy_fee_rate = StrictDecimalField(parse=_rate, label="Buy fee rate", help_text="0.005 = 0.5 %")
+    sell_fee_rate = StrictDecimalField(
+        parse=_rate, label="Sell fee rate", help_text="0.005 = 0.5 %"
+    )
+
+    SETTINGS = (
+        "tick_size",
+        "default_reference_price",
+        "buy_fee_rate",
+        "sell_fee_rate",
+        "trading_enabled",
+    )
+
+    class Meta:
+        model = Market
+        fields = (
+            "code",
+            "name",
+            "tick_size",
+            "default_reference_price",
+            "buy_fee_rate",
+            "sell_fee_rate",
+            "trading_enabled",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # A market's code is its asset's code in every balance and ledger entry.
+            self.fields["code"].disabled = True
+        for name in ("tick_size", "default_reference_price"):
+            self.fields[name].required = True
+        self.fields["buy_fee_rate"].required = self.fields["sell_fee_rate"].required = True
+
+    def clean_code(self):
+        code = self.cleaned_data["code"]
+        return code.upper() if isinstance(code, str) and not self.instance.pk else code
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and cleaned.get("tick_size") is not None:
+            try:
+                market_settings_check(
+                    market=self.instance, changes={"tick_size": cleaned["tick_size"]}
+                )
+            except ValidationError as error:
+                apply_service_errors(self, error)
+        return cleaned
+
+
+class MarketMakerFiltersForm(forms.Form):
+    mm_type = forms.ChoiceField(
+        label="Type",
+        required=False,
+        choices=[("", "All types"), *MarketMakerClient.Type.choices],
+    )
+    active = forms.ChoiceField(
+        label="Status",
+        required=False,
+        choices=[("", "Active and inactive"), ("yes", "Active"), ("no", "Inactive")],
+    )
+
+    def queryset_filters(self) -> dict:
+        data = self.cleaned_data if self.is_valid() else {}
+        filters = {}
+        if data.get("mm_type"):
+            filters["mm_type"] = data["mm_type"]
+        if data.get("active"):
+            filters["is_active"] = data["active"] == "yes"
+        return filters

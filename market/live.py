@@ -5,8 +5,8 @@ unchanged (a `304`) or asks for a book version that another poll has already ren
 two reads such a poll still made were the book version and the session + user behind the
 cookie: both are answered here from memory, kept current by PostgreSQL itself.
 
-`LiveFeed` holds one extra connection per process that `LISTEN`s on `CHANNEL`. Triggers
-(migration `market.0004`) `NOTIFY` it, in the writing transaction, whenever
+`LiveFeed` holds one extra connection per process that `LISTEN`s (`market.db.notifications`).
+Triggers (migration `market.0003`) `NOTIFY` it, in the writing transaction, whenever
 
 - a market's `book_version` changes (`book:<code>:<version>`);
 - a session row is updated or deleted, e.g. by a logout (`session:<md5 of its key>`);
@@ -22,9 +22,11 @@ notifications arrive, so that an idle process never leaves them queued in Postgr
 Rules that keep this safe:
 
 - **Fail closed.** While the listener is not connected (SQLite, a dropped connection, the
-  feature switched off by `MARKET_LIVE_FEED`), `connected` is False and callers read the
-  database as before. Each (re)connection starts a new `epoch`; sessions remembered in an
-  earlier epoch are never trusted again, because notifications may have been missed.
+  feature switched off by `MARKET_LIVE_FEED`, a session engine whose sessions the triggers
+  cannot see), `connected` is False and callers read the database as before. The system
+  check `market.E001` refuses that last configuration outright. Each (re)connection
+  starts a new `epoch`; sessions remembered in an earlier epoch are never trusted again,
+  because notifications may have been missed.
 - **Only the poll** trusts the session cache, and only for `is_authenticated`: the book
   it serves is the same for every trader. Every other view authenticates against the
   database, every time.
@@ -50,9 +52,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection
 
+from market.checks import FEED_SESSION_ENGINES
+from market.db import notifications
+
 log = logging.getLogger(__name__)
 
-CHANNEL = "carbon_live"
 RECONNECT_AFTER = 5.0  # seconds between attempts while PostgreSQL cannot be reached
 SESSION_TTL = 60.0  # seconds: the longest a remembered session is trusted
 MAX_SESSIONS = 10_000
@@ -100,7 +104,11 @@ class LiveFeed:
 
     @staticmethod
     def enabled() -> bool:
-        return bool(getattr(settings, "MARKET_LIVE_FEED", False)) and _on_postgresql()
+        return (
+            bool(getattr(settings, "MARKET_LIVE_FEED", False))
+            and _on_postgresql()
+            and settings.SESSION_ENGINE in FEED_SESSION_ENGINES
+        )
 
     @property
     def connected(self) -> bool:
@@ -140,7 +148,7 @@ class LiveFeed:
             # below) are handed to this handler; the rest are drained by `_drain`.
             self.versions = {}
             conn.add_notify_handler(lambda notify: self._apply(notify.payload))
-            conn.execute(f"LISTEN {CHANNEL}")
+            notifications.listen(conn)
             # Read after LISTEN: a change committed in between is both read and notified.
             rows = self._read_versions(conn).items()
         except Exception:
@@ -225,10 +233,7 @@ class LiveFeed:
 
     @staticmethod
     def _read_versions(conn) -> dict[str, int]:
-        from market.models import Market
-
-        rows = conn.execute(f"SELECT code, book_version FROM {Market._meta.db_table}").fetchall()
-        return {code: int(version) for code, version in rows}
+        return notifications.book_versions(conn)
 
     # --- book versions --------------------------------------------------------------
 

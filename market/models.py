@@ -1,5 +1,7 @@
 """Holders, balances and the ledger; markets, orders and trades; market makers; audit tickets.
 
+Markets are rows: each one trades its own certificate (an asset named by the market's
+code) for EUR, and the assets a balance can hold are EUR and every market's code.
 Balances change only through `market.services.ledger` (see its docstring for the locking
 rules). Ledger entries and tickets are immutable once written.
 """
@@ -8,24 +10,19 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 
-EUR_PLACES = Decimal("0.01")
+from market.core import makers
+from market.core.money import CENT, EUR, MAX_FEE_RATE
+from market.core.placement import MarketRules, average_price, reserve_asset_of
 
-
-class Asset(models.TextChoices):
-    EUR = "EUR", "Euro"
-    CEA = "CEA", "China Emission Allowance"
-    EUA = "EUA", "EU Allowance"
-
-
-CERTIFICATES = (Asset.CEA, Asset.EUA)
-
-
-class MarketCode(models.TextChoices):
-    CEA = "CEA", "CEA / EUR"
-    EUA = "EUA", "EUA / EUR"
+ASSET_LENGTH = 12
+market_code_validator = RegexValidator(
+    r"^[A-Z][A-Z0-9]{1,11}\Z",
+    "A market code is 2 to 12 capital letters or digits, starting with a letter, e.g. UKA.",
+)
 
 
 def money_field(**kwargs):
@@ -44,7 +41,13 @@ def rate_field(**kwargs):
 class Market(models.Model):
     """One certificate traded for EUR. The row doubles as the market's matching lock."""
 
-    code = models.CharField(max_length=3, choices=MarketCode.choices, unique=True)
+    code = models.CharField(
+        max_length=ASSET_LENGTH,
+        unique=True,
+        validators=[market_code_validator],
+        help_text="Also the code of the certificate it trades, e.g. CEA.",
+    )
+    name = models.CharField(max_length=100, help_text="The certificate, e.g. EU Allowance.")
     tick_size = price_field(default=Decimal("0.01"))
     default_reference_price = price_field()
     buy_fee_rate = rate_field(default=Decimal("0.005"), help_text="0.005 = 0.5 %")
@@ -57,29 +60,39 @@ class Market(models.Model):
     class Meta:
         ordering = ["code"]
         constraints = [
+            models.CheckConstraint(condition=~Q(code=EUR), name="market_code_not_eur"),
             models.CheckConstraint(condition=Q(tick_size__gt=0), name="market_tick_positive"),
             models.CheckConstraint(
                 condition=Q(default_reference_price__gt=0), name="market_reference_positive"
             ),
             models.CheckConstraint(
-                condition=Q(buy_fee_rate__gte=0, buy_fee_rate__lt=Decimal("0.1"))
-                & Q(sell_fee_rate__gte=0, sell_fee_rate__lt=Decimal("0.1")),
+                condition=Q(buy_fee_rate__gte=0, buy_fee_rate__lt=MAX_FEE_RATE)
+                & Q(sell_fee_rate__gte=0, sell_fee_rate__lt=MAX_FEE_RATE),
                 name="market_fee_rates_in_range",
             ),
         ]
 
     def __str__(self):
-        return self.get_code_display()
+        return f"{self.code} / {EUR}"
 
     @property
-    def asset(self) -> str:
-        return self.code
+    def rules(self) -> MarketRules:
+        """The settings the placement core works with, as this instance holds them."""
+        return MarketRules(
+            self.pk,
+            self.code,
+            self.tick_size,
+            self.buy_fee_rate,
+            self.sell_fee_rate,
+            self.trading_enabled,
+            self.default_reference_price,
+        )
 
     def clean(self):
         errors = {}
-        if self.tick_size is not None and (
-            self.tick_size <= 0 or self.tick_size % EUR_PLACES != 0
-        ):
+        if self.code == EUR:
+            errors["code"] = "EUR is the currency every market trades against."
+        if self.tick_size is not None and (self.tick_size <= 0 or self.tick_size % CENT != 0):
             errors["tick_size"] = "The tick must be a positive multiple of €0.01."
         elif (
             self.tick_size
@@ -126,16 +139,12 @@ class Holder(models.Model):
     def __str__(self):
         return self.name
 
-    @property
-    def pays_fees(self) -> bool:
-        return self.kind != self.Kind.MARKET_MAKER
-
 
 class Balance(models.Model):
     """What a holder has of one asset: available to use, and locked behind open orders."""
 
     holder = models.ForeignKey(Holder, on_delete=models.PROTECT, related_name="balances")
-    asset = models.CharField(max_length=3, choices=Asset.choices)
+    asset = models.CharField(max_length=ASSET_LENGTH, help_text="EUR or a market's code")
     available = money_field(default=Decimal("0"))
     locked = money_field(default=Decimal("0"))
 
@@ -178,7 +187,7 @@ class TicketLog(ImmutableModel):
         SUCCESS = "SUCCESS", "Success"
         FAILED = "FAILED", "Failed"
 
-    # TKT-YYYY-NNNNNN, derived from the primary key by the database right after insert.
+    # TKT-YYYY-NNNNNN: the year and the primary key, allocated before the row is written.
     ticket_id = models.CharField(max_length=32, unique=True, null=True, editable=False)
     action_type = models.CharField(max_length=40, db_index=True)
     entity_type = models.CharField(max_length=40)
@@ -218,8 +227,8 @@ class MarketMakerClient(models.Model):
     and offer."""
 
     class Type(models.TextChoices):
-        LIQUIDITY_PROVIDER = "LIQUIDITY_PROVIDER", "Liquidity provider"
-        ASSET_HOLDER = "ASSET_HOLDER", "Asset holder"
+        LIQUIDITY_PROVIDER = makers.LIQUIDITY_PROVIDER, "Liquidity provider"
+        ASSET_HOLDER = makers.ASSET_HOLDER, "Asset holder"
 
     holder = models.OneToOneField(Holder, on_delete=models.PROTECT, related_name="market_maker")
     # MM-001, derived from the primary key by the database right after insert.
@@ -245,16 +254,10 @@ class MarketMakerClient(models.Model):
     def __str__(self):
         return f"{self.code} {self.name}"
 
-    @property
-    def funding_assets(self) -> tuple[str, ...]:
-        """The assets this type may hold: EUR for providers, certificates for holders."""
-        if self.mm_type == self.Type.LIQUIDITY_PROVIDER:
-            return (Asset.EUR,)
-        return CERTIFICATES
-
-    @property
-    def order_side(self) -> str:
-        return Order.Side.BUY if self.mm_type == self.Type.LIQUIDITY_PROVIDER else Order.Side.SELL
+    def may_hold(self, asset: str) -> bool:
+        """Whether this maker may be funded with `asset`: EUR for providers, certificates
+        for asset holders."""
+        return makers.may_hold(self.mm_type, asset)
 
 
 class Order(models.Model):
@@ -298,12 +301,14 @@ class Order(models.Model):
     reserved = money_field(default=Decimal("0"))
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     status_reason = models.CharField(max_length=120, blank=True)
-    liquidity_operation = models.ForeignKey(
-        "liquidity.LiquidityOperation",
+    # The audited staff action that placed the order (a liquidity operation's ticket);
+    # none for the orders traders place themselves.
+    ticket = models.ForeignKey(
+        TicketLog,
         null=True,
         blank=True,
         on_delete=models.PROTECT,
-        related_name="orders",
+        related_name="placed_orders",
         db_index=False,  # partial index in Meta: traders' orders have none
     )
     client_order_id = models.CharField(max_length=64, null=True, blank=True)
@@ -351,11 +356,9 @@ class Order(models.Model):
                 name="order_book_idx",
             ),
             models.Index(fields=["owner", "status", "-id"], name="order_owner_idx"),
-            # Only liquidity orders have an operation; lookups by operation imply NOT NULL.
+            # Only orders placed by a staff action have a ticket; a lookup implies NOT NULL.
             models.Index(
-                fields=["liquidity_operation"],
-                condition=Q(liquidity_operation__isnull=False),
-                name="order_liquidity_op_idx",
+                fields=["ticket"], condition=Q(ticket__isnull=False), name="order_ticket_idx"
             ),
         ]
 
@@ -372,13 +375,11 @@ class Order(models.Model):
 
     @property
     def reserve_asset(self) -> str:
-        return Asset.EUR if self.side == self.Side.BUY else self.market.code
+        return reserve_asset_of(self.side, self.market.code)
 
     @property
     def average_price(self) -> Decimal | None:
-        if not self.filled_quantity:
-            return None
-        return (self.filled_value / self.filled_quantity).quantize(Decimal("0.0001"))
+        return average_price(self.filled_value, self.filled_quantity)
 
 
 class Trade(ImmutableModel):
@@ -434,7 +435,7 @@ class LedgerEntry(ImmutableModel):
     holder = models.ForeignKey(
         Holder, on_delete=models.PROTECT, related_name="ledger_entries", db_index=False
     )
-    asset = models.CharField(max_length=3, choices=Asset.choices)
+    asset = models.CharField(max_length=ASSET_LENGTH)
     kind = models.CharField(max_length=12, choices=Kind.choices)
     available_delta = money_field(default=Decimal("0"))
     locked_delta = money_field(default=Decimal("0"))

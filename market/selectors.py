@@ -8,25 +8,30 @@ trades (pinned by `market/tests/test_selectors.py`):
   it returns).
 - `cached_order_book`: 1 on a cache hit (the market's `book_version`), 3 on a miss.
 - `market_stats`: 2. `recent_trades`: 1.
-  `best_prices`: 1. `open_orders_for` / `order_history_for`: 1.
+  `open_orders_for` / `order_history_for`: 1. `market_codes` / `asset_codes`: 1.
 
 Aggregates are computed in SQL. SQLite adds NUMERIC columns as floating point, so EUR sums
 are quantized back to cents and certificate sums converted to int (PostgreSQL returns
 SUM(bigint) as numeric).
 """
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import NamedTuple
 
 from django.core.cache import cache
 from django.db.models import Count, F, Max, Min, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from market.book import OrderBook, build_order_book
-from market.models import Holder, Market, Order, Trade
+from market.core import placement as core
+from market.core.book import OrderBook, build_order_book
+from market.core.money import EUR
+from market.core.placement import Account, MarketRules, OrderRequest, Outcome
+from market.db.balances import available_of
+from market.db.orders import RestingBook, first_batch, opposite
+from market.models import Balance, Holder, Market, MarketMakerClient, Order, Trade, money_field
 
 CENT = Decimal("0.01")
 PCT_PLACES = Decimal("0.01")
@@ -35,6 +40,9 @@ MAX_DEPTH = 500
 MAX_TRADES = 500
 MAX_ORDERS = 500
 STATS_WINDOW = timedelta(hours=24)
+# The estimate reads the book without a lock: an order of up to this many certificates
+# gets every resting order its walk can reach in one read.
+ESTIMATE_FIRST_BATCH_CAP = 4096
 # Entries are keyed by version, so they never go stale; the timeout only frees memory.
 BOOK_CACHE_TIMEOUT = 300
 
@@ -46,6 +54,24 @@ def _clamp(value: int, maximum: int, name: str) -> int:
     if value < 1:
         raise ValueError(f"{name} must be at least 1")
     return min(value, maximum)
+
+
+# --- Markets and assets -------------------------------------------------------------------
+
+
+def markets_list() -> list[Market]:
+    """Every market, by code. One query."""
+    return list(Market.objects.order_by("code"))
+
+
+def market_codes() -> tuple[str, ...]:
+    """The code of every market, which is also the code of the certificate it trades."""
+    return tuple(Market.objects.order_by("code").values_list("code", flat=True))
+
+
+def asset_codes() -> tuple[str, ...]:
+    """Every asset a balance can hold: EUR, then each market's certificate."""
+    return (EUR, *market_codes())
 
 
 # --- Order book -------------------------------------------------------------------------
@@ -127,38 +153,6 @@ def cached_order_book(*, market_code: str, depth: int = DEFAULT_DEPTH) -> OrderB
         book = order_book(market=market, depth=depth)
         cache.set(key, book, BOOK_CACHE_TIMEOUT)
     return book
-
-
-class BestPrices(NamedTuple):
-    best_bid: Decimal | None
-    best_ask: Decimal | None
-    last_price: Decimal | None
-
-
-def best_prices(*, market: Market) -> BestPrices:
-    """Best bid, best ask and last trade price in one query (three top-1 index lookups),
-    for the liquidity plan's reference price."""
-
-    def best(side: str, ordering: str):
-        return Subquery(
-            Order.objects.filter(market=OuterRef("pk"), side=side, status__in=Order.RESTING)
-            .order_by(ordering)
-            .values("price")[:1]
-        )
-
-    row = (
-        Market.objects.filter(pk=market.pk)
-        .annotate(
-            best_bid=best(Side.BUY, "-price"),
-            best_ask=best(Side.SELL, "price"),
-            last_price=Subquery(
-                Trade.objects.filter(market=OuterRef("pk")).order_by("-id").values("price")[:1]
-            ),
-        )
-        .values_list("best_bid", "best_ask", "last_price")
-        .get()
-    )
-    return BestPrices(*(None if price is None else Decimal(price).quantize(CENT) for price in row))
 
 
 # --- Market data ------------------------------------------------------------------------
@@ -322,277 +316,159 @@ def order_history_for(
 # --- Order entry: balances and the live estimate (read-only, no locks) -------------------
 
 
-def holder_balances(*, holder: Holder) -> dict:
-    """`holder`'s balance rows (`Balance`) by asset (EUR, CEA, EUA). One query."""
-    from market.models import Balance
-
+def holder_balances(*, holder: Holder) -> dict[str, Balance]:
+    """`holder`'s balance rows by asset (EUR and every market's certificate). One query."""
     return {row.asset: row for row in Balance.objects.filter(holder=holder)}
 
 
-@dataclass(frozen=True)
-class OrderEstimate:
-    """What an order would do against the book as it is now: the order-entry preview.
-
-    Computed like `order_place` walks the book (price-time, fees on cumulative value, the
-    resting order's price), over price levels rather than single orders, without locks:
-    the book may move before the order arrives. The trader's own resting orders on the
-    other side stop the walk (self-trade prevention), so their level and everything
-    behind it is left out.
-
-    `total` is, for a buy, the EUR it costs (immediate fills plus, for a limit order, the
-    rest at its limit price, fees included: an upper bound); for a sell, the EUR it brings
-    in after fees. `fee` is likewise the fee on everything the order may trade.
-    """
-
-    side: str
-    order_type: str
-    asset: str
-    fee_rate: Decimal
-    quantity: int  # certificates the order trades or rests: filled + resting
-    fill_quantity: int  # certificates that trade at once
-    fill_value: Decimal
-    rest_quantity: int  # a limit order's remainder that rests in the book
-    unfilled_quantity: int  # a market order's remainder that is cancelled
-    average_price: Decimal | None  # over fill + rest, 4 places
-    fee: Decimal
-    total: Decimal
-    reservation: Decimal  # what placement checks against the available balance
-    reserve_asset: str
-    available_eur: Decimal
-    available_certificates: Decimal
-    eur_after: Decimal  # available EUR once the order is placed (fills settled)
-    certificates_after: Decimal
-    insufficient: bool
-    warnings: tuple[str, ...]
-
-    @property
-    def buying(self) -> bool:
-        return self.side == Side.BUY
-
-
-def _estimate_levels(market: Market, holder: Holder, side: str, limit_price, depth: int):
-    """Levels of `side` (best first) other traders rest, up to the holder's own best
-    order on that side; and that own price (None without one). Two queries."""
-    buying_side = side == Side.BUY
-    own = (
-        Order.objects.filter(owner=holder, market=market, side=side, status__in=Order.RESTING)
-        .order_by("-price" if buying_side else "price")
-        .values_list("price", flat=True)
-        .first()
+def order_estimate(
+    *, holder: Holder, request: OrderRequest, available: Mapping[str, Decimal] | None = None
+) -> Outcome:
+    """What placing `request` would do against the book as it is now: the placement core
+    (`market.core.placement.place`) on an unlocked read, so the estimate and the placement
+    are one computation; nothing is written, and the book may move before the order
+    arrives. `available` is the holder's available balance by asset (read here if not
+    given). Queries: the book (in one read for an order of up to
+    `ESTIMATE_FIRST_BATCH_CAP` certificates, else in batches growing eightfold as the
+    walk reads them), and the balances."""
+    book = RestingBook(
+        market_id=request.market.market_id,
+        side=opposite(request.side),
+        limit_price=request.price,
+        first=first_batch(request.quantity, cap=ESTIMATE_FIRST_BATCH_CAP),
     )
-    queryset = Order.objects.filter(market=market, side=side, status__in=Order.RESTING).exclude(
-        owner=holder
-    )
-    bound = {}
-    if limit_price is not None:
-        bound["price__gte" if buying_side else "price__lte"] = limit_price
-    if own is not None:
-        bound["price__gt" if buying_side else "price__lt"] = own
-    rows = (
-        queryset.filter(**bound)
-        .values("price")
-        .annotate(remaining=Sum(F("quantity") - F("filled_quantity")))
-        .order_by("-price" if buying_side else "price")
-        .values_list("price", "remaining")[:depth]
-    )
-    return [(Decimal(price), int(remaining)) for price, remaining in rows], own
-
-
-def order_estimate(*, holder: Holder, order, balances: dict | None = None) -> OrderEstimate:
-    """Preview a parsed order (`market.services.orders.OrderRequest`) for `holder`.
-
-    Read-only: three queries (balances unless given as `holder_balances` returns them,
-    the holder's own best opposite price, the opposite side's levels within the limit
-    price), whatever the size of the book.
-    """
-    from market.matching import BookOrder, buy_reservation_needed, match
-    from market.money import fee_on, format_eur
-
-    market = order.market
-    buying = order.side == Side.BUY
-    fee_rate = Decimal("0")
-    if holder.pays_fees:
-        fee_rate = market.buy_fee_rate if buying else market.sell_fee_rate
-    if balances is None:
-        balances = holder_balances(holder=holder)
-    available_eur = balances["EUR"].available if "EUR" in balances else Decimal("0")
-    available_cert = balances[market.code].available if market.code in balances else Decimal("0")
-
-    opposite = Side.SELL if buying else Side.BUY
-    levels, own_price = _estimate_levels(market, holder, opposite, order.price, MAX_DEPTH)
-    book = [
-        BookOrder(order_id=index, owner_id=0, price=price, remaining=remaining, fee_rate=0)
-        for index, (price, remaining) in enumerate(levels)
-    ]
-    result = match(
-        taker_owner_id=holder.pk,
-        side=order.side,
+    if available is None:
+        available = available_of(holder.pk)
+    return core.place(
+        market=request.market,
+        account=Account(holder.pk, holder.kind),
+        request=request,
         book=book,
-        taker_fee_rate=fee_rate,
-        limit_price=order.price,
-        quantity=order.quantity,
-        eur_budget=order.eur_budget,
+        available=lambda keys: available,
     )
-    filled, value = result.filled_quantity, result.filled_value
-    book_quantity = sum(remaining for _, remaining in levels)
-    warnings: list[str] = []
-    other = "sell" if buying else "buy"
-    is_limit = order.order_type == Order.Type.LIMIT
-
-    rest = unfilled = 0
-    if is_limit:
-        rest = order.quantity - filled
-        rest_value = order.price * rest
-        fee = fee_on(value + rest_value, fee_rate)
-        quantity = order.quantity
-        traded_value = value + rest_value
-        if buying:
-            total = traded_value + fee
-            reservation = order.price * order.quantity + fee_on(
-                order.price * order.quantity, fee_rate
-            )
-            # Available falls by the fills' cost and what stays locked for the rest.
-            still = buy_reservation_needed(
-                price=order.price,
-                remaining=rest,
-                filled_value=value,
-                fee_paid=result.fee_paid,
-                fee_rate=fee_rate,
-            )
-            eur_after = available_eur - (value + result.fee_paid) - still
-            cert_after = available_cert + filled
-        else:
-            total = traded_value - fee
-            reservation = Decimal(order.quantity)
-            eur_after = available_eur + value - result.fee_paid
-            cert_after = available_cert - order.quantity
-        if filled:
-            warnings.append(
-                f"Crosses the spread: {filled:,} trade at once, "
-                + (f"{rest:,} rest in the book at your price." if rest else "none rest.")
-            )
-    else:
-        fee = result.fee_paid
-        quantity = filled
-        traded_value = value
-        if order.quantity is not None:
-            unfilled = order.quantity - filled
-        if buying:
-            total = value + fee
-            reservation = order.eur_budget if order.eur_budget is not None else total
-            eur_after = available_eur - total
-            cert_after = available_cert + filled
-        else:
-            total = value - fee
-            reservation = Decimal(order.quantity)
-            eur_after = available_eur + total
-            cert_after = available_cert - filled
-        if not levels:
-            warnings.append(f"There are no {other} orders to trade with.")
-        elif not filled and order.eur_budget is not None:
-            warnings.append("This amount does not buy a single certificate at the best offer.")
-        elif unfilled:
-            warnings.append(
-                f"Partial fill: only {filled:,} {market.code} can trade now; "
-                f"the other {unfilled:,} will be cancelled."
-            )
-        elif order.eur_budget is not None and filled == book_quantity:
-            warnings.append(
-                f"The book holds only {filled:,} {market.code} on offer; "
-                f"{format_eur(order.eur_budget - total)} of your amount stays unspent."
-            )
-    walked_all = filled == book_quantity
-    blocked = rest if is_limit else (unfilled or order.eur_budget is not None)
-    if own_price is not None and walked_all and blocked and _crosses(order, own_price):
-        warnings.append(
-            f"Your own {other} order at {format_eur(own_price)} stops the walk there "
-            "(no trading with yourself)."
-        )
-    reserve_asset = "EUR" if buying else market.code
-    available = available_eur if buying else available_cert
-    insufficient = reservation > available
-    if insufficient:
-        needed = format_eur(reservation) if buying else f"{reservation:,.0f} {market.code}"
-        have = format_eur(available) if buying else f"{available:,.0f} {market.code}"
-        warnings.append(f"Insufficient {reserve_asset}: {needed} needed, {have} available.")
-    if not market.trading_enabled:
-        warnings.append(f"Trading in {market.code} is paused.")
-    average = None
-    if quantity:
-        average = (traded_value / quantity).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
-    return OrderEstimate(
-        side=order.side,
-        order_type=order.order_type,
-        asset=market.code,
-        fee_rate=fee_rate,
-        quantity=quantity,
-        fill_quantity=filled,
-        fill_value=value,
-        rest_quantity=rest,
-        unfilled_quantity=unfilled,
-        average_price=average,
-        fee=fee,
-        total=total,
-        reservation=reservation,
-        reserve_asset=reserve_asset,
-        available_eur=available_eur,
-        available_certificates=available_cert,
-        eur_after=eur_after,
-        certificates_after=cert_after,
-        insufficient=insufficient,
-        warnings=tuple(warnings),
-    )
-
-
-def _crosses(order, own_price: Decimal) -> bool:
-    """Whether an order's price reaches the holder's own opposite order (a market order
-    always does)."""
-    if order.price is None:
-        return True
-    if order.side == Side.BUY:
-        return order.price >= own_price
-    return order.price <= own_price
 
 
 def order_max_amount(
-    *, holder: Holder, market: Market, side: str, order_type: str, price=None, by_eur=False
-):
-    """The most a trader can put into an order (the order form's MAX): for a sell, every
-    available certificate; for a market buy by EUR amount, the available EUR; for a limit
-    buy, the certificates the available EUR reserves at `price` with the fee (None
-    without a price); for a market buy by quantity, what the available EUR buys walking
-    the book now. At most three queries."""
-    from market.matching import BookOrder, affordable_quantity, match
-    from market.money import MAX_QUANTITY
-
-    balances = holder_balances(holder=holder)
-    if side == Side.SELL:
-        row = balances.get(market.code)
-        return min(int(row.available) if row else 0, MAX_QUANTITY)
-    available = balances["EUR"].available if "EUR" in balances else Decimal("0")
-    if order_type == Order.Type.MARKET and by_eur:
-        return available
-    fee_rate = market.buy_fee_rate if holder.pays_fees else Decimal("0")
-    if order_type == Order.Type.LIMIT:
-        if price is None:
-            return None
-        return affordable_quantity(
-            price=price,
-            budget=available,
-            spent_value=Decimal("0"),
-            fee_rate=fee_rate,
-            limit=MAX_QUANTITY,
-        )
-    levels, _ = _estimate_levels(market, holder, Side.SELL, None, MAX_DEPTH)
-    book = [
-        BookOrder(order_id=index, owner_id=0, price=level_price, remaining=remaining, fee_rate=0)
-        for index, (level_price, remaining) in enumerate(levels)
-    ]
-    result = match(
-        taker_owner_id=holder.pk,
-        side=Side.BUY,
+    *,
+    holder: Holder,
+    market: MarketRules,
+    side: str,
+    order_type: str,
+    price: Decimal | None = None,
+    by_eur: bool = False,
+) -> Decimal | int | None:
+    """The most a trader can put into an order (the order form's MAX), by
+    `market.core.placement.max_amount`; the book is read only for a market buy by
+    quantity. At most two queries for most books."""
+    book = ()
+    if side == Order.Side.BUY and order_type == Order.Type.MARKET and not by_eur:
+        book = RestingBook(market_id=market.market_id, side=Order.Side.SELL)
+    return core.max_amount(
+        market=market,
+        account=Account(holder.pk, holder.kind),
+        side=side,
+        order_type=order_type,
+        price=price,
+        by_eur=by_eur,
+        available=available_of(holder.pk),
         book=book,
-        taker_fee_rate=fee_rate,
-        eur_budget=available,
     )
-    return result.filled_quantity
+
+
+# --- Market makers with their balances -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AssetBalance:
+    asset: str
+    available: Decimal
+    locked: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.available + self.locked
+
+
+@dataclass(frozen=True)
+class MarketMakerRow:
+    """A market maker as the back office lists it: every balance (in `asset_codes`
+    order) and how many orders it has resting."""
+
+    maker: MarketMakerClient
+    balances: tuple[AssetBalance, ...]
+    open_orders: int
+
+    def balance(self, asset: str) -> AssetBalance:
+        for balance in self.balances:
+            if balance.asset == asset:
+                return balance
+        return AssetBalance(asset, Decimal(0), Decimal(0))
+
+
+def market_maker_rows(makers: Iterable[MarketMakerClient]) -> list[MarketMakerRow]:
+    """Rows for `makers` (a page of them): three queries whatever their number (assets,
+    balances, resting-order counts)."""
+    makers = list(makers)
+    assets = asset_codes()
+    holder_ids = [maker.holder_id for maker in makers]
+    balances: dict[int, dict[str, AssetBalance]] = {holder_id: {} for holder_id in holder_ids}
+    for holder_id, asset, available, locked in Balance.objects.filter(
+        holder_id__in=holder_ids
+    ).values_list("holder_id", "asset", "available", "locked"):
+        balances[holder_id][asset] = AssetBalance(asset, available, locked)
+    counts = dict(
+        Order.objects.filter(owner_id__in=holder_ids, status__in=Order.RESTING)
+        .values("owner_id")
+        .annotate(count=Count("id"))
+        .values_list("owner_id", "count")
+    )
+    zero = Decimal(0)
+    return [
+        MarketMakerRow(
+            maker,
+            tuple(
+                balances[maker.holder_id].get(asset) or AssetBalance(asset, zero, zero)
+                for asset in assets
+            ),
+            counts.get(maker.holder_id, 0),
+        )
+        for maker in makers
+    ]
+
+
+def market_maker_totals(*, active: bool = True) -> list[AssetBalance]:
+    """Available and locked per asset summed over (active) market makers. Two queries."""
+    rows = Balance.objects.filter(holder__kind=Holder.Kind.MARKET_MAKER)
+    if active:
+        rows = rows.filter(holder__market_maker__is_active=True)
+    totals = {
+        asset: (available, locked)
+        for asset, available, locked in rows.values("asset")
+        .annotate(available=Sum("available"), locked=Sum("locked"))
+        .values_list("asset", "available", "locked")
+    }
+    zero = Decimal(0)
+    return [
+        AssetBalance(
+            asset, *(Decimal(v or 0).quantize(CENT) for v in totals.get(asset, (zero, zero)))
+        )
+        for asset in asset_codes()
+    ]
+
+
+def balance_annotations(holder_ref: str = "pk") -> dict[str, Subquery]:
+    """Sortable annotations of every balance for a queryset whose `holder_ref` is a holder
+    id (`balance_<asset>_available`, `balance_<asset>_locked`, asset in lower case):
+    the admin's changelist columns, in the changelist's one query."""
+    annotations = {}
+    for asset in asset_codes():
+        rows = Balance.objects.filter(holder_id=OuterRef(holder_ref), asset=asset)
+        for column in ("available", "locked"):
+            annotations[balance_annotation(asset, column)] = Subquery(
+                rows.values(column)[:1], output_field=money_field()
+            )
+    return annotations
+
+
+def balance_annotation(asset: str, column: str) -> str:
+    return f"balance_{asset.lower()}_{column}"

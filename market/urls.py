@@ -1,8 +1,8 @@
-"""The cash market for traders: /market/CEA/, /market/EUA/ and their HTMX partials."""
+"""The cash market for traders: /market/<code>/ for each market, and its HTMX partials."""
 
 from django.urls import path
 
-from market import views
+from market.views import cash_market as views
 
 app_name = "market"
 

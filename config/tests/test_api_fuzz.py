@@ -1,4 +1,4 @@
-"""Fuzzing the JSON API (issue 6, point 5) with schemathesis, through the WSGI app.
+"""Fuzzing the JSON API with schemathesis, through the WSGI app.
 
 The schema is loaded from `/api/v1/openapi.json`; requests carry a staff bearer token.
 Cases come from three generators, mixed by Hypothesis:
@@ -31,8 +31,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from accounts.models import ApiToken
 from config.wsgi import application
-from liquidity.models import ApiToken, LiquidityOperation
+from liquidity.models import LiquidityOperation
 from liquidity.services import liquidity_execute, liquidity_request_parse
 from market.models import MarketMakerClient
 from market.services.orders import order_place, order_request_parse

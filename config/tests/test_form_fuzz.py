@@ -1,7 +1,7 @@
-"""Hypothesis against every form (issue 6, point 5): order entry (place, live preview,
-Review, MAX), Create Liquidity (preview, execute), provisioning (create makers, fund
-existing ones), market makers (create, fund, withdraw, deactivate) and the admin's
-deposit / withdrawal for traders.
+"""Hypothesis against every form: order entry (place, live preview, Review, MAX), Create
+Liquidity (preview, execute), provisioning (create makers, fund existing ones), market
+makers (create, fund, withdraw, deactivate), and the admin's deposit / withdrawal for
+traders, markets (add, change settings) and market makers (edit).
 
 Half the requests have plausible values in every field (so some are valid); in the other
 half each field is plausible, missing or hostile: text, unicode, empty, very long, huge /
@@ -28,7 +28,7 @@ import liquidity.forms
 import market.forms
 from liquidity.models import LiquidityOperation
 from liquidity.services import liquidity_preview, liquidity_request_parse
-from market.models import Balance, LedgerEntry, MarketMakerClient, Order, TicketLog
+from market.models import Balance, LedgerEntry, Market, MarketMakerClient, Order, TicketLog
 from market.services.orders import order_place, order_request_parse
 from market.tests import factories
 from market.tests.helpers import assert_all_invariants
@@ -123,7 +123,20 @@ def snapshot() -> dict:
             Balance.objects.values_list("holder_id", "asset", "available", "locked")
         ),
         "operations": sorted(LiquidityOperation.objects.values_list("id", "withdrawn_at")),
-        "makers": sorted(MarketMakerClient.objects.values_list("id", "is_active", "name")),
+        "makers": sorted(
+            MarketMakerClient.objects.values_list("id", "is_active", "name", "description")
+        ),
+        "markets": sorted(
+            Market.objects.values_list(
+                "code",
+                "name",
+                "tick_size",
+                "default_reference_price",
+                "buy_fee_rate",
+                "sell_fee_rate",
+                "trading_enabled",
+            )
+        ),
     }
 
 
@@ -469,6 +482,52 @@ def test_admin_deposit_and_withdrawal(world):
     assert outcomes["accepted"] and outcomes["refused"], outcomes
 
 
+# --- the admin: markets and market makers --------------------------------------------------
+
+
+def test_admin_market_and_market_maker_forms(world):
+    """Add a market, change a market's settings, edit a market maker."""
+    client, outcomes = world["staff"], Counter()
+    cea = Market.objects.get(code="CEA")
+    rates = st.sampled_from(["0", "0.005", "0.01", "0.099999"])
+
+    @FUZZ
+    @example(
+        action="add",
+        data={"code": "UKA", "name": "UK Allowance", "tick_size": "0.01",
+              "default_reference_price": "40.00", "buy_fee_rate": "0.005",
+              "sell_fee_rate": "0"},
+    )  # fmt: skip
+    @given(
+        action=st.sampled_from(["add", "change", "maker"]),
+        data=form(
+            code=field(st.sampled_from(["UKA", "NZU", "CEA", "EUR", "uka"])),
+            name=field(st.text(min_size=1, max_size=40)),
+            description=field(st.text(max_size=80)),
+            tick_size=field(st.sampled_from(["0.01", "0.05", "0.10"])),
+            default_reference_price=field(money(1, 100)),
+            buy_fee_rate=field(rates),
+            sell_fee_rate=field(rates),
+            trading_enabled=field(st.sampled_from(["on", ""])),
+        ),
+    )
+    def fuzz(action, data):
+        url = {
+            "add": "/admin/market/market/add/",
+            "change": f"/admin/market/market/{cea.pk}/change/",
+            "maker": f"/admin/market/marketmakerclient/{world['makers'][0]}/change/",
+        }[action]
+        before = snapshot()
+        response = client.post(url, data)
+        changed = snapshot() != before
+        accepted = response.status_code == 302
+        # A change that changes nothing is still a valid form: accepted, nothing written.
+        check(outcomes, response, changed=changed, accepted=accepted, replay=action != "add")
+
+    fuzz()
+    assert outcomes["accepted"] and outcomes["refused"], outcomes
+
+
 def test_every_form_is_fuzzed():
     """The forms of the project that write, and the test above that covers each."""
     covered = {
@@ -477,10 +536,12 @@ def test_every_form_is_fuzzed():
         "liquidity.forms.ExecuteForm": test_create_liquidity,
         "liquidity.forms.ProvisionCreateForm": test_provisioning,
         "liquidity.forms.ProvisionFundForm": test_provisioning,
-        "liquidity.forms.MarketMakerCreateForm": test_market_maker_forms,
-        "liquidity.forms.MarketMakerFundForm": test_market_maker_forms,
-        "liquidity.forms.MarketMakerDeactivateForm": test_market_maker_forms,
-        "market.admin.HolderTransferForm": test_admin_deposit_and_withdrawal,
+        "market.forms.MarketMakerCreateForm": test_market_maker_forms,
+        "market.forms.AssetAmountForm": test_market_maker_forms,
+        "market.forms.MarketMakerDeactivateForm": test_market_maker_forms,
+        "market.forms.HolderTransferForm": test_admin_deposit_and_withdrawal,
+        "market.forms.MarketForm": test_admin_market_and_market_maker_forms,
+        "market.forms.MarketMakerEditForm": test_admin_market_and_market_maker_forms,
     }
     found = {
         f"{module.__name__}.{name}"
@@ -490,7 +551,7 @@ def test_every_form_is_fuzzed():
         and issubclass(value, django.forms.BaseForm)
         and value.__module__ == module.__name__
         and "Filters" not in name  # GET filters, read-only
-    } | {"market.admin.HolderTransferForm"}
+    }
     assert found == set(covered)
 
 

@@ -1,4 +1,4 @@
-"""Permissions matrix (issue 6, point 6): every URL of the project × every kind of user.
+"""Permissions matrix: every URL of the project × every kind of user.
 
 Each row of `MATRIX` is one request (method, URL, data) and the exact answer expected for
 each role, in the order of `ROLES`:
@@ -28,7 +28,8 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
-from liquidity.models import ApiToken, LiquidityOperation
+from accounts.models import ApiToken
+from liquidity.models import LiquidityOperation
 from liquidity.services import liquidity_execute, liquidity_preview, liquidity_request_parse
 from market.models import (
     Balance,
@@ -131,7 +132,7 @@ ORDER_FORM = {
 ADMIN_MODELS = {
     "auth/group": ("{group}", True, True),
     "auth/user": ("{user}", True, True),
-    "market/market": ("{market}", False, False),
+    "market/market": ("{market}", True, False),
     "market/holder": ("{holder}", False, False),
     "market/balance": ("{balance}", False, False),
     "market/ledgerentry": ("{entry}", False, False),
@@ -382,7 +383,7 @@ MATRIX: list[Row] = [
     ),
     Row("GET", "/api/v1/liquidity/operations/{op}/withdraw", E(405, 405, 405, 405, 405)),
     Row("GET", "/api/v1/market/CEA/book", API),
-    Row("GET", "/api/v1/market/XYZ/book", E(401, 403, 403, 403, 422)),
+    Row("GET", "/api/v1/market/XYZ/book", E(401, 403, 403, 403, 404)),
     # ---------------------------------------------------------------- the Django admin
     Row("GET", "/admin/", ADMIN_SITE),
     Row("GET", "/admin/login/", E(200, 200, 200, Redirect("/admin/"), Redirect("/admin/"))),
@@ -412,9 +413,25 @@ MATRIX: list[Row] = [
     ),
     Row(
         "POST",
+        "/admin/market/market/add/",
+        E(*[ADMIN_LOGIN] * 3, 403, Redirect("/admin/market/market/")),
+        data={
+            "code": "UKA",
+            "name": "UK Allowance",
+            "tick_size": "0.01",
+            "default_reference_price": "40.00",
+            "buy_fee_rate": "0.005",
+            "sell_fee_rate": "0",
+            "trading_enabled": "on",
+        },
+        changes=frozenset({SUPER}),
+    ),
+    Row(
+        "POST",
         "/admin/market/market/{market}/change/",
         E(*[ADMIN_LOGIN] * 3, 403, Redirect("/admin/market/market/")),
         data={
+            "name": "China Emission Allowance",
             "tick_size": "0.01",
             "default_reference_price": "14.00",
             "buy_fee_rate": "0.005",

@@ -1,4 +1,4 @@
-"""Deployment security (issue 6, point 7): `check --deploy` with production settings, the
+"""Deployment security: `check --deploy` with production settings, the
 security headers on every kind of response, and the Content-Security-Policy in Chromium.
 
 The policy forbids inline scripts and `eval`. htmx evaluates JavaScript in `hx-trigger`

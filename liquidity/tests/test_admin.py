@@ -1,5 +1,5 @@
 """Liquidity operations in the Django admin: state and fill columns with constant queries,
-withdrawal from the change page and as a changelist action (SPEC §7)."""
+withdrawal from the change page and as a changelist action."""
 
 from decimal import Decimal
 

@@ -243,7 +243,18 @@ def test_book_endpoint(staff_client):
     book = staff_client.get("/api/v1/market/CEA/book").json()
     assert len(book["bids"]) == 3 and len(book["asks"]) == 3
     assert D(book["best_bid"]) < D(book["best_ask"])
-    assert staff_client.get("/api/v1/market/XYZ/book").status_code == 422
+    unknown = staff_client.get("/api/v1/market/XYZ/book")
+    assert unknown.status_code == 404
+    assert unknown.json() == {"error": "not_found", "message": "No market XYZ."}
+    assert staff_client.get("/api/v1/market/C%00A/book").status_code == 422
+    # Each price level carries the reference plan's `percentage` beside its `share`.
+    preview = post(staff_client, "preview", REQUEST).json()
+    levels = preview["bid_plan"]["price_levels"]
+    assert [(level["percentage"], level["share"]) for level in levels] == [
+        (50, "0.5"),
+        (30, "0.3"),
+        (20, "0.2"),
+    ]
 
 
 class TestAccess:

@@ -1,6 +1,5 @@
 """Liquidity services: constant queries, and concurrent executes on PostgreSQL."""
 
-import os
 import threading
 from decimal import Decimal
 
@@ -158,12 +157,6 @@ def test_bad_request_is_refused_before_anything(db):
     assert set(error.value.message_dict) == {"bid_amount_eur", "ask_amount_eur"}
 
 
-needs_postgres = pytest.mark.skipif(
-    connection.vendor != "postgresql" and os.environ.get("CI") != "true",
-    reason="row locks need PostgreSQL (runs in CI, where it never skips)",
-)
-
-
 def _run_in_threads(targets):
     barrier = threading.Barrier(len(targets))
     results: list = [None] * len(targets)
@@ -185,11 +178,10 @@ def _run_in_threads(targets):
     return results
 
 
-@needs_postgres
+@pytest.mark.postgres  # row locks
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.usefixtures("migrated_rows")
 def test_two_concurrent_creates_compete_for_the_same_funds():
-    assert connection.vendor == "postgresql"
     staff = [factories.StaffFactory(), factories.StaffFactory()]
     factories.market_maker(LP, EUR="150000")
     factories.market_maker(AH, CEA=6000)
@@ -204,11 +196,10 @@ def test_two_concurrent_creates_compete_for_the_same_funds():
     assert_all_invariants()
 
 
-@needs_postgres
+@pytest.mark.postgres  # row locks
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @pytest.mark.usefixtures("migrated_rows")
 def test_the_same_idempotency_key_twice_at_once_makes_one_operation():
-    assert connection.vendor == "postgresql"
     user = factories.StaffFactory()
     factories.market_maker(LP, EUR="1000000")
     factories.market_maker(AH, CEA=100000)

@@ -29,8 +29,6 @@ EXECUTE = "/backoffice/liquidity/execute/"
 PROVISION_CREATE = "/backoffice/liquidity/provision/create/"
 PROVISION_FUND = "/backoffice/liquidity/provision/fund/"
 OPERATIONS = "/backoffice/liquidity/"
-MAKERS = "/backoffice/market-makers/"
-MAKER_NEW = "/backoffice/market-makers/new/"
 
 REQUEST = {"certificate_type": "CEA", "bid_amount_eur": "100000", "ask_amount_eur": "50000"}
 
@@ -110,8 +108,8 @@ def operation(user, **amounts):
 # ============================================================================ access
 
 
-GET_PAGES = [NEW, OPERATIONS, MAKERS, MAKER_NEW]
-POST_ENDPOINTS = [PREVIEW, EXECUTE, PROVISION_CREATE, PROVISION_FUND, MAKER_NEW]
+GET_PAGES = [NEW, OPERATIONS]
+POST_ENDPOINTS = [PREVIEW, EXECUTE, PROVISION_CREATE, PROVISION_FUND]
 
 
 @pytest.mark.parametrize("url", GET_PAGES + POST_ENDPOINTS)
@@ -130,16 +128,23 @@ def test_a_trader_gets_403(url, django_user_model):
     assert client.post(PREVIEW, REQUEST).status_code == 403
 
 
-def test_staff_needs_the_liquidity_permission(django_user_model):
+def test_staff_needs_the_liquidity_permission_and_to_provision_the_maker_one(django_user_model):
     user = django_user_model.objects.create_user("clerk", password="pw", is_staff=True)
     client = Client()
     client.force_login(user)
     assert client.get(NEW).status_code == 403
-    assert client.get(MAKERS).status_code == 403
     user.user_permissions.add(Permission.objects.get(codename="manage_liquidity"))
     client.force_login(django_user_model.objects.get(pk=user.pk))
     assert client.get(NEW).status_code == 200
-    assert client.get(MAKERS).status_code == 200
+    # Provisioning creates and funds market makers: the market-maker permission's work.
+    provision = {**REQUEST, "side": "BID", "bid-count": "1", "bid-total_amount": "10",
+                 "bid-name_prefix": "LP"}  # fmt: skip
+    assert client.post(PROVISION_CREATE, provision).status_code == 403
+    assert not MarketMakerClient.objects.exists()
+    user.user_permissions.add(Permission.objects.get(codename="change_marketmakerclient"))
+    client.force_login(django_user_model.objects.get(pk=user.pk))
+    assert client.post(PROVISION_CREATE, provision).status_code == 200
+    assert MarketMakerClient.objects.count() == 1
 
 
 def test_operation_pages_are_staff_only(client, staff, django_user_model):
@@ -158,17 +163,11 @@ def test_operation_pages_are_staff_only(client, staff, django_user_model):
 
 
 def test_every_post_refuses_a_missing_csrf_token(staff):
-    maker, _ = funded_market()
+    funded_market()
     op = operation(staff)
     client = Client(enforce_csrf_checks=True)
     client.force_login(staff)
-    posts = [
-        *POST_ENDPOINTS,
-        f"{OPERATIONS}{op.pk}/withdraw/",
-        f"{MAKERS}{maker.pk}/fund/",
-        f"{MAKERS}{maker.pk}/withdraw/",
-        f"{MAKERS}{maker.pk}/deactivate/",
-    ]
+    posts = [*POST_ENDPOINTS, f"{OPERATIONS}{op.pk}/withdraw/"]
     tickets = TicketLog.objects.count()
     for url in posts:
         assert client.post(url, {**REQUEST, "side": "BID"}).status_code == 403, url
@@ -557,92 +556,6 @@ def test_withdraw_without_js_confirms_on_a_page_then_redirects(client, staff):
     assert "cancelled 6 open orders" in detail and "Withdrawn" in detail
 
 
-# ============================================================================ market makers
-
-
-def test_market_makers_list_shows_balances(client):
-    lp = factories.market_maker(LP, EUR="1234567.89")
-    factories.market_maker(AH, CEA=12345, EUA=500)
-    response = client.get(MAKERS)
-    body = html(response)
-    assert is_full_page(response)
-    assert lp.code in body and "€1,234,567.89" in body and "12,345" in body
-    assert "Liquidity provider" in body and "Asset holder" in body
-    only_ah = client.get(MAKERS, {"mm_type": AH}, **HX)
-    assert not is_full_page(only_ah) and lp.code not in html(only_ah)
-    assert html(only_ah).lstrip().startswith('<div id="makers-table"')
-
-
-def test_market_maker_create(client, staff):
-    form = client.get(MAKER_NEW, **HX)
-    assert not is_full_page(form) and 'id="mm-action"' in html(form)
-    assert is_full_page(client.get(MAKER_NEW))
-    data = {"name": "Alpha", "mm_type": LP, "eur": "25000", "description": ""}
-    response = client.post(MAKER_NEW, data, **HX)
-    assert response["HX-Redirect"] == MAKERS
-    maker = MarketMakerClient.objects.get(name="Alpha")
-    assert maker.created_by == staff
-    assert Balance.objects.get(holder=maker.holder, asset="EUR").available == D("25000")
-    assert "Created MM-" in html(client.get(MAKERS))
-    response = client.post(MAKER_NEW, {**data, "name": "Beta"})
-    assert response.status_code == 302
-
-
-def test_market_maker_create_refuses_the_wrong_asset_inline(client):
-    for extra in ({}, HX):
-        response = client.post(MAKER_NEW, {"name": "Gamma", "mm_type": AH, "eur": "100"}, **extra)
-        assert response.status_code == 200 and is_full_page(response) == (not extra)
-        assert 'data-testid="error-eur"' in html(response)
-        assert "An asset holder is funded in certificates" in html(response)
-    response = client.post(MAKER_NEW, {"name": "", "mm_type": LP})
-    assert 'data-testid="error-name"' in html(response)
-    assert not MarketMakerClient.objects.exists()
-
-
-def test_market_maker_fund_and_withdraw(client):
-    maker = factories.market_maker(LP, EUR="1000")
-    url = f"{MAKERS}{maker.pk}/fund/"
-    assert not is_full_page(client.get(url, **HX)) and is_full_page(client.get(url))
-    response = client.post(
-        url, {"asset": "EUR", "amount": "500", "next": f"{MAKERS}?mm_type={LP}"}
-    )
-    assert response.status_code == 302 and response["Location"] == f"{MAKERS}?mm_type={LP}"
-    refused = client.post(url, {"asset": "CEA", "amount": "5"}, **HX)
-    assert 'data-testid="error-asset"' in html(refused)
-    withdraw = f"{MAKERS}{maker.pk}/withdraw/"
-    too_much = client.post(withdraw, {"asset": "EUR", "amount": "5000"}, **HX)
-    assert 'data-testid="error-amount"' in html(too_much) and "available" in html(too_much)
-    assert not is_full_page(too_much)
-    ok = client.post(withdraw, {"asset": "EUR", "amount": "200"}, **HX)
-    assert ok["HX-Redirect"] == MAKERS
-    assert Balance.objects.get(holder=maker.holder, asset="EUR").available == D("1300")
-
-
-def test_unsafe_next_is_ignored(client):
-    maker = factories.market_maker(LP, EUR="1000")
-    response = client.post(
-        f"{MAKERS}{maker.pk}/fund/",
-        {"asset": "EUR", "amount": "1", "next": "https://evil.example/"},
-    )
-    assert response["Location"] == MAKERS
-
-
-def test_deactivate_needs_confirmation_to_cancel_open_orders(client, staff):
-    provider, _ = funded_market()
-    operation(staff)
-    url = f"{MAKERS}{provider.pk}/deactivate/"
-    page = client.get(url)
-    assert is_full_page(page) and "3 open orders" in html(page)
-    refused = client.post(url, {}, **HX)
-    assert 'data-testid="error-cancel_open_orders"' in html(refused)
-    assert MarketMakerClient.objects.get(pk=provider.pk).is_active
-    done = client.post(url, {"cancel_open_orders": "on"}, **HX)
-    assert done["HX-Redirect"] == MAKERS
-    assert not MarketMakerClient.objects.get(pk=provider.pk).is_active
-    assert "cancelled 3 open orders" in html(client.get(MAKERS))
-    assert_all_invariants()
-
-
 # ============================================================================ query counts
 
 
@@ -669,14 +582,6 @@ def test_preview_queries_do_not_grow_with_market_makers(client):
     makers(45, AH, CEA=10)
     assert count_queries(client, "post", PREVIEW, REQUEST, **HX) == short
     assert count_queries(client, "post", PREVIEW, ok_request, **HX) == ready
-
-
-def test_market_makers_list_queries_do_not_grow(client, staff):
-    makers(5, LP, EUR="1000")
-    client.get(MAKERS)
-    few = count_queries(client, "get", MAKERS)
-    makers(45, AH, CEA=10)
-    assert count_queries(client, "get", MAKERS) == few
 
 
 def test_operations_list_queries_do_not_grow_with_operations(client, staff, monkeypatch):
@@ -716,17 +621,12 @@ def test_operation_detail_queries_do_not_grow_with_market_makers(client, staff):
         (OPERATIONS, '<div id="operations-table"'),
         ("{op}", '<div id="operation-body"'),
         ("{op}withdraw/", '<div id="withdraw-confirm"'),
-        (MAKERS, '<div id="makers-table"'),
-        (MAKER_NEW, '<div id="mm-action"'),
-        ("{mm}fund/", '<div id="mm-action"'),
-        ("{mm}withdraw/", '<div id="mm-action"'),
-        ("{mm}deactivate/", '<div id="mm-action"'),
     ],
 )
 def test_every_page_answers_a_partial_to_htmx(client, staff, path, root):
-    maker, _ = funded_market()
+    funded_market()
     op = operation(staff)
-    url = path.format(op=f"{OPERATIONS}{op.pk}/", mm=f"{MAKERS}{maker.pk}/")
+    url = path.format(op=f"{OPERATIONS}{op.pk}/")
     page = client.get(url)
     assert page.status_code == 200 and is_full_page(page)
     assert root in html(page)

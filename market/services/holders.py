@@ -1,16 +1,42 @@
-"""Holders and their balance rows. Every holder gets one balance row per asset when it is
-created, so services lock existing rows and never insert balances inside a money move."""
+"""Holders and their balance rows.
+
+Every holder has one balance row per asset (EUR and each market's certificate) from the
+moment it exists, so money moves lock existing rows and never insert balances. Creating
+holders and creating a market both take the house holder's row lock first, so one always
+sees what the other committed: no holder ever misses the row of a new market's asset.
+"""
+
+from collections.abc import Sequence
 
 from django.db import IntegrityError, transaction
 
-from market.models import Asset, Balance, Holder
+from market.core.money import EUR
+from market.models import Balance, Holder, Market
+
+
+def _serialise_with_market_creation() -> None:
+    """The lock holder creation and market creation share (see the module docstring)."""
+    list(Holder.objects.select_for_update().filter(kind=Holder.Kind.HOUSE).values_list("pk"))
+
+
+def holders_create(*, kind: str, names: Sequence[str], user=None) -> list[Holder]:
+    """Create holders of `kind` with a zero balance of every asset: three statements for
+    any number of holders. Runs in the caller's transaction (or its own)."""
+    with transaction.atomic():
+        _serialise_with_market_creation()
+        holders = Holder.objects.bulk_create(
+            [Holder(kind=kind, name=name, user=user) for name in names]
+        )
+        assets = [EUR, *Market.objects.order_by("code").values_list("code", flat=True)]
+        Balance.objects.bulk_create(
+            Balance(holder=holder, asset=asset) for holder in holders for asset in assets
+        )
+    return holders
 
 
 def holder_create(*, kind: str, name: str, user=None) -> Holder:
-    """Create a holder with a zero balance of every asset."""
-    holder = Holder.objects.create(kind=kind, name=name, user=user)
-    Balance.objects.bulk_create(Balance(holder=holder, asset=asset) for asset in Asset.values)
-    return holder
+    """Create one holder with a zero balance of every asset."""
+    return holders_create(kind=kind, names=[name], user=user)[0]
 
 
 def trader_holder_for(user) -> Holder:
@@ -28,3 +54,16 @@ def trader_holder_for(user) -> Holder:
 
 def house_holder() -> Holder:
     return Holder.objects.get(kind=Holder.Kind.HOUSE)
+
+
+def balances_for_new_asset(*, asset: str) -> int:
+    """A zero balance row of `asset` for every holder (a new market's certificate), under
+    the lock holder creation takes. Returns how many rows were created."""
+    _serialise_with_market_creation()
+    holder_ids = Holder.objects.values_list("pk", flat=True).order_by("pk")
+    rows = Balance.objects.bulk_create(
+        (Balance(holder_id=holder_id, asset=asset) for holder_id in holder_ids.iterator()),
+        batch_size=5000,
+        ignore_conflicts=True,
+    )
+    return len(rows)

@@ -1,15 +1,15 @@
-"""Market makers (SPEC §4): create, fund, withdraw, deactivate; one audit ticket per maker
-per action.
+"""Market makers: create, edit, fund, withdraw, deactivate, reactivate; one audit ticket
+per maker per action.
 
-Every action runs in one transaction and writes a `TicketLog` (`MM_CREATED`, `MM_FUNDED`,
-`MM_WITHDRAWN`, `MM_DEACTIVATED`) that is also the cause of the ledger entries it makes, so
-an audit reader goes from a ticket to its money moves directly. Money moves go through the
-ledger's `BalanceSheet` (the same checks as `ledger.deposit` / `ledger.withdraw`).
+Every action runs in one transaction and writes a `TicketLog` (`MM_CREATED`, `MM_UPDATED`,
+`MM_FUNDED`, `MM_WITHDRAWN`, `MM_DEACTIVATED`, `MM_REACTIVATED`) that is also the cause of
+the ledger entries it makes, so an audit reader goes from a ticket to its money moves
+directly. Money moves go through the ledger's `BalanceSheet`.
 
-Funding is type-specific: a liquidity provider is funded in EUR, an asset holder in
-certificates (CEA, EUA). Withdrawing is allowed for any asset the maker holds (a provider
-whose bids were filled holds certificates) but only from available funds. An inactive maker
-cannot be funded; it can be withdrawn from, so staff can empty it.
+Funding is type-specific (`market.core.makers`): a liquidity provider is funded in EUR, an
+asset holder in certificates (any market's). Withdrawing is allowed for any asset the
+maker holds (a provider whose bids were filled holds certificates) but only from available
+funds. An inactive maker cannot be funded; it can be withdrawn from, so staff can empty it.
 
 Locks, in the order of `market.services.ledger`: market rows (deactivation, which cancels
 orders), then market-maker rows, then orders, then balance rows.
@@ -18,28 +18,23 @@ Bad input raises `ValidationError` keyed by field, before anything is written.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from types import MappingProxyType
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
-from django.db.models import Case, CharField, OuterRef, QuerySet, Subquery, Value, When
+from django.db.models import Case, CharField, Value, When
 from django.db.models.functions import Cast, Concat, LPad
 
-from market.models import (
-    Asset,
-    Balance,
-    Holder,
-    Market,
-    MarketMakerClient,
-    Order,
-    TicketLog,
-    money_field,
-)
-from market.money import CENT
+from market.core import makers as rules
+from market.core.money import ZERO, describe, parse_quantity, split_evenly, unit_of
+from market.core.placement import DEPOSIT, WITHDRAWAL, Move
+from market.models import Holder, Market, MarketMakerClient, Order, TicketLog
+from market.selectors import asset_codes, market_codes
 from market.services.audit import ticket_record, tickets_record
-from market.services.holders import holder_create
-from market.services.ledger import BalanceSheet, describe, parse_transfer
+from market.services.holders import holders_create
+from market.services.ledger import BalanceSheet, parse_transfer
 from market.services.orders import orders_cancel, released_by_asset
 from market.validation import FieldErrors
 
@@ -51,36 +46,12 @@ NAME_MAX = MarketMakerClient._meta.get_field("name").max_length
 DEACTIVATION_REASON = "market maker deactivated"
 
 
-# ---------------------------------------------------------------------------- queries
+@dataclass(frozen=True)
+class MarketMakerCreated:
+    """A maker just created, and the `MM_CREATED` ticket of its creation and funding."""
 
-
-def balance_annotations(holder_ref: str = "pk") -> dict[str, Subquery]:
-    """Annotations `eur_available`, `eur_locked`, `cea_available`, … for a queryset whose
-    `holder_ref` field is a holder id: one query for a whole page, sortable."""
-    annotations = {}
-    for asset in Asset.values:
-        rows = Balance.objects.filter(holder_id=OuterRef(holder_ref), asset=asset)
-        for column in ("available", "locked"):
-            annotations[f"{asset.lower()}_{column}"] = Subquery(
-                rows.values(column)[:1], output_field=money_field()
-            )
-    return annotations
-
-
-def market_makers_with_balances(queryset: QuerySet | None = None) -> QuerySet:
-    """Market makers annotated with every balance (see `balance_annotations`)."""
-    queryset = MarketMakerClient.objects.all() if queryset is None else queryset
-    return queryset.annotate(**balance_annotations("holder_id"))
-
-
-def open_order_counts(market_makers: Iterable[MarketMakerClient]) -> dict[int, int]:
-    """Resting orders per market-maker id, in one query."""
-    by_holder = {maker.holder_id: maker.pk for maker in market_makers}
-    counts = dict.fromkeys(by_holder.values(), 0)
-    owners = Order.objects.filter(owner_id__in=by_holder, status__in=Order.RESTING)
-    for owner_id in owners.values_list("owner_id", flat=True):
-        counts[by_holder[owner_id]] += 1
-    return counts
+    market_maker: MarketMakerClient
+    ticket: TicketLog
 
 
 # ---------------------------------------------------------------------------- validation
@@ -88,14 +59,9 @@ def open_order_counts(market_makers: Iterable[MarketMakerClient]) -> dict[int, i
 
 def funding_refusal(mm_type: str, asset: str) -> str | None:
     """Why `asset` may not be deposited into a maker of `mm_type`, or None if it may."""
-    if mm_type == Type.LIQUIDITY_PROVIDER and asset != Asset.EUR:
-        return f"A liquidity provider is funded in EUR only; {asset} cannot be deposited into it."
-    if mm_type == Type.ASSET_HOLDER and asset == Asset.EUR:
-        return (
-            "An asset holder is funded in certificates (CEA, EUA) only; "
-            "EUR cannot be deposited into it."
-        )
-    return None
+    if rules.may_hold(mm_type, asset):
+        return None
+    return rules.funding_refusal(mm_type, asset, certificates=market_codes())
 
 
 def _mm_type(mm_type) -> str:
@@ -128,10 +94,11 @@ def market_maker_funding_parse(
     """
     errors = FieldErrors()
     amounts: dict[str, Decimal] = {}
+    known = asset_codes()
     for key, raw in funding.items():
         asset = str(key).upper()
-        if asset not in Asset.values:
-            errors.add("funding", f"Unknown asset {key!r}: choose EUR, CEA or EUA.")
+        if asset not in known:
+            errors.add("funding", f"Unknown asset {key!r}: choose {', '.join(known)}.")
             continue
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             continue
@@ -171,7 +138,7 @@ def _assign_codes(makers: Sequence[MarketMakerClient]) -> None:
         maker.code = f"MM-{maker.pk:03d}"
 
 
-def _row_state(row: Balance) -> dict[str, str]:
+def _row_state(row) -> dict[str, str]:
     return {"available": str(row.available), "locked": str(row.locked)}
 
 
@@ -224,14 +191,9 @@ def _ticket(
 def _insert_makers(
     *, names: Sequence[str], mm_type: str, description: str, created_by
 ) -> list[MarketMakerClient]:
-    """Holders, their balance rows and the makers, numbered: five statements for any
-    number of makers (within the database's batch size)."""
-    holders = Holder.objects.bulk_create(
-        [Holder(kind=Holder.Kind.MARKET_MAKER, name=name) for name in names]
-    )
-    Balance.objects.bulk_create(
-        [Balance(holder=holder, asset=asset) for holder in holders for asset in Asset.values]
-    )
+    """Holders, their balance rows and the makers, numbered: a constant number of
+    statements for any number of makers (within the database's batch size)."""
+    holders = holders_create(kind=Holder.Kind.MARKET_MAKER, names=names)
     makers = MarketMakerClient.objects.bulk_create(
         [
             MarketMakerClient(
@@ -248,14 +210,6 @@ def _insert_makers(
     return makers
 
 
-def split_exactly(total: Decimal, count: int, *, unit: Decimal) -> list[Decimal]:
-    """`total` in `count` shares of whole `unit`s that add up to it exactly (largest
-    remainder: with equal weights the first `total % count` shares get one unit more)."""
-    units = int(total / unit)
-    base, remainder = divmod(units, count)
-    return [(base + (1 if index < remainder else 0)) * unit for index in range(count)]
-
-
 # ---------------------------------------------------------------------------- create
 
 
@@ -267,9 +221,9 @@ def market_maker_create(
     funding: Mapping[str, Decimal | str] = NO_FUNDING,
     created_by,
     ip: str | None = None,
-) -> MarketMakerClient:
+) -> MarketMakerCreated:
     """Create a market maker (its holder, balance rows and `MM-NNN` code) and deposit its
-    initial funding; one `MM_CREATED` ticket, available afterwards as `maker.ticket`.
+    initial funding, with one `MM_CREATED` ticket.
 
     `funding` is `{asset: amount}`, type-specific (see `market_maker_funding_parse`):
     EUR into an asset holder or certificates into a liquidity provider is refused and
@@ -287,17 +241,11 @@ def market_maker_create(
     description = str(description or "").strip()
 
     with transaction.atomic():
-        holder = holder_create(kind=Holder.Kind.MARKET_MAKER, name=name)
-        maker = MarketMakerClient.objects.create(
-            holder=holder,
-            name=name,
-            description=description,
-            mm_type=mm_type,
-            created_by=created_by,
+        (maker,) = _insert_makers(
+            names=[name], mm_type=mm_type, description=description, created_by=created_by
         )
-        _assign_codes([maker])
-        sheet = BalanceSheet.lock((holder.pk, asset) for asset in Asset.values)
-        balances = _sheet_state(sheet, holder.pk, Asset.values)
+        sheet = BalanceSheet.lock((maker.holder_id, asset) for asset in amounts)
+        balances = _sheet_state(sheet, maker.holder_id, amounts)
         ticket = ticket_record(
             action_type="MM_CREATED",
             entity_type=ENTITY,
@@ -314,11 +262,19 @@ def market_maker_create(
             tags=["market_maker", mm_type],
             ip=ip,
         )
-        for asset, amount in amounts.items():
-            sheet.deposit(holder.pk, asset, amount, ticket=ticket)
+        sheet.apply(
+            _deposit(maker.holder_id, asset, amount, ticket) for asset, amount in amounts.items()
+        )
         sheet.flush()
-    maker.ticket = ticket
-    return maker
+    return MarketMakerCreated(maker, ticket)
+
+
+def _deposit(holder_id: int, asset: str, amount: Decimal, ticket: TicketLog) -> Move:
+    return Move(holder_id, asset, DEPOSIT, amount, ZERO, ticket_id=ticket.pk)
+
+
+def _withdrawal(holder_id: int, asset: str, amount: Decimal, ticket: TicketLog) -> Move:
+    return Move(holder_id, asset, WITHDRAWAL, -amount, ZERO, ticket_id=ticket.pk)
 
 
 def market_makers_create_bulk(
@@ -330,21 +286,16 @@ def market_makers_create_bulk(
     name_prefix: str,
     created_by,
     ip: str | None = None,
-) -> list[MarketMakerClient]:
+) -> list[MarketMakerCreated]:
     """Create `count` makers named `"{name_prefix} 1"` … sharing `total_amount` of `asset`
     exactly (EUR to the cent, certificates whole; earlier makers get the remainder).
 
     Constant number of queries whatever `count` (up to MAX_BULK_MAKERS): bulk inserts of
     holders, balances and makers, one UPDATE for the codes, one batch of `MM_CREATED`
-    tickets (each maker's `.ticket`), one ledger batch.
+    tickets, one ledger batch.
     """
     errors = FieldErrors()
-    if isinstance(count, bool) or not isinstance(count, int):
-        try:
-            count = int(str(count).strip())
-        except (TypeError, ValueError):
-            errors.add("count", "Enter a whole number of market makers.")
-            count = None
+    count = errors.collect(parse_quantity, count, field="count", maximum=10**9)
     if count is not None and not 1 <= count <= MAX_BULK_MAKERS:
         errors.add("count", f"Create between 1 and {MAX_BULK_MAKERS} market makers at once.")
         count = None
@@ -352,20 +303,17 @@ def market_makers_create_bulk(
     suffix = len(f" {MAX_BULK_MAKERS}")
     name_prefix = errors.collect(lambda: _name(name_prefix, "name_prefix", NAME_MAX - suffix))
     total = errors.collect(lambda: parse_transfer(asset, total_amount))
-    if mm_type and asset in Asset.values and (refusal := funding_refusal(mm_type, asset)):
+    if mm_type and total is not None and (refusal := funding_refusal(mm_type, asset)):
         errors.add("asset", refusal)
-    if total is not None and count:
-        unit = CENT if asset == Asset.EUR else Decimal(1)
-        if total < unit * count:
-            errors.add(
-                "total_amount",
-                f"{describe(asset, total)} cannot give each of {count} market makers "
-                f"at least {describe(asset, unit)}.",
-            )
+    if total is not None and count and total < unit_of(asset) * count:
+        errors.add(
+            "total_amount",
+            f"{describe(asset, total)} cannot give each of {count} market makers "
+            f"at least {describe(asset, unit_of(asset))}.",
+        )
     errors.raise_any()
 
-    unit = CENT if asset == Asset.EUR else Decimal(1)
-    shares = split_exactly(total, count, unit=unit)
+    shares = split_evenly(total, count, asset=asset)
     names = [f"{name_prefix} {index}" for index in range(1, count + 1)]
     with transaction.atomic():
         makers = _insert_makers(
@@ -397,11 +345,45 @@ def market_makers_create_bulk(
                 for maker, share in zip(makers, shares, strict=True)
             ]
         )
-        for maker, share, ticket in zip(makers, shares, tickets, strict=True):
-            sheet.deposit(maker.holder_id, asset, share, ticket=ticket)
-            maker.ticket = ticket
+        sheet.apply(
+            _deposit(maker.holder_id, asset, share, ticket)
+            for maker, share, ticket in zip(makers, shares, tickets, strict=True)
+        )
         sheet.flush()
-    return makers
+    return [
+        MarketMakerCreated(maker, ticket) for maker, ticket in zip(makers, tickets, strict=True)
+    ]
+
+
+def market_maker_update(
+    *, market_maker: MarketMakerClient, name: str, description: str, actor, ip: str | None = None
+) -> TicketLog:
+    """Rename a maker or change its description (its holder keeps the same name); one
+    `MM_UPDATED` ticket with the fields before and after. Its type and funds are not
+    editable."""
+    name = _name(name)
+    description = str(description or "").strip()
+    with transaction.atomic():
+        maker = MarketMakerClient.objects.select_for_update().get(pk=market_maker.pk)
+        before = {"name": maker.name, "description": maker.description}
+        maker.name, maker.description = name, description
+        maker.save(update_fields=["name", "description", "updated_at"])
+        Holder.objects.filter(pk=maker.holder_id).update(name=name)
+        after = {"name": name, "description": description}
+        ticket = ticket_record(
+            action_type="MM_UPDATED",
+            entity_type=ENTITY,
+            entity_id=maker.pk,
+            user=actor,
+            market_maker=maker,
+            payload={key: value for key, value in after.items() if before[key] != value},
+            before=before,
+            after=after,
+            tags=["market_maker"],
+            ip=ip,
+        )
+    market_maker.name, market_maker.description = name, description
+    return ticket
 
 
 # ---------------------------------------------------------------------------- fund / withdraw
@@ -446,7 +428,11 @@ def market_makers_fund_bulk(
                 }
             )
         refused = sorted(
-            {refusal for maker in makers if (refusal := funding_refusal(maker.mm_type, asset))}
+            {
+                refusal
+                for mm_type in {maker.mm_type for maker in makers}
+                if (refusal := funding_refusal(mm_type, asset))
+            }
         )
         if refused:
             raise ValidationError({"asset": refused})
@@ -467,8 +453,10 @@ def market_makers_fund_bulk(
                 )
             )
         tickets = tickets_record(tickets)
-        for maker, ticket in zip(makers, tickets, strict=True):
-            sheet.deposit(maker.holder_id, asset, amount, ticket=ticket)
+        sheet.apply(
+            _deposit(maker.holder_id, asset, amount, ticket)
+            for maker, ticket in zip(makers, tickets, strict=True)
+        )
         sheet.flush()
     return tickets
 
@@ -527,7 +515,7 @@ def market_maker_withdraw(
             tags=["market_maker", "funding", asset],
             ip=ip,
         )
-        sheet.withdraw(maker.holder_id, asset, amount, ticket=ticket)
+        sheet.apply([_withdrawal(maker.holder_id, asset, amount, ticket)], field="amount")
         sheet.flush()
     return ticket
 
@@ -586,8 +574,10 @@ def market_maker_deactivate(
             before={"is_active": True, "open_orders": len(open_ids)},
             after={
                 "is_active": False,
-                "cancelled_order_ids": [order.pk for order in cancelled],
-                "released": released_by_asset(cancelled),
+                "cancelled_order_ids": [order.id for order in cancelled],
+                "released": {
+                    asset: str(amount) for asset, amount in released_by_asset(cancelled).items()
+                },
             },
             tags=["market_maker", "deactivation"],
             ip=ip,

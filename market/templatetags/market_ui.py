@@ -10,8 +10,8 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
 
-from market.book import DepthCurve, OrderBook
-from market.money import format_eur
+from market.core.book import DepthCurve, OrderBook
+from market.core.money import format_average_price, format_eur
 
 register = template.Library()
 
@@ -33,14 +33,7 @@ def _decimal(value) -> Decimal | None:
 def avg_price(value) -> str:
     """An average price with the € sign: two decimals, or up to four when it is not on a
     cent (€14.0333); "—" if none."""
-    number = _decimal(value)
-    if number is None:
-        return "—"
-    if number == number.quantize(Decimal("0.01")):
-        return format_eur(number)
-    places = number.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP).normalize()
-    sign = "-" if places < 0 else ""
-    return f"{sign}€{abs(places):,f}"
+    return format_average_price(_decimal(value))
 
 
 @register.filter

@@ -1,13 +1,15 @@
-"""Money in templates: `{{ amount|eur }}` → €1,234.56, `{{ quantity|certificates }}` → 1,234.
+"""Money in templates: `{{ amount|eur }}` → €1,234.56, `{{ quantity|certificates }}` → 1,234,
+`{{ amount|amount:asset }}` → either, by asset.
 
-Also plain functions, for Python code that formats the same way (admin columns).
+Also plain functions, for Python code that formats the same way (admin columns). Values
+are formatted, never parsed: a value that is not a number shows as "—".
 """
 
 from decimal import Decimal, InvalidOperation
 
 from django import template
 
-from market.money import format_eur, format_quantity
+from market.core.money import EUR, format_eur, format_quantity
 
 register = template.Library()
 
@@ -16,7 +18,7 @@ def _decimal(value) -> Decimal | None:
     if value is None or value == "":
         return None
     try:
-        number = Decimal(str(value).replace(",", ""))
+        number = Decimal(str(value))
     except (InvalidOperation, TypeError, ValueError):
         return None
     return number if number.is_finite() else None
@@ -33,3 +35,9 @@ def certificates(value) -> str:
     """A whole number of certificates with thousands separators; "—" if none."""
     number = _decimal(value)
     return format_quantity(None if number is None else number.to_integral_value())
+
+
+@register.filter
+def amount(value, asset) -> str:
+    """An amount of `asset`: EUR as `eur`, certificates as `certificates`."""
+    return eur(value) if asset == EUR else certificates(value)

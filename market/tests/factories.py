@@ -58,4 +58,4 @@ def market_maker(mm_type: str = MarketMakerClient.Type.LIQUIDITY_PROVIDER, **fun
     `CEA=50, EUA=10` (asset holder)."""
     return market_maker_create(
         name=f"MM {next(_market_maker_numbers)}", mm_type=mm_type, funding=funds, created_by=None
-    )
+    ).market_maker

@@ -1,12 +1,12 @@
-"""Invariant checks shared by the market tests (SPEC §3 and §5)."""
+"""Invariant checks shared by the market tests: the ledger, the book and matching."""
 
 from collections import defaultdict
 from decimal import Decimal
 
 from django.db.models import Max, Min
 
+from market.core.money import fee_on
 from market.models import Balance, LedgerEntry, Market, Order, Trade
-from market.money import fee_on
 from market.services.holders import house_holder
 
 ZERO = Decimal("0")
@@ -87,7 +87,7 @@ def assert_all_invariants():
     assert_totals_conserved()
 
 
-# Matching invariants (SPEC §5), added for the stateful and concurrency tests. They are not
+# Matching invariants, added for the stateful and concurrency tests. They are not
 # part of `assert_all_invariants`; call `assert_matching_invariants` next to it.
 
 

@@ -1,11 +1,12 @@
-"""Django admin (SPEC §10): every model listed with constant queries, read-only where the
-ledger demands it, market makers created, funded, withdrawn and deactivated through the
-services."""
+"""The market's Django admin: every model listed with constant queries, read-only where the
+ledger demands it; markets, market makers and trader funds changed through the services
+and forms of the back office, each action in the object's History."""
 
 from decimal import Decimal
 
 import pytest
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -14,7 +15,6 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from liquidity.models import LiquidityOperation
 from market.models import (
     Balance,
     Holder,
@@ -35,10 +35,8 @@ from market.tests.helpers import assert_all_invariants
 D = Decimal
 LP, AH = MarketMakerClient.Type.LIQUIDITY_PROVIDER, MarketMakerClient.Type.ASSET_HOLDER
 pytestmark = pytest.mark.django_db
-MODELS = [
-    model for model in admin.site._registry if model._meta.app_label in ("market", "liquidity")
-]
-READ_ONLY = [Holder, Balance, LedgerEntry, Trade, TicketLog, Order, LiquidityOperation]
+MODELS = [model for model in admin.site._registry if model._meta.app_label == "market"]
+READ_ONLY = [Holder, Balance, LedgerEntry, Trade, TicketLog, Order]
 
 
 @pytest.fixture
@@ -62,8 +60,7 @@ def place(holder, side, market="CEA", **fields):
 
 
 def populate(count: int, staff) -> None:
-    """Some of everything: makers, traders, resting orders, trades, a liquidity operation."""
-    cea = factories.market("CEA")
+    """Some of everything: makers, traders, resting orders, trades, staff tickets."""
     for _ in range(count):
         lp = factories.market_maker(LP, EUR="10000.00")
         ah = factories.market_maker(AH, CEA=100, EUA=100)
@@ -72,19 +69,9 @@ def populate(count: int, staff) -> None:
         ask = place(ah.holder, "SELL", price="20.00", quantity=10).order
         place(trader, "BUY", price="20.00", quantity=2)  # trades with the ask
         place(trader, "SELL", price="9.00", quantity=1)  # trades with the bid
-        operation = LiquidityOperation.objects.create(
-            ticket=ticket_record(action_type="LIQUIDITY_CREATED", entity_type="Liquidity"),
-            market=cea,
-            reference_price=D("14.00"),
-            target_bid_eur=D("90.00"),
-            target_ask_eur=D("200.00"),
-            actual_bid_eur=D("90.00"),
-            actual_ask_eur=D("200.00"),
-            actual_ask_quantity=10,
-            orders_created=2,
-            created_by=staff,
-        )
-        Order.objects.filter(pk__in=[bid.pk, ask.pk]).update(liquidity_operation=operation)
+        # Orders placed by an audited staff action carry its ticket.
+        placed_by = ticket_record(action_type="LIQUIDITY_CREATED", entity_type="Test", user=staff)
+        Order.objects.filter(pk__in=[bid.pk, ask.pk]).update(ticket=placed_by)
 
 
 # ---------------------------------------------------------------------------- filters
@@ -110,7 +97,7 @@ def test_money_filters_format_with_euro_sign_and_separators():
 
 def test_every_market_model_is_registered():
     expected = {Market, Holder, Balance, LedgerEntry, Trade, TicketLog, Order, MarketMakerClient}
-    assert expected | {LiquidityOperation} <= set(MODELS)
+    assert expected <= set(MODELS)
 
 
 def test_site_header(staff_client):
@@ -188,10 +175,53 @@ def test_read_only_models_refuse_add_change_and_delete(staff_client, staff, mode
     assert "delete_selected" not in page
 
 
-def test_markets_cannot_be_added_or_deleted(staff_client):
+def test_markets_cannot_be_deleted(staff_client):
     market = Market.objects.get(code="CEA")
-    assert staff_client.get(url(Market, "add")).status_code == 403
     assert staff_client.get(url(Market, "delete", market.pk)).status_code == 403
+
+
+def test_a_market_added_in_the_admin_gives_every_holder_its_certificate(staff_client, staff):
+    trader = factories.trader(EUR="10")
+    response = staff_client.post(
+        url(Market, "add"),
+        market_form(code="uka", name="UK Allowance", default_reference_price="40.00"),
+    )
+    assert response.status_code == 302, response.content.decode()
+    market = Market.objects.get(code="UKA")
+    assert (market.name, market.default_reference_price) == ("UK Allowance", D("40.00"))
+    assert Balance.objects.get(holder=trader, asset="UKA").available == 0
+    holders = Holder.objects.count()
+    assert Balance.objects.filter(asset="UKA").count() == holders
+    ticket = TicketLog.objects.get(action_type="MARKET_CREATED")
+    assert ticket.user == staff and ticket.after_state["code"] == "UKA"
+    assert ticket.after_state["balance_rows_created"] == holders
+    history = LogEntry.objects.get(object_id=str(market.pk), content_type__model="market")
+    assert history.is_addition()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"code": "EUR"}, "code", "EUR is the currency"),
+        ({"code": "CEA"}, "code", "already exists"),
+        ({"code": "U-K"}, "code", "capital letters or digits"),
+        ({"tick_size": "0,05"}, "tick_size", "Use a point for decimals"),
+        ({"default_reference_price": "1e2"}, "default_reference_price", "Use a point"),
+        ({"buy_fee_rate": "٠.٠٠٥"}, "buy_fee_rate", "Use a point"),
+        ({"buy_fee_rate": "0.1"}, "buy_fee_rate", "Must be below 0.1"),
+        ({"sell_fee_rate": "-0.001"}, "sell_fee_rate", "Must be zero or more"),
+    ],
+)
+def test_a_refused_new_market_shows_why_and_creates_nothing(staff_client, changes, field, message):
+    markets, balances = Market.objects.count(), Balance.objects.count()
+    response = staff_client.post(
+        url(Market, "add"), market_form(code="UKA", name="UK Allowance") | changes
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert message in " ".join(errors[field]), errors
+    assert (Market.objects.count(), Balance.objects.count()) == (markets, balances)
+    assert not TicketLog.objects.exists()
 
 
 # ---------------------------------------------------------------------------- markets
@@ -199,6 +229,7 @@ def test_markets_cannot_be_added_or_deleted(staff_client):
 
 def market_form(**changes):
     return {
+        "name": "China Emission Allowance",
         "tick_size": "0.01",
         "default_reference_price": "14.00",
         "buy_fee_rate": "0.005",
@@ -277,7 +308,7 @@ def test_add_market_maker_through_the_admin_form_funds_it(staff_client, staff):
     assert "Initial funding" in page and 'name="eur"' in page and 'name="cea"' in page
     response = staff_client.post(
         url(MarketMakerClient, "add"),
-        {"name": "Gamma LP", "mm_type": LP, "description": "", "eur": "250,000.00"},
+        {"name": "Gamma LP", "mm_type": LP, "description": "", "eur": "250000.00"},
     )
     assert response.status_code == 302, response.content.decode()
     maker = MarketMakerClient.objects.get(name="Gamma LP")
@@ -287,7 +318,17 @@ def test_add_market_maker_through_the_admin_form_funds_it(staff_client, staff):
     assert ticket.user == staff and ticket.ip_address == "127.0.0.1"
     page = staff_client.get(response.url).content.decode()
     assert "€250,000.00" in page
+    assert LogEntry.objects.get(object_id=str(maker.pk)).is_addition()
     assert_all_invariants()
+
+
+def test_add_form_refuses_an_amount_with_a_thousands_separator(staff_client):
+    response = staff_client.post(
+        url(MarketMakerClient, "add"), {"name": "Comma LP", "mm_type": LP, "eur": "250,000.00"}
+    )
+    assert response.status_code == 200
+    assert "no thousands separators" in response.content.decode()
+    assert not MarketMakerClient.objects.exists()
 
 
 def test_add_form_refuses_type_mismatched_funding(staff_client):
@@ -332,8 +373,10 @@ def test_fund_and_withdraw_pages(staff_client, staff):
     page = staff_client.get(fund_url).content.decode()
     assert "€100.00" in page and 'value="CEA"' not in page
 
+    response = staff_client.post(fund_url, {"asset": "EUR", "amount": "1,000.50"})
+    assert "no thousands separators" in response.content.decode()
     response = staff_client.post(fund_url, {"asset": "EUR", "amount": "1000.50"}, follow=True)
-    assert "Deposited €1,000.50 EUR into" in response.content.decode()
+    assert f"Deposited €1,000.50 into {maker.code}" in response.content.decode()
     assert Balance.objects.get(holder=maker.holder, asset="EUR").available == D("1100.50")
 
     withdraw_url = url(MarketMakerClient, "withdraw", maker.pk)
@@ -345,6 +388,13 @@ def test_fund_and_withdraw_pages(staff_client, staff):
     assert Balance.objects.get(holder=maker.holder, asset="EUR").available == D("1000.00")
     actions = TicketLog.objects.values_list("action_type", flat=True)
     assert {"MM_FUNDED", "MM_WITHDRAWN"} <= set(actions)
+    # Each action is in the maker's History, with its ticket.
+    history = [
+        entry.get_change_message()
+        for entry in LogEntry.objects.filter(object_id=str(maker.pk)).order_by("pk")
+    ]
+    assert history[0].startswith(f"Deposited €1,000.50 into {maker.code} (TKT-")
+    assert history[1].startswith(f"Withdrew €100.50 from {maker.code} (TKT-")
     assert_all_invariants()
 
 
@@ -374,7 +424,7 @@ def test_deactivate_action_with_intermediate_confirmation(staff_client):
     selection = {"action": "deactivate_selected", "_selected_action": [m.pk for m in makers]}
 
     page = staff_client.post(changelist, selection).content.decode()
-    assert "Cancel open orders" in page and makers[0].code in page
+    assert "Cancel its open orders" in page and makers[0].code in page
 
     response = staff_client.post(changelist, selection | {"apply": "yes"})
     assert "confirm cancelling them" in response.content.decode()
@@ -401,6 +451,10 @@ def test_fund_selected_action(staff_client):
 
     response = staff_client.post(
         changelist, selection | {"apply": "yes", "asset": "EUA", "amount": "1,000"}
+    )
+    assert "without separators" in response.content.decode()
+    response = staff_client.post(
+        changelist, selection | {"apply": "yes", "asset": "EUA", "amount": "1000"}
     )
     assert response.status_code == 302
     assert [Balance.objects.get(holder=m.holder, asset="EUA").available for m in makers] == [
@@ -508,9 +562,11 @@ def test_deposit_and_withdraw_for_a_trader(client, funder):
     assert 'value="CEA"' in page and 'name="note"' in page and "€0.00" in page
 
     response = client.post(
-        deposit_url, {"asset": "EUR", "amount": "1,250.50", "note": "wire 42"}, follow=True
+        deposit_url, {"asset": "EUR", "amount": "1250.50", "note": "wire 42"}, follow=True
     )
     assert "Available EUR: €1,250.50." in response.content.decode()
+    history = LogEntry.objects.get(object_id=str(trader.pk), content_type__model="holder")
+    assert history.get_change_message().startswith(f"Deposited €1,250.50 into {trader} (TKT-")
     assert balance(trader, "EUR").available == D("1250.50")
     ticket = TicketLog.objects.get(action_type="DEPOSIT", entity_id=str(trader.pk))
     assert ticket.user == funder and ticket.ip_address == "127.0.0.1"
@@ -534,9 +590,14 @@ def test_deposit_and_withdraw_for_a_trader(client, funder):
     [
         ("deposit", "EUR", "-5", "Must be greater than zero."),
         ("deposit", "EUR", "0", "Must be greater than zero."),
-        ("deposit", "EUR", "NaN", "Enter a finite number."),
-        ("deposit", "EUR", "Infinity", "Enter a finite number."),
-        ("deposit", "EUR", "abc", "Enter a number."),
+        ("deposit", "EUR", "NaN", "Use a point for decimals and no thousands separators"),
+        ("deposit", "EUR", "Infinity", "Use a point for decimals"),
+        ("deposit", "EUR", "abc", "Use a point for decimals"),
+        ("deposit", "EUR", "1,250.50", "no thousands separators, e.g. 13.50."),
+        ("deposit", "EUR", "10.000,00", "Use a point for decimals"),
+        ("deposit", "EUR", "1e4", "Use a point for decimals"),
+        ("deposit", "CEA", "1,5", "Enter a whole number in digits"),
+        ("deposit", "CEA", "١٢", "Enter a whole number in digits"),
         ("deposit", "EUR", "1.001", "Use at most 2 decimal places."),
         ("deposit", "CEA", "1.5", "Certificates are whole units"),
         ("deposit", "EUA", "", "This field is required."),

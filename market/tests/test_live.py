@@ -7,7 +7,6 @@ each notification to arrive, as a web process would see it on its next poll. Ski
 SQLite outside CI; under CI they always run and fail if the database is not PostgreSQL.
 """
 
-import os
 import time
 from decimal import Decimal
 
@@ -25,23 +24,11 @@ from market.tests import factories
 D = Decimal
 HTMX = {"HX-Request": "true"}
 BOOK = "/market/CEA/book/"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-ON_POSTGRESQL = connection.vendor == "postgresql"
-
 pytestmark = [
-    pytest.mark.postgres,
+    pytest.mark.postgres,  # LISTEN/NOTIFY
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
-    pytest.mark.skipif(
-        not IN_CI and not ON_POSTGRESQL,
-        reason="needs PostgreSQL LISTEN/NOTIFY (set DATABASE_URL=postgres://…)",
-    ),
+    pytest.mark.usefixtures("migrated_rows"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _postgresql(migrated_rows):
-    if not ON_POSTGRESQL:
-        pytest.fail(f"The live feed needs PostgreSQL, not {connection.vendor}.")
 
 
 @pytest.fixture
@@ -253,7 +240,7 @@ def test_a_lost_listener_falls_back_to_the_database_and_forgets_every_session(
 def test_chromium_polls_through_the_feed_and_sees_another_traders_order(
     feed, page, browser_login, live_server
 ):
-    from market.tests.test_cash_market_browser import open_market, seed_book, wait_for_js
+    from market.tests.views.test_cash_market_browser import open_market, seed_book, wait_for_js
 
     provider, _ = seed_book(levels=4)
     trader = factories.trader("carol", EUR="20000", CEA=300)

@@ -9,7 +9,7 @@ from liquidity.services import (
     liquidity_preview,
     liquidity_request_parse,
 )
-from market.money import format_eur, format_quantity
+from market.core.money import format_eur, format_quantity
 
 
 class Command(BaseCommand):
@@ -19,7 +19,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--market", required=True, help="CEA or EUA")
+        parser.add_argument("--market", required=True, help="A market's code, e.g. CEA")
         parser.add_argument("--bid-eur", default="0", help="EUR of buy orders to place")
         parser.add_argument("--ask-eur", default="0", help="EUR value of sell orders to place")
         parser.add_argument("--reference-price", default=None, help="Override the reference")

@@ -4,12 +4,15 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from market.core.money import EUR
 from market.management.seeding import (
     ensure_seed_market_makers,
     market_maker_table,
     parse_seed_amount,
 )
-from market.models import Asset
+from market.selectors import market_codes
+
+DEFAULT_CERTIFICATES = "20000"
 
 
 def non_negative(value: str) -> int:
@@ -30,15 +33,31 @@ class Command(BaseCommand):
         parser.add_argument("--liquidity-providers", type=non_negative, default=3, metavar="N")
         parser.add_argument("--asset-holders", type=non_negative, default=3, metavar="M")
         parser.add_argument("--eur", default="250000", help="EUR for each new LP (0: none)")
-        parser.add_argument("--cea", default="20000", help="CEA for each new AH (0: none)")
-        parser.add_argument("--eua", default="5000", help="EUA for each new AH (0: none)")
+        parser.add_argument(
+            "--asset",
+            action="append",
+            default=[],
+            metavar="CODE=AMOUNT",
+            help="Certificates of one market for each new AH, e.g. --asset CEA=20000 "
+            f"(repeatable; a market not named gets {DEFAULT_CERTIFICATES}; 0: none)",
+        )
 
     def handle(self, *args, **options):
+        codes = market_codes()
+        given = {code: DEFAULT_CERTIFICATES for code in codes}
+        for item in options["asset"]:
+            code, _, amount = item.partition("=")
+            code = code.strip().upper()
+            if code not in codes or not amount:
+                raise CommandError(
+                    f"--asset {item!r}: give CODE=AMOUNT with a market code of "
+                    f"{', '.join(codes)}, e.g. --asset {codes[0]}=20000."
+                )
+            given[code] = amount
         try:
-            funding = {
-                asset: parse_seed_amount(options[asset.lower()], asset=asset)
-                for asset in Asset.values
-            }
+            funding = {EUR: parse_seed_amount(options["eur"], asset=EUR, option="--eur")}
+            for code, amount in given.items():
+                funding[code] = parse_seed_amount(amount, asset=code, option=f"--asset {code}")
         except ValueError as error:
             raise CommandError(str(error)) from None
         try:

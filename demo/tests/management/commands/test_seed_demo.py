@@ -1,0 +1,89 @@
+"""`manage.py seed_demo`: demo logins, funds, market makers and a first liquidity
+operation per market; idempotent, and only with DEBUG."""
+
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from liquidity.models import LiquidityOperation
+from market.models import Balance, Holder, LedgerEntry, Market, MarketMakerClient, TicketLog
+from market.selectors import order_book
+from market.tests.helpers import assert_all_invariants
+
+D = Decimal
+pytestmark = pytest.mark.django_db
+
+
+def run(*args, **options) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, **options)
+    return out.getvalue()
+
+
+def state():
+    return (
+        sorted(MarketMakerClient.objects.values_list("code", "name", "mm_type", "is_active")),
+        sorted(Balance.objects.values_list("holder_id", "asset", "available", "locked")),
+        LedgerEntry.objects.count(),
+        TicketLog.objects.count(),
+        sorted(get_user_model().objects.values_list("username", "is_staff", "is_superuser")),
+    )
+
+
+def available(name, asset):
+    maker = MarketMakerClient.objects.get(name=name)
+    return Balance.objects.get(holder=maker.holder, asset=asset).available
+
+
+@override_settings(DEBUG=False)
+def test_seed_demo_refuses_without_debug():
+    with pytest.raises(CommandError, match="DEBUG"):
+        run("seed_demo")
+    assert not get_user_model().objects.exists()
+    assert not MarketMakerClient.objects.exists()
+
+
+@override_settings(DEBUG=True)
+def test_seed_demo_is_idempotent_and_prints_the_logins():
+    output = run("seed_demo")
+    assert "admin / admin" in output and "trader / trader" in output
+    # One liquidity operation per market, so the book is live.
+    operations = LiquidityOperation.objects.all()
+    assert sorted(operations.values_list("market__code", flat=True)) == ["CEA", "EUA"]
+    for code in ("CEA", "EUA"):
+        book = order_book(market=Market.objects.get(code=code))
+        assert book.bids and book.asks and book.best_bid < book.best_ask
+
+    User = get_user_model()
+    admin = User.objects.get(username="admin")
+    trader = User.objects.get(username="trader")
+    assert admin.is_staff and admin.is_superuser and admin.check_password("admin")
+    assert not trader.is_staff and trader.check_password("trader")
+    holder = Holder.objects.get(user=trader)
+    balances = dict(Balance.objects.filter(holder=holder).values_list("asset", "available"))
+    assert balances == {"EUR": D("100000.00"), "CEA": D("1000"), "EUA": D("500")}
+    makers = MarketMakerClient.objects.all()
+    assert makers.filter(mm_type="LIQUIDITY_PROVIDER").count() == 3
+    assert makers.filter(mm_type="ASSET_HOLDER").count() == 3
+    assert all(maker.created_by == admin for maker in makers)
+    lp = Balance.objects.get(holder__market_maker__name="Seed LP 2", asset="EUR")
+    assert lp.available + lp.locked == D("250000.00") and lp.locked > 0
+
+    first = state()
+    output = run("seed_demo")
+    assert state() == first
+    assert "already funded" in output and "already seeded" in output
+    assert LiquidityOperation.objects.count() == 2
+    assert_all_invariants()
+
+
+@override_settings(DEBUG=True)
+def test_seed_demo_leaves_an_existing_admin_password_alone():
+    User = get_user_model()
+    User.objects.create_superuser("admin", "a@example.com", "something-else")
+    run("seed_demo")
+    assert User.objects.get(username="admin").check_password("something-else")

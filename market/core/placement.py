@@ -1,0 +1,862 @@
+"""What an order does: the placement core. Pure: `Decimal` and ints, no ORM, no I/O.
+
+Given a market's rules, the account placing, a parsed request, the other side of the book
+in priority order and the account's available funds, `place` returns the `Outcome`: the
+fills, the reservation and what is released, fees, the statuses, every row to insert and
+update (the order, the trades, the resting orders' new state, the ledger moves) and what
+the trader reads (the refusal, if any, and notes). Nothing is written here.
+
+- The order-entry estimate calls `place` on an unlocked read and shows the outcome.
+- `order_place` calls the same two steps under the locks (`match_order`, then `settle`
+  once the balances the walk touched are locked) and hands the outcome to the database
+  layer, which writes exactly its rows.
+- Liquidity's resting orders are rows of the same shape (`rest`), and so are
+  cancellations (`cancel`).
+
+Order types are policies (`POLICIES`): how much an order reserves, which price bounds its
+walk, what happens to a remainder. A new type is one more policy here.
+
+Ledger moves: every change of a balance is one `Move` (holder, asset, kind, change of the
+available and of the locked amount, and its cause), so a balance is always the sum of its
+moves. The moves of one placement, in order: the taker's reservation; for each trade EUR
+from buyer to seller, certificates from seller to buyer, each side's fee to the house; the
+taker's release of what it did not use; each filled resting order's release of what it no
+longer needs.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
+
+from market.core.matching import (
+    BUY,
+    SELL,
+    BookOrder,
+    MatchResult,
+    Stop,
+    affordable_quantity,
+    match,
+)
+from market.core.money import (
+    EUR,
+    MAX_QUANTITY,
+    ZERO,
+    describe,
+    fee_on,
+    format_average_price,
+    format_eur,
+    format_quantity,
+)
+
+LIMIT, MARKET = "LIMIT", "MARKET"
+OPEN, PARTIALLY_FILLED, FILLED, CANCELLED = "OPEN", "PARTIALLY_FILLED", "FILLED", "CANCELLED"
+RESTING = (OPEN, PARTIALLY_FILLED)
+TRADER, MARKET_MAKER, HOUSE = "TRADER", "MARKET_MAKER", "HOUSE"
+NON_FIELD = "__all__"  # the key of a refusal that belongs to no single input
+
+# Ledger entry kinds.
+DEPOSIT, WITHDRAWAL, RESERVE, RELEASE = "DEPOSIT", "WITHDRAWAL", "RESERVE", "RELEASE"
+TRADE_DEBIT, TRADE_CREDIT, FEE = "TRADE_DEBIT", "TRADE_CREDIT", "FEE"
+
+AVERAGE_PLACES = Decimal("0.0001")
+REST_CANCELLED_SELF = "rest cancelled: it would have traded with your own order"
+REMAINDER_CANCELLED = "unfilled remainder cancelled"
+
+
+# --- Inputs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRules:
+    """One market's settings as read from its row (locked, when placing)."""
+
+    market_id: int
+    code: str  # also the code of the certificate it trades
+    tick: Decimal
+    buy_fee_rate: Decimal
+    sell_fee_rate: Decimal
+    trading_enabled: bool
+    default_reference_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """Who places: a holder id and its kind (trader, market maker, the house)."""
+
+    holder_id: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """A parsed order, before it meets the market. `market` is the market as read when the
+    request was parsed; placement reads it again under its lock."""
+
+    market: MarketRules
+    side: str
+    order_type: str
+    quantity: int | None
+    price: Decimal | None
+    eur_budget: Decimal | None
+    client_order_id: str | None = None
+
+    @property
+    def amount_field(self) -> str:
+        """The input that sizes the order: where a refusal about its size belongs."""
+        return "eur_budget" if self.eur_budget is not None else "quantity"
+
+
+# --- The single rules -------------------------------------------------------------------
+
+
+def fee_rate_for(market: MarketRules, kind: str, side: str) -> Decimal:
+    """The fee rate an account pays on its side: market makers pay none."""
+    if kind == MARKET_MAKER:
+        return ZERO
+    return market.buy_fee_rate if side == BUY else market.sell_fee_rate
+
+
+def reserve_asset_of(side: str, market_code: str) -> str:
+    """What an order locks: EUR for a buy, the market's certificates for a sell."""
+    return EUR if side == BUY else market_code
+
+
+def still_reserved(
+    *,
+    side: str,
+    price: Decimal | None,
+    remaining: int,
+    filled_value: Decimal = ZERO,
+    fee_paid: Decimal = ZERO,
+    fee_rate: Decimal = ZERO,
+) -> Decimal:
+    """What a resting order must keep locked: a sell its remaining certificates; a buy the
+    rest at its limit plus the most fee it can still be charged (on cumulative value). A
+    new limit buy therefore reserves price × quantity plus the fee on it."""
+    if side == SELL:
+        return Decimal(remaining)
+    rest_value = price * remaining
+    return rest_value + max(ZERO, fee_on(filled_value + rest_value, fee_rate) - fee_paid)
+
+
+def status_after(quantity: int | None, filled_quantity: int) -> str:
+    if quantity is not None and filled_quantity >= quantity:
+        return FILLED
+    return PARTIALLY_FILLED if filled_quantity else OPEN
+
+
+def average_price(value: Decimal, quantity: int) -> Decimal | None:
+    """EUR per certificate over a traded (or planned) value, 4 places, half up."""
+    if not quantity:
+        return None
+    return (value / quantity).quantize(AVERAGE_PLACES, rounding=ROUND_HALF_UP)
+
+
+# --- Order types ------------------------------------------------------------------------
+
+
+class OrderPolicy:
+    """What one order type does. Subclasses set the class attributes and may override."""
+
+    order_type: str
+    rests: bool  # a remainder rests in the book (else it is cancelled)
+    refuses_unfilled: bool  # an order that trades nothing is refused, nothing written
+
+    def reservation(self, request: OrderRequest, fee_rate: Decimal, walk: MatchResult):
+        """What the order locks before it trades."""
+        raise NotImplementedError
+
+
+class LimitPolicy(OrderPolicy):
+    order_type = LIMIT
+    rests = True
+    refuses_unfilled = False
+
+    def reservation(self, request, fee_rate, walk):
+        return still_reserved(
+            side=request.side,
+            price=request.price,
+            remaining=request.quantity,
+            fee_rate=fee_rate,
+        )
+
+
+class MarketPolicy(OrderPolicy):
+    order_type = MARKET
+    rests = False
+    refuses_unfilled = True
+
+    def reservation(self, request, fee_rate, walk):
+        if request.side == SELL:
+            return Decimal(request.quantity)
+        if request.eur_budget is not None:
+            return request.eur_budget
+        # A market buy by quantity: the book is locked, so the walk's cost is exact.
+        return walk.total_debit
+
+
+POLICIES: dict[str, OrderPolicy] = {
+    policy.order_type: policy for policy in (LimitPolicy(), MarketPolicy())
+}
+
+
+# --- Outputs ----------------------------------------------------------------------------
+
+
+class Move(NamedTuple):
+    """One ledger entry: a change of one holder's balance of one asset, and its cause."""
+
+    holder_id: int
+    asset: str
+    kind: str
+    available: Decimal
+    locked: Decimal
+    order_id: int | None = None
+    trade_id: int | None = None
+    ticket_id: int | None = None
+
+
+class OrderRow(NamedTuple):
+    """An order to insert, with every column the order table has (but times)."""
+
+    id: int | None
+    owner_id: int
+    market_id: int
+    side: str
+    order_type: str
+    price: Decimal | None
+    quantity: int | None
+    eur_budget: Decimal | None
+    filled_quantity: int
+    filled_value: Decimal
+    fee_rate: Decimal
+    fee_paid: Decimal
+    reserved: Decimal
+    status: str
+    status_reason: str
+    client_order_id: str | None
+    ticket_id: int | None
+
+
+class OrderUpdate(NamedTuple):
+    """A resting order's new state after it traded or was cancelled."""
+
+    id: int
+    filled_quantity: int
+    filled_value: Decimal
+    fee_paid: Decimal
+    reserved: Decimal
+    status: str
+    status_reason: str
+
+
+class TradeRow(NamedTuple):
+    id: int | None
+    market_id: int
+    buy_order_id: int | None
+    sell_order_id: int | None
+    buyer_id: int
+    seller_id: int
+    price: Decimal
+    quantity: int
+    value: Decimal
+    buyer_fee: Decimal
+    seller_fee: Decimal
+    aggressor_side: str
+
+
+class Refusal(NamedTuple):
+    """Why an order cannot be placed, and the input it belongs to."""
+
+    field: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Walk:
+    """The first step of a placement: the fills, before any balance is known."""
+
+    market: MarketRules
+    account: Account
+    request: OrderRequest
+    fee_rate: Decimal
+    result: MatchResult
+    refusal: Refusal | None = None
+
+    @property
+    def balance_keys(self) -> frozenset[tuple[int, str]]:
+        """(holder id, asset) of every balance the placement changes, but the house's."""
+        code, taker = self.market.code, self.account.holder_id
+        keys = {(taker, EUR), (taker, code)}
+        for fill in self.result.fills:
+            keys.add((fill.maker.owner_id, EUR))
+            keys.add((fill.maker.owner_id, code))
+        return frozenset(keys)
+
+    @property
+    def takes_fees(self) -> bool:
+        return any(fill.taker_fee or fill.maker_fee for fill in self.result.fills)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Everything one order does (see the module docstring). With a `refusal`, the rows
+    show what the order would have done, and none of them may be written."""
+
+    walk: Walk
+    order: OrderRow
+    reservation: Decimal
+    available: Mapping[str, Decimal]  # the taker's, by asset, before the order
+    trades: tuple[TradeRow, ...] = ()
+    maker_updates: tuple[OrderUpdate, ...] = ()
+    moves: tuple[Move, ...] = ()
+    refusal: Refusal | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    # -- what the trader sees (the estimate, and the result of a placement)
+
+    @property
+    def request(self) -> OrderRequest:
+        return self.walk.request
+
+    @property
+    def buying(self) -> bool:
+        return self.request.side == BUY
+
+    @property
+    def order_type(self) -> str:
+        return self.request.order_type
+
+    @property
+    def asset(self) -> str:
+        return self.walk.market.code
+
+    @property
+    def fee_rate(self) -> Decimal:
+        return self.walk.fee_rate
+
+    @property
+    def reserve_asset(self) -> str:
+        return reserve_asset_of(self.request.side, self.asset)
+
+    @property
+    def fill_quantity(self) -> int:
+        return self.walk.result.filled_quantity
+
+    @property
+    def fill_value(self) -> Decimal:
+        return self.walk.result.filled_value
+
+    @property
+    def rests(self) -> bool:
+        return self.order.status in RESTING
+
+    @property
+    def rest_quantity(self) -> int:
+        """Certificates that rest in the book at the limit price."""
+        return self.order.quantity - self.fill_quantity if self.rests else 0
+
+    @property
+    def unfilled_quantity(self) -> int:
+        """Certificates asked for that neither trade nor rest (cancelled)."""
+        if self.rests or self.order.quantity is None:
+            return 0
+        return self.order.quantity - self.fill_quantity
+
+    @property
+    def quantity(self) -> int:
+        """Certificates the order trades now or rests."""
+        return self.fill_quantity + self.rest_quantity
+
+    @property
+    def value(self) -> Decimal:
+        """EUR of what trades now plus what rests, at its limit price."""
+        rest = self.request.price * self.rest_quantity if self.rest_quantity else ZERO
+        return self.fill_value + rest
+
+    @property
+    def fee(self) -> Decimal:
+        """The fee on everything the order trades now or may trade later (cumulative)."""
+        return fee_on(self.value, self.fee_rate)
+
+    @property
+    def total(self) -> Decimal:
+        """For a buy, the EUR it costs, fee included; for a sell, the EUR it brings in."""
+        return self.value + self.fee if self.buying else self.value - self.fee
+
+    @property
+    def average_price(self) -> Decimal | None:
+        return average_price(self.value, self.quantity)
+
+    @property
+    def insufficient(self) -> bool:
+        return self.reservation > self.available.get(self.reserve_asset, ZERO)
+
+    def available_after(self, asset: str) -> Decimal:
+        """The taker's available `asset` once the order is placed (fills settled)."""
+        taker = self.walk.account.holder_id
+        change = sum(
+            (m.available for m in self.moves if m.holder_id == taker and m.asset == asset), ZERO
+        )
+        return self.available.get(asset, ZERO) + change
+
+    @property
+    def available_eur(self) -> Decimal:
+        return self.available.get(EUR, ZERO)
+
+    @property
+    def available_certificates(self) -> Decimal:
+        return self.available.get(self.asset, ZERO)
+
+    @property
+    def eur_after(self) -> Decimal:
+        return self.available_after(EUR)
+
+    @property
+    def certificates_after(self) -> Decimal:
+        return self.available_after(self.asset)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the estimate shows under the figures: the notes, then any refusal."""
+        return self.notes + ((self.refusal.message,) if self.refusal else ())
+
+    def message(self, order_id: int) -> str:
+        """The result of a placement, as the trader reads it."""
+        order = self.order
+        traded = ""
+        if order.filled_quantity:
+            average = format_average_price(
+                average_price(order.filled_value, order.filled_quantity)
+            )
+            traded = f"{order.filled_quantity:,} {self.asset} at avg {average}"
+        if order.status == FILLED:
+            return f"Order #{order_id} filled: {traded}."
+        if order.status == CANCELLED:
+            head = f"Order #{order_id}: {traded}; " if traded else f"Order #{order_id}: "
+            return head + f"{order.status_reason}."
+        if order.filled_quantity:
+            return f"Order #{order_id} partly filled ({traded}); the rest rests in the book."
+        return f"Order #{order_id} rests in the book."
+
+
+# --- The two steps of a placement -------------------------------------------------------
+
+
+def match_order(
+    *, market: MarketRules, account: Account, request: OrderRequest, book: Iterable[BookOrder]
+) -> Walk:
+    """Step one: walk the book for `request` (price-time, self-trade prevention). `market`
+    is the market as read under its lock; `book` the other side in priority order, read
+    lazily (the walk stops reading when it is done). A refusal known before any balance
+    is (a paused market, the house, an off-tick price, a market order that cannot trade)
+    is the walk's `refusal`."""
+    fee_rate = fee_rate_for(market, account.kind, request.side)
+    refusal = None
+    if not market.trading_enabled:
+        refusal = Refusal("market", f"Trading in {market.code} is paused.")
+    elif account.kind == HOUSE:
+        refusal = Refusal(NON_FIELD, "The house fee account does not trade.")
+    elif request.price is not None and request.price % market.tick:
+        refusal = Refusal("price", f"The price must be a multiple of the tick ({market.tick}).")
+    if refusal is not None:
+        return Walk(market, account, request, fee_rate, MatchResult(), refusal)
+    result = match(
+        taker_owner_id=account.holder_id,
+        side=request.side,
+        book=book,
+        taker_fee_rate=fee_rate,
+        limit_price=request.price,
+        quantity=request.quantity,
+        eur_budget=request.eur_budget,
+    )
+    walk = Walk(market, account, request, fee_rate, result)
+    if POLICIES[request.order_type].refuses_unfilled and not result.filled_quantity:
+        return Walk(
+            market,
+            account,
+            request,
+            fee_rate,
+            result,
+            Refusal(request.amount_field, _why_nothing_traded(walk)),
+        )
+    return walk
+
+
+def settle(
+    walk: Walk,
+    *,
+    available: Mapping[str, Decimal],
+    house_id: int | None = None,
+    order_id: int | None = None,
+    trade_ids: Iterable[int] | None = None,
+) -> Outcome:
+    """Step two: the outcome of a walk, given the taker's `available` balances by asset
+    (read under the balance locks when placing) and, when it will be written, the house
+    fee account's holder id and the ids allocated for the order and its trades."""
+    market, account, request, result = walk.market, walk.account, walk.request, walk.result
+    policy = POLICIES[request.order_type]
+    side, code, fee_rate = request.side, market.code, walk.fee_rate
+    reserve_asset = reserve_asset_of(side, code)
+    reservation = policy.reservation(request, fee_rate, result)
+
+    quantity = request.quantity if request.quantity is not None else result.filled_quantity
+    status = status_after(quantity, result.filled_quantity)
+    reason = ""
+    if status in RESTING and result.stop == Stop.SELF_TRADE:
+        status, reason = CANCELLED, REST_CANCELLED_SELF
+    elif status in RESTING and not policy.rests:
+        status, reason = CANCELLED, REMAINDER_CANCELLED
+    rest = quantity - result.filled_quantity if status in RESTING else 0
+    keep = (
+        still_reserved(
+            side=side,
+            price=request.price,
+            remaining=rest,
+            filled_value=result.filled_value,
+            fee_paid=result.fee_paid,
+            fee_rate=fee_rate,
+        )
+        if rest
+        else ZERO
+    )
+    order = OrderRow(
+        id=order_id,
+        owner_id=account.holder_id,
+        market_id=market.market_id,
+        side=side,
+        order_type=request.order_type,
+        price=request.price,
+        quantity=quantity,
+        eur_budget=request.eur_budget,
+        filled_quantity=result.filled_quantity,
+        filled_value=result.filled_value,
+        fee_rate=fee_rate,
+        fee_paid=result.fee_paid,
+        reserved=keep,
+        status=status,
+        status_reason=reason,
+        client_order_id=request.client_order_id,
+        ticket_id=None,
+    )
+
+    taker = account.holder_id
+    moves = [Move(taker, reserve_asset, RESERVE, -reservation, reservation, order_id)]
+    trades, updates, releases = [], [], []
+    trade_ids = iter(trade_ids) if trade_ids is not None else None
+    buying = side == BUY
+    for fill in result.fills:
+        maker = fill.maker
+        trade_id = next(trade_ids) if trade_ids is not None else None
+        buyer, seller = (taker, maker.owner_id) if buying else (maker.owner_id, taker)
+        buy_fee, sell_fee = (
+            (fill.taker_fee, fill.maker_fee) if buying else (fill.maker_fee, fill.taker_fee)
+        )
+        trades.append(
+            TradeRow(
+                id=trade_id,
+                market_id=market.market_id,
+                buy_order_id=order_id if buying else maker.order_id,
+                sell_order_id=maker.order_id if buying else order_id,
+                buyer_id=buyer,
+                seller_id=seller,
+                price=maker.price,
+                quantity=fill.quantity,
+                value=fill.value,
+                buyer_fee=buy_fee,
+                seller_fee=sell_fee,
+                aggressor_side=side,
+            )
+        )
+        moves += _settlement_moves(
+            code, buyer, seller, house_id, fill, trade_id, buy_fee, sell_fee
+        )
+        # The resting order after its fill, and what it no longer needs locked.
+        filled_quantity = maker.filled_quantity + fill.quantity
+        filled_value = maker.filled_value + fill.value
+        fee_paid = maker.fee_paid + fill.maker_fee
+        spent = Decimal(fill.quantity) if buying else fill.value + fill.maker_fee
+        maker_status = status_after(maker.quantity, filled_quantity)
+        maker_keep = (
+            still_reserved(
+                side=SELL if buying else BUY,
+                price=maker.price,
+                remaining=maker.quantity - filled_quantity,
+                filled_value=filled_value,
+                fee_paid=fee_paid,
+                fee_rate=maker.fee_rate,
+            )
+            if maker_status in RESTING
+            else ZERO
+        )
+        updates.append(
+            OrderUpdate(
+                maker.order_id,
+                filled_quantity,
+                filled_value,
+                fee_paid,
+                maker_keep,
+                maker_status,
+                "",
+            )
+        )
+        released = maker.reserved - spent - maker_keep
+        if released:
+            maker_asset = reserve_asset_of(SELL if buying else BUY, code)
+            releases.append(
+                Move(maker.owner_id, maker_asset, RELEASE, released, -released, maker.order_id)
+            )
+    spent = result.total_debit if buying else Decimal(result.filled_quantity)
+    released = reservation - spent - keep
+    moves.append(Move(taker, reserve_asset, RELEASE, released, -released, order_id))
+    moves += releases
+
+    outcome_refusal = walk.refusal
+    if outcome_refusal is None and reservation > available.get(reserve_asset, ZERO):
+        have = available.get(reserve_asset, ZERO)
+        outcome_refusal = Refusal(
+            request.amount_field,
+            f"Insufficient {reserve_asset}: {describe(reserve_asset, reservation)} needed, "
+            f"{describe(reserve_asset, have)} available.",
+        )
+    return Outcome(
+        walk=walk,
+        order=order,
+        reservation=reservation,
+        available=available,
+        trades=tuple(trades),
+        maker_updates=tuple(updates),
+        moves=tuple(move for move in moves if move.available or move.locked),
+        refusal=outcome_refusal,
+        notes=tuple(_notes(walk, order) if walk.refusal is None else ()),
+    )
+
+
+def place(
+    *,
+    market: MarketRules,
+    account: Account,
+    request: OrderRequest,
+    book: Iterable[BookOrder],
+    available: Callable[[frozenset[tuple[int, str]]], Mapping[str, Decimal]],
+) -> Outcome:
+    """Both steps at once, for a caller that reads without locks (the estimate):
+    `available(keys)` returns the taker's available balances by asset."""
+    walk = match_order(market=market, account=account, request=request, book=book)
+    return settle(walk, available=available(walk.balance_keys))
+
+
+def max_amount(
+    *,
+    market: MarketRules,
+    account: Account,
+    side: str,
+    order_type: str,
+    price: Decimal | None,
+    by_eur: bool,
+    available: Mapping[str, Decimal],
+    book: Iterable[BookOrder] = (),
+) -> Decimal | int | None:
+    """The most an account can put into an order (the order form's MAX): for a sell, every
+    available certificate; for a market buy by EUR amount, the available EUR; for a limit
+    buy, the certificates the available EUR reserves at `price`, fee included (None without
+    a price); for a market buy by quantity, what the available EUR buys walking `book`
+    (the sell side, in priority order) as a placement would."""
+    if side == SELL:
+        return min(int(available.get(market.code, ZERO)), MAX_QUANTITY)
+    budget = available.get(EUR, ZERO)
+    if order_type == MARKET and by_eur:
+        return budget
+    fee_rate = fee_rate_for(market, account.kind, BUY)
+    if order_type == LIMIT:
+        if price is None:
+            return None
+        return affordable_quantity(
+            price=price, budget=budget, spent_value=ZERO, fee_rate=fee_rate, limit=MAX_QUANTITY
+        )
+    walk = match(
+        taker_owner_id=account.holder_id,
+        side=BUY,
+        book=book,
+        taker_fee_rate=fee_rate,
+        eur_budget=budget,
+    )
+    return min(walk.filled_quantity, MAX_QUANTITY)
+
+
+def _settlement_moves(
+    code, buyer, seller, house, fill, trade_id, buyer_fee, seller_fee
+) -> list[Move]:
+    """One trade settled from the buyer's and seller's reservations: EUR buyer → seller,
+    certificates seller → buyer, both fees to the house."""
+    value, quantity = fill.value, Decimal(fill.quantity)
+    return [
+        Move(buyer, EUR, TRADE_DEBIT, ZERO, -value, None, trade_id),
+        Move(buyer, EUR, FEE, ZERO, -buyer_fee, None, trade_id),
+        Move(buyer, code, TRADE_CREDIT, quantity, ZERO, None, trade_id),
+        Move(seller, code, TRADE_DEBIT, ZERO, -quantity, None, trade_id),
+        Move(seller, EUR, TRADE_CREDIT, value, ZERO, None, trade_id),
+        Move(seller, EUR, FEE, -seller_fee, ZERO, None, trade_id),
+        Move(house, EUR, FEE, buyer_fee + seller_fee, ZERO, None, trade_id),
+    ]
+
+
+def _why_nothing_traded(walk: Walk) -> str:
+    result, request, market = walk.result, walk.request, walk.market
+    other = "sell" if request.side == BUY else "buy"
+    if result.stop == Stop.SELF_TRADE:
+        return _own_order_first(result.stopped_at, other) + " Cancel it, or place a limit order."
+    if result.stop == Stop.BUDGET:
+        return "This amount does not buy a single certificate at the best offer."
+    return f"There are no {other} orders to trade with in {market.code}."
+
+
+def _own_order_first(own: BookOrder, other: str) -> str:
+    return (
+        f"Your own {other} order at {format_eur(own.price)} is first in line, and an "
+        "account never trades with itself."
+    )
+
+
+def _notes(walk: Walk, order: OrderRow) -> list[str]:
+    """What the trader should know about a placement that goes ahead."""
+    result, request, code = walk.result, walk.request, walk.market.code
+    filled = result.filled_quantity
+    notes = []
+    other = "sell" if request.side == BUY else "buy"
+    if request.order_type == LIMIT:
+        rest = order.quantity - filled if order.status in RESTING else 0
+        if filled:
+            notes.append(
+                f"Crosses the spread: {filled:,} trade at once, "
+                + (f"{rest:,} rest in the book at your price." if rest else "none rest.")
+            )
+    elif filled and order.quantity is not None and request.quantity is not None:
+        unfilled = request.quantity - filled
+        if unfilled:
+            notes.append(
+                f"Partial fill: only {filled:,} {code} can trade now; "
+                f"the other {format_quantity(unfilled)} will be cancelled."
+            )
+    elif filled and request.eur_budget is not None and result.stop == Stop.BOOK:
+        spent = result.total_debit
+        notes.append(
+            f"The book holds only {filled:,} {code} on offer; "
+            f"{format_eur(request.eur_budget - spent)} of your amount stays unspent."
+        )
+    if result.stop == Stop.SELF_TRADE and filled and order.status == CANCELLED:
+        notes.append(
+            f"Your own {other} order at {format_eur(result.stopped_at.price)} is next in "
+            "line: the rest is cancelled rather than traded with yourself."
+        )
+    elif result.stop == Stop.SELF_TRADE and request.order_type == LIMIT and not filled:
+        notes.append(
+            _own_order_first(result.stopped_at, other) + " Nothing trades; the order is cancelled."
+        )
+    return notes
+
+
+# --- Resting orders that never trade, and cancellations ----------------------------------
+
+
+class RestingOrder(NamedTuple):
+    """A market-maker limit order to rest in the book (a liquidity operation's)."""
+
+    owner_id: int
+    side: str
+    price: Decimal
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Resting:
+    """The rows of `rest`: orders (ids assigned on insert) and, for each, its reservation
+    (the move's order id is filled in once the order has one)."""
+
+    orders: tuple[OrderRow, ...]
+    reservations: tuple[Move, ...]
+    refusal: Refusal | None = None
+
+
+def rest(
+    *,
+    market: MarketRules,
+    orders: Iterable[RestingOrder],
+    best_bid: Decimal | None,
+    best_ask: Decimal | None,
+    ticket_id: int | None = None,
+) -> Resting:
+    """Fee-free limit orders that rest without trading, each reserving what it may spend
+    (the same rule as any limit order, at a fee rate of zero). Refused if any would cross
+    the book or another of them: no such order ever trades on placement."""
+    orders = list(orders)
+    bids = [order.price for order in orders if order.side == BUY]
+    asks = [order.price for order in orders if order.side == SELL]
+    refusal = None
+    if bids and asks and max(bids) >= min(asks):
+        refusal = "The planned bids and asks would cross each other."
+    elif bids and best_ask is not None and max(bids) >= best_ask:
+        refusal = f"A bid at {max(bids)} would cross the best ask {best_ask}."
+    elif asks and best_bid is not None and min(asks) <= best_bid:
+        refusal = f"An ask at {min(asks)} would cross the best bid {best_bid}."
+    if refusal is not None:
+        return Resting((), (), Refusal(NON_FIELD, refusal))
+    rows, reservations = [], []
+    market_id, code, tick = market.market_id, market.code, market.tick
+    for owner_id, side, price, quantity in orders:
+        if quantity <= 0 or price <= 0 or price % tick:
+            raise ValueError(f"Invalid resting order {owner_id, side, price, quantity}")
+        reserved = still_reserved(side=side, price=price, remaining=quantity)
+        rows.append(
+            OrderRow(
+                None, owner_id, market_id, side, LIMIT, price, quantity, None,
+                0, ZERO, ZERO, ZERO, reserved, OPEN, "", None, ticket_id,
+            )
+        )  # fmt: skip
+        asset = EUR if side == BUY else code
+        reservations.append(Move(owner_id, asset, RESERVE, -reserved, reserved))
+    return Resting(tuple(rows), tuple(reservations))
+
+
+class CancellingOrder(NamedTuple):
+    """A resting order to cancel, as read under its market's lock."""
+
+    id: int
+    owner_id: int
+    reserve_asset: str
+    reserved: Decimal
+    filled_quantity: int
+    filled_value: Decimal
+    fee_paid: Decimal
+
+
+def cancel(
+    orders: Iterable[CancellingOrder], *, reason: str
+) -> tuple[list[OrderUpdate], list[Move]]:
+    """Cancel resting orders: each releases everything it still reserves."""
+    updates, moves = [], []
+    for order in orders:
+        updates.append(
+            OrderUpdate(
+                order.id,
+                order.filled_quantity,
+                order.filled_value,
+                order.fee_paid,
+                ZERO,
+                CANCELLED,
+                reason,
+            )
+        )
+        if order.reserved:
+            moves.append(
+                Move(
+                    order.owner_id,
+                    order.reserve_asset,
+                    RELEASE,
+                    order.reserved,
+                    -order.reserved,
+                    order.id,
+                )
+            )
+    return updates, moves

@@ -1,0 +1,201 @@
+"""Set-based writes for the hot paths (placement, liquidity execution, the ledger, tickets).
+
+Django's `bulk_create` builds a model instance and a parameter per cell, and `bulk_update`
+a CASE branch per row; for thousands of rows that Python work costs more than the
+database's. On PostgreSQL these helpers send one statement with one typed array per
+column (`unnest`), whatever the number of rows, through `market.db.pipeline` (server-side
+binding, counted and logged like any query, Django's exceptions; a write that returns
+nothing is only queued inside a pipelined transaction). Elsewhere (SQLite, for local use)
+they fall back to Django's bulk methods. Both paths write the same rows.
+
+Callers pass plain rows (tuples ordered as the attnames they name) and give every value,
+timestamps included: nothing is filled in behind their back.
+"""
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from functools import cache
+
+from django.db import connection, models
+
+from market.db import pipeline
+
+
+@cache
+def _columns(model: type[models.Model], attnames: tuple[str, ...], vendor: str):
+    """(quoted column, database type, JSONField or None) for each attname; the hot
+    paths write the same columns again and again, and `db_type()` is not free."""
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    return [
+        (
+            connection.ops.quote_name(fields[attname].column),
+            fields[attname].db_type(connection),
+            fields[attname] if isinstance(fields[attname], models.JSONField) else None,
+        )
+        for attname in attnames
+    ]
+
+
+def _json_text(field: models.JSONField, value):
+    """JSON values travel as JSON text, which the statement casts to `jsonb` (psycopg
+    adapts no bare dict or list to JSON)."""
+    return None if value is None else json.dumps(value, cls=field.encoder)
+
+
+_NUMBERS = frozenset({int, Decimal})
+_NUMBERS_OR_NONE = frozenset({int, Decimal, type(None)})
+
+
+def _array_param(values: Sequence):
+    """One column's values as a parameter for `%b::type[]`.
+
+    A column of integers and Decimals (the bulk of the hot paths' columns) is sent as the
+    text of a PostgreSQL array (`{1,2.50,NULL}`), built by one C-speed `join` of their
+    `str()`, which is already valid numeric input and needs no quoting: the server parses
+    it faster than psycopg's per-element array dumper builds a binary one. Every other
+    column (text, dates, …) is adapted by psycopg as a list."""
+    kinds = set(map(type, values))
+    if kinds <= _NUMBERS:
+        return "{" + ",".join(map(str, values)) + "}"
+    if kinds <= _NUMBERS_OR_NONE:
+        return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
+    return list(values)
+
+
+def insert_rows(
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence],
+    *,
+    returning_ids: bool,
+    constants: dict | None = None,
+) -> list[int]:
+    """Insert `rows` (tuples ordered as `columns`, which are field attnames) in one
+    statement, every row also taking the `constants` ({attname: value}), which travel
+    once rather than once per row. Returns the new primary keys in row order when
+    `returning_ids`.
+
+    On PostgreSQL a column whose value is the same in every row (all None, one kind …)
+    is sent once, like a constant: the rows written are the same."""
+    if not rows:
+        return []
+    constants = dict(constants or {})
+    if connection.vendor != "postgresql":
+        return _insert_values(model, columns, rows, constants, returning_ids=returning_ids)
+    vendor = connection.vendor
+    table = connection.ops.quote_name(model._meta.db_table)
+    names, arrays, scalars, arrays_in = [], [], [], []
+    for (column, db_type, json_field), values in zip(
+        _columns(model, tuple(columns), vendor), zip(*rows, strict=True), strict=True
+    ):
+        if json_field is not None:
+            values = [_json_text(json_field, value) for value in values]
+        # Values of one column share its database type, so equal ones store the same.
+        if values.count(values[0]) == len(values):
+            constants[(column, db_type)] = values[0]
+        else:
+            names.append(column)
+            arrays.append(f"%b::{db_type}[]")
+            arrays_in.append(_array_param(values))
+    constant_values = []
+    for key, value in constants.items():
+        if isinstance(key, str):  # an attname from the caller
+            column, db_type, json_field = _columns(model, (key,), vendor)[0]
+            if json_field is not None:
+                value = _json_text(json_field, value)
+        else:  # a column folded above
+            column, db_type = key
+        names.append(column)
+        scalars.append(f"%b::{db_type}")
+        constant_values.append(value)
+    if arrays:
+        source = f"FROM unnest({', '.join(arrays)}) AS v"
+        selected = ", ".join(["v.*", *scalars])
+    else:  # every column constant: one row per input row all the same
+        source = "FROM generate_series(1, %b::integer)"
+        selected = ", ".join(scalars)
+    sql = f"INSERT INTO {table} ({', '.join(names)}) SELECT {selected} {source}"
+    if returning_ids:
+        # unnest yields rows in array order and INSERT … SELECT keeps it, so RETURNING
+        # id ORDER BY is not needed; ids come from one sequence, increasing.
+        sql += f" RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
+    # The constants' placeholders come first in the statement (SELECT), then the arrays
+    # (or the row count).
+    params = [*constant_values, *(arrays_in if arrays else [len(rows)])]
+    if not returning_ids:
+        pipeline.write(sql, params)
+        return []
+    return [pk for (pk,) in pipeline.send(sql, params).rows()]
+
+
+def _insert_values(model, columns, rows, constants, *, returning_ids: bool) -> list[int]:
+    """SQLite's way: multi-row VALUES in batches of its parameter limit, every value as
+    given (Django's `bulk_create` would overwrite `auto_now` fields)."""
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    names = [*columns, *constants]
+    quote = connection.ops.quote_name
+    targets = [fields[name] for name in names]
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} "
+        f"({', '.join(quote(field.column) for field in targets)}) VALUES "
+    )
+    returning = f" RETURNING {quote(model._meta.pk.column)}" if returning_ids else ""
+    row_sql = "(" + ", ".join(["%s"] * len(targets)) + ")"
+    batch = connection.ops.bulk_batch_size(targets, rows)
+    tail = tuple(constants.values())
+    ids = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            params = [
+                field.get_db_prep_save(value, connection)
+                for row in chunk
+                for field, value in zip(targets, (*row, *tail), strict=True)
+            ]
+            cursor.execute(sql + ", ".join([row_sql] * len(chunk)) + returning, params)
+            if returning_ids:
+                ids += [pk for (pk,) in cursor.fetchall()]
+    return ids
+
+
+def update_rows(
+    model: type[models.Model],
+    fields: Sequence[str],
+    rows: Sequence[Sequence],
+    *,
+    constants: dict | None = None,
+) -> None:
+    """Write `fields` of saved rows in one statement: each row is (primary key, *values
+    in the order of `fields`); `constants` ({attname: value}) go to every row."""
+    if not rows:
+        return
+    constants = constants or {}
+    if connection.vendor != "postgresql":
+        names = [*fields, *constants]
+        objects = [
+            model(pk=pk, **dict(zip(fields, values, strict=True)), **constants)
+            for pk, *values in rows
+        ]
+        model.objects.bulk_update(objects, names)
+        return
+    table = connection.ops.quote_name(model._meta.db_table)
+    (pk_column, pk_type, _), *columns = _columns(
+        model, (model._meta.pk.attname, *fields), connection.vendor
+    )
+    arrays = [f"%b::{pk_type}[]"] + [f"%b::{db_type}[]" for _, db_type, _ in columns]
+    aliases = ["pk", *(f"c{i}" for i in range(len(fields)))]
+    assignments = [f"{column} = v.c{i}" for i, (column, _, _) in enumerate(columns)]
+    constant_values = []
+    for attname, value in constants.items():
+        column, db_type, _ = _columns(model, (attname,), connection.vendor)[0]
+        assignments.append(f"{column} = %b::{db_type}")
+        constant_values.append(value)
+    sql = (
+        f"UPDATE {table} AS t SET {', '.join(assignments)} "
+        f"FROM unnest({', '.join(arrays)}) AS v({', '.join(aliases)}) "
+        f"WHERE t.{pk_column} = v.pk"
+    )
+    columns_in = list(zip(*rows, strict=True))
+    params = [*constant_values, *(_array_param(list(values)) for values in columns_in)]
+    pipeline.write(sql, params)

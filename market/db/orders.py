@@ -1,0 +1,269 @@
+"""Statements of the order book: the market row and its lock, the resting book in priority
+order, best prices, the book version, and the writes of the placement core's rows.
+
+The hot path reads with hand-written SQL: the ORM compiles a query each time, and a
+placement reads the market and the book inside its market lock. Side and statuses are
+literals in these statements: the partial index `order_book_idx` must still match a
+prepared statement's generic plan.
+"""
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
+
+from market.core.matching import BUY, SELL, BookOrder
+from market.core.placement import (
+    RESTING,
+    CancellingOrder,
+    MarketRules,
+    OrderRow,
+    OrderUpdate,
+    TradeRow,
+    reserve_asset_of,
+)
+from market.db import pipeline
+from market.db.bulk import insert_rows, update_rows
+from market.models import Market, Order, Trade
+
+_MARKET_COLUMNS = (
+    "id",
+    "code",
+    "tick_size",
+    "buy_fee_rate",
+    "sell_fee_rate",
+    "trading_enabled",
+    "default_reference_price",
+)
+_RESTING_SQL = ", ".join(f"'{status}'" for status in RESTING)
+BOOK_FIRST_BATCH = 8  # most orders reach a few resting orders
+BOOK_BATCH_GROWTH = 8  # each further batch is this many times the one before
+
+
+def first_batch(quantity: int | None, *, cap: int) -> int:
+    """How many resting orders to read first for an order of `quantity` certificates:
+    each resting order the walk reads either fills at least one certificate or stops the
+    walk, so quantity + 1 rows always suffice (up to `cap`); an order sized by an EUR
+    budget starts at `BOOK_FIRST_BATCH`."""
+    if quantity is None:
+        return BOOK_FIRST_BATCH
+    return max(1, min(quantity + 1, cap))
+
+
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+class MarketRead:
+    """A market row, read (and, with `lock`, locked) by a statement sent at once; `rules()`
+    waits for it. None for an unknown market."""
+
+    def __init__(self, *, market_id: int | None = None, code: str | None = None, lock=False):
+        column, value = ("id", market_id) if market_id is not None else ("code", code)
+        self._statement = pipeline.send(
+            f"SELECT {', '.join(_MARKET_COLUMNS)} FROM {_table(Market)} "
+            f"WHERE {column} = %s{pipeline.for_update() if lock else ''}",
+            [value],
+            model=Market,
+            columns=_MARKET_COLUMNS,
+        )
+
+    def rules(self) -> MarketRules | None:
+        row = self._statement.one()
+        return None if row is None else MarketRules(*row)
+
+
+_BOOK_COLUMNS = (
+    "id",
+    "owner_id",
+    "price",
+    "quantity",
+    "filled_quantity",
+    "filled_value",
+    "fee_rate",
+    "fee_paid",
+    "reserved",
+)
+
+
+class RestingBook:
+    """One side of a market's book in priority order (best price first, oldest first within
+    a price), as `BookOrder`s, read in growing batches as a walk consumes it. The first
+    batch (`first`, see `first_batch`) is sent at once: in a pipelined placement it
+    travels with the market lock."""
+
+    def __init__(
+        self,
+        *,
+        market_id: int,
+        side: str,
+        limit_price: Decimal | None = None,
+        first: int = BOOK_FIRST_BATCH,
+    ):
+        params: list = [market_id]
+        where = f"market_id = %s AND side = '{side}' AND status IN ({_RESTING_SQL})"
+        if limit_price is not None:
+            where += " AND price <= %s" if side == SELL else " AND price >= %s"
+            params.append(limit_price)
+        order = "price, id" if side == SELL else "price DESC, id"
+        self._params = params
+        self._sql = (
+            f"SELECT {', '.join(_BOOK_COLUMNS)} FROM {_table(Order)} "
+            f"WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s"
+        )
+        self._first_size = first
+        self._first = self._send(first, 0)
+
+    def _send(self, limit: int, offset: int) -> pipeline.Statement:
+        return pipeline.send(
+            self._sql, [*self._params, limit, offset], model=Order, columns=_BOOK_COLUMNS
+        )
+
+    def __iter__(self) -> Iterator[BookOrder]:
+        batch, limit, offset = self._first.rows(), self._first_size, 0
+        while True:
+            for row in batch:
+                yield BookOrder(*row)
+            if len(batch) < limit:
+                return
+            offset += limit
+            limit *= BOOK_BATCH_GROWTH
+            batch = self._send(limit, offset).rows()
+
+
+def opposite(side: str) -> str:
+    return SELL if side == BUY else BUY
+
+
+def best_prices(market_id: int) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    """(best bid, best ask, last trade price) of a market: one statement of three top-1
+    index lookups."""
+    orders, trades = _table(Order), _table(Trade)
+    resting = f"market_id = %s AND status IN ({_RESTING_SQL})"
+    statement = pipeline.send(
+        f"SELECT (SELECT max(price) FROM {orders} WHERE {resting} AND side = '{BUY}'), "
+        f"(SELECT min(price) FROM {orders} WHERE {resting} AND side = '{SELL}'), "
+        f"(SELECT price FROM {trades} WHERE market_id = %s ORDER BY id DESC LIMIT 1)",
+        [market_id, market_id, market_id],
+        # Typed as order prices (trade prices are the same column type): SQLite gives
+        # its aggregates back as floats.
+        model=Order,
+        columns=("price", "price", "price"),
+    )
+    return statement.one()
+
+
+def lock_markets(market_ids: Iterable[int]) -> dict[int, str]:
+    """Lock market rows in primary-key order (the first lock of any writer of books);
+    returns their codes by id."""
+    ids = sorted(set(market_ids))
+    if not ids:
+        return {}
+    placeholders = ", ".join(["%s"] * len(ids))
+    rows = pipeline.send(
+        f"SELECT id, code FROM {_table(Market)} WHERE id IN ({placeholders}) "
+        f"ORDER BY id{pipeline.for_update()}",
+        ids,
+    ).rows()
+    return dict(rows)
+
+
+def bump_book_version(*market_ids: int) -> None:
+    """Every change to a market's resting book bumps its version (the poll's ETag), in
+    the same transaction, under the market's lock."""
+    placeholders = ", ".join(["%s"] * len(market_ids))
+    pipeline.write(
+        f"UPDATE {_table(Market)} SET book_version = book_version + 1 "
+        f"WHERE id IN ({placeholders})",
+        market_ids,
+    )
+
+
+_ORDER_INSERT_COLUMNS = OrderRow._fields[1:]
+
+
+def insert_orders(rows: Sequence[OrderRow], *, now: datetime) -> list[int]:
+    """Insert orders in one statement. Rows with ids (allocated ahead) are inserted as
+    they are and nothing is returned; rows without get theirs, returned in row order."""
+    if not rows:
+        return []
+    with_ids = rows[0].id is not None
+    columns = ("id", *_ORDER_INSERT_COLUMNS) if with_ids else _ORDER_INSERT_COLUMNS
+    values = rows if with_ids else [row[1:] for row in rows]
+    return insert_rows(
+        Order,
+        columns,
+        values,
+        returning_ids=not with_ids,
+        constants={"created_at": now, "updated_at": now},
+    )
+
+
+_UPDATE_COLUMNS = OrderUpdate._fields[1:]
+
+
+def update_orders(updates: Sequence[OrderUpdate], *, now: datetime) -> None:
+    """Write resting orders' new state (fills, reservation, status) in one statement."""
+    update_rows(Order, _UPDATE_COLUMNS, updates, constants={"updated_at": now})
+
+
+_TRADE_COLUMNS = TradeRow._fields
+
+
+def insert_trades(rows: Sequence[TradeRow], *, ticket_ids: Sequence[int], now: datetime):
+    """Insert trades (with their allocated ids) and the ids of their audit tickets."""
+    insert_rows(
+        Trade,
+        (*_TRADE_COLUMNS, "ticket_id"),
+        [(*row, ticket) for row, ticket in zip(rows, ticket_ids, strict=True)],
+        returning_ids=False,
+        constants={"created_at": now},
+    )
+
+
+_CANCEL_COLUMNS = (
+    "id",
+    "owner_id",
+    "market_id",
+    "side",
+    "reserved",
+    "filled_quantity",
+    "filled_value",
+    "fee_paid",
+)
+
+
+def lock_resting_orders(
+    order_ids: Iterable[int], *, market_codes: dict[int, str]
+) -> list[CancellingOrder]:
+    """The listed orders that still rest, locked in primary-key order, as the cancel rule
+    needs them. Their markets must be locked first (`lock_markets`, which gives
+    `market_codes`)."""
+    ids = sorted(set(order_ids))
+    if not ids:
+        return []
+    placeholders = ", ".join(["%s"] * len(ids))
+    rows = pipeline.send(
+        f"SELECT {', '.join(_CANCEL_COLUMNS)} FROM {_table(Order)} "
+        f"WHERE id IN ({placeholders}) AND status IN ({_RESTING_SQL}) "
+        f"ORDER BY id{pipeline.for_update()}",
+        ids,
+        model=Order,
+        columns=_CANCEL_COLUMNS,
+    ).rows()
+    return [
+        CancellingOrder(order_id, owner_id, reserve_asset_of(side, market_codes[market_id]), *rest)
+        for order_id, owner_id, market_id, side, *rest in rows
+    ]
+
+
+def market_ids_of(order_ids: Iterable[int]) -> list[int]:
+    ids = sorted(set(order_ids))
+    if not ids:
+        return []
+    placeholders = ", ".join(["%s"] * len(ids))
+    rows = pipeline.send(
+        f"SELECT DISTINCT market_id FROM {_table(Order)} WHERE id IN ({placeholders})", ids
+    ).rows()
+    return sorted(market_id for (market_id,) in rows)

@@ -1,0 +1,205 @@
+"""Fewer round trips on the hot path: pipelined transactions, typed reads, ids ahead.
+
+Placing an order holds its market's row lock from the first statement to COMMIT, so each
+round trip inside that transaction is time in which no other order on the market can
+match. On PostgreSQL, `pipelined_atomic()` runs the transaction in psycopg's pipeline
+mode: statements are queued and sent together; `flush()` sends them and waits for their
+results (a sync point); writes are never waited for one by one; and when the block owns
+the transaction, its COMMIT travels with the last writes. With ids allocated ahead
+(`allocate_ids`), writes need no RETURNING, so a placement costs three round trips:
+[BEGIN, lock the market, read the book], [lock the balances, allocate ids] and
+[every write, COMMIT].
+
+Elsewhere (SQLite, for local use) the same calls run each statement at once, so one code
+path serves both databases.
+
+Failures are never lost: a queued write that fails makes the next sync point raise
+(`flush()`, or COMMIT), as Django's exception, and the atomic block rolls back as usual.
+A block nested in a caller's transaction syncs before its savepoint is released, so a
+failure there rolls back to the savepoint, not the caller's whole transaction.
+
+On PostgreSQL the project's connections bind parameters server-side (Django's
+`server_side_binding` option, `config/settings.py`), so these statements go through
+Django's own cursors, and psycopg prepares each one on a connection after
+`DB_PREPARE_THRESHOLD` runs. A statement must therefore not parametrise what a partial
+index's predicate needs as a literal (the generic plan must still match the index).
+"""
+
+import threading
+from collections.abc import Sequence
+from contextlib import contextmanager
+from functools import cache
+
+from django.db import connection, models, transaction
+
+_local = threading.local()
+
+
+def _pipeline():
+    return getattr(_local, "pipeline", None)
+
+
+@contextmanager
+def pipelined_atomic():
+    """`transaction.atomic()` whose statements go to PostgreSQL in as few round trips as
+    the code's reads allow (see the module docstring). Re-entrant; a plain atomic block
+    on other databases."""
+    if connection.vendor != "postgresql" or _pipeline() is not None:
+        with transaction.atomic():
+            yield
+            flush()
+        return
+    connection.ensure_connection()
+    owns_transaction = not connection.in_atomic_block
+    with connection.wrap_database_errors, connection.connection.pipeline() as pipeline:
+        _local.pipeline, _local.writer = pipeline, connection.cursor()
+        try:
+            with transaction.atomic():
+                yield
+                if not owns_transaction:
+                    flush()
+        finally:
+            _local.writer.close()
+            _local.pipeline = _local.writer = None
+
+
+def flush() -> None:
+    """Send every queued statement and wait for all of them (a sync point): the results
+    of reads become available, and a failed write raises here. Nothing to do outside a
+    pipeline, or when nothing is queued."""
+    pipeline = _pipeline()
+    if pipeline is None or not (pipeline.command_queue or pipeline.result_queue):
+        return
+    with connection.wrap_database_errors:
+        pipeline.sync()
+
+
+@cache
+def _converters(model: type[models.Model], attnames: tuple[str, ...], vendor: str):
+    """For each column, the backend's and the field's converters, as the ORM applies them
+    to `values_list()` (SQLite stores decimals as REAL, booleans as 0/1); None when no
+    column needs one (PostgreSQL, for the hot paths' columns)."""
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    columns = []
+    for attname in attnames:
+        col = fields[attname].get_col(model._meta.db_table)
+        found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+        columns.append((found, col))
+    return columns if any(found for found, _ in columns) else None
+
+
+class Statement:
+    """A statement sent to the database; its rows are read after the next `flush()` (at
+    once outside a pipeline), converted as the ORM would convert `columns` of `model`."""
+
+    def __init__(self, sql: str, params: Sequence, *, model=None, columns: Sequence[str] = ()):
+        self._cursor = connection.cursor()
+        self._cursor.execute(sql, params)
+        self._converters = _converters(model, tuple(columns), connection.vendor) if model else None
+
+    def rows(self) -> list[tuple]:
+        flush()
+        rows = self._cursor.fetchall()
+        self._cursor.close()
+        if self._converters is None:
+            return rows
+        converted = []
+        for row in rows:
+            values = list(row)
+            for i, (found, col) in enumerate(self._converters):
+                for convert in found:
+                    values[i] = convert(values[i], col, connection)
+            converted.append(tuple(values))
+        return converted
+
+    def one(self) -> tuple | None:
+        rows = self.rows()
+        return rows[0] if rows else None
+
+
+def send(sql: str, params: Sequence = (), *, model=None, columns: Sequence[str] = ()):
+    """Send one statement now; read its rows later with `.rows()` / `.one()`."""
+    return Statement(sql, params, model=model, columns=columns)
+
+
+def write(sql: str, params: Sequence = ()) -> None:
+    """Run one statement whose result is not needed: in a pipeline it is only queued
+    (its failure raises at the next sync point), through one cursor per transaction."""
+    writer = getattr(_local, "writer", None)
+    if writer is None:
+        with connection.cursor() as c:
+            c.execute(sql, params)
+        return
+    writer.execute(sql, params)
+
+
+def for_update(*, of: Sequence[str] = ()) -> str:
+    """` FOR UPDATE [OF …]` where the database locks rows (SQLite's IMMEDIATE
+    transactions serialise writers instead)."""
+    if not connection.features.has_select_for_update:
+        return ""
+    return " " + connection.ops.for_update_sql(of=tuple(of))
+
+
+@cache
+def _sequence(table: str) -> str:
+    (name,) = send("SELECT pg_get_serial_sequence(%s, 'id')", [table]).one()
+    return name
+
+
+class AllocatedIds:
+    """Primary keys reserved ahead for several models; `take(model)` after `flush()`."""
+
+    def __init__(self, counts: dict[type[models.Model], int], statement=None, ids=None):
+        self._models = [model for model, count in counts.items() if count > 0]
+        self._statement = statement
+        self._ids = ids
+
+    def take(self, model: type[models.Model]) -> list[int]:
+        if self._ids is None:
+            self._ids = {m: [] for m in self._models}
+            for index, pk in self._statement.rows():
+                self._ids[self._models[index]].append(pk)
+            for ids in self._ids.values():
+                ids.sort()
+        return self._ids.get(model, [])
+
+
+def allocate_ids(counts: dict[type[models.Model], int]) -> AllocatedIds:
+    """Reserve primary keys for rows this transaction will insert with explicit ids
+    ({model: how many}), so its writes need no RETURNING.
+
+    PostgreSQL: one statement of `nextval`s over the tables' sequences, sent now and read
+    after `flush()` (a rolled-back transaction leaves a gap, as any insert would). SQLite:
+    each table's `sqlite_sequence` counter is moved past its block under the IMMEDIATE
+    transaction's write lock, so no other insert can take these ids."""
+    wanted = {model: count for model, count in counts.items() if count > 0}
+    if not wanted:
+        return AllocatedIds({}, ids={})
+    if connection.vendor == "postgresql":
+        parts = [
+            f"SELECT {index}, nextval(%s::regclass) FROM generate_series(1, %s)"
+            for index in range(len(wanted))
+        ]
+        params = []
+        for model, count in wanted.items():
+            params += [_sequence(model._meta.db_table), count]
+        return AllocatedIds(wanted, statement=send(" UNION ALL ".join(parts), params))
+    if not connection.in_atomic_block:
+        raise RuntimeError("allocate_ids needs a transaction")
+    ids = {}
+    with connection.cursor() as c:
+        for model, count in wanted.items():
+            table = model._meta.db_table
+            c.execute(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0), "
+                f"coalesce((SELECT max(id) FROM {connection.ops.quote_name(table)}), 0))",
+                [table],
+            )
+            last = c.fetchone()[0]
+            c.execute("DELETE FROM sqlite_sequence WHERE name = %s", [table])
+            c.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, last + count]
+            )
+            ids[model] = list(range(last + 1, last + count + 1))
+    return AllocatedIds(wanted, ids=ids)

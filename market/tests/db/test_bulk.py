@@ -1,0 +1,228 @@
+"""The set-based writes (`market.db.bulk`) and what they rely on.
+
+On PostgreSQL the rows travel as arrays bound server-side; these tests pin that every
+value comes back exactly as written (quotes, backslashes, braces, "NULL", None,
+Decimals), that repeated columns folded into constants write the same rows, that the
+statement behaves like any other Django query (counted, inside the transaction, Django's
+exceptions), and that the lean indexes still serve the lookups. On SQLite the same tests
+run against the fallback.
+"""
+
+from decimal import Decimal as D
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from market.db.bulk import _array_param, insert_rows, update_rows
+from market.models import Balance, LedgerEntry, Order
+from market.tests import factories
+
+TRICKY = [
+    "plain",
+    "",
+    'with "quotes"',
+    "back\\slash",
+    "trailing\\",
+    '\\"',
+    "comma, {braces}",
+    "NULL",
+    "null",
+    " spaced ",
+    "ünïcødé €",
+    "it's",
+]
+
+ORDER_COLUMNS = ("owner_id", "side", "price", "quantity", "reserved", "status_reason")
+
+
+def order_constants(market, **extra) -> dict:
+    now = timezone.now()
+    return {
+        "market_id": market.pk,
+        "order_type": Order.Type.LIMIT,
+        "status": Order.Status.OPEN,
+        "created_at": now,
+        "updated_at": now,
+        "filled_quantity": 0,
+        "filled_value": D("0"),
+        "fee_rate": D("0"),
+        "fee_paid": D("0"),
+        **extra,
+    }
+
+
+def stored(ids, columns):
+    by_id = {
+        row[0]: row[1:] for row in Order.objects.filter(pk__in=ids).values_list("pk", *columns)
+    }
+    return [by_id[pk] for pk in ids]
+
+
+def test_numbers_travel_as_array_text_and_everything_else_through_psycopg():
+    assert _array_param([1, 22, None]) == "{1,22,NULL}"
+    assert _array_param([D("1.50"), D("-0.01"), D("1E+3")]) == "{1.50,-0.01,1E+3}"
+    # Text, booleans, dates…: psycopg's own adaptation, no quoting of ours.
+    assert _array_param(["a", None, 'q"b\\']) == ["a", None, 'q"b\\']
+    assert _array_param([True, False]) == [True, False]
+    now = timezone.now()
+    assert _array_param([now, None]) == [now, None]
+
+
+def test_insert_rows_round_trips_tricky_values_in_row_order(cea):
+    owner = factories.trader()
+    rows = [
+        (owner.pk, "BUY" if i % 2 else "SELL", D("10.00") + i, i + 1, D(i) / 100 + 1, text)
+        for i, text in enumerate(TRICKY)
+    ]
+    ids = insert_rows(
+        Order, ORDER_COLUMNS, rows, returning_ids=True, constants=order_constants(cea)
+    )
+    assert ids == sorted(ids) and len(set(ids)) == len(rows)
+    assert stored(ids, ORDER_COLUMNS) == rows
+
+
+def test_columns_equal_in_every_row_are_written_like_the_others(cea):
+    owner = factories.trader()
+    # side, price and status_reason are the same in every row, client_order_id all None.
+    rows = [(owner.pk, "SELL", D("11.00"), q, D(q), "same", None) for q in (1, 2, 3)]
+    columns = (*ORDER_COLUMNS, "client_order_id")
+    ids = insert_rows(Order, columns, rows, returning_ids=True, constants=order_constants(cea))
+    assert stored(ids, columns) == rows
+
+    # Every column the same: still one row per input row.
+    same = [(owner.pk, "BUY", D("9.00"), 5, D("45.00"), "")] * 3
+    ids = insert_rows(
+        Order, ORDER_COLUMNS, same, returning_ids=True, constants=order_constants(cea)
+    )
+    assert len(set(ids)) == 3
+    assert stored(ids, ORDER_COLUMNS) == same
+
+
+def test_insert_rows_without_ids_and_with_nothing_to_insert(cea):
+    owner = factories.trader()
+    before = Order.objects.count()
+    assert insert_rows(Order, ORDER_COLUMNS, [], returning_ids=True) == []
+    row = (owner.pk, "BUY", D("9.00"), 5, D("45.00"), "x")
+    assert (
+        insert_rows(
+            Order, ORDER_COLUMNS, [row], returning_ids=False, constants=order_constants(cea)
+        )
+        == []
+    )
+    assert Order.objects.count() == before + 1
+
+
+def test_bulk_statements_are_django_queries_inside_the_transaction(cea):
+    owner = factories.trader()
+    row = (owner.pk, "BUY", D("9.00"), 5, D("45.00"), "")
+    constants = order_constants(cea, client_order_id="key-1")
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows(Order, ORDER_COLUMNS, [row], returning_ids=True, constants=constants)
+    # One statement, seen by Django (SQLite's fallback adds its own BEGIN/savepoints).
+    assert [q["sql"].split()[0] for q in queries if "market_order" in q["sql"]] == ["INSERT"]
+    # A unique-key violation arrives as Django's IntegrityError and leaves the
+    # transaction to roll back as usual.
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(Order, ORDER_COLUMNS, [row], returning_ids=True, constants=constants)
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        insert_rows(
+            Order, ORDER_COLUMNS, [row], returning_ids=True, constants=order_constants(cea)
+        )
+        1 / 0  # noqa: B018 - roll the block back
+    assert Order.objects.filter(owner=owner).count() == 1
+
+
+def test_update_rows_writes_each_row_its_own_values_and_the_constants(cea):
+    holders = [factories.trader(EUR="100") for _ in range(3)]
+    balances = list(Balance.objects.filter(holder__in=holders, asset="EUR").order_by("pk"))
+    update_rows(
+        Balance,
+        ("available", "locked"),
+        [(b.pk, D("100") - i, D(i) + D("0.25")) for i, b in enumerate(balances)],
+    )
+    fresh = Balance.objects.filter(pk__in=[b.pk for b in balances]).order_by("pk")
+    assert [(b.available, b.locked) for b in fresh] == [
+        (D("100"), D("0.25")),
+        (D("99"), D("1.25")),
+        (D("98"), D("2.25")),
+    ]
+    order = Order.objects.create(
+        owner=holders[0], market=cea, side="BUY", order_type="LIMIT", price=1, quantity=3
+    )
+    stamp = timezone.now()
+    update_rows(
+        Order, ("status_reason",), [(order.pk, 'said "so"')], constants={"updated_at": stamp}
+    )
+    order.refresh_from_db()
+    assert (order.status_reason, order.updated_at) == ('said "so"', stamp)
+
+
+# --------------------------------------------------------------------------- indexes
+
+
+def _indexes(table: str) -> dict[str, dict]:
+    with connection.cursor() as cursor:
+        return connection.introspection.get_constraints(cursor, table)
+
+
+@pytest.mark.parametrize(
+    ("table", "single_columns_gone", "foreign_keys"),
+    [
+        (
+            "market_order",
+            ["owner_id", "market_id"],
+            ["owner_id", "market_id", "ticket_id"],
+        ),
+        ("market_ledgerentry", ["holder_id"], ["holder_id", "order_id", "trade_id", "ticket_id"]),
+    ],
+)
+def test_redundant_indexes_are_gone_and_every_foreign_key_stays(
+    db, table, single_columns_gone, foreign_keys
+):
+    constraints = _indexes(table).values()
+    single = {tuple(c["columns"]) for c in constraints if c["index"] and not c["unique"]}
+    for column in single_columns_gone:
+        assert (column,) not in single
+    referenced = {c["columns"][0] for c in constraints if c["foreign_key"]}
+    assert set(foreign_keys) <= referenced
+
+
+@pytest.mark.postgres  # PostgreSQL query plans
+def test_lookups_still_walk_an_index(cea):
+    """With the single-column indexes dropped and the causes' indexes partial, the
+    lookups the services and the protected-delete checks make still use an index."""
+    owners = [factories.trader() for _ in range(40)]
+    trade_free = [
+        (owners[i % 40].pk, "BUY", D("1.00") + i % 90, 1, D("1.00"), "") for i in range(8000)
+    ]
+    ids = insert_rows(
+        Order, ORDER_COLUMNS, trade_free, returning_ids=True, constants=order_constants(cea)
+    )
+    insert_rows(
+        LedgerEntry,
+        ("holder_id", "order_id", "available_delta", "locked_delta"),
+        [(owners[i % 40].pk, pk, D("-1.00"), D("1.00")) for i, pk in enumerate(ids)],
+        returning_ids=False,
+        constants={
+            "asset": "EUR",
+            "kind": LedgerEntry.Kind.RESERVE,
+            "created_at": timezone.now(),
+        },
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE market_order")
+        cursor.execute("ANALYZE market_ledgerentry")
+    owner = owners[0]
+    plans = {
+        "order_owner_idx": Order.objects.filter(owner=owner, status=Order.Status.OPEN),
+        "order_ticket_idx": Order.objects.filter(ticket_id=1),
+        "ledger_holder_asset_idx": LedgerEntry.objects.filter(holder=owner),
+        "ledger_order_idx": LedgerEntry.objects.filter(order_id__in=ids[:3]),
+        "ledger_trade_idx": LedgerEntry.objects.filter(trade_id=1),
+        "ledger_ticket_idx": LedgerEntry.objects.filter(ticket_id=1),
+    }
+    for index, queryset in plans.items():
+        plan = queryset.explain()
+        assert index in plan, (index, plan)

@@ -1,0 +1,151 @@
+"""The hot path's round-trip helpers (`market.db.pipeline`).
+
+What matters to a user: a write that fails inside a pipelined transaction is never lost
+(the block raises and nothing it wrote stays), a caller's own transaction survives a
+failed nested block, ids allocated ahead never collide with other inserts, and values read
+by hand-written SQL come back as the ORM would give them (Decimals, not floats, on
+SQLite).
+"""
+
+from datetime import timedelta
+from decimal import Decimal as D
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from market.db import orders as orders_db
+from market.db import pipeline as sql
+from market.models import Balance, Market, Order, TicketLog
+from market.services.orders import order_place, order_request_parse
+from market.tests import factories
+from market.tests.helpers import assert_all_invariants
+
+ON_POSTGRESQL = connection.vendor == "postgresql"
+
+
+def _break_tick_size(market_id: int) -> None:
+    # The CHECK constraint market_tick_positive refuses it: a write that fails on the
+    # server, after the Python code has moved on.
+    sql.write(f"UPDATE {Market._meta.db_table} SET tick_size = -1 WHERE id = %s", [market_id])
+
+
+def test_a_failed_write_in_a_nested_block_rolls_back_to_its_savepoint(cea):
+    before = cea.book_version
+    with transaction.atomic():
+        with pytest.raises(IntegrityError), sql.pipelined_atomic():
+            sql.write(
+                f"UPDATE {Market._meta.db_table} SET book_version = book_version + 1 "
+                "WHERE id = %s",
+                [cea.pk],
+            )
+            _break_tick_size(cea.pk)
+        # The caller's transaction is still usable, and the block left nothing behind.
+        cea.refresh_from_db()
+        assert (cea.book_version, cea.tick_size) == (before, D("0.01"))
+
+
+def test_reads_see_the_writes_queued_before_them(cea):
+    with sql.pipelined_atomic():
+        sql.write(f"UPDATE {Market._meta.db_table} SET book_version = 41 WHERE id = %s", [cea.pk])
+        row = sql.send(
+            f"SELECT book_version FROM {Market._meta.db_table} WHERE id = %s", [cea.pk]
+        ).one()
+    assert row == (41,)
+
+
+def test_values_come_back_typed_as_the_orm_gives_them(db):
+    holder = factories.trader(EUR="1234.56")
+    statement = sql.send(
+        f"SELECT available, locked FROM {Balance._meta.db_table} "
+        "WHERE holder_id = %s AND asset = 'EUR'",
+        [holder.pk],
+        model=Balance,
+        columns=("available", "locked"),
+    )
+    available, locked = statement.one()
+    assert (available, locked) == (D("1234.56"), D("0"))
+    assert type(available) is D and type(locked) is D
+
+
+def test_allocated_ids_are_fresh_and_never_taken_by_a_later_insert(cea):
+    owner = factories.trader()
+    with transaction.atomic():
+        ids = sql.allocate_ids({Order: 3, TicketLog: 2})
+        orders, tickets = ids.take(Order), ids.take(TicketLog)
+        assert len(set(orders)) == 3 and orders == sorted(orders)
+        assert len(set(tickets)) == 2
+        # An ordinary insert in the same transaction takes an id after the block...
+        later = Order.objects.create(
+            owner=owner, market=cea, side="BUY", order_type="LIMIT", price=1, quantity=1
+        )
+        assert later.pk > max(orders)
+        # ...and the allocated ids can still be written.
+        rows = [
+            row._replace(id=pk)
+            for pk, row in zip(
+                orders, _resting_rows(owner, cea, side="SELL", count=3), strict=True
+            )
+        ]
+        orders_db.insert_orders(rows, now=timezone.now())
+    assert Order.objects.filter(pk__in=orders, side="SELL").count() == 3
+    assert sql.allocate_ids({}).take(Order) == []
+
+
+def test_orders_written_with_allocated_ids_keep_them_and_the_time_given(cea):
+    owner = factories.trader()
+    stamp = timezone.now() - timedelta(days=1)
+    with transaction.atomic():
+        (pk,) = sql.allocate_ids({Order: 1}).take(Order)
+        (row,) = _resting_rows(owner, cea, side="BUY", count=1)
+        assert orders_db.insert_orders([row._replace(id=pk)], now=stamp) == []
+    stored = Order.objects.get(pk=pk)
+    assert stored.created_at == stored.updated_at == stamp
+    # Rows without ids get theirs from the database, in row order.
+    fresh = orders_db.insert_orders(_resting_rows(owner, cea, side="BUY", count=2), now=stamp)
+    assert len(fresh) == 2 and fresh == sorted(fresh) and min(fresh) > pk
+
+
+def _resting_rows(owner, market, *, side, count):
+    from market.core.placement import RestingOrder, rest
+
+    resting = rest(
+        market=market.rules,
+        orders=[RestingOrder(owner.pk, side, D("2.00"), 1) for _ in range(count)],
+        best_bid=None,
+        best_ask=None,
+    )
+    return list(resting.orders)
+
+
+@pytest.mark.postgres  # pipelines exist on PostgreSQL
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_failed_write_sent_with_the_commit_raises_and_nothing_is_committed(migrated_rows):
+    """When the block owns the transaction its writes travel with COMMIT: a failure
+    there still reaches the caller, and the transaction is rolled back whole."""
+    market = Market.objects.get(code="CEA")
+    assert not connection.in_atomic_block
+    with pytest.raises(IntegrityError), sql.pipelined_atomic():
+        sql.write(
+            f"UPDATE {Market._meta.db_table} SET book_version = book_version + 7 WHERE id = %s",
+            [market.pk],
+        )
+        _break_tick_size(market.pk)
+    fresh = Market.objects.get(pk=market.pk)
+    assert (fresh.book_version, fresh.tick_size) == (market.book_version, market.tick_size)
+    # The connection is usable again, and an order placed now commits as usual.
+    seller, buyer = factories.trader(CEA=5), factories.trader(EUR="1000")
+    order_place(
+        owner=seller,
+        request=order_request_parse(
+            market_code="CEA", side="SELL", order_type="LIMIT", price="14.00", quantity=5
+        ),
+    )
+    placement = order_place(
+        owner=buyer,
+        request=order_request_parse(
+            market_code="CEA", side="BUY", order_type="MARKET", quantity=5
+        ),
+    )
+    assert placement.order.filled_quantity == 5
+    assert_all_invariants()

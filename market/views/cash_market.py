@@ -1,0 +1,518 @@
+"""The cash market page for traders and its HTMX partials.
+
+Every partial lives in `market/cash_market.html` as a `{% partialdef %}` named after the
+DOM id it replaces. Each endpoint answers an HTMX request with its partial and any other
+request with the whole page, so the page works without JavaScript (plain form posts and
+redirects). Placing or cancelling answers with an `HX-Trigger: market-changed` header; the
+book, balances and My Orders listen for it.
+
+The order book is polled; its ETag is the market's `book_version` and the depth, checked
+before anything else is read, so an unchanged book costs one query and a `304` (none at
+all on PostgreSQL, where `market.live` knows the versions and the sessions in memory).
+"""
+
+import time
+from functools import wraps
+from itertools import zip_longest
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse, HttpResponseNotModified
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.utils.http import parse_etags, quote_etag
+from django.utils.translation import get_language
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from config.http import client_ip
+from market import live, selectors
+from market.core.money import EUR, describe, parse_price
+from market.forms import OrderEntryForm
+from market.models import Market, Order
+from market.services.holders import trader_holder_for
+from market.services.orders import order_cancel, order_place
+
+PAGE = "market/cash_market.html"
+BOOK_DEPTH = 50
+RECENT_TRADES = 40
+MY_ORDERS = 50
+TABS = ("open", "history")
+ORDER_TABS = (("open", "Open"), ("history", "History"))
+MARKET_CHANGED = "market-changed"
+BOOK_CHANGED = "book-changed"
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def trader_required(view):
+    """Logged-in users only. An HTMX request whose session has expired is sent to the
+    login page as a whole (HX-Redirect), not swapped into a partial."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            if request.htmx:
+                return HttpResponseClientRedirect(
+                    f"{reverse('login')}?next={request.htmx.current_url_abs_path or '/'}"
+                )
+            return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def poll_authenticated(view):
+    """Authenticate a poll from the process's memory of its session when the live feed
+    vouches for it (`market.live`: PostgreSQL notifies every session and user change);
+    otherwise against the database, as any view, and remember the session for next time.
+
+    Only for views that show every trader the same thing (the book): a session that was
+    logged out a moment ago can at worst see one more copy of the public book. Put it
+    outside `trader_required`, which then finds `request.user` already set.
+    """
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        # Only the HTMX poll: without HX-Request the view renders the whole page, with the
+        # trader's own balances and orders.
+        user = live.feed.session_user(session_key) if _is_htmx_poll(request) else None
+        if user is not None:
+            request.user = user
+            return view(request, *args, **kwargs)
+        since = live.feed.mark()
+        response = view(request, *args, **kwargs)
+        if (
+            session_key
+            and request.user.is_authenticated
+            and request.session.session_key == session_key
+        ):
+            live.feed.remember_session(
+                session_key,
+                request.user,
+                expires_in=request.session.get_expiry_age(),
+                since=since,
+            )
+        return response
+
+    return wrapper
+
+
+def _market_code(code: str) -> str:
+    """A market code from the URL, upper case; 404 for text no market code can be (only
+    a possible code reaches the database)."""
+    code = code.upper()
+    if not (code.isascii() and code.isalnum() and len(code) <= 12):
+        raise Http404("No such market.")
+    return code
+
+
+def _market(code: str) -> Market:
+    market = Market.objects.filter(code=_market_code(code)).first()
+    if market is None:
+        raise Http404("No such market.")
+    return market
+
+
+def _is_htmx_poll(request) -> bool:
+    # `request.htmx` would parse every header into `request.headers`; on the poll, the
+    # hottest path of the site, the two headers it needs are read from META directly.
+    return request.META.get("HTTP_HX_REQUEST") == "true"
+
+
+def _book_etag(version: int, depth: int) -> str:
+    return quote_etag(f"book-{version}-{depth}")
+
+
+def _depth(request) -> int:
+    if not request.META.get("QUERY_STRING"):
+        return BOOK_DEPTH
+    try:
+        depth = int(request.GET.get("depth", BOOK_DEPTH))
+    except ValueError:
+        return BOOK_DEPTH
+    return max(1, min(depth, selectors.MAX_DEPTH))
+
+
+def _tab(request) -> str:
+    tab = request.GET.get("tab", "open")
+    return tab if tab in TABS else "open"
+
+
+def _render_partial(request, name: str, context, *, oob: bool) -> str:
+    return render_to_string(f"{PAGE}#{name}", {**context, "oob": oob}, request=request)
+
+
+def _render_partials(request, main: str | None, context, *, oob=(), rendered=None) -> HttpResponse:
+    """The `main` partial (swapped into the requesting element's target) followed by
+    `oob` partials, swapped by their ids (hx-swap-oob). `rendered` maps partial names to
+    HTML already rendered (see `_book_fragments`)."""
+    rendered = rendered or {}
+    html = []
+    parts = ([(main, False)] if main else []) + [(name, True) for name in oob]
+    for name, is_oob in parts:
+        if name in rendered:
+            html.append(rendered[name])
+        else:
+            html.append(_render_partial(request, name, context, oob=is_oob))
+    response = HttpResponse("".join(html))
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _book_fragments(request, context) -> dict[str, str]:
+    """The order-book and depth-chart partials of a poll, through Django's cache.
+
+    Both are a function of the book alone (market, `book_version`, depth), the same for
+    every trader, and they are most of a poll's rendering time (100 levels, the chart), so
+    each process renders them once per book version, like `selectors.cached_order_book`
+    keeps the book itself. Nothing request- or user-specific may go into these partials.
+    """
+    book = context["book"]
+    key = (
+        f"market:book-html:{book.market_code}:{book.version}:{context['book_depth']}:"
+        f"{get_language()}"
+    )
+    fragments = cache.get(key)
+    if fragments is None:
+        fragments = {
+            "order-book": _render_partial(request, "order-book", context, oob=False),
+            "depth-chart": _render_partial(request, "depth-chart", context, oob=True),
+        }
+        cache.set(key, fragments, selectors.BOOK_CACHE_TIMEOUT)
+    return fragments
+
+
+def _base_context(request, market: Market) -> dict:
+    codes = [other.code for other in selectors.markets_list()]
+    return {
+        "market": market,
+        "market_code": market.code,
+        "markets": [(code, f"{code} / {EUR}") for code in codes],
+        "order_tabs": ORDER_TABS,
+        "balance_assets": [EUR, *codes],
+    }
+
+
+def _market_data(market: Market, depth: int = BOOK_DEPTH) -> dict:
+    """Book, 24 h stats and recent trades: the parts every trader sees alike."""
+    book = selectors.cached_order_book(market_code=market.code, depth=depth)
+    return {
+        "book": book,
+        "book_rows": list(zip_longest(book.bids, book.asks)),
+        "book_etag": _book_etag(book.version, depth),
+        "book_depth": depth,
+        "stats": selectors.market_stats(market=market),
+        "trades": selectors.recent_trades(market=market, limit=RECENT_TRADES),
+    }
+
+
+def _my_orders(holder, market: Market, tab: str) -> dict:
+    read = selectors.open_orders_for if tab == "open" else selectors.order_history_for
+    return {"tab": tab, "orders": read(holder=holder, market=market, limit=MY_ORDERS)}
+
+
+def _render_page(request, market: Market, *, form=None, estimate=None, review=False):
+    holder = trader_holder_for(request.user)
+    if form is None:
+        initial = {}
+        for name in ("side", "order_type", "price"):
+            if request.GET.get(name):
+                initial[name] = request.GET[name][:32]
+        if initial.get("price"):
+            initial["order_type"] = Order.Type.LIMIT
+        form = OrderEntryForm(market_code=market.code, initial=initial)
+    context = {
+        **_base_context(request, market),
+        **_market_data(market, _depth(request)),
+        **_my_orders(holder, market, _tab(request)),
+        "balances": selectors.holder_balances(holder=holder),
+        "form": form,
+        "estimate": estimate,
+        "review": review,
+        "preview_problems": _preview_problems(form),
+    }
+    response = render(request, PAGE, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _page_url(market: Market) -> str:
+    return reverse("market:cash_market", args=[market.code])
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+@trader_required
+@require_GET
+def index(request):
+    first = selectors.markets_list()[:1]
+    if not first:
+        raise Http404("No market is open yet.")
+    return redirect("market:cash_market", first[0].code)
+
+
+@trader_required
+@require_GET
+def cash_market(request, code: str):
+    market = _market(code)
+    if code != market.code:
+        return redirect("market:cash_market", market.code)
+    return _render_page(request, market)
+
+
+# --- market data (polled) ----------------------------------------------------------------
+
+
+POLL_STATS_EVERY = 60  # seconds: a cached poll body is rebuilt at least this often
+
+
+def _poll_body(request, code: str, depth: int, version: int) -> tuple[bytes, str]:
+    """The body of a changed-book poll and its ETag, through Django's cache.
+
+    Everything in it (book, depth chart, stats, recent trades) is the same for every
+    trader and changes only with the book, except the 24 h stats, which age with the
+    clock: the key is (market, version, depth, language, minute). A body is filed under
+    the version it was rendered from, which may be newer than the one asked for.
+    """
+
+    def key(book_version: int) -> str:
+        return (
+            f"market:poll:{code}:{book_version}:{depth}:{get_language()}:"
+            f"{int(time.time() // POLL_STATS_EVERY)}"
+        )
+
+    cached = cache.get(key(version))
+    if cached is not None:
+        return cached
+    market = _market(code)
+    context = {**_base_context(request, market), **_market_data(market, depth)}
+    response = _render_partials(
+        request,
+        "order-book",
+        context,
+        oob=["market-stats", "depth-chart", "recent-trades"],
+        rendered=_book_fragments(request, context),
+    )
+    body = (response.content, context["book_etag"])
+    cache.set(key(context["book"].version), body, POLL_STATS_EVERY)
+    return body
+
+
+@poll_authenticated
+@trader_required
+@require_GET
+def order_book(request, code: str):
+    """The book partial, polled every 2 s. `If-None-Match` is compared with the market's
+    book version before anything else is read: unchanged → 304, no body. A changed book
+    comes with the stats, depth chart and recent trades out of band and an
+    `HX-Trigger: book-changed` event (balances and My Orders refresh on it).
+
+    The version comes from the live feed when it is connected, else from one query; the
+    body is cached per version (`_poll_body`). So on PostgreSQL a poll by a known session
+    makes no query at all, whether it answers 304 or 200.
+    """
+    if not _is_htmx_poll(request):
+        return _render_page(request, _market(code))
+    code, depth = _market_code(code), _depth(request)
+    version = live.feed.book_version(code)
+    if version is None:
+        version = selectors.market_book_version(market_code=code)
+    if version is None:
+        raise Http404("No such market.")
+    etag = _book_etag(version, depth)
+    if etag in parse_etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
+        response = HttpResponseNotModified()
+        response["ETag"] = etag
+    else:
+        body, etag = _poll_body(request, code, depth, version)
+        response = HttpResponse(body)
+        response["ETag"] = etag
+        response["HX-Trigger"] = BOOK_CHANGED
+    response["Cache-Control"] = "private, no-cache"
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@trader_required
+@require_GET
+def my_orders(request, code: str):
+    market = _market(code)
+    if not request.htmx:
+        return _render_page(request, market)
+    holder = trader_holder_for(request.user)
+    context = {**_base_context(request, market), **_my_orders(holder, market, _tab(request))}
+    return _render_partials(request, "my-orders", context)
+
+
+@trader_required
+@require_GET
+def balances(request, code: str):
+    market = _market(code)
+    if not request.htmx:
+        return _render_page(request, market)
+    holder = trader_holder_for(request.user)
+    context = {
+        **_base_context(request, market),
+        "balances": selectors.holder_balances(holder=holder),
+    }
+    return _render_partials(request, "balances", context)
+
+
+# --- order entry -------------------------------------------------------------------------
+
+
+@trader_required
+@require_POST
+def order_preview(request, code: str):
+    """The live estimate as the trader types (read-only: no locks, nothing placed).
+
+    `fill_max` first sets the amount input to the most the trader can use (MAX).
+    `review` is the confirmation step: the estimate with a Confirm button that places the
+    order, or the errors next to their fields. Both answer with the whole order-entry
+    panel; plain typing only with the preview."""
+    market = _market(code)
+    holder = trader_holder_for(request.user)
+    fill_max = bool(request.POST.get("fill_max"))
+    review = bool(request.POST.get("review")) and not fill_max
+    data = request.POST
+    if fill_max:
+        data = _with_max_amount(data, holder=holder, market=market)
+    form = OrderEntryForm(data, market_code=market.code)
+    balances = selectors.holder_balances(holder=holder)
+    estimate = None
+    if form.is_valid():
+        estimate = selectors.order_estimate(
+            holder=holder,
+            request=form.order_request,
+            available={asset: row.available for asset, row in balances.items()},
+        )
+    if not request.htmx:
+        return _render_page(request, market, form=form, estimate=estimate, review=review)
+    context = {
+        **_base_context(request, market),
+        "form": form,
+        "estimate": estimate,
+        "balances": balances,
+        "review": review,
+        "preview_problems": _preview_problems(form),
+    }
+    if fill_max or review:
+        # The whole panel: errors next to their fields, or none left from an earlier try.
+        return _render_partials(request, "order-entry", context)
+    return _render_partials(request, "order-preview", context)
+
+
+def _preview_problems(form: OrderEntryForm) -> list[str]:
+    """What stops the live preview, for inputs the trader has filled in (an empty one is
+    not an error while typing)."""
+    if not form.is_bound or form.is_valid():
+        return []
+    problems = [str(error) for error in form.non_field_errors()]
+    for name, errors in form.errors.items():
+        if name in form.fields and form.value(name):
+            problems += [f"{form.fields[name].label}: {error}" for error in errors]
+    return problems
+
+
+def _with_max_amount(data, *, holder, market: Market):
+    """The form data with its amount input set to MAX (left as it was when there is
+    nothing to compute it from, e.g. a limit buy without a valid price)."""
+    data = data.copy()
+    probe = OrderEntryForm(data, market_code=market.code)
+    side, order_type = probe.chosen_side, probe.chosen_type
+    if side not in Order.Side.values or order_type not in Order.Type.values:
+        return data
+    price = None
+    if order_type == Order.Type.LIMIT:
+        try:
+            price = parse_price(probe.value("price"), tick=market.tick_size)
+        except ValidationError:
+            price = None
+    amount = selectors.order_max_amount(
+        holder=holder,
+        market=market.rules,
+        side=side,
+        order_type=order_type,
+        price=price,
+        by_eur=probe.by_eur,
+    )
+    if amount is not None:
+        data[probe.amount_field] = str(amount)
+    return data
+
+
+@trader_required
+@require_POST
+def place_order(request, code: str):
+    """Place the order. HTMX: a fresh order-entry panel (or the one with its errors), the
+    result as a toast, and `HX-Trigger: market-changed`. Otherwise: redirect back to the
+    page with a message, or the page with the form's errors."""
+    market = _market(code)
+    holder = trader_holder_for(request.user)
+    form = OrderEntryForm(request.POST, market_code=market.code)
+    placement = None
+    if form.is_valid():
+        try:
+            placement = order_place(
+                owner=holder,
+                request=form.order_request,
+                actor=request.user,
+                ip=client_ip(request),
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+    if placement is None:
+        if not request.htmx:
+            return _render_page(request, market, form=form)
+        context = {
+            **_base_context(request, market),
+            "form": form,
+            "balances": selectors.holder_balances(holder=holder),
+        }
+        return _render_partials(request, "order-entry", context)
+
+    level = messages.SUCCESS if placement.created else messages.INFO
+    if placement.order.status == Order.Status.CANCELLED and not placement.order.filled_quantity:
+        level = messages.WARNING
+    messages.add_message(request, level, placement.message)
+    if not request.htmx:
+        return redirect(_page_url(market))
+    context = {
+        **_base_context(request, market),
+        "form": form.fresh(),
+        "balances": selectors.holder_balances(holder=holder),
+    }
+    response = _render_partials(request, "order-entry", context, oob=["toasts"])
+    response["HX-Trigger"] = MARKET_CHANGED
+    return response
+
+
+@trader_required
+@require_POST
+def cancel_order(request, code: str, order_id: int):
+    """Cancel one of the trader's resting orders and release its reservation."""
+    market = _market(code)
+    try:
+        cancelled = order_cancel(order_id=order_id, user=request.user, ip=client_ip(request))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        changed = False
+    else:
+        released = describe(cancelled.reserve_asset, cancelled.released)
+        messages.success(request, f"Order #{cancelled.id} cancelled; {released} released.")
+        changed = True
+    if not request.htmx:
+        return redirect(f"{_page_url(market)}#my-orders")
+    response = _render_partials(request, None, _base_context(request, market), oob=["toasts"])
+    if changed:
+        response["HX-Trigger"] = MARKET_CHANGED
+    return response
