@@ -14,6 +14,8 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 GUNICORN_ARGS ?= --workers 2 --access-logfile -
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): the suite runs in about two thirds of the time on 2 cores.
+TEST_WORKERS ?= auto
 
 VENV := .venv
 BIN := $(VENV)/bin
@@ -78,8 +80,10 @@ serve:
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl+C to stop)"
 	$(BIN)/gunicorn config.wsgi:application --bind $(HOST):$(PORT) $(GUNICORN_ARGS)
 
+# Every test, on $(TEST_WORKERS) processes, with the coverage of the product's code (the
+# files not fully covered, and the total).
 test: install
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 lint: $(PY_STAMP)
 	$(BIN)/ruff check .

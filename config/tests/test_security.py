@@ -294,7 +294,8 @@ def test_cash_market_polls_and_previews_without_csp_violation(
     with page.expect_response(lambda r: "/book/" in r.url and r.status == 200):
         page.get_by_test_id("confirm-order").click()
     page.get_by_test_id("toast").first.wait_for()
-    page.wait_for_timeout(2500)  # one more poll
+    with page.expect_response(lambda r: "/book/" in r.url):  # one more poll
+        pass
 
     assert csp_problems(page) == []
 
@@ -310,12 +311,14 @@ def test_book_polls_only_while_the_tab_is_visible(
     page = watched_page
     trader = factories.trader("csp-watcher", EUR="100")
     browser_login(page, trader.user.username, PASSWORD)
+    # The page's timers run on a clock the test moves: no waiting on the wall clock.
+    page.clock.install()
     page.goto(f"{live_server.url}/market/CEA/")
     page.wait_for_selector("#order-book")
     polls = []
     page.on("request", lambda request: polls.append(request.url) if "/book/" in request.url else 0)
     with page.expect_response(lambda r: "/book/" in r.url):
-        pass
+        page.clock.run_for(2_100)
 
     visibility = """(state) => {
         Object.defineProperty(document, "visibilityState", {value: state, configurable: true});
@@ -325,7 +328,7 @@ def test_book_polls_only_while_the_tab_is_visible(
     }"""
     page.evaluate(visibility, "hidden")
     polls.clear()
-    page.wait_for_timeout(4500)  # two poll intervals and more
+    page.clock.run_for(6_500)  # three poll intervals and more
     assert polls == []
 
     with page.expect_request(lambda r: "/book/" in r.url, timeout=1000):
@@ -374,8 +377,7 @@ def test_back_office_admin_and_api_docs_without_csp_violation(
     # ... and the API's Swagger UI, served from our own static files.
     page.goto(f"{live_server.url}/api/v1/docs")
     page.locator(".swagger-ui .opblock").first.wait_for()
-
-    page.wait_for_timeout(300)
+    page.wait_for_load_state("networkidle")  # every script and style it loads has run
     assert csp_problems(page) == []
 
 

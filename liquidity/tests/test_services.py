@@ -214,36 +214,3 @@ def test_the_same_idempotency_key_twice_at_once_makes_one_operation():
     assert LiquidityOperation.objects.count() == 1
     assert Order.objects.count() == 6
     assert_all_invariants()
-
-
-@pytest.mark.django_db
-def test_create_liquidity_command_dry_run_then_execute():
-    from io import StringIO
-
-    from django.core.management import call_command
-
-    factories.StaffFactory()
-    factories.market_maker(LP, EUR="200000")
-    factories.market_maker(AH, CEA=10000)
-    out = StringIO()
-    args = ["--market", "CEA", "--bid-eur", "100000", "--ask-eur", "50000"]
-    call_command("create_liquidity", *args, "--dry-run", stdout=out)
-    assert "Total orders: 6" in out.getvalue() and "Dry run" in out.getvalue()
-    assert not Order.objects.exists()
-
-    out = StringIO()
-    call_command("create_liquidity", *args, stdout=out)
-    assert "Placed 6 orders" in out.getvalue()
-    assert LiquidityOperation.objects.count() == 1
-
-
-@pytest.mark.django_db
-def test_create_liquidity_command_reports_shortfalls_and_bad_input():
-    from django.core.management import CommandError, call_command
-
-    factories.StaffFactory()
-    with pytest.raises(CommandError, match="Insufficient"):
-        call_command("create_liquidity", "--market", "CEA", "--bid-eur", "1000")
-    with pytest.raises(CommandError, match="bid_amount_eur"):
-        call_command("create_liquidity", "--market", "CEA", "--bid-eur", "-1")
-    assert not Order.objects.exists()

@@ -3,7 +3,6 @@ balances, polling. Data is seeded through the order service, as in production.""
 
 import importlib
 import re
-import time
 from decimal import Decimal
 
 import pytest
@@ -81,18 +80,27 @@ def full_page(page, screenshot, name):
     """A full-page screenshot from the top (the sticky form would otherwise be drawn where
     the viewport happens to be)."""
     page.evaluate("window.scrollTo(0, 0)")
-    page.wait_for_timeout(50)
+    wait_for_js(page, "window.scrollY === 0")
     return screenshot(page, name)
 
 
 def wait_for_js(page, expression: str, timeout_ms: int = 15_000) -> None:
-    """Wait until `expression` is true in the page. Not `page.wait_for_function`: that
-    compiles its predicate in the page with Function(), which the Content-Security-Policy
-    forbids; `page.evaluate` runs it over the DevTools protocol, outside the policy."""
-    deadline = time.monotonic() + timeout_ms / 1000
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
-        page.wait_for_timeout(50)
+    """Wait until `expression` is true in the page, checked on every animation frame. Not
+    `page.wait_for_function`: that compiles its predicate in the page with Function(),
+    which the Content-Security-Policy forbids; `page.evaluate` runs this over the DevTools
+    protocol, outside the policy."""
+    met = page.evaluate(
+        f"""() => new Promise(resolve => {{
+            const deadline = performance.now() + {timeout_ms};
+            const check = () => {{
+                if ({expression}) return resolve(true);
+                if (performance.now() > deadline) return resolve(false);
+                requestAnimationFrame(check);
+            }};
+            check();
+        }})"""
+    )
+    assert met, f"timed out waiting for {expression}"
 
 
 def review_and_confirm(page):
@@ -248,11 +256,12 @@ def test_order_form_stays_visible_while_the_book_scrolls(
 
     # Scroll the page until the book sits right under the form: the form sticks to the
     # top of the viewport.
-    page.evaluate(
-        "window.scrollTo(0, document.getElementById('order-book').getBoundingClientRect().top"
+    target = page.evaluate(
+        "Math.round(document.getElementById('order-book').getBoundingClientRect().top"
         " + window.scrollY - document.getElementById('order-entry').offsetHeight - 24)"
     )
-    page.wait_for_timeout(100)
+    page.evaluate(f"window.scrollTo(0, {target})")
+    wait_for_js(page, f"Math.abs(window.scrollY - {target}) <= 1")
     form_box = form.bounding_box()
     assert -1 <= form_box["y"] <= 12
     assert form.is_visible()
@@ -260,14 +269,15 @@ def test_order_form_stays_visible_while_the_book_scrolls(
 
     # Scroll inside the book: the form stays put and the book's header sticks.
     scroller.evaluate("el => { el.scrollTop = 400 }")
-    page.wait_for_timeout(100)
+    wait_for_js(page, "document.getElementById('order-book-scroll').scrollTop === 400")
     assert scroller.evaluate("el => el.scrollTop") == 400
     assert form.bounding_box() == form_box
     assert abs(header.bounding_box()["y"] - scroller.bounding_box()["y"]) <= 1
 
     # Scroll the page further: still pinned above the chart and My Orders.
-    page.mouse.wheel(0, 900)
-    page.wait_for_timeout(150)
+    before = page.evaluate("window.scrollY")
+    page.evaluate("window.scrollBy(0, 900)")
+    wait_for_js(page, f"window.scrollY > {before}")
     assert form.bounding_box()["y"] == pytest.approx(form_box["y"], abs=1)
     screenshot(page, "cash-market-scrolled", full_page=False)
 

@@ -1,0 +1,54 @@
+"""`manage.py create_api_token`: a bearer token for the staff API, printed once; only its
+hash is kept."""
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+
+from accounts.models import ApiToken
+from market.models import MarketMakerClient
+from market.tests import factories
+
+LP = MarketMakerClient.Type.LIQUIDITY_PROVIDER
+REQUEST = {"certificate_type": "CEA", "bid_amount_eur": "100000", "ask_amount_eur": "50000"}
+
+
+def post(client, path, body, **headers):
+    return client.post(
+        f"/api/v1/liquidity/{path}",
+        data=json.dumps(body),
+        content_type="application/json",
+        **headers,
+    )
+
+
+def test_bearer_token_from_the_command(db, capsys):
+    staff = factories.StaffFactory()
+    call_command("create_api_token", username=staff.username)
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    client = Client(enforce_csrf_checks=True)
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    assert client.get("/api/v1/liquidity/operations", **headers).status_code == 200
+    factories.market_maker(LP, EUR="200000")
+    assert post(client, "preview", REQUEST, **headers).status_code == 200
+    wrong = {"HTTP_AUTHORIZATION": "Bearer not-a-token"}
+    assert client.get("/api/v1/liquidity/operations", **wrong).status_code == 401
+
+
+def test_token_command_refuses_a_trader(db):
+    trader = factories.UserFactory()
+    with pytest.raises(CommandError, match="staff"):
+        call_command("create_api_token", username=trader.username)
+
+
+def test_only_the_hash_is_stored(db, capsys):
+    staff = factories.StaffFactory()
+    call_command("create_api_token", username=staff.username, name="scripts")
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    row = ApiToken.objects.get(user=staff)
+    assert row.key_hash == ApiToken.hash(token) and token not in row.key_hash
+    assert (row.prefix, row.name) == (token[:8], "scripts")
+    with pytest.raises(CommandError, match="No user named"):
+        call_command("create_api_token", username="nobody")

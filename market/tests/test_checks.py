@@ -1,0 +1,54 @@
+"""The market's system checks: what its database code relies on, refused when missing."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from market import checks, live
+
+
+@pytest.fixture
+def on_postgresql(monkeypatch):
+    connection = SimpleNamespace(vendor="postgresql", settings_dict={"OPTIONS": {}})
+    monkeypatch.setattr(checks, "connections", {"default": connection})
+    return connection
+
+
+@pytest.mark.parametrize(
+    "engine",
+    ["django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db"],
+)
+def test_the_live_feed_accepts_sessions_kept_in_the_database(settings, on_postgresql, engine):
+    settings.MARKET_LIVE_FEED, settings.SESSION_ENGINE = True, engine
+    assert checks.check_live_feed_sessions() == []
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "django.contrib.sessions.backends.signed_cookies",
+        "django.contrib.sessions.backends.cache",
+        "django.contrib.sessions.backends.file",
+    ],
+)
+def test_the_live_feed_refuses_sessions_its_triggers_cannot_see(settings, on_postgresql, engine):
+    """A logout under these engines touches no `django_session` row: the feed would keep
+    trusting the session, so the configuration is refused, and the feed stays off."""
+    settings.MARKET_LIVE_FEED, settings.SESSION_ENGINE = True, engine
+    (error,) = checks.check_live_feed_sessions()
+    assert error.id == "market.E001" and engine in error.msg
+    assert "MARKET_LIVE_FEED=False" in error.hint
+    live._on_postgresql.cache_clear()
+    try:
+        assert not live.LiveFeed.enabled()
+    finally:
+        live._on_postgresql.cache_clear()
+    settings.MARKET_LIVE_FEED = False
+    assert checks.check_live_feed_sessions() == []
+
+
+def test_server_side_binding_is_required_on_postgresql(on_postgresql):
+    (error,) = checks.check_server_side_binding()
+    assert error.id == "market.E002"
+    on_postgresql.settings_dict["OPTIONS"]["server_side_binding"] = True
+    assert checks.check_server_side_binding() == []
