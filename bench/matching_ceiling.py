@@ -12,7 +12,7 @@ prepared statements), on the project's real schema (indexes, foreign keys, check
   balances, insert four ledger entries, bump the book version. The market lock is held
   across every round trip until COMMIT.
 - **pipelined**: the same statements in the three round trips our engine now uses
-  (`market.sql`): [BEGIN, market lock, book], [balance lock], [every write, COMMIT].
+  (`market.db.pipeline`): [BEGIN, market lock, book], [balance lock], [every write, COMMIT].
 - **server-side**: the same statements in one PL/pgSQL function, one call per order: the
   lock is held only while PostgreSQL itself runs them (the function exists only in the
   benchmark database).

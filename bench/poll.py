@@ -191,7 +191,8 @@ def profile(cookie: str, etag: str, count: int = 40) -> None:
     from django.contrib.auth import get_user_model
     from django.test import Client, RequestFactory
 
-    from market import selectors, views
+    from market import selectors
+    from market.views import cash_market as views
     from market.models import Market
 
     name, value = cookie.split("=", 1)
