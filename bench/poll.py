@@ -192,8 +192,8 @@ def profile(cookie: str, etag: str, count: int = 40) -> None:
     from django.test import Client, RequestFactory
 
     from market import selectors
-    from market.views import cash_market as views
     from market.models import Market
+    from market.views import cash_market as views
 
     name, value = cookie.split("=", 1)
     client = Client(HTTP_HOST="127.0.0.1")

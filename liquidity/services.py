@@ -22,7 +22,7 @@ from liquidity import plan as planning
 from liquidity.models import LiquidityOperation
 from market.core.makers import book_side_of, side_asset
 from market.core.money import parse_amount, parse_price
-from market.core.placement import MarketRules, RestingOrder
+from market.core.placement import MarketRules, RestingOrder, trading_refusal
 from market.db.balances import BalanceRow
 from market.db.orders import MarketRead, best_prices
 from market.models import Balance, MarketMakerClient, Order
@@ -82,6 +82,8 @@ def liquidity_request_parse(
             "certificate_type",
             f"Unknown market {market_code!r}: choose {', '.join(market_codes())}.",
         )
+    elif paused := trading_refusal(market):
+        errors.add("certificate_type", paused)
     bid = collect(parse_amount, bid_amount_eur, field="bid_amount_eur", allow_zero=True)
     ask = collect(parse_amount, ask_amount_eur, field="ask_amount_eur", allow_zero=True)
     if bid == 0 and ask == 0:
@@ -229,6 +231,8 @@ def liquidity_execute(
 
 def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> LiquidityOperation:
     market = MarketRead(market_id=request.market.market_id, lock=True).rules()
+    if paused := trading_refusal(market):  # paused since the request was read
+        raise ValidationError({"certificate_type": paused})
     makers = _maker_balances(market, lock=True)
     snapshot = _snapshot(market)
     try:

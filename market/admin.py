@@ -77,6 +77,62 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ServiceWrittenAdmin(admin.ModelAdmin):
+    """An admin whose add and change forms are written by a service (`write`), which also
+    records the audit ticket. The forms run the services' checks in `clean`; should the
+    service still refuse (the book moved in between), the transaction is rolled back and
+    the page shows the form again as typed, with the service's messages next to the
+    fields they name."""
+
+    def write(self, request, form, change):
+        """Create or change the object through its service and return it; raises the
+        service's ValidationError."""
+        raise NotImplementedError
+
+    def save_form(self, request, form, change):
+        try:
+            return self.write(request, form, change)
+        except ValidationError as error:
+            raise _ServiceRefused(error) from None
+
+    def save_model(self, request, obj, form, change):
+        """Written by the service in `save_form`."""
+
+    def save_related(self, request, form, formsets, change):
+        """Written by the service in `save_form`: no inline or many-to-many rows here."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _ServiceRefused as refused:
+            # Django's own view (and its atomic block) again, with a form that carries
+            # the refusal as its errors: nothing is written, the input is kept.
+            request.service_refusal = refused.error
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change, **kwargs)
+        refusal = getattr(request, "service_refusal", None)
+        if refusal is None:
+            return form_class
+
+        class RefusedForm(form_class):
+            def full_clean(self):
+                super().full_clean()
+                if self.is_bound:
+                    apply_service_errors(self, refusal)
+
+        return RefusedForm
+
+
+class _ServiceRefused(Exception):
+    """A service refused what a valid admin form asked for."""
+
+    def __init__(self, error: ValidationError):
+        super().__init__(error)
+        self.error = error
+
+
 class BalanceColumns:
     """One changelist column per asset (available / locked), over `balance_annotations`:
     the assets are the markets' rows, so a new market adds a column."""
@@ -116,7 +172,7 @@ def _page(admin_obj, request, template: str, **context):
 
 
 @admin.register(Market)
-class MarketAdmin(admin.ModelAdmin):
+class MarketAdmin(ServiceWrittenAdmin):
     """Markets are rows: staff add one (`market_create`, which gives every holder a
     balance of its certificate) and change its settings (`market_settings_update`)."""
 
@@ -158,47 +214,24 @@ class MarketAdmin(admin.ModelAdmin):
     def sell_fee(self, obj):
         return percent(obj.sell_fee_rate)
 
-    def save_form(self, request, form, change):
-        """Create or change the market through its service; its refusal goes back onto
-        the form (`_changeform_view` shows the form again when it has errors)."""
+    def write(self, request, form, change):
         data = form.cleaned_data
-        try:
-            if not change:
-                market, _ = market_create(
-                    code=data["code"],
-                    name=data["name"],
-                    **{name: data[name] for name in MarketForm.SETTINGS},
-                    actor=request.user,
-                    ip=client_ip(request),
-                )
-                return market
-            market_settings_update(
-                market=form.instance,
-                changes={name: data[name] for name in MarketForm.SETTINGS},
+        if not change:
+            market, _ = market_create(
+                code=data["code"],
+                name=data["name"],
+                **{name: data[name] for name in MarketForm.SETTINGS},
                 actor=request.user,
                 ip=client_ip(request),
             )
-        except ValidationError as error:
-            apply_service_errors(form, error)
-            raise _FormRefused from None
+            return market
+        market_settings_update(
+            market=form.instance,
+            changes={name: data[name] for name in MarketForm.SETTINGS},
+            actor=request.user,
+            ip=client_ip(request),
+        )
         return form.instance
-
-    def save_model(self, request, obj, form, change):
-        """Written by the service in `save_form`."""
-
-    def save_related(self, request, form, formsets, change):
-        """A market has no related rows to save here."""
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except _FormRefused:
-            self.message_user(request, "Nothing was saved: see the errors below.", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
-
-class _FormRefused(Exception):
-    """A service refused what a valid admin form asked for."""
 
 
 # ---------------------------------------------------------------------------- holders
@@ -509,7 +542,7 @@ class OrderAdmin(ReadOnlyAdmin):
 
 
 @admin.register(MarketMakerClient)
-class MarketMakerClientAdmin(BalanceColumns, admin.ModelAdmin):
+class MarketMakerClientAdmin(BalanceColumns, ServiceWrittenAdmin):
     """Market makers through the back office's services and forms: create (with funding),
     edit the name and description, fund, withdraw, deactivate, reactivate."""
 
@@ -576,44 +609,27 @@ class MarketMakerClientAdmin(BalanceColumns, admin.ModelAdmin):
 
     # --- creating and editing through the services
 
-    def save_form(self, request, form, change):
+    def write(self, request, form, change):
         data = form.cleaned_data
-        try:
-            if change:
-                market_maker_update(
-                    market_maker=form.instance,
-                    name=data["name"],
-                    description=data.get("description", ""),
-                    actor=request.user,
-                    ip=client_ip(request),
-                )
-                return form.instance
-            created = market_maker_create(
+        if change:
+            market_maker_update(
+                market_maker=form.instance,
                 name=data["name"],
-                mm_type=data["mm_type"],
                 description=data.get("description", ""),
-                funding=form.funding(),
-                created_by=request.user,
+                actor=request.user,
                 ip=client_ip(request),
             )
-        except ValidationError as error:
-            apply_service_errors(form, error)
-            raise _FormRefused from None
+            return form.instance
+        created = market_maker_create(
+            name=data["name"],
+            mm_type=data["mm_type"],
+            description=data.get("description", ""),
+            funding=form.funding(),
+            created_by=request.user,
+            ip=client_ip(request),
+        )
         self.message_user(request, f"Ticket {created.ticket.ticket_id}.", messages.INFO)
         return created.market_maker
-
-    def save_model(self, request, obj, form, change):
-        """Written by the service in `save_form`."""
-
-    def save_related(self, request, form, formsets, change):
-        """A market maker has no related rows to save here."""
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except _FormRefused:
-            self.message_user(request, "Nothing was saved: see the errors below.", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
 
     # --- columns
 

@@ -27,6 +27,7 @@ from market.core.placement import OrderRequest
 from market.models import Market, MarketMakerClient, Order
 from market.selectors import asset_codes
 from market.services.market_makers import market_maker_funding_parse
+from market.services.markets import SETTINGS as MARKET_SETTINGS
 from market.services.markets import market_settings_check
 from market.services.orders import order_request_parse
 
@@ -327,25 +328,11 @@ class MarketForm(forms.ModelForm):
         parse=_rate, label="Sell fee rate", help_text="0.005 = 0.5 %"
     )
 
-    SETTINGS = (
-        "tick_size",
-        "default_reference_price",
-        "buy_fee_rate",
-        "sell_fee_rate",
-        "trading_enabled",
-    )
+    SETTINGS = MARKET_SETTINGS
 
     class Meta:
         model = Market
-        fields = (
-            "code",
-            "name",
-            "tick_size",
-            "default_reference_price",
-            "buy_fee_rate",
-            "sell_fee_rate",
-            "trading_enabled",
-        )
+        fields = ("code", "name", *MARKET_SETTINGS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -16,7 +16,7 @@ from liquidity.services import (
     liquidity_preview,
     liquidity_request_parse,
 )
-from market.models import Balance, MarketMakerClient, Order
+from market.models import Balance, Market, MarketMakerClient, Order, TicketLog
 from market.services.market_makers import market_makers_create_bulk
 from market.services.orders import order_place, order_request_parse
 from market.tests import factories
@@ -149,6 +149,23 @@ def test_plan_never_crosses_the_live_book():
     operation = liquidity_execute(request=request(), user=staff)
     assert not operation.orders.filter(side="SELL", price__lte=D("13.99")).exists()
     assert_all_invariants()
+
+
+@pytest.mark.django_db
+def test_a_paused_market_takes_no_liquidity():
+    staff = factories.StaffFactory()
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=10000)
+    asked = request()  # read while trading was on
+    Market.objects.filter(code="CEA").update(trading_enabled=False)
+    with pytest.raises(ValidationError) as error:
+        request()
+    assert error.value.message_dict == {"certificate_type": ["Trading in CEA is paused."]}
+    with pytest.raises(ValidationError) as error:
+        liquidity_execute(request=asked, user=staff)
+    assert error.value.message_dict == {"certificate_type": ["Trading in CEA is paused."]}
+    assert not Order.objects.exists() and not LiquidityOperation.objects.exists()
+    assert not TicketLog.objects.filter(action_type="LIQUIDITY_CREATED").exists()
 
 
 def test_bad_request_is_refused_before_anything(db):

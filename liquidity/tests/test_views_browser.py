@@ -255,24 +255,3 @@ def test_a_trader_cannot_reach_the_back_office(
         response = page.goto(f"{live_server.url}{path}")
         assert response.status == 403, path
     assert page.get_by_role("link", name="Create liquidity").count() == 0
-
-
-def test_new_market_maker_asks_for_the_funding_of_its_type(
-    page, live_server, browser_login, ops_user, shot
-):
-    browser_login(page, "ops", PASSWORD)
-    page.goto(f"{live_server.url}/backoffice/market-makers/")
-    page.get_by_role("link", name="New market maker").click()
-    panel = page.get_by_test_id("mm-action")
-    panel.get_by_label("Name").fill("Helios Carbon")
-    assert panel.get_by_label("Initial EUR").is_visible()
-    assert not panel.get_by_label("Initial CEA").is_visible()
-    panel.get_by_text("Asset holder", exact=True).click()
-    assert not panel.get_by_label("Initial EUR").is_visible()
-    panel.get_by_label("Initial CEA").fill("2500")
-    shot(page, "market-maker-create")
-    panel.get_by_role("button", name="Create market maker").click()
-    page.get_by_text("Created MM-").wait_for()
-    maker = MarketMakerClient.objects.get(name="Helios Carbon")
-    assert maker.mm_type == AH
-    assert Balance.objects.get(holder=maker.holder, asset="CEA").available == Decimal("2500")

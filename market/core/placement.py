@@ -40,6 +40,7 @@ from market.core.matching import (
 )
 from market.core.money import (
     EUR,
+    MAX_AMOUNT,
     MAX_QUANTITY,
     ZERO,
     describe,
@@ -108,6 +109,12 @@ class OrderRequest:
 
 
 # --- The single rules -------------------------------------------------------------------
+
+
+def trading_refusal(market: MarketRules) -> str | None:
+    """Why `market` takes no order now (staff paused its trading), or None: the one rule
+    for traders' orders and staff liquidity alike."""
+    return None if market.trading_enabled else f"Trading in {market.code} is paused."
 
 
 def fee_rate_for(market: MarketRules, kind: str, side: str) -> Decimal:
@@ -454,8 +461,8 @@ def match_order(
     is the walk's `refusal`."""
     fee_rate = fee_rate_for(market, account.kind, request.side)
     refusal = None
-    if not market.trading_enabled:
-        refusal = Refusal("market", f"Trading in {market.code} is paused.")
+    if paused := trading_refusal(market):
+        refusal = Refusal("market", paused)
     elif account.kind == HOUSE:
         refusal = Refusal(NON_FIELD, "The house fee account does not trade.")
     elif request.price is not None and request.price % market.tick:
@@ -667,7 +674,7 @@ def max_amount(
         return min(int(available.get(market.code, ZERO)), MAX_QUANTITY)
     budget = available.get(EUR, ZERO)
     if order_type == MARKET and by_eur:
-        return budget
+        return min(budget, MAX_AMOUNT)
     fee_rate = fee_rate_for(market, account.kind, BUY)
     if order_type == LIMIT:
         if price is None:
@@ -788,12 +795,15 @@ def rest(
     ticket_id: int | None = None,
 ) -> Resting:
     """Fee-free limit orders that rest without trading, each reserving what it may spend
-    (the same rule as any limit order, at a fee rate of zero). Refused if any would cross
-    the book or another of them: no such order ever trades on placement."""
+    (the same rule as any limit order, at a fee rate of zero). Refused in a paused market,
+    and if any would cross the book or another of them: no such order ever trades on
+    placement."""
     orders = list(orders)
     bids = [order.price for order in orders if order.side == BUY]
     asks = [order.price for order in orders if order.side == SELL]
     refusal = None
+    if paused := trading_refusal(market):
+        return Resting((), (), Refusal("market", paused))
     if bids and asks and max(bids) >= min(asks):
         refusal = "The planned bids and asks would cross each other."
     elif bids and best_ask is not None and max(bids) >= best_ask:

@@ -1,9 +1,11 @@
 """Statements of balances and the ledger: the one balance lock, balance reads, and the
 writes of changed balances and ledger entries.
 
-Every writer locks balance rows by `BalanceLock`: one `SELECT … ORDER BY id FOR UPDATE`
-over every row the transaction touches, after any market lock, so two transactions never
-wait on each other in a cycle. On SQLite the IMMEDIATE transaction serialises writers.
+Every writer locks the balance rows it touches in one `SELECT … ORDER BY id FOR UPDATE`,
+after any market lock, so two transactions never wait on each other in a cycle: named rows
+by `BalanceLock`; a liquidity execute, which picks its rows by a condition (the funded
+makers of a market), by the same kind of statement in `liquidity.services`. On SQLite the
+IMMEDIATE transaction serialises writers.
 """
 
 from collections.abc import Iterable, Sequence
@@ -49,14 +51,9 @@ class BalanceLock:
         quote = connection.ops.quote_name
         balances, holders = quote(Balance._meta.db_table), quote(Holder._meta.db_table)
 
-        def placeholders(values):
-            return ", ".join(["%s"] * len(values))
-
-        where = (
-            f"(holder_id IN ({placeholders(holder_ids)}) AND asset IN ({placeholders(assets)}))"
-            if self.keys
-            else "FALSE"  # nothing named (an empty IN list is not SQL)
-        )
+        holders_in, holder_params = pipeline.any_of("holder_id", holder_ids, db_type="bigint")
+        assets_in, asset_params = pipeline.any_of("asset", assets, db_type="varchar")
+        where = f"({holders_in} AND {assets_in})"
         # The house row: its kind is a literal, which the partial unique index on it needs.
         house_id = f"(SELECT id FROM {holders} WHERE kind = '{Holder.Kind.HOUSE.value}')"
         house_flag = "FALSE"
@@ -68,7 +65,7 @@ class BalanceLock:
         self._statement = pipeline.send(
             f"SELECT {', '.join(_BALANCE_COLUMNS)}, {house_flag} FROM {balances} "
             f"WHERE {where} ORDER BY id{pipeline.for_update()}",
-            [*holder_ids, *assets],
+            [*holder_params, *asset_params],
             model=Balance,
             columns=_BALANCE_COLUMNS,
         )
@@ -111,7 +108,6 @@ def insert_ledger(moves: Sequence[Move], *, now: datetime) -> None:
         LedgerEntry,
         LEDGER_COLUMNS,
         moves,
-        returning_ids=False,
         constants={"created_at": now},
     )
 

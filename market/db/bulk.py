@@ -68,21 +68,22 @@ def insert_rows(
     columns: Sequence[str],
     rows: Sequence[Sequence],
     *,
-    returning_ids: bool,
     constants: dict | None = None,
-) -> list[int]:
+) -> None:
     """Insert `rows` (tuples ordered as `columns`, which are field attnames) in one
     statement, every row also taking the `constants` ({attname: value}), which travel
-    once rather than once per row. Returns the new primary keys in row order when
-    `returning_ids`.
+    once rather than once per row. Nothing is returned: rows that others must name get
+    their ids ahead (`pipeline.allocate_ids`), because neither database promises the
+    order in which an INSERT returns the ids it took.
 
     On PostgreSQL a column whose value is the same in every row (all None, one kind …)
     is sent once, like a constant: the rows written are the same."""
     if not rows:
-        return []
+        return
     constants = dict(constants or {})
     if connection.vendor != "postgresql":
-        return _insert_values(model, columns, rows, constants, returning_ids=returning_ids)
+        _insert_values(model, columns, rows, constants)
+        return
     vendor = connection.vendor
     table = connection.ops.quote_name(model._meta.db_table)
     names, arrays, scalars, arrays_in = [], [], [], []
@@ -116,20 +117,13 @@ def insert_rows(
         source = "FROM generate_series(1, %b::integer)"
         selected = ", ".join(scalars)
     sql = f"INSERT INTO {table} ({', '.join(names)}) SELECT {selected} {source}"
-    if returning_ids:
-        # unnest yields rows in array order and INSERT … SELECT keeps it, so RETURNING
-        # id ORDER BY is not needed; ids come from one sequence, increasing.
-        sql += f" RETURNING {connection.ops.quote_name(model._meta.pk.column)}"
     # The constants' placeholders come first in the statement (SELECT), then the arrays
     # (or the row count).
     params = [*constant_values, *(arrays_in if arrays else [len(rows)])]
-    if not returning_ids:
-        pipeline.write(sql, params)
-        return []
-    return [pk for (pk,) in pipeline.send(sql, params).rows()]
+    pipeline.write(sql, params)
 
 
-def _insert_values(model, columns, rows, constants, *, returning_ids: bool) -> list[int]:
+def _insert_values(model, columns, rows, constants) -> None:
     """SQLite's way: multi-row VALUES in batches of its parameter limit, every value as
     given (Django's `bulk_create` would overwrite `auto_now` fields)."""
     fields = {field.attname: field for field in model._meta.concrete_fields}
@@ -140,11 +134,9 @@ def _insert_values(model, columns, rows, constants, *, returning_ids: bool) -> l
         f"INSERT INTO {quote(model._meta.db_table)} "
         f"({', '.join(quote(field.column) for field in targets)}) VALUES "
     )
-    returning = f" RETURNING {quote(model._meta.pk.column)}" if returning_ids else ""
     row_sql = "(" + ", ".join(["%s"] * len(targets)) + ")"
     batch = connection.ops.bulk_batch_size(targets, rows)
     tail = tuple(constants.values())
-    ids = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
@@ -153,10 +145,7 @@ def _insert_values(model, columns, rows, constants, *, returning_ids: bool) -> l
                 for row in chunk
                 for field, value in zip(targets, (*row, *tail), strict=True)
             ]
-            cursor.execute(sql + ", ".join([row_sql] * len(chunk)) + returning, params)
-            if returning_ids:
-                ids += [pk for (pk,) in cursor.fetchall()]
-    return ids
+            cursor.execute(sql + ", ".join([row_sql] * len(chunk)), params)
 
 
 def update_rows(

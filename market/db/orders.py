@@ -101,6 +101,8 @@ class RestingBook:
         limit_price: Decimal | None = None,
         first: int = BOOK_FIRST_BATCH,
     ):
+        if side not in (BUY, SELL):  # a literal in the statement, for the partial index
+            raise ValueError(f"Unknown side {side!r}")
         params: list = [market_id]
         where = f"market_id = %s AND side = '{side}' AND status IN ({_RESTING_SQL})"
         if limit_price is not None:
@@ -160,11 +162,10 @@ def lock_markets(market_ids: Iterable[int]) -> dict[int, str]:
     ids = sorted(set(market_ids))
     if not ids:
         return {}
-    placeholders = ", ".join(["%s"] * len(ids))
+    among, params = pipeline.any_of("id", ids, db_type="bigint")
     rows = pipeline.send(
-        f"SELECT id, code FROM {_table(Market)} WHERE id IN ({placeholders}) "
-        f"ORDER BY id{pipeline.for_update()}",
-        ids,
+        f"SELECT id, code FROM {_table(Market)} WHERE {among} ORDER BY id{pipeline.for_update()}",
+        params,
     ).rows()
     return dict(rows)
 
@@ -172,32 +173,20 @@ def lock_markets(market_ids: Iterable[int]) -> dict[int, str]:
 def bump_book_version(*market_ids: int) -> None:
     """Every change to a market's resting book bumps its version (the poll's ETag), in
     the same transaction, under the market's lock."""
-    placeholders = ", ".join(["%s"] * len(market_ids))
+    among, params = pipeline.any_of("id", market_ids, db_type="bigint")
     pipeline.write(
-        f"UPDATE {_table(Market)} SET book_version = book_version + 1 "
-        f"WHERE id IN ({placeholders})",
-        market_ids,
+        f"UPDATE {_table(Market)} SET book_version = book_version + 1 WHERE {among}", params
     )
 
 
-_ORDER_INSERT_COLUMNS = OrderRow._fields[1:]
+_ORDER_COLUMNS = OrderRow._fields
 
 
-def insert_orders(rows: Sequence[OrderRow], *, now: datetime) -> list[int]:
-    """Insert orders in one statement. Rows with ids (allocated ahead) are inserted as
-    they are and nothing is returned; rows without get theirs, returned in row order."""
-    if not rows:
-        return []
-    with_ids = rows[0].id is not None
-    columns = ("id", *_ORDER_INSERT_COLUMNS) if with_ids else _ORDER_INSERT_COLUMNS
-    values = rows if with_ids else [row[1:] for row in rows]
-    return insert_rows(
-        Order,
-        columns,
-        values,
-        returning_ids=not with_ids,
-        constants={"created_at": now, "updated_at": now},
-    )
+def insert_orders(rows: Sequence[OrderRow], *, now: datetime) -> None:
+    """Insert orders, each with the id allocated for it ahead, in one statement."""
+    if any(row.id is None for row in rows):
+        raise ValueError("insert_orders needs every order's id allocated ahead")
+    insert_rows(Order, _ORDER_COLUMNS, rows, constants={"created_at": now, "updated_at": now})
 
 
 _UPDATE_COLUMNS = OrderUpdate._fields[1:]
@@ -217,7 +206,6 @@ def insert_trades(rows: Sequence[TradeRow], *, ticket_ids: Sequence[int], now: d
         Trade,
         (*_TRADE_COLUMNS, "ticket_id"),
         [(*row, ticket) for row, ticket in zip(rows, ticket_ids, strict=True)],
-        returning_ids=False,
         constants={"created_at": now},
     )
 
@@ -243,12 +231,12 @@ def lock_resting_orders(
     ids = sorted(set(order_ids))
     if not ids:
         return []
-    placeholders = ", ".join(["%s"] * len(ids))
+    among, params = pipeline.any_of("id", ids, db_type="bigint")
     rows = pipeline.send(
         f"SELECT {', '.join(_CANCEL_COLUMNS)} FROM {_table(Order)} "
-        f"WHERE id IN ({placeholders}) AND status IN ({_RESTING_SQL}) "
+        f"WHERE {among} AND status IN ({_RESTING_SQL}) "
         f"ORDER BY id{pipeline.for_update()}",
-        ids,
+        params,
         model=Order,
         columns=_CANCEL_COLUMNS,
     ).rows()
@@ -262,8 +250,8 @@ def market_ids_of(order_ids: Iterable[int]) -> list[int]:
     ids = sorted(set(order_ids))
     if not ids:
         return []
-    placeholders = ", ".join(["%s"] * len(ids))
+    among, params = pipeline.any_of("id", ids, db_type="bigint")
     rows = pipeline.send(
-        f"SELECT DISTINCT market_id FROM {_table(Order)} WHERE id IN ({placeholders})", ids
+        f"SELECT DISTINCT market_id FROM {_table(Order)} WHERE {among}", params
     ).rows()
     return sorted(market_id for (market_id,) in rows)

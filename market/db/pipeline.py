@@ -25,6 +25,7 @@ Django's own cursors, and psycopg prepares each one on a connection after
 index's predicate needs as a literal (the generic plan must still match the index).
 """
 
+import json
 import threading
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -131,6 +132,15 @@ def write(sql: str, params: Sequence = ()) -> None:
             c.execute(sql, params)
         return
     writer.execute(sql, params)
+
+
+def any_of(column: str, values: Sequence, *, db_type: str) -> tuple[str, list]:
+    """`column` is one of `values`, as SQL and its one parameter: a single array on
+    PostgreSQL (so one prepared statement serves any number of values, beyond the
+    65,535 parameters a statement may have), a JSON list on SQLite."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s::{db_type}[])", [list(values)]
+    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(list(values))]
 
 
 def for_update(*, of: Sequence[str] = ()) -> str:

@@ -65,7 +65,7 @@ def tickets_record(
 def ticket_rows_insert(rows: Sequence[tuple]) -> None:
     """Insert tickets given as rows of `COLUMNS` (ids and numbers included), in one
     statement: the hot path's way, without model instances."""
-    insert_rows(TicketLog, COLUMNS, rows, returning_ids=False)
+    insert_rows(TicketLog, COLUMNS, rows)
 
 
 def ticket_record(

@@ -2,8 +2,11 @@
 
 Every holder has one balance row per asset (EUR and each market's certificate) from the
 moment it exists, so money moves lock existing rows and never insert balances. Creating
-holders and creating a market both take the house holder's row lock first, so one always
-sees what the other committed: no holder ever misses the row of a new market's asset.
+holders and creating a market both take the house holder's row lock before they read what
+the other writes (the markets, the holders), so one always sees what the other committed:
+no holder ever misses the row of a new market's asset. The lock is a no-key update lock,
+so it does not block the foreign-key checks of ledger entries that name the house (every
+fee-paying trade writes one) while a market or a holder is being created.
 """
 
 from collections.abc import Sequence
@@ -16,7 +19,8 @@ from market.models import Balance, Holder, Market
 
 def _serialise_with_market_creation() -> None:
     """The lock holder creation and market creation share (see the module docstring)."""
-    list(Holder.objects.select_for_update().filter(kind=Holder.Kind.HOUSE).values_list("pk"))
+    house = Holder.objects.select_for_update(no_key=True).filter(kind=Holder.Kind.HOUSE)
+    list(house.values_list("pk"))
 
 
 def holders_create(*, kind: str, names: Sequence[str], user=None) -> list[Holder]:
@@ -60,10 +64,13 @@ def balances_for_new_asset(*, asset: str) -> int:
     """A zero balance row of `asset` for every holder (a new market's certificate), under
     the lock holder creation takes. Returns how many rows were created."""
     _serialise_with_market_creation()
+    existing = Balance.objects.filter(asset=asset)
+    before = existing.count()
     holder_ids = Holder.objects.values_list("pk", flat=True).order_by("pk")
-    rows = Balance.objects.bulk_create(
+    Balance.objects.bulk_create(
         (Balance(holder_id=holder_id, asset=asset) for holder_id in holder_ids.iterator()),
         batch_size=5000,
         ignore_conflicts=True,
     )
-    return len(rows)
+    # `bulk_create` counts the rows it tried, conflicts included.
+    return existing.count() - before

@@ -3,9 +3,14 @@
 Locking rules, the same for every writer so two transactions never wait on each other in
 a cycle:
 
-1. Market rows first, in primary-key order, when the transaction changes a market's book.
+1. Market rows first, in primary-key order, when the transaction changes a market's book
+   (withdrawing a liquidity operation locks the operation's row before them, bulk funding
+   the market makers' rows, by primary key).
 2. Then balance rows, all in one `SELECT … FOR UPDATE` ordered by primary key
    (`BalanceSheet.lock`, `market.db.balances.BalanceLock`).
+
+Creating a holder or a market takes a no-key lock of the house holder's row instead
+(`market.services.holders`); it locks no balance.
 
 Every change is a `Move` (`market.core.placement`): `BalanceSheet.apply` checks a batch of
 moves on the locked rows (nothing below zero) and applies all or none of them;
@@ -53,8 +58,10 @@ class BalanceSheet:
 
     @classmethod
     def lock(cls, keys: Iterable[tuple[int, str]], *, house: bool = False) -> "BalanceSheet":
-        """Lock the balance rows of these (holder id, asset) pairs, in primary-key order;
-        with `house`, the house fee account's EUR row too (`sheet.house_id`)."""
+        """Lock, in primary-key order, the balance rows of every holder and asset the
+        (holder id, asset) pairs name (their cross product: naming A's EUR and B's CEA
+        locks A's CEA and B's EUR too); with `house`, the house fee account's EUR row
+        too (`sheet.house_id`)."""
         lock = BalanceLock(keys, house=house)
         rows = lock.rows()
         return cls(rows, house_id=lock.house_id)

@@ -395,10 +395,13 @@ def resting_orders_place(
     )
     if resting.refusal is not None:
         raise _refused(resting.refusal)
-    ids = db.insert_orders(resting.orders, now=timezone.now())
+    ids = allocate_ids({Order: len(resting.orders)}).take(Order)
+    db.insert_orders(
+        [row._replace(id=pk) for row, pk in zip(resting.orders, ids, strict=True)],
+        now=timezone.now(),
+    )
     sheet.apply(
-        move._replace(order_id=order_id)
-        for move, order_id in zip(resting.reservations, ids, strict=True)
+        move._replace(order_id=pk) for move, pk in zip(resting.reservations, ids, strict=True)
     )
     db.bump_book_version(market.market_id)
     return ids

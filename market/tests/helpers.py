@@ -1,12 +1,16 @@
-"""Invariant checks shared by the market tests: the ledger, the book and matching."""
+"""Shared by the market tests: invariant checks (the ledger, the book and matching) and
+helpers for the seeding commands."""
 
 from collections import defaultdict
 from decimal import Decimal
+from io import StringIO
 
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db.models import Max, Min
 
 from market.core.money import fee_on
-from market.models import Balance, LedgerEntry, Market, Order, Trade
+from market.models import Balance, LedgerEntry, Market, MarketMakerClient, Order, TicketLog, Trade
 from market.services.holders import house_holder
 
 ZERO = Decimal("0")
@@ -176,3 +180,26 @@ def assert_matching_invariants():
     assert_status_matches_fills()
     assert_fifo_within_price_levels()
     assert_fees_reach_house()
+
+
+def run_command(*args, **options) -> str:
+    """Run a management command and return what it printed."""
+    out = StringIO()
+    call_command(*args, stdout=out, **options)
+    return out.getvalue()
+
+
+def seeded_state():
+    """What a seeding command writes, to compare before and after a rerun."""
+    return (
+        sorted(MarketMakerClient.objects.values_list("code", "name", "mm_type", "is_active")),
+        sorted(Balance.objects.values_list("holder_id", "asset", "available", "locked")),
+        LedgerEntry.objects.count(),
+        TicketLog.objects.count(),
+        sorted(get_user_model().objects.values_list("username", "is_staff", "is_superuser")),
+    )
+
+
+def maker_available(name: str, asset: str) -> Decimal:
+    maker = MarketMakerClient.objects.get(name=name)
+    return Balance.objects.get(holder=maker.holder, asset=asset).available

@@ -276,6 +276,30 @@ def test_tick_cannot_change_under_resting_orders_off_the_new_tick(staff_client):
     assert "not on a 0.05 tick" in response.content.decode()
 
 
+def test_a_refusal_by_the_service_after_the_form_check_shows_the_form_again(
+    staff_client, monkeypatch
+):
+    """The form checks the book without its lock; an order arriving before the service
+    takes the lock makes the service refuse. The page then shows the form as typed, the
+    service's message next to the tick, and nothing is saved."""
+    trader = factories.trader(EUR="1000.00")
+    market = Market.objects.get(code="CEA")
+    monkeypatch.setattr("market.forms.market_settings_check", lambda **kwargs: None)
+    place(trader, "BUY", price="10.03", quantity=1)  # the order the form's check missed
+    response = staff_client.post(
+        url(Market, "change", market.pk),
+        market_form(tick_size="0.05", default_reference_price="15.00"),
+    )
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert "not on a 0.05 tick" in " ".join(form.errors["tick_size"])
+    assert form["default_reference_price"].value() == "15.00"
+    market.refresh_from_db()
+    assert (market.tick_size, market.default_reference_price) == (D("0.01"), D("14.00"))
+    assert not TicketLog.objects.filter(action_type="MARKET_SETTINGS_CHANGED").exists()
+    assert not LogEntry.objects.exists()
+
+
 # ---------------------------------------------------------------------------- orders
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from market.core import placement as core
 from market.core.matching import BookOrder
-from market.core.money import EUR, fee_on
+from market.core.money import EUR, MAX_AMOUNT, MAX_QUANTITY, fee_on
 from market.core.placement import (
     Account,
     CancellingOrder,
@@ -267,6 +267,14 @@ def test_resting_orders_reserve_by_the_same_rule_and_never_cross():
             best_bid=None,
             best_ask=None,
         )
+    paused = core.rest(
+        market=replace(CEA, trading_enabled=False),
+        orders=orders,
+        best_bid=None,
+        best_ask=None,
+    )
+    assert paused.orders == () and paused.reservations == ()
+    assert paused.refusal == core.Refusal("market", "Trading in CEA is paused.")
 
 
 def test_a_cancellation_releases_everything_still_reserved():
@@ -296,6 +304,10 @@ def test_max_amount():
     assert maximum("BUY", "LIMIT") is None
     assert maximum("BUY", "LIMIT", price=D("14.00")) == 71  # 71 × 14.07 = 998.97
     assert maximum("BUY", "MARKET", book=[ask(1, "14.00", 10), ask(2, "20.00", 100)]) == 10 + 42
+    # Never more than one order may take, so the form's MAX is always accepted.
+    available.update({EUR: MAX_AMOUNT * 3, "CEA": D(MAX_QUANTITY * 2)})
+    assert maximum("BUY", "MARKET", by_eur=True) == MAX_AMOUNT
+    assert maximum("SELL", "MARKET") == MAX_QUANTITY
 
 
 # --- Any order ----------------------------------------------------------------------------

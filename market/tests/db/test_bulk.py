@@ -16,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from market.db.bulk import _array_param, insert_rows, update_rows
+from market.db.pipeline import allocate_ids
 from market.models import Balance, LedgerEntry, Order
 from market.tests import factories
 
@@ -53,6 +54,12 @@ def order_constants(market, **extra) -> dict:
     }
 
 
+def with_ids(rows, model=Order):
+    """The rows with ids allocated ahead, as the services write them."""
+    ids = allocate_ids({model: len(rows)}).take(model)
+    return ids, [(pk, *row) for pk, row in zip(ids, rows, strict=True)]
+
+
 def stored(ids, columns):
     by_id = {
         row[0]: row[1:] for row in Order.objects.filter(pk__in=ids).values_list("pk", *columns)
@@ -76,10 +83,8 @@ def test_insert_rows_round_trips_tricky_values_in_row_order(cea):
         (owner.pk, "BUY" if i % 2 else "SELL", D("10.00") + i, i + 1, D(i) / 100 + 1, text)
         for i, text in enumerate(TRICKY)
     ]
-    ids = insert_rows(
-        Order, ORDER_COLUMNS, rows, returning_ids=True, constants=order_constants(cea)
-    )
-    assert ids == sorted(ids) and len(set(ids)) == len(rows)
+    ids, with_pk = with_ids(rows)
+    insert_rows(Order, ("id", *ORDER_COLUMNS), with_pk, constants=order_constants(cea))
     assert stored(ids, ORDER_COLUMNS) == rows
 
 
@@ -88,29 +93,25 @@ def test_columns_equal_in_every_row_are_written_like_the_others(cea):
     # side, price and status_reason are the same in every row, client_order_id all None.
     rows = [(owner.pk, "SELL", D("11.00"), q, D(q), "same", None) for q in (1, 2, 3)]
     columns = (*ORDER_COLUMNS, "client_order_id")
-    ids = insert_rows(Order, columns, rows, returning_ids=True, constants=order_constants(cea))
+    ids, with_pk = with_ids(rows)
+    insert_rows(Order, ("id", *columns), with_pk, constants=order_constants(cea))
     assert stored(ids, columns) == rows
 
     # Every column the same: still one row per input row.
-    same = [(owner.pk, "BUY", D("9.00"), 5, D("45.00"), "")] * 3
-    ids = insert_rows(
-        Order, ORDER_COLUMNS, same, returning_ids=True, constants=order_constants(cea)
-    )
-    assert len(set(ids)) == 3
-    assert stored(ids, ORDER_COLUMNS) == same
+    same = [(owner.pk, "BUY", D("9.00"), 5, D("45.00"), "all the same")] * 3
+    insert_rows(Order, ORDER_COLUMNS, same, constants=order_constants(cea))
+    written = Order.objects.filter(status_reason="all the same")
+    assert list(written.values_list(*ORDER_COLUMNS)) == same
 
 
 def test_insert_rows_without_ids_and_with_nothing_to_insert(cea):
     owner = factories.trader()
     before = Order.objects.count()
-    assert insert_rows(Order, ORDER_COLUMNS, [], returning_ids=True) == []
+    with CaptureQueriesContext(connection) as queries:
+        insert_rows(Order, ORDER_COLUMNS, [])
+    assert not queries
     row = (owner.pk, "BUY", D("9.00"), 5, D("45.00"), "x")
-    assert (
-        insert_rows(
-            Order, ORDER_COLUMNS, [row], returning_ids=False, constants=order_constants(cea)
-        )
-        == []
-    )
+    insert_rows(Order, ORDER_COLUMNS, [row], constants=order_constants(cea))
     assert Order.objects.count() == before + 1
 
 
@@ -119,17 +120,15 @@ def test_bulk_statements_are_django_queries_inside_the_transaction(cea):
     row = (owner.pk, "BUY", D("9.00"), 5, D("45.00"), "")
     constants = order_constants(cea, client_order_id="key-1")
     with CaptureQueriesContext(connection) as queries:
-        insert_rows(Order, ORDER_COLUMNS, [row], returning_ids=True, constants=constants)
+        insert_rows(Order, ORDER_COLUMNS, [row], constants=constants)
     # One statement, seen by Django (SQLite's fallback adds its own BEGIN/savepoints).
     assert [q["sql"].split()[0] for q in queries if "market_order" in q["sql"]] == ["INSERT"]
     # A unique-key violation arrives as Django's IntegrityError and leaves the
     # transaction to roll back as usual.
     with pytest.raises(IntegrityError), transaction.atomic():
-        insert_rows(Order, ORDER_COLUMNS, [row], returning_ids=True, constants=constants)
+        insert_rows(Order, ORDER_COLUMNS, [row], constants=constants)
     with pytest.raises(ZeroDivisionError), transaction.atomic():
-        insert_rows(
-            Order, ORDER_COLUMNS, [row], returning_ids=True, constants=order_constants(cea)
-        )
+        insert_rows(Order, ORDER_COLUMNS, [row], constants=order_constants(cea))
         1 / 0  # noqa: B018 - roll the block back
     assert Order.objects.filter(owner=owner).count() == 1
 
@@ -197,14 +196,12 @@ def test_lookups_still_walk_an_index(cea):
     trade_free = [
         (owners[i % 40].pk, "BUY", D("1.00") + i % 90, 1, D("1.00"), "") for i in range(8000)
     ]
-    ids = insert_rows(
-        Order, ORDER_COLUMNS, trade_free, returning_ids=True, constants=order_constants(cea)
-    )
+    ids, with_pk = with_ids(trade_free)
+    insert_rows(Order, ("id", *ORDER_COLUMNS), with_pk, constants=order_constants(cea))
     insert_rows(
         LedgerEntry,
         ("holder_id", "order_id", "available_delta", "locked_delta"),
         [(owners[i % 40].pk, pk, D("-1.00"), D("1.00")) for i, pk in enumerate(ids)],
-        returning_ids=False,
         constants={
             "asset": "EUR",
             "kind": LedgerEntry.Kind.RESERVE,

@@ -98,12 +98,13 @@ def test_orders_written_with_allocated_ids_keep_them_and_the_time_given(cea):
     with transaction.atomic():
         (pk,) = sql.allocate_ids({Order: 1}).take(Order)
         (row,) = _resting_rows(owner, cea, side="BUY", count=1)
-        assert orders_db.insert_orders([row._replace(id=pk)], now=stamp) == []
+        orders_db.insert_orders([row._replace(id=pk)], now=stamp)
     stored = Order.objects.get(pk=pk)
     assert stored.created_at == stored.updated_at == stamp
-    # Rows without ids get theirs from the database, in row order.
-    fresh = orders_db.insert_orders(_resting_rows(owner, cea, side="BUY", count=2), now=stamp)
-    assert len(fresh) == 2 and fresh == sorted(fresh) and min(fresh) > pk
+    # An order without its id is refused before anything is written.
+    with pytest.raises(ValueError, match="allocated ahead"):
+        orders_db.insert_orders(_resting_rows(owner, cea, side="BUY", count=2), now=stamp)
+    assert Order.objects.filter(owner=owner).count() == 1
 
 
 def _resting_rows(owner, market, *, side, count):

@@ -2,54 +2,36 @@
 operation per market; idempotent, and only with DEBUG."""
 
 from decimal import Decimal
-from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 from django.test import override_settings
 
 from liquidity.models import LiquidityOperation
-from market.models import Balance, Holder, LedgerEntry, Market, MarketMakerClient, TicketLog
+from market.models import Balance, Holder, Market, MarketMakerClient
 from market.selectors import order_book
-from market.tests.helpers import assert_all_invariants
+from market.tests.helpers import (
+    assert_all_invariants,
+    run_command,
+    seeded_state,
+)
 
 D = Decimal
 pytestmark = pytest.mark.django_db
 
 
-def run(*args, **options) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out, **options)
-    return out.getvalue()
-
-
-def state():
-    return (
-        sorted(MarketMakerClient.objects.values_list("code", "name", "mm_type", "is_active")),
-        sorted(Balance.objects.values_list("holder_id", "asset", "available", "locked")),
-        LedgerEntry.objects.count(),
-        TicketLog.objects.count(),
-        sorted(get_user_model().objects.values_list("username", "is_staff", "is_superuser")),
-    )
-
-
-def available(name, asset):
-    maker = MarketMakerClient.objects.get(name=name)
-    return Balance.objects.get(holder=maker.holder, asset=asset).available
-
-
 @override_settings(DEBUG=False)
 def test_seed_demo_refuses_without_debug():
     with pytest.raises(CommandError, match="DEBUG"):
-        run("seed_demo")
+        run_command("seed_demo")
     assert not get_user_model().objects.exists()
     assert not MarketMakerClient.objects.exists()
 
 
 @override_settings(DEBUG=True)
 def test_seed_demo_is_idempotent_and_prints_the_logins():
-    output = run("seed_demo")
+    output = run_command("seed_demo")
     assert "admin / admin" in output and "trader / trader" in output
     # One liquidity operation per market, so the book is live.
     operations = LiquidityOperation.objects.all()
@@ -73,9 +55,9 @@ def test_seed_demo_is_idempotent_and_prints_the_logins():
     lp = Balance.objects.get(holder__market_maker__name="Seed LP 2", asset="EUR")
     assert lp.available + lp.locked == D("250000.00") and lp.locked > 0
 
-    first = state()
-    output = run("seed_demo")
-    assert state() == first
+    first = seeded_state()
+    output = run_command("seed_demo")
+    assert seeded_state() == first
     assert "already funded" in output and "already seeded" in output
     assert LiquidityOperation.objects.count() == 2
     assert_all_invariants()
@@ -85,5 +67,5 @@ def test_seed_demo_is_idempotent_and_prints_the_logins():
 def test_seed_demo_leaves_an_existing_admin_password_alone():
     User = get_user_model()
     User.objects.create_superuser("admin", "a@example.com", "something-else")
-    run("seed_demo")
+    run_command("seed_demo")
     assert User.objects.get(username="admin").check_password("something-else")

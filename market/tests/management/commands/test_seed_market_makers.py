@@ -1,38 +1,20 @@
 """`manage.py seed_market_makers`: idempotent, funding only the makers it creates."""
 
 from decimal import Decimal
-from io import StringIO
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 
-from market.models import Balance, LedgerEntry, MarketMakerClient, TicketLog
-from market.tests.helpers import assert_all_invariants
+from market.models import MarketMakerClient, TicketLog
+from market.tests.helpers import (
+    assert_all_invariants,
+    maker_available,
+    run_command,
+    seeded_state,
+)
 
 D = Decimal
 pytestmark = pytest.mark.django_db
-
-
-def run(*args, **options) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out, **options)
-    return out.getvalue()
-
-
-def state():
-    return (
-        sorted(MarketMakerClient.objects.values_list("code", "name", "mm_type", "is_active")),
-        sorted(Balance.objects.values_list("holder_id", "asset", "available", "locked")),
-        LedgerEntry.objects.count(),
-        TicketLog.objects.count(),
-        sorted(get_user_model().objects.values_list("username", "is_staff", "is_superuser")),
-    )
-
-
-def available(name, asset):
-    maker = MarketMakerClient.objects.get(name=name)
-    return Balance.objects.get(holder=maker.holder, asset=asset).available
 
 
 SEED = (
@@ -51,53 +33,60 @@ SEED = (
 
 
 def test_seed_market_makers_twice_gives_the_same_makers_and_balances():
-    output = run(*SEED)
+    output = run_command(*SEED)
     assert "Created 3 market maker(s)" in output
     assert MarketMakerClient.objects.filter(mm_type="LIQUIDITY_PROVIDER").count() == 2
     assert MarketMakerClient.objects.filter(mm_type="ASSET_HOLDER").count() == 1
-    assert available("Seed LP 1", "EUR") == D("250000.00")
-    assert available("Seed LP 2", "CEA") == 0  # certificates only go to asset holders
-    assert (available("Seed AH 1", "CEA"), available("Seed AH 1", "EUA")) == (20000, 5000)
-    assert available("Seed AH 1", "EUR") == 0
+    assert maker_available("Seed LP 1", "EUR") == D("250000.00")
+    assert maker_available("Seed LP 2", "CEA") == 0  # certificates only go to asset holders
+    assert (maker_available("Seed AH 1", "CEA"), maker_available("Seed AH 1", "EUA")) == (
+        20000,
+        5000,
+    )
+    assert maker_available("Seed AH 1", "EUR") == 0
     # The summary table lists every maker with its balances.
     for maker in MarketMakerClient.objects.all():
         assert maker.code in output and maker.name in output
     assert "€250,000.00" in output and "20,000" in output and "EUA locked" in output
     assert TicketLog.objects.filter(action_type="MM_CREATED").count() == 3
 
-    first = state()
-    output = run(*SEED)
+    first = seeded_state()
+    output = run_command(*SEED)
     assert "nothing created" in output
-    assert state() == first
+    assert seeded_state() == first
     assert_all_invariants()
 
 
 def test_seed_market_makers_tops_up_the_count_and_funds_only_new_ones():
-    run(*SEED)
-    before = available("Seed LP 1", "EUR")
-    output = run("seed_market_makers", "--liquidity-providers", "3", "--asset-holders", "1")
+    run_command(*SEED)
+    before = maker_available("Seed LP 1", "EUR")
+    output = run_command(
+        "seed_market_makers", "--liquidity-providers", "3", "--asset-holders", "1"
+    )
     assert "Created 1 market maker(s)" in output
-    assert available("Seed LP 1", "EUR") == before
-    assert available("Seed LP 3", "EUR") == D("250000.00")  # the default amount
+    assert maker_available("Seed LP 1", "EUR") == before
+    assert maker_available("Seed LP 3", "EUR") == D("250000.00")  # the default amount
     assert MarketMakerClient.objects.count() == 4
     assert_all_invariants()
 
 
 def test_seed_market_makers_with_zero_funding_and_bad_amounts():
-    run("seed_market_makers", "--liquidity-providers", "1", "--asset-holders", "0", "--eur", "0")
-    assert available("Seed LP 1", "EUR") == 0
+    run_command(
+        "seed_market_makers", "--liquidity-providers", "1", "--asset-holders", "0", "--eur", "0"
+    )
+    assert maker_available("Seed LP 1", "EUR") == 0
     with pytest.raises(CommandError, match="whole"):
-        run("seed_market_makers", "--asset", "CEA=1.5")
+        run_command("seed_market_makers", "--asset", "CEA=1.5")
     with pytest.raises(CommandError, match="--eur"):
-        run("seed_market_makers", "--eur", "-10")
+        run_command("seed_market_makers", "--eur", "-10")
     with pytest.raises(CommandError, match="no thousands separators"):
-        run("seed_market_makers", "--eur", "250,000")
+        run_command("seed_market_makers", "--eur", "250,000")
     with pytest.raises(CommandError, match="--asset CEA: Enter a whole number in digits"):
-        run("seed_market_makers", "--asset", "CEA=1,000")
+        run_command("seed_market_makers", "--asset", "CEA=1,000")
     with pytest.raises(CommandError, match="CODE=AMOUNT with a market code of CEA, EUA"):
-        run("seed_market_makers", "--asset", "XYZ=10")
+        run_command("seed_market_makers", "--asset", "XYZ=10")
     with pytest.raises(CommandError):
-        run("seed_market_makers", "--asset-holders", "-1")
+        run_command("seed_market_makers", "--asset-holders", "-1")
     assert MarketMakerClient.objects.count() == 1
 
 
@@ -106,5 +95,5 @@ def test_seed_market_makers_funds_a_market_added_later_by_default(cea):
 
     market_create(code="UKA", name="UK Allowance", tick_size=D("0.01"),
                   default_reference_price=D("40.00"), actor=None)  # fmt: skip
-    run("seed_market_makers", "--liquidity-providers", "0", "--asset-holders", "1")
-    assert available("Seed AH 1", "UKA") == 20000
+    run_command("seed_market_makers", "--liquidity-providers", "0", "--asset-holders", "1")
+    assert maker_available("Seed AH 1", "UKA") == 20000

@@ -1,0 +1,74 @@
+"""The back office's navigation: staff see the pages they may open, the current one
+marked; traders see none."""
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from market.tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def nav_links(client, path: str) -> dict[str, bool]:
+    """{title: active} of the back-office links the page's navigation shows."""
+    response = client.get(path)
+    assert response.status_code == 200
+    return {link.title: link.active for link in response.context["backoffice_links"]}
+
+
+def staff_with(*codenames):
+    user = factories.StaffFactory(is_superuser=False)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return user
+
+
+def test_staff_without_permissions_see_the_admin_only(client):
+    client.force_login(staff_with())
+    assert nav_links(client, "/") == {"Admin": False}
+    html = client.get("/").content.decode()
+    for path in (
+        "/backoffice/liquidity/new/",
+        "/backoffice/liquidity/",
+        "/backoffice/market-makers/",
+    ):
+        assert f'href="{path}"' not in html
+    assert 'href="/admin/"' in html
+
+
+def test_staff_see_only_the_pages_their_permissions_open(client):
+    client.force_login(staff_with("change_marketmakerclient"))
+    assert nav_links(client, "/backoffice/market-makers/") == {
+        "Market makers": True,
+        "Admin": False,
+    }
+    home = client.get("/").content.decode()
+    assert "Market makers" in home and "Create liquidity" not in home
+
+
+def test_liquidity_staff_see_the_liquidity_pages_and_which_one_is_open(client):
+    client.force_login(staff_with("manage_liquidity"))
+    assert nav_links(client, "/backoffice/liquidity/new/") == {
+        "Create liquidity": True,
+        "Liquidity operations": False,
+        "Admin": False,
+    }
+    assert nav_links(client, "/backoffice/liquidity/") == {
+        "Create liquidity": False,
+        "Liquidity operations": True,
+        "Admin": False,
+    }
+    page = client.get("/backoffice/liquidity/").content.decode()
+    assert 'href="/backoffice/liquidity/" aria-current="page"' in page
+
+
+def test_superusers_see_every_page_and_traders_none(client, admin_user):
+    client.force_login(admin_user)
+    assert list(nav_links(client, "/")) == [
+        "Create liquidity",
+        "Liquidity operations",
+        "Market makers",
+        "Admin",
+    ]
+    client.force_login(factories.trader().user)
+    assert nav_links(client, "/") == {}
+    assert "Back office" not in client.get("/").content.decode()
