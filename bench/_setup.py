@@ -9,6 +9,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/carbon_bench"
 
 
+def report_ratio(name: str, value: float, target: float) -> None:
+    """A benchmark's verdict line, always its last: `RATIO <name> <value> target <target>`
+    (both measured in the same run; higher is better)."""
+    print(f"RATIO {name} {value:.4g} target {target}")
+
+
 def fresh_database(url: str | None = None) -> str:
     """Drop and re-create the bench database, migrate it, and set up Django against it."""
     url = url or os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)

@@ -26,7 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _setup import fresh_database
+from _setup import fresh_database, report_ratio
 
 CLIENTS = 4
 MIDS = {"CEA": Decimal("14.00"), "EUA": Decimal("81.00")}
@@ -160,6 +160,7 @@ def main() -> None:
     print(f"ratio, two markets: {two_markets[0] / tps:.2f}  (for reference)")
     assert_all_invariants()
     print("invariants: book not crossed, ledger = balances, locked = reservations: OK")
+    report_ratio("matching_one_market_vs_tpcb", one_market[0] / tps, 0.3)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _http import gunicorn, request
-from _setup import fresh_database
+from _setup import fresh_database, report_ratio
 
 ORDERS = 50_000
 LEVELS_PER_SIDE = 300  # per market and side: 1,200 price levels in all
@@ -339,6 +339,9 @@ def main() -> None:
         failures.append("gunicorn logged errors:\n" + log_text[-3000:])
     if failures:
         print("FAILED:\n" + "\n".join(failures))
+    for name, target in TARGETS.items():
+        report_ratio(f"poll_{name}_vs_bare", median[name] / median["bare"], target)
+    if failures:
         sys.exit(1)
 
 

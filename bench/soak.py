@@ -44,7 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _http import Browser, collectstatic, gunicorn
-from _setup import fresh_database
+from _setup import fresh_database, report_ratio
 
 PROCESSES = 8
 PASSWORD = "soak-Password-2026"
@@ -423,12 +423,22 @@ def main() -> None:
         failures.append(f"{counts['5xx']} responses were 5xx")
     if counts["requests"] == 0:
         failures.append("no request was made")
+    answered = counts["requests"] - counts["5xx"]
     if failures:
         print("FAILED:")
         for failure in failures[:30]:
             print("  " + failure)
+    else:
+        print("OK: zero 5xx, every invariant holds")
+    # The share of requests answered without a server error, invariants holding.
+    holds = not any(failure.startswith("invariant broken") for failure in failures)
+    report_ratio(
+        "soak_answered_without_5xx",
+        answered / counts["requests"] if holds and counts["requests"] else 0,
+        1,
+    )
+    if failures:
         sys.exit(1)
-    print("OK: zero 5xx, every invariant holds")
 
 
 if __name__ == "__main__":

@@ -134,13 +134,23 @@ def write(sql: str, params: Sequence = ()) -> None:
     writer.execute(sql, params)
 
 
+# Up to this many values bind one parameter each (the hot path's few holders and
+# markets: cheapest to bind); more bind as one array, as a statement may have at most
+# 65,535 parameters (PostgreSQL) or 32,766 (SQLite).
+SHORT_LIST = 32
+
+
 def any_of(column: str, values: Sequence, *, db_type: str) -> tuple[str, list]:
-    """`column` is one of `values`, as SQL and its one parameter: a single array on
-    PostgreSQL (so one prepared statement serves any number of values, beyond the
-    65,535 parameters a statement may have), a JSON list on SQLite."""
+    """`column` is one of `values`, as SQL and its parameters: a list of
+    placeholders when short, else a single array (PostgreSQL) or JSON list (SQLite)."""
+    values = list(values)
+    if not values:
+        return "FALSE", []
+    if len(values) <= SHORT_LIST:
+        return f"{column} IN ({', '.join(['%s'] * len(values))})", values
     if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s::{db_type}[])", [list(values)]
-    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(list(values))]
+        return f"{column} = ANY(%s::{db_type}[])", [values]
+    return f"{column} IN (SELECT value FROM json_each(%s))", [json.dumps(values)]
 
 
 def for_update(*, of: Sequence[str] = ()) -> str:
@@ -149,12 +159,6 @@ def for_update(*, of: Sequence[str] = ()) -> str:
     if not connection.features.has_select_for_update:
         return ""
     return " " + connection.ops.for_update_sql(of=tuple(of))
-
-
-@cache
-def _sequence(table: str) -> str:
-    (name,) = send("SELECT pg_get_serial_sequence(%s, 'id')", [table]).one()
-    return name
 
 
 class AllocatedIds:
@@ -187,13 +191,16 @@ def allocate_ids(counts: dict[type[models.Model], int]) -> AllocatedIds:
     if not wanted:
         return AllocatedIds({}, ids={})
     if connection.vendor == "postgresql":
+        # The sequence is looked up once per table, in the statement itself.
         parts = [
-            f"SELECT {index}, nextval(%s::regclass) FROM generate_series(1, %s)"
+            f"SELECT {index}, nextval(q.seq) FROM "
+            f"(SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq) AS q, "
+            f"generate_series(1, %s)"
             for index in range(len(wanted))
         ]
         params = []
         for model, count in wanted.items():
-            params += [_sequence(model._meta.db_table), count]
+            params += [model._meta.db_table, count]
         return AllocatedIds(wanted, statement=send(" UNION ALL ".join(parts), params))
     if not connection.in_atomic_block:
         raise RuntimeError("allocate_ids needs a transaction")

@@ -150,3 +150,16 @@ def test_a_failed_write_sent_with_the_commit_raises_and_nothing_is_committed(mig
     )
     assert placement.order.filled_quantity == 5
     assert_all_invariants()
+
+
+@pytest.mark.parametrize("extra", [0, sql.SHORT_LIST, 70_000])
+def test_any_of_finds_the_rows_named_however_many_are_named(cea, extra):
+    """Beyond the parameters a statement may have (65,535 on PostgreSQL): withdrawing an
+    operation with that many orders must still find each one."""
+    eua = Market.objects.get(code="EUA")
+    named = [cea.pk, eua.pk, *range(10**9, 10**9 + extra)]  # ids of no row pad the list
+    among, params = sql.any_of("id", named, db_type="bigint")
+    found = sql.send(f"SELECT code FROM {Market._meta.db_table} WHERE {among}", params).rows()
+    assert sorted(code for (code,) in found) == ["CEA", "EUA"]
+    among, params = sql.any_of("id", [], db_type="bigint")
+    assert sql.send(f"SELECT id FROM {Market._meta.db_table} WHERE {among}", params).rows() == []
