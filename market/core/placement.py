@@ -24,7 +24,7 @@ taker's release of what it did not use; each filled resting order's release of w
 longer needs.
 """
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
@@ -793,12 +793,18 @@ def rest(
     best_bid: Decimal | None,
     best_ask: Decimal | None,
     ticket_id: int | None = None,
+    order_ids: Sequence[int] | None = None,
 ) -> Resting:
     """Fee-free limit orders that rest without trading, each reserving what it may spend
     (the same rule as any limit order, at a fee rate of zero). Refused in a paused market,
     and if any would cross the book or another of them: no such order ever trades on
-    placement."""
+    placement. `order_ids`, one per order in their order, are the ids allocated for them
+    (the rows and the reservations name them); without, the rows have none."""
     orders = list(orders)
+    if order_ids is None:
+        order_ids = [None] * len(orders)
+    elif len(order_ids) != len(orders):
+        raise ValueError(f"{len(order_ids)} ids for {len(orders)} orders")
     bids = [order.price for order in orders if order.side == BUY]
     asks = [order.price for order in orders if order.side == SELL]
     refusal = None
@@ -814,18 +820,18 @@ def rest(
         return Resting((), (), Refusal(NON_FIELD, refusal))
     rows, reservations = [], []
     market_id, code, tick = market.market_id, market.code, market.tick
-    for owner_id, side, price, quantity in orders:
+    for (owner_id, side, price, quantity), order_id in zip(orders, order_ids, strict=True):
         if quantity <= 0 or price <= 0 or price % tick:
             raise ValueError(f"Invalid resting order {owner_id, side, price, quantity}")
         reserved = still_reserved(side=side, price=price, remaining=quantity)
         rows.append(
             OrderRow(
-                None, owner_id, market_id, side, LIMIT, price, quantity, None,
+                order_id, owner_id, market_id, side, LIMIT, price, quantity, None,
                 0, ZERO, ZERO, ZERO, reserved, OPEN, "", None, ticket_id,
             )
         )  # fmt: skip
         asset = EUR if side == BUY else code
-        reservations.append(Move(owner_id, asset, RESERVE, -reserved, reserved))
+        reservations.append(Move(owner_id, asset, RESERVE, -reserved, reserved, order_id))
     return Resting(tuple(rows), tuple(reservations))
 
 

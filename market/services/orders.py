@@ -390,18 +390,20 @@ def resting_orders_place(
     """
     if not orders:
         return []
+    # Ids ahead (a refusal below leaves a gap, as a rolled-back insert would), so each
+    # reservation names its order whatever order an INSERT would return ids in.
+    ids = allocate_ids({Order: len(orders)}).take(Order)
     resting = core.rest(
-        market=market, orders=orders, best_bid=best_bid, best_ask=best_ask, ticket_id=ticket_id
+        market=market,
+        orders=orders,
+        best_bid=best_bid,
+        best_ask=best_ask,
+        ticket_id=ticket_id,
+        order_ids=ids,
     )
     if resting.refusal is not None:
         raise _refused(resting.refusal)
-    ids = allocate_ids({Order: len(resting.orders)}).take(Order)
-    db.insert_orders(
-        [row._replace(id=pk) for row, pk in zip(resting.orders, ids, strict=True)],
-        now=timezone.now(),
-    )
-    sheet.apply(
-        move._replace(order_id=pk) for move, pk in zip(resting.reservations, ids, strict=True)
-    )
+    db.insert_orders(resting.orders, now=timezone.now())
+    sheet.apply(resting.reservations)
     db.bump_book_version(market.market_id)
     return ids

@@ -267,6 +267,10 @@ def test_resting_orders_reserve_by_the_same_rule_and_never_cross():
             best_bid=None,
             best_ask=None,
         )
+    named = core.rest(market=CEA, orders=orders, best_bid=None, best_ask=None, order_ids=[41, 42])
+    assert [o.id for o in named.orders] == [m.order_id for m in named.reservations] == [41, 42]
+    with pytest.raises(ValueError, match="1 ids for 2 orders"):
+        core.rest(market=CEA, orders=orders, best_bid=None, best_ask=None, order_ids=[41])
     paused = core.rest(
         market=replace(CEA, trading_enabled=False),
         orders=orders,
