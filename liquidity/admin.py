@@ -152,6 +152,7 @@ class LiquidityOperationAdmin(admin.ModelAdmin):
             "title": title,
             "rows": operation_rows(operations),
             "back_url": back_url,
+            "submit_label": "Withdraw",
             "action": action,
             "selected": selected,
         }

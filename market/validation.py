@@ -1,4 +1,5 @@
-"""Collecting every input problem of one request before refusing it."""
+"""Collecting every input problem of one request before refusing it, and saying it in one
+line where there is no form to put it next to (management commands)."""
 
 from collections import defaultdict
 
@@ -25,3 +26,10 @@ class FieldErrors:
     def raise_any(self) -> None:
         if self.errors:
             raise ValidationError(dict(self.errors))
+
+
+def one_line(error: ValidationError) -> str:
+    """A refusal as one line: `field: message` per field, `; ` between them."""
+    if not hasattr(error, "error_dict"):
+        return " ".join(error.messages)
+    return "; ".join(f"{field}: {' '.join(texts)}" for field, texts in error.message_dict.items())

@@ -10,6 +10,7 @@ from liquidity.services import (
     liquidity_request_parse,
 )
 from market.core.money import format_eur, format_quantity
+from market.validation import one_line
 
 
 class Command(BaseCommand):
@@ -38,7 +39,7 @@ class Command(BaseCommand):
             )
             plan = liquidity_preview(request=request)
         except ValidationError as error:
-            raise CommandError(_describe(error)) from None
+            raise CommandError(one_line(error)) from None
         self.print_plan(plan)
         if options["dry_run"]:
             self.stdout.write("Dry run: nothing placed.")
@@ -51,7 +52,7 @@ class Command(BaseCommand):
         except InsufficientAssets as error:
             raise CommandError(error.messages[0]) from None
         except ValidationError as error:
-            raise CommandError(_describe(error)) from None
+            raise CommandError(one_line(error)) from None
         self.stdout.write(
             self.style.SUCCESS(
                 f"Placed {operation.orders_created} orders as operation {operation.pk} "
@@ -115,11 +116,3 @@ class Command(BaseCommand):
             out(self.style.WARNING(warning))
         status = "can execute" if plan.can_execute else "cannot execute"
         out(f"Status: {status}")
-
-
-def _describe(error: ValidationError) -> str:
-    if hasattr(error, "error_dict"):
-        return "; ".join(
-            f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items()
-        )
-    return " ".join(error.messages)

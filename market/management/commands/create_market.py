@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from market.core.money import MAX_FEE_RATE, MAX_PRICE, parse_amount, parse_rate
 from market.permissions import CREATE_MARKETS
 from market.services.markets import market_create
+from market.validation import one_line
 
 
 class Command(BaseCommand):
@@ -55,9 +56,7 @@ class Command(BaseCommand):
                 actor=user,
             )
         except ValidationError as error:
-            raise CommandError(
-                "; ".join(f"{key}: {' '.join(texts)}" for key, texts in error.message_dict.items())
-            ) from None
+            raise CommandError(one_line(error)) from None
         self.stdout.write(
             self.style.SUCCESS(
                 f"Created market {market} ({market.name}) at /market/{market.code}/: tick "
