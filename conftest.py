@@ -200,3 +200,15 @@ def migrated_rows(transactional_db):
         create_contenttypes(app_config, verbosity=0)
         create_permissions(app_config, verbosity=0)
     importlib.import_module("market.migrations.0002_seed_cea_eua_and_house").seed(apps, None)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The seeded markets without price band or slippage limit: the suite's tests of other
+    rules place orders anywhere around the reference. The guardrails' own tests set them
+    (`market/tests/core/test_limits.py`, `market/tests/services/test_order_limits.py`).
+    Transactional tests re-seed the markets (`migrated_rows`) with the production defaults."""
+    from market.models import Market
+
+    with django_db_blocker.unblock():
+        Market.objects.update(price_band_pct=None, slippage_pct=None)

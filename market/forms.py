@@ -10,6 +10,7 @@ next to the fields it names.
 
 import uuid
 from collections.abc import Iterable
+from decimal import Decimal
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -21,6 +22,7 @@ from market.core.money import (
     MAX_PRICE,
     WHOLE_PLACEHOLDER,
     parse_amount,
+    parse_quantity,
     parse_rate,
 )
 from market.core.placement import OrderRequest
@@ -315,6 +317,13 @@ def _price(value, *, field):
     return parse_amount(value, field=field, maximum=MAX_PRICE)
 
 
+def _pct(value, *, field):
+    pct = parse_amount(value, field=field, maximum=Decimal(100))
+    if pct >= 100:
+        raise ValidationError({field: "Must be below 100 %."})
+    return pct
+
+
 class MarketForm(forms.ModelForm):
     """A market's settings (and, for a new market, its code and name). Numbers are parsed
     strictly; `market.services.markets` checks what depends on the book."""
@@ -326,6 +335,34 @@ class MarketForm(forms.ModelForm):
     buy_fee_rate = StrictDecimalField(parse=_rate, label="Buy fee rate", help_text="0.005 = 0.5 %")
     sell_fee_rate = StrictDecimalField(
         parse=_rate, label="Sell fee rate", help_text="0.005 = 0.5 %"
+    )
+
+    price_band_pct = StrictDecimalField(
+        parse=_pct,
+        required=False,
+        label="Price band (%)",
+        help_text="Orders rest and trade within ± this % of the previous close (else the "
+        "default reference price). Empty: no band.",
+    )
+    slippage_pct = StrictDecimalField(
+        parse=_pct,
+        required=False,
+        label="Slippage limit (%)",
+        help_text="A market order trades at most this % from the best price on entry. "
+        "Empty: no limit.",
+    )
+    max_order_quantity = StrictDecimalField(
+        parse=parse_quantity,
+        whole=True,
+        required=False,
+        label="Maximum order quantity",
+        help_text="Certificates per order. Empty: no limit.",
+    )
+    max_order_value = StrictDecimalField(
+        parse=parse_amount,
+        required=False,
+        label="Maximum order value",
+        help_text="EUR per order. Empty: no limit.",
     )
 
     SETTINGS = MARKET_SETTINGS

@@ -13,8 +13,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
 from market.core import makers
+from market.core.limits import DEFAULT_PRICE_BAND_PCT, DEFAULT_SLIPPAGE_PCT, previous_close_on
 from market.core.money import CENT, EUR, MAX_FEE_RATE
 from market.core.placement import MarketRules, average_price, reserve_asset_of
 
@@ -38,6 +40,12 @@ def rate_field(**kwargs):
     return models.DecimalField(max_digits=7, decimal_places=6, **kwargs)
 
 
+def pct_field(verbose_name, **kwargs):
+    return models.DecimalField(
+        verbose_name, max_digits=5, decimal_places=2, null=True, blank=True, **kwargs
+    )
+
+
 class Market(models.Model):
     """One certificate traded for EUR. The row doubles as the market's matching lock."""
 
@@ -53,6 +61,29 @@ class Market(models.Model):
     buy_fee_rate = rate_field(default=Decimal("0.005"), help_text="0.005 = 0.5 %")
     sell_fee_rate = rate_field(default=Decimal("0"), help_text="0.005 = 0.5 %")
     trading_enabled = models.BooleanField(default=True)
+    price_band_pct = pct_field(
+        "price band (%)",
+        default=DEFAULT_PRICE_BAND_PCT,
+        help_text="Orders rest and trade within ± this % of the previous close, else of the "
+        "default reference price; staff reference prices within ± this % of the book's. "
+        "Empty: no band.",
+    )
+    slippage_pct = pct_field(
+        "slippage limit (%)",
+        default=DEFAULT_SLIPPAGE_PCT,
+        help_text="A market order trades at most this % from the best price on entry; the "
+        "rest is cancelled. Empty: no limit.",
+    )
+    max_order_quantity = models.BigIntegerField(
+        null=True, blank=True, help_text="Certificates per order. Empty: no limit."
+    )
+    max_order_value = money_field(
+        null=True, blank=True, help_text="EUR per order. Empty: no limit."
+    )
+    # Kept by every trade, under the market lock: the band's previous close.
+    last_price = price_field(null=True, blank=True, editable=False)
+    last_trade_date = models.DateField(null=True, blank=True, editable=False)
+    previous_close = price_field(null=True, blank=True, editable=False)
     # Bumped in the same transaction as every change to the resting book; the ETag of
     # the order-book partial and the key of its cache.
     book_version = models.BigIntegerField(default=0, editable=False)
@@ -64,6 +95,24 @@ class Market(models.Model):
             models.CheckConstraint(condition=Q(tick_size__gt=0), name="market_tick_positive"),
             models.CheckConstraint(
                 condition=Q(default_reference_price__gt=0), name="market_reference_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(price_band_pct__isnull=True)
+                | Q(price_band_pct__gt=0, price_band_pct__lt=100),
+                name="market_price_band_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(slippage_pct__isnull=True)
+                | Q(slippage_pct__gt=0, slippage_pct__lt=100),
+                name="market_slippage_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_order_quantity__isnull=True) | Q(max_order_quantity__gt=0),
+                name="market_max_order_quantity_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_order_value__isnull=True) | Q(max_order_value__gt=0),
+                name="market_max_order_value_positive",
             ),
             models.CheckConstraint(
                 condition=Q(buy_fee_rate__gte=0, buy_fee_rate__lt=MAX_FEE_RATE)
@@ -86,6 +135,16 @@ class Market(models.Model):
             self.sell_fee_rate,
             self.trading_enabled,
             self.default_reference_price,
+            self.price_band_pct,
+            self.slippage_pct,
+            self.max_order_quantity,
+            self.max_order_value,
+            previous_close_on(
+                timezone.now().date(),
+                last_price=self.last_price,
+                last_trade_date=self.last_trade_date,
+                previous_close=self.previous_close,
+            ),
         )
 
     def clean(self):

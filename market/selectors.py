@@ -213,14 +213,14 @@ def market_stats(*, market: Market, now: datetime | None = None) -> MarketStats:
     last_price, last_at, open_price = (
         Market.objects.filter(pk=market.pk)
         .annotate(
-            last_price=first_price(trades, "-id"),
-            last_at=first_price(trades, "-id", "created_at"),
+            latest_price=first_price(trades, "-id"),
+            latest_at=first_price(trades, "-id", "created_at"),
             open_price=Coalesce(
                 first_price(trades.filter(created_at__lt=since), "-id"),
                 first_price(trades.filter(created_at__gte=since, created_at__lte=now), "id"),
             ),
         )
-        .values_list("last_price", "last_at", "open_price")
+        .values_list("latest_price", "latest_at", "open_price")
         .get()
     )
     window = Trade.objects.filter(

@@ -27,8 +27,10 @@ longer needs.
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import chain
 from typing import NamedTuple
 
+from market.core import limits
 from market.core.matching import (
     BUY,
     SELL,
@@ -79,6 +81,23 @@ class MarketRules:
     sell_fee_rate: Decimal
     trading_enabled: bool
     default_reference_price: Decimal
+    # Guardrails (`market.core.limits`; None switches one off).
+    price_band_pct: Decimal | None = None
+    slippage_pct: Decimal | None = None
+    max_order_quantity: int | None = None
+    max_order_value: Decimal | None = None
+    # The last trade price of an earlier day (`limits.previous_close_on`), as of the read.
+    previous_close: Decimal | None = None
+
+    @property
+    def band(self) -> limits.PriceBand | None:
+        """Today's price band: what every order, liquidity's included, rests or trades in."""
+        return limits.price_band(
+            pct=self.price_band_pct,
+            previous_close=self.previous_close,
+            reference_price=self.default_reference_price,
+            tick=self.tick,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +309,8 @@ class Walk:
     fee_rate: Decimal
     result: MatchResult
     refusal: Refusal | None = None
+    # Why a market order's walk stopped at its price bound (band or slippage), if it did.
+    stop_reason: str = ""
 
     @property
     def balance_keys(self) -> frozenset[tuple[int, str]]:
@@ -460,6 +481,7 @@ def match_order(
     is (a paused market, the house, an off-tick price, a market order that cannot trade)
     is the walk's `refusal`."""
     fee_rate = fee_rate_for(market, account.kind, request.side)
+    band = market.band
     refusal = None
     if paused := trading_refusal(market):
         refusal = Refusal("market", paused)
@@ -467,28 +489,76 @@ def match_order(
         refusal = Refusal(NON_FIELD, "The house fee account does not trade.")
     elif request.price is not None and request.price % market.tick:
         refusal = Refusal("price", f"The price must be a multiple of the tick ({market.tick}).")
+    elif request.price is not None and (why := limits.outside_band(band, request.price)):
+        refusal = Refusal("price", why)
+    else:
+        refusal = _size_refusal(market, request, request.quantity, _entered_value(request))
     if refusal is not None:
         return Walk(market, account, request, fee_rate, MatchResult(), refusal)
+    limit_price, bound = request.price, ""
+    best = None
+    if request.price is None:
+        # A market order is bounded by the band and by its slippage from the best price
+        # it meets on entry: peek at that price, then walk the whole book as before.
+        orders = iter(book)
+        first = next(orders, None)
+        best = first.price if first is not None else None
+        book = chain((first,), orders) if first is not None else ()
+        limit_price, bound = limits.market_order_bound(
+            buying=request.side == BUY,
+            best=best,
+            band=band,
+            slippage_pct=market.slippage_pct,
+        )
     result = match(
         taker_owner_id=account.holder_id,
         side=request.side,
         book=book,
         taker_fee_rate=fee_rate,
-        limit_price=request.price,
+        limit_price=limit_price,
         quantity=request.quantity,
         eur_budget=request.eur_budget,
     )
-    walk = Walk(market, account, request, fee_rate, result)
-    if POLICIES[request.order_type].refuses_unfilled and not result.filled_quantity:
-        return Walk(
-            market,
-            account,
-            request,
-            fee_rate,
-            result,
-            Refusal(request.amount_field, _why_nothing_traded(walk)),
+    stop_reason = ""
+    if request.price is None and result.stop == Stop.LIMIT:
+        stop_reason = limits.bound_reason(
+            kind=bound,
+            best=best,
+            band=band,
+            slippage_pct=market.slippage_pct,
+            next_price=result.stopped_at.price,
         )
+    walk = Walk(market, account, request, fee_rate, result, None, stop_reason)
+    if POLICIES[request.order_type].refuses_unfilled and not result.filled_quantity:
+        refusal = Refusal(request.amount_field, _why_nothing_traded(walk))
+    elif request.price is None:
+        # What a market order trades is known only now: its value is checked here.
+        refusal = _size_refusal(market, request, None, result.filled_value)
+    if refusal is not None:
+        return Walk(market, account, request, fee_rate, result, refusal, stop_reason)
     return walk
+
+
+def _entered_value(request: OrderRequest) -> Decimal | None:
+    """The EUR value an order states before it meets the book: a limit order's price ×
+    quantity, a market buy's budget (a market order by quantity states none)."""
+    if request.price is not None and request.quantity is not None:
+        return request.price * request.quantity
+    return request.eur_budget
+
+
+def _size_refusal(market: MarketRules, request: OrderRequest, quantity, value):
+    refused = limits.order_size_refusal(
+        quantity=quantity,
+        value=value,
+        max_quantity=market.max_order_quantity,
+        max_value=market.max_order_value,
+        code=market.code,
+    )
+    if refused is None:
+        return None
+    which, message = refused
+    return Refusal("quantity" if which == "quantity" else request.amount_field, message)
 
 
 def settle(
@@ -514,7 +584,12 @@ def settle(
     if status in RESTING and result.stop == Stop.SELF_TRADE:
         status, reason = CANCELLED, REST_CANCELLED_SELF
     elif status in RESTING and not policy.rests:
-        status, reason = CANCELLED, REMAINDER_CANCELLED
+        status = CANCELLED
+        reason = (
+            f"{REMAINDER_CANCELLED}: {walk.stop_reason}"
+            if walk.stop_reason
+            else (REMAINDER_CANCELLED)
+        )
     rest = quantity - result.filled_quantity if status in RESTING else 0
     keep = (
         still_reserved(
@@ -669,27 +744,31 @@ def max_amount(
     available certificate; for a market buy by EUR amount, the available EUR; for a limit
     buy, the certificates the available EUR reserves at `price`, fee included (None without
     a price); for a market buy by quantity, what the available EUR buys walking `book`
-    (the sell side, in priority order) as a placement would."""
+    (the sell side, in priority order) as a placement would. Never more than the market's
+    largest order (quantity and value)."""
+    most = min(MAX_QUANTITY, market.max_order_quantity or MAX_QUANTITY)
+    if price is not None and market.max_order_value is not None:
+        most = min(most, int(market.max_order_value // price))
     if side == SELL:
-        return min(int(available.get(market.code, ZERO)), MAX_QUANTITY)
+        return min(int(available.get(market.code, ZERO)), most)
     budget = available.get(EUR, ZERO)
     if order_type == MARKET and by_eur:
-        return min(budget, MAX_AMOUNT)
+        return min(budget, MAX_AMOUNT, market.max_order_value or MAX_AMOUNT)
     fee_rate = fee_rate_for(market, account.kind, BUY)
     if order_type == LIMIT:
         if price is None:
             return None
         return affordable_quantity(
-            price=price, budget=budget, spent_value=ZERO, fee_rate=fee_rate, limit=MAX_QUANTITY
+            price=price, budget=budget, spent_value=ZERO, fee_rate=fee_rate, limit=most
         )
     walk = match(
         taker_owner_id=account.holder_id,
         side=BUY,
         book=book,
         taker_fee_rate=fee_rate,
-        eur_budget=budget,
+        eur_budget=min(budget, market.max_order_value or budget),
     )
-    return min(walk.filled_quantity, MAX_QUANTITY)
+    return min(walk.filled_quantity, most)
 
 
 def _settlement_moves(
@@ -716,6 +795,8 @@ def _why_nothing_traded(walk: Walk) -> str:
         return _own_order_first(result.stopped_at, other) + " Cancel it, or place a limit order."
     if result.stop == Stop.BUDGET:
         return "This amount does not buy a single certificate at the best offer."
+    if walk.stop_reason:
+        return f"Nothing can trade: {walk.stop_reason}."
     return f"There are no {other} orders to trade with in {market.code}."
 
 
@@ -742,16 +823,23 @@ def _notes(walk: Walk, order: OrderRow) -> list[str]:
     elif filled and order.quantity is not None and request.quantity is not None:
         unfilled = request.quantity - filled
         if unfilled:
+            because = f": {walk.stop_reason}" if walk.stop_reason else ""
             notes.append(
                 f"Partial fill: only {filled:,} {code} can trade now; "
-                f"the other {format_quantity(unfilled)} will be cancelled."
+                f"the other {format_quantity(unfilled)} will be cancelled{because}."
             )
-    elif filled and request.eur_budget is not None and result.stop == Stop.BOOK:
-        spent = result.total_debit
-        notes.append(
-            f"The book holds only {filled:,} {code} on offer; "
-            f"{format_eur(request.eur_budget - spent)} of your amount stays unspent."
-        )
+    elif filled and request.eur_budget is not None and result.stop in (Stop.BOOK, Stop.LIMIT):
+        unspent = format_eur(request.eur_budget - result.total_debit)
+        if walk.stop_reason:
+            notes.append(
+                f"Only {filled:,} {code} can trade now ({walk.stop_reason}); "
+                f"{unspent} of your amount stays unspent."
+            )
+        else:
+            notes.append(
+                f"The book holds only {filled:,} {code} on offer; "
+                f"{unspent} of your amount stays unspent."
+            )
     if result.stop == Stop.SELF_TRADE and filled and order.status == CANCELLED:
         notes.append(
             f"Your own {other} order at {format_eur(result.stopped_at.price)} is next in "

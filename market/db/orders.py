@@ -8,11 +8,13 @@ prepared statement's generic plan.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.db import connection
+from django.utils import timezone
 
+from market.core.limits import previous_close_on
 from market.core.matching import BUY, SELL, BookOrder
 from market.core.placement import (
     RESTING,
@@ -35,6 +37,13 @@ _MARKET_COLUMNS = (
     "sell_fee_rate",
     "trading_enabled",
     "default_reference_price",
+    "price_band_pct",
+    "slippage_pct",
+    "max_order_quantity",
+    "max_order_value",
+    "last_price",
+    "last_trade_date",
+    "previous_close",
 )
 _RESTING_SQL = ", ".join(f"'{status}'" for status in RESTING)
 BOOK_FIRST_BATCH = 8  # most orders reach a few resting orders
@@ -71,7 +80,18 @@ class MarketRead:
 
     def rules(self) -> MarketRules | None:
         row = self._statement.one()
-        return None if row is None else MarketRules(*row)
+        if row is None:
+            return None
+        *settings, last_price, last_trade_date, previous_close = row
+        return MarketRules(
+            *settings,
+            previous_close_on(
+                timezone.now().date(),
+                last_price=last_price,
+                last_trade_date=last_trade_date,
+                previous_close=previous_close,
+            ),
+        )
 
 
 _BOOK_COLUMNS = (
@@ -176,6 +196,17 @@ def bump_book_version(*market_ids: int) -> None:
     among, params = pipeline.any_of("id", market_ids, db_type="bigint")
     pipeline.write(
         f"UPDATE {_table(Market)} SET book_version = book_version + 1 WHERE {among}", params
+    )
+
+
+def record_trading(market: MarketRules, *, last_price: Decimal, today: date) -> None:
+    """A placement that traded: bump the book version and keep the last trade's price and
+    day, and the previous close as of `today` (`market.previous_close`, read under the
+    same lock), in one statement."""
+    pipeline.write(
+        f"UPDATE {_table(Market)} SET book_version = book_version + 1, last_price = %s, "
+        "last_trade_date = %s, previous_close = %s WHERE id = %s",
+        [last_price, today, market.previous_close, market.market_id],
     )
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from market.core.limits import DEFAULT_PRICE_BAND_PCT, DEFAULT_SLIPPAGE_PCT
 from market.core.money import format_eur
 from market.db.orders import lock_markets
 from market.models import Market, Order, TicketLog
@@ -24,6 +25,10 @@ SETTINGS = (
     "buy_fee_rate",
     "sell_fee_rate",
     "trading_enabled",
+    "price_band_pct",
+    "slippage_pct",
+    "max_order_quantity",
+    "max_order_value",
 )
 
 
@@ -42,6 +47,10 @@ def market_create(
     buy_fee_rate: Decimal = Decimal("0.005"),
     sell_fee_rate: Decimal = Decimal("0"),
     trading_enabled: bool = True,
+    price_band_pct: Decimal | None = DEFAULT_PRICE_BAND_PCT,
+    slippage_pct: Decimal | None = DEFAULT_SLIPPAGE_PCT,
+    max_order_quantity: int | None = None,
+    max_order_value: Decimal | None = None,
     actor,
     ip: str | None = None,
 ) -> tuple[Market, TicketLog]:
@@ -56,6 +65,10 @@ def market_create(
         buy_fee_rate=buy_fee_rate,
         sell_fee_rate=sell_fee_rate,
         trading_enabled=trading_enabled,
+        price_band_pct=price_band_pct,
+        slippage_pct=slippage_pct,
+        max_order_quantity=max_order_quantity,
+        max_order_value=max_order_value,
     )
     market.full_clean()
     with transaction.atomic():
@@ -77,9 +90,9 @@ def market_settings_update(
     *, market: Market, changes: Mapping[str, object], actor, ip: str | None = None
 ) -> TicketLog | None:
     """Change a market's settings (`SETTINGS`: tick, default reference price, fees,
-    trading on or off), under its lock, with a `MARKET_SETTINGS_CHANGED` ticket of the
-    settings before and after. A new tick must fit every resting order's price. Returns
-    None (and writes nothing) when nothing changes."""
+    trading on or off, price band, slippage limit, largest order), under its lock, with a
+    `MARKET_SETTINGS_CHANGED` ticket of the settings before and after. A new tick must fit
+    every resting order's price. Returns None (and writes nothing) when nothing changes."""
     unknown = set(changes) - set(SETTINGS)
     if unknown:
         raise ValueError(f"not market settings: {sorted(unknown)}")

@@ -222,7 +222,10 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip):
         db.insert_trades(outcome.trades, ticket_ids=ticket_ids, now=now)
         db.update_orders(outcome.maker_updates, now=now)
     sheet.flush()
-    db.bump_book_version(market.market_id)
+    if outcome.trades:
+        db.record_trading(market, last_price=outcome.trades[-1].price, today=now.date())
+    else:
+        db.bump_book_version(market.market_id)
     return outcome, ticket_ids, now
 
 

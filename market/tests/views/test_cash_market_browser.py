@@ -40,13 +40,14 @@ def place(holder, side, *, market="CEA", order_type="LIMIT", **fields):
     return order_place(owner=holder, request=request)
 
 
-def seed_book(levels: int = 12, market: str = "CEA"):
-    """Market makers rest `levels` bid levels from 13.95 down and ask levels from 14.05 up
-    (two orders at every third level); a few trades print."""
+def seed_book(levels: int = 12, market: str = "CEA", spacing: str = "0.05"):
+    """Market makers rest `levels` bid levels from 13.95 down and ask levels from 14.05 up,
+    `spacing` apart (two orders at every third level); a few trades print. A deep book
+    keeps within the market's ±10 % price band around €14.00 with a narrower spacing."""
     provider = factories.market_maker(MarketMakerClient.Type.LIQUIDITY_PROVIDER, EUR="500000")
     holder = factories.market_maker(MarketMakerClient.Type.ASSET_HOLDER, **{market: 50000})
     for index in range(levels):
-        step = D("0.05") * index
+        step = D(spacing) * index
         quantity = 40 + (index * 37) % 160
         place(provider.holder, "BUY", market=market, price=D("13.95") - step, quantity=quantity)
         place(holder.holder, "SELL", market=market, price=D("14.05") + step, quantity=quantity)
@@ -244,7 +245,7 @@ def test_market_buy_shows_in_recent_trades_and_changes_balances(
 def test_order_form_stays_visible_while_the_book_scrolls(
     page, browser_login, live_server, trader, screenshot
 ):
-    seed_book(levels=45)
+    seed_book(levels=45, spacing="0.02")
     open_market(page, browser_login, live_server, trader)
     form = page.locator("#order-entry")
     scroller = page.get_by_test_id("order-book-scroll")
@@ -332,7 +333,7 @@ def test_bad_input_shows_inline_errors_and_places_nothing(
 def test_readme_screenshot(page, browser_login, live_server, trader, screenshot):
     """The README's screenshot (docs/screenshots/cash-market.png is a copy of it): a busy
     book, the trader's own orders, an order being reviewed."""
-    seed_book(levels=30)
+    seed_book(levels=30, spacing="0.02")
     active = factories.trader(EUR="20000", CEA=500)
     for side, quantity in (("BUY", 20), ("SELL", 15), ("BUY", 60), ("BUY", 9), ("SELL", 31)):
         place(active, side, order_type="MARKET", quantity=quantity)
