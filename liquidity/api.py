@@ -36,6 +36,11 @@ class LiquidityIn(Schema):
     bid_amount_eur: Money = Field(examples=["100000.00"])
     ask_amount_eur: Money = Field(examples=["50000.00"])
     reference_price: Money | None = Field(None, examples=["14.00"])
+    reference_outside_band: bool = Field(
+        False,
+        description="Use `reference_price` even if it lies further from the book's reference "
+        "than the market's band; recorded on the operation and its ticket.",
+    )
     notes: str = ""
 
 
@@ -121,6 +126,7 @@ class PlanOut(Out):
     can_execute: bool
     reference_price: str
     reference_source: str
+    reference_outside_band: bool
     bid_plan: SidePlanOut
     ask_plan: SidePlanOut
     missing_assets: ShortfallOut | None
@@ -210,6 +216,7 @@ class OperationOut(Out):
     quantity_filled: int
     orders_resting: int
     reference_price: str
+    reference_outside_band: bool
     target_bid_eur: str
     target_ask_eur: str
     actual_bid_eur: str
@@ -294,6 +301,7 @@ def plan_json(plan: LiquidityPlan) -> dict:
         "certificate_type": plan.certificate_type,
         "can_execute": plan.can_execute,
         "reference_price": str(plan.reference_price),
+        "reference_outside_band": plan.reference_outside_band,
         "reference_source": plan.reference_source,
         "bid_plan": side_json(plan.bid_plan),
         "ask_plan": side_json(plan.ask_plan),
@@ -321,6 +329,7 @@ def operation_json(operation: LiquidityOperation, orders=None) -> dict:
         "quantity_filled": operation.quantity_filled,
         "orders_resting": operation.orders_resting,
         "reference_price": str(operation.reference_price),
+        "reference_outside_band": operation.reference_outside_band,
         "target_bid_eur": str(operation.target_bid_eur),
         "target_ask_eur": str(operation.target_ask_eur),
         "actual_bid_eur": str(operation.actual_bid_eur),
@@ -356,6 +365,7 @@ def _request(payload: LiquidityIn):
         ask_amount_eur=payload.ask_amount_eur,
         reference_price=payload.reference_price,
         notes=payload.notes,
+        reference_outside_band=payload.reference_outside_band,
     )
 
 

@@ -26,6 +26,10 @@ class LiquidityForm(forms.Form):
     bid_amount_eur = number_input("BID liquidity (EUR)")
     ask_amount_eur = number_input("ASK liquidity (EUR)")
     reference_price = number_input("Reference price (EUR)")
+    reference_outside_band = forms.BooleanField(
+        label="Use this reference price even if it lies outside the market's band",
+        required=False,
+    )
     notes = forms.CharField(
         label="Notes", required=False, max_length=MAX_NOTES, widget=forms.Textarea
     )
@@ -51,6 +55,7 @@ class LiquidityForm(forms.Form):
                 ask_amount_eur=data["ask_amount_eur"].strip() or "0",
                 reference_price=data["reference_price"].strip() or None,
                 notes=data["notes"],
+                reference_outside_band=data["reference_outside_band"],
             )
         except ValidationError as error:
             apply_service_errors(self, error)

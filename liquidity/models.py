@@ -20,6 +20,8 @@ class LiquidityOperation(models.Model):
     market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="+")
     reference_price = price_field()
     reference_source = models.CharField(max_length=20, blank=True)
+    # Staff used a reference price further from the book's than the market's band allows.
+    reference_outside_band = models.BooleanField(default=False)
     target_bid_eur = money_field()
     target_ask_eur = money_field()
     actual_bid_eur = money_field(default=Decimal("0"))

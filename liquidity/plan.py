@@ -14,7 +14,10 @@ How a plan is built
    positive, on tick, at most `MAX_PRICE`), else the book's own reference
    (`market.core.book.reference_price`: the mid of best bid and best ask, else the best
    bid, else the best ask, else the last trade price, else the market's default, on the
-   tick, an exact half tick downward).
+   tick, an exact half tick downward). A staff reference more than the market's band (%)
+   from the book's own is refused (`market.core.limits.reference_refusal`, the message
+   names the allowed range) unless staff tick `reference_outside_band`, which the plan,
+   its fingerprint, the operation and its ticket record.
 2. **Price levels** (three per side, best first). BID at ref × 0.998 / 0.996 / 0.995
    rounded *down* to tick; ASK at ref × 1.002 / 1.004 / 1.005 rounded *up* to tick. Then
    each level is stepped outward (bids down, asks up) as far as needed so that
@@ -22,41 +25,37 @@ How a plan is built
    - every ask is strictly above the reference price and strictly above the best bid,
    - levels are strictly ordered and at least one tick apart.
    A bid level that would reach zero or below raises `PlanError("reference_price")`
-   (we never silently drop levels); an ask level above `MAX_PRICE` likewise. A side
-   whose EUR target is zero has no levels at all, so an ASK-only plan never fails on a
-   low price.
-3. **Level targets**, split 50 / 30 / 20 by largest remainder (so they add up exactly):
-   BID splits the BID EUR in cents; a level's `target_quantity` is
-   floor(level EUR / level price). ASK splits the ASK certificate total
-   floor(ASK EUR / ref) in whole certificates.
-4. **Sufficiency**: BID needs `bid_amount_eur` EUR, ASK needs the ASK certificate total,
-   against the sum of what the side's market makers hold. A short side yields a
-   `Shortfall` (one per short side, so both when both are short) and suggested actions;
-   it keeps its levels (what it would need) but gets **no allocations and no orders**:
-   a plan is placed whole or not at all.
-5. **Allocation** of a sufficient side: the side total (BID EUR in cents, ASK
-   certificates) is shared among the makers pro rata to what each holds, by largest
-   remainder, so the shares add up exactly and none exceeds its holding. Each maker's
-   share is then split over the three levels so that, at the same time, every maker's
-   level amounts add up exactly to its share, every level's amounts add up exactly to
-   the level target of step 3, and each amount is the floor or the ceiling of
-   share × 50 / 30 / 20 % (controlled rounding; always possible for three levels).
-   - ASK: the maker offers its level amount of certificates at the level price.
-   - BID: the maker's level amount is an EUR budget; it bids
-     floor(budget / price) certificates, so an order's value never exceeds its budget and
-     falls short of it by less than one certificate's price.
-   Zero-quantity orders are skipped (a maker with an allocation may place no order).
+   (we never silently drop levels); an ask level above `MAX_PRICE` likewise, and so does
+   any level outside today's price band (`MarketSnapshot.band`). A side whose EUR target
+   is zero has no levels at all, so an ASK-only plan never fails on a low price.
+3. **Level quantities at the prices placed**: each side's EUR target is split 50 / 30 /
+   20 by largest remainder (in cents); a level holds the whole certificates its share
+   is worth at its own price, and what a share cannot pay of one more certificate
+   carries over to the next level (`_level_quantities`). So a side's planned value never
+   exceeds its target and falls short of it by less than one certificate, BID and ASK
+   alike, however far the levels were pushed from the reference.
+4. **Allocation**, level by level, best first: a level's certificates are shared among
+   the side's makers pro rata to what each holds (EUR for BID, certificates for ASK), by
+   largest remainder, capped by what each maker still has after the levels before
+   (`capped_largest_remainder`: what a capped maker cannot take goes to the others).
+   A maker's orders are its certificates per level; it is listed only if it places one,
+   and its allocation is exactly what its orders reserve.
+5. **Sufficiency**: a side is sufficient when every level's certificates find makers.
+   A short side yields a `Shortfall` (one per short side, so both when both are short)
+   and suggested actions; it keeps its levels (what it would need) but gets **no
+   allocations and no orders**: a plan is placed whole or not at all. Its shortfall is
+   at least required − available, more when the makers' EUR is split so that none can
+   pay a certificate still needed (then the shortfall is what those certificates cost).
 6. `can_execute` = both sides sufficient and at least one order planned.
 
 Invariants (checked by `liquidity/tests/test_plan.py`)
 -------------------------------------------------------
-- No maker is allocated, nor asked to lock, more than it holds.
-- The ASK orders total exactly the ASK certificate total; each ASK level exactly its target.
-- Each BID order's value is ≤ its budget and > budget − price; the BID orders' total value
-  is ≤ `bid_amount_eur`; a BID level's quantity is at most its target and short of it by
-  less than the number of makers bidding at that level.
+- No maker is allocated, nor asked to lock, more than it holds; every listed maker
+  places at least one order.
+- A sufficient side's orders total exactly its levels' quantities; its value is ≤ its
+  target and > target − the price of one certificate at its last level.
 - Levels: on tick, strictly ordered, ≥ one tick apart, bids < ref < asks, bids < best ask,
-  asks > best bid, bids > 0.
+  asks > best bid, bids > 0, all inside the price band.
 - The plan does not depend on the order in which market makers are passed in.
 """
 
@@ -70,8 +69,9 @@ from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
 from typing import Literal
 
 from market.core.book import REFERENCE_SOURCES, reference_price
+from market.core.limits import PriceBand, reference_refusal
 from market.core.makers import maker_type_for
-from market.core.money import MAX_PRICE, MAX_QUANTITY, largest_remainder
+from market.core.money import MAX_PRICE, MAX_QUANTITY, capped_largest_remainder, largest_remainder
 
 __all__ = [
     "ASK_LEVELS",
@@ -108,7 +108,7 @@ ASK_LEVELS: tuple[int, ...] = (1002, 1004, 1005)
 _SHARE_WEIGHTS: tuple[int, ...] = (5, 3, 2)
 LEVEL_SHARES: tuple[Decimal, ...] = tuple(Decimal(w) / 10 for w in _SHARE_WEIGHTS)
 
-_FINGERPRINT_VERSION = 1
+_FINGERPRINT_VERSION = 2
 
 
 class PlanError(ValueError):
@@ -139,6 +139,10 @@ class MarketSnapshot:
     best_bid: Decimal | None = None
     best_ask: Decimal | None = None
     last_price: Decimal | None = None
+    # Today's price band (`MarketRules.band`): every planned order lies inside it.
+    band: PriceBand | None = None
+    # How far (%) a staff reference may lie from the book's own without an override.
+    reference_band_pct: Decimal | None = None
 
     def __post_init__(self):
         if not isinstance(self.code, str) or not self.code:
@@ -260,11 +264,10 @@ class SidePlan:
     orders: tuple[PlannedOrder, ...]
     total_quantity: int
     total_value_eur: Decimal
-
-    @property
-    def shortfall(self) -> Decimal:
-        """What the side lacks (0 when sufficient), in `asset`."""
-        return self.required - (self.required if self.sufficient else self.available)
+    # What the side lacks (0 when sufficient), in `asset`: required − available, or when
+    # the makers' EUR is enough but split so that none can pay a certificate still
+    # needed, what those certificates cost.
+    shortfall: Decimal = Decimal(0)
 
     @property
     def orders_count(self) -> int:
@@ -290,6 +293,8 @@ class LiquidityPlan:
     tick_size: Decimal
     reference_price: Decimal
     reference_source: ReferenceSource
+    # The staff reference lies outside the reference band, and staff said to use it.
+    reference_outside_band: bool
     bid_amount_eur: Decimal
     ask_amount_eur: Decimal
     bid_plan: SidePlan
@@ -331,6 +336,7 @@ class LiquidityPlan:
             "tick": str(self.tick_size),
             "reference_price": str(self.reference_price),
             "reference_source": self.reference_source,
+            "reference_outside_band": self.reference_outside_band,
             "bid_amount_eur": str(self.bid_amount_eur),
             "ask_amount_eur": str(self.ask_amount_eur),
             "can_execute": self.can_execute,
@@ -405,54 +411,6 @@ def _fmt_eur(cents: int) -> str:
     return f"€{_eur(cents):,}"
 
 
-def _split_over_levels(rows: Sequence[int], columns: Sequence[int]) -> list[list[int]]:
-    """Controlled rounding of the table rows[m] × (50, 30, 20) % into integers.
-
-    `columns` must be `largest_remainder(sum(rows), _SHARE_WEIGHTS)`. Returns x with
-    Σ_l x[m][l] == rows[m], Σ_m x[m][l] == columns[l], and every x[m][l] the floor or
-    the ceiling of rows[m] × share[l]. Start from the floors; the missing units (at most
-    two per row, one per cell with a fractional part) are placed by augmenting paths, a
-    max flow rows → levels. A complete placement always exists: the fractional table is a
-    feasible flow, and with three levels the largest-remainder column totals never ask a
-    set of levels for more than the ceiling of its fractional total.
-    """
-    weight_sum = sum(_SHARE_WEIGHTS)
-    n_levels = len(_SHARE_WEIGHTS)
-    table = [[r * w // weight_sum for w in _SHARE_WEIGHTS] for r in rows]
-    fractional = [[r * w % weight_sum != 0 for w in _SHARE_WEIGHTS] for r in rows]
-    row_need = [r - sum(cells) for r, cells in zip(rows, table, strict=True)]
-    col_room = [columns[lv] - sum(cells[lv] for cells in table) for lv in range(n_levels)]
-    extra = [[0] * n_levels for _ in rows]
-
-    def place(m: int, seen: set[int]) -> bool:
-        # Give row m one more unit in some level, moving other rows' units if needed.
-        for lv in range(n_levels):
-            if lv in seen or not fractional[m][lv] or extra[m][lv]:
-                continue
-            seen.add(lv)
-            if col_room[lv] > 0:
-                col_room[lv] -= 1
-                extra[m][lv] = 1
-                return True
-            for other in range(len(rows)):
-                if other != m and extra[other][lv] and place(other, seen):
-                    extra[other][lv] = 0
-                    extra[m][lv] = 1
-                    return True
-        return False
-
-    for m, need in enumerate(row_need):
-        for _ in range(need):
-            if not place(m, set()):  # pragma: no cover - impossible, see docstring
-                raise AssertionError("controlled rounding failed")
-    if any(col_room):  # pragma: no cover - impossible: Σ row_need == Σ col_room
-        raise AssertionError("controlled rounding left level totals unmet")
-    return [
-        [t + e for t, e in zip(cells, ex, strict=True)]
-        for cells, ex in zip(table, extra, strict=True)
-    ]
-
-
 # --------------------------------------------------------------------------- validation
 
 
@@ -490,16 +448,34 @@ def _usable_makers(makers: Sequence[MakerFunds], unit_cents: int) -> list[tuple[
 # --------------------------------------------------------------------------- pricing
 
 
-def _reference(market: MarketSnapshot, override, tick_c: int) -> tuple[int, ReferenceSource]:
-    if override is not None:
-        return _override_cents(override, tick_c), "override"
-    price, source = reference_price(
+def _book_reference(market: MarketSnapshot) -> tuple[Decimal, str]:
+    return reference_price(
         best_bid=market.best_bid,
         best_ask=market.best_ask,
         last_price=market.last_price,
         default=market.default_reference_price,
         tick=market.tick_size,
     )
+
+
+def _reference(
+    market: MarketSnapshot, override, tick_c: int, outside_band: bool
+) -> tuple[int, ReferenceSource]:
+    if override is not None:
+        cents = _override_cents(override, tick_c)
+        book_c = _cents(_book_reference(market)[0], "reference")
+        # A book reference below half a tick is no yardstick: staff must enter one.
+        if not outside_band and book_c > 0:
+            refused = reference_refusal(
+                entered=_eur(cents),
+                book_reference=_eur(book_c),
+                pct=market.reference_band_pct,
+                tick=market.tick_size,
+            )
+            if refused:
+                raise PlanError("reference_price", refused)
+        return cents, "override"
+    price, source = _book_reference(market)
     ref = _cents(price, "reference")
     if ref <= 0:
         raise PlanError(
@@ -561,6 +537,18 @@ def _check_order_sizes(orders: list[PlannedOrder], field: str, label: str) -> No
         )
 
 
+def _level_quantities(level_eur: list[int], prices: list[int]) -> list[int]:
+    """Whole certificates per level at the prices placed, best level first: each level
+    buys (or offers) what its EUR share is worth, and what a level's share cannot pay of
+    one more certificate carries over to the next level. The side's value therefore never
+    exceeds its target and falls short of it by less than one certificate."""
+    quantities, carry = [], 0
+    for eur, price in zip(level_eur, prices, strict=True):
+        quantity, carry = divmod(eur + carry, price)
+        quantities.append(quantity)
+    return quantities
+
+
 def _side_plan(
     *,
     side: Side,
@@ -568,23 +556,43 @@ def _side_plan(
     target_c: int,
     prices: list[int],
     level_eur: list[int],
-    level_targets: list[int],
-    level_target_qty: list[int],
-    target_quantity: int,
-    required_units: int,
     makers: list[tuple[MakerFunds, int]],
 ) -> SidePlan:
-    """Assemble a side. Units: cents for BID, whole certificates for ASK.
-    `level_eur` is the 50/30/20 split of the side's EUR target (cents), `level_targets`
-    the per-level totals of `required_units` to allocate, `level_target_qty` the
-    certificates each level calls for. An empty side has no prices."""
+    """Assemble a side: certificates per level (`_level_quantities`) allocated across the
+    makers level by level, pro rata to what each holds and capped by what it still has
+    (`capped_largest_remainder`). Units of holdings: cents for BID (a certificate at a
+    level costs its price), whole certificates for ASK. A side is sufficient when every
+    level's certificates find makers; a short side plans no orders (a plan is placed
+    whole or not at all). An empty side has no prices."""
     bid = side == "BID"
     order_side: OrderSide = "BUY" if bid else "SELL"
     available_units = sum(units for _, units in makers)
-    sufficient = available_units >= required_units
+    targets = _level_quantities(level_eur, prices)
+    costs = prices if bid else [1] * len(prices)
+    required_units = sum(q * cost for q, cost in zip(targets, costs, strict=True))
 
     def units_out(units: int) -> Decimal:
         return _eur(units) if bid else Decimal(units)
+
+    weights = [units for _, units in makers]
+    left = list(weights)
+    cells = [[0] * len(prices) for _ in makers]
+    unplaced_units = 0
+    for lv, (quantity, cost) in enumerate(zip(targets, costs, strict=True)):
+        parts = capped_largest_remainder(quantity, weights, [room // cost for room in left])
+        for m, part in enumerate(parts):
+            cells[m][lv] = part
+            left[m] -= part * cost
+        unplaced_units += (quantity - sum(parts)) * cost
+    sufficient = unplaced_units == 0
+    # Short of funds: what is missing in all. Funds enough but split so that no maker can
+    # pay a certificate still needed: what the unplaced certificates cost.
+    if sufficient:
+        shortfall = 0
+    elif required_units > available_units:
+        shortfall = required_units - available_units
+    else:
+        shortfall = unplaced_units
 
     # Integer cents / units throughout; a Decimal is built only for what the plan
     # returns, and each level's price Decimal once, shared by its orders.
@@ -593,89 +601,91 @@ def _side_plan(
     level_count = [0] * len(prices)
     allocations: list[MakerAllocation] = []
     by_level: list[list[PlannedOrder]] = [[] for _ in prices]
-    if sufficient and required_units > 0:
-        shares = largest_remainder(required_units, [units for _, units in makers])
-        funded = [(mk, units, share) for (mk, units), share in zip(makers, shares, strict=True)]
-        funded = [f for f in funded if f[2] > 0]
-        table = _split_over_levels([share for _, _, share in funded], level_targets)
-        for (maker, units, share), cells in zip(funded, table, strict=True):
+    if sufficient:
+        for (maker, units), row in zip(makers, cells, strict=True):
+            if not any(row):
+                continue
             maker_id = maker.market_maker_id
-            count = quantity_sum = value_c = 0
-            for lv, (cell, price) in enumerate(zip(cells, prices, strict=True)):
-                quantity = cell // price if bid else cell
-                if quantity > 0:
+            for lv, quantity in enumerate(row):
+                if quantity:
                     by_level[lv].append(
                         PlannedOrder(maker_id, order_side, lv + 1, price_out[lv], quantity)
                     )
-                    count += 1
-                    quantity_sum += quantity
-                    value_c += price * quantity
                     level_quantity[lv] += quantity
                     level_count[lv] += 1
+            spent = [q * cost for q, cost in zip(row, costs, strict=True)]
             allocations.append(
                 MakerAllocation(
                     market_maker_id=maker_id,
                     code=maker.code,
                     name=maker.name,
                     available=units_out(units),
-                    allocated=units_out(share),
-                    level_allocations=tuple(units_out(c) for c in cells),
-                    orders_count=count,
-                    quantity=quantity_sum,
-                    value_eur=_eur(value_c),
+                    allocated=units_out(sum(spent)),
+                    level_allocations=tuple(units_out(c) for c in spent),
+                    orders_count=sum(1 for q in row if q),
+                    quantity=sum(row),
+                    value_eur=_eur(sum(q * p for q, p in zip(row, prices, strict=True))),
                 )
             )
     # Makers come sorted by id (`_usable_makers`), so appending level by level already
     # gives the order (level, market maker id).
     orders = [order for level_orders in by_level for order in level_orders]
 
-    levels = []
-    for lv, price in enumerate(prices):
-        levels.append(
-            PriceLevel(
-                price=price_out[lv],
-                share=LEVEL_SHARES[lv],
-                target_eur=_eur(level_eur[lv]),
-                target_quantity=level_target_qty[lv],
-                quantity=level_quantity[lv],
-                value_eur=_eur(price * level_quantity[lv]),
-                orders_count=level_count[lv],
-            )
+    levels = tuple(
+        PriceLevel(
+            price=price_out[lv],
+            share=LEVEL_SHARES[lv],
+            target_eur=_eur(level_eur[lv]),
+            target_quantity=targets[lv],
+            quantity=level_quantity[lv],
+            value_eur=_eur(price * level_quantity[lv]),
+            orders_count=level_count[lv],
         )
+        for lv, price in enumerate(prices)
+    )
     return SidePlan(
         side=side,
         order_side=order_side,
         maker_type=maker_type_for(side),
         asset=asset,
         target_eur=_eur(target_c),
-        target_quantity=target_quantity,
+        target_quantity=sum(targets),
         required=units_out(required_units),
         available=units_out(available_units),
         sufficient=sufficient,
-        levels=tuple(levels),
+        levels=levels,
         allocations=tuple(allocations),
         orders=tuple(orders),
         total_quantity=sum(level_quantity),
         total_value_eur=_eur(sum(p * q for p, q in zip(prices, level_quantity, strict=True))),
+        shortfall=units_out(shortfall),
     )
 
 
+def _check_band(prices: list[int], band: PriceBand | None, label: str) -> None:
+    if band is None:
+        return
+    outside = [price for price in prices if not band.contains(_eur(price))]
+    if outside:
+        raise PlanError(
+            "reference_price",
+            f"{label} level at {_fmt_eur(outside[0])} would lie outside today's price band "
+            f"{band.describe()}; enter a reference price further inside the band.",
+        )
+
+
 def _bid_side(
-    bid_c: int, ref_c: int, tick_c: int, best_ask_c: int | None, makers: Sequence[MakerFunds]
+    bid_c: int, ref_c: int, market: MarketSnapshot, best_ask_c, makers: Sequence[MakerFunds]
 ) -> SidePlan:
+    tick_c = _cents(market.tick_size, "tick_size", positive=True)
     prices = _bid_prices(ref_c, tick_c, best_ask_c) if bid_c else []
-    level_eur = largest_remainder(bid_c, _SHARE_WEIGHTS) if bid_c else []
-    level_qty = [eur // price for eur, price in zip(level_eur, prices, strict=True)]
+    _check_band(prices, market.band, "A bid")
     plan = _side_plan(
         side="BID",
         asset="EUR",
         target_c=bid_c,
         prices=prices,
-        level_eur=level_eur,
-        level_targets=level_eur,
-        level_target_qty=level_qty,
-        target_quantity=sum(level_qty),
-        required_units=bid_c,
+        level_eur=largest_remainder(bid_c, _SHARE_WEIGHTS) if bid_c else [],
         makers=_usable_makers(makers, unit_cents=1),
     )
     _check_order_sizes(list(plan.orders), "bid_amount_eur", "BID amount")
@@ -683,26 +693,17 @@ def _bid_side(
 
 
 def _ask_side(
-    ask_c: int,
-    ref_c: int,
-    tick_c: int,
-    best_bid_c: int | None,
-    makers: Sequence[MakerFunds],
-    asset: str,
+    ask_c: int, ref_c: int, market: MarketSnapshot, best_bid_c, makers: Sequence[MakerFunds]
 ) -> SidePlan:
+    tick_c = _cents(market.tick_size, "tick_size", positive=True)
     prices = _ask_prices(ref_c, tick_c, best_bid_c) if ask_c else []
-    total = ask_c // ref_c  # the ASK EUR value at the reference price, whole certificates
-    level_qty = largest_remainder(total, _SHARE_WEIGHTS) if ask_c else []
+    _check_band(prices, market.band, "An ask")
     plan = _side_plan(
         side="ASK",
-        asset=asset,
+        asset=market.code,
         target_c=ask_c,
         prices=prices,
         level_eur=largest_remainder(ask_c, _SHARE_WEIGHTS) if ask_c else [],
-        level_targets=level_qty,
-        level_target_qty=level_qty,
-        target_quantity=total,
-        required_units=total,
         makers=_usable_makers(makers, unit_cents=100),
     )
     _check_order_sizes(list(plan.orders), "ask_amount_eur", "ASK amount")
@@ -726,15 +727,13 @@ def _suggestions(shortfall: Shortfall) -> list[str]:
 def _warnings(plan: SidePlan, ref_c: int) -> list[str]:
     if plan.target_eur <= 0 or not plan.sufficient or plan.orders:
         return []
+    amount = _fmt_eur(_price_cents(plan.target_eur))
     if plan.side == "ASK":
         return [
-            f"The ASK amount {_fmt_eur(_price_cents(plan.target_eur))} is worth less than one "
-            f"{plan.asset} at the reference price {_fmt_eur(ref_c)}: no ASK orders."
+            f"The ASK amount {amount} is worth less than one {plan.asset} at the planned "
+            "prices: no ASK orders."
         ]
-    return [
-        f"The BID amount {_fmt_eur(_price_cents(plan.target_eur))} is too small to buy one "
-        "certificate per market maker at any level: no BID orders."
-    ]
+    return [f"The BID amount {amount} does not buy one certificate at any level: no BID orders."]
 
 
 def build_plan(
@@ -745,6 +744,7 @@ def build_plan(
     liquidity_providers: Sequence[MakerFunds],
     asset_holders: Sequence[MakerFunds],
     reference_price_override: Decimal | None = None,
+    reference_outside_band: bool = False,
 ) -> LiquidityPlan:
     """Build the liquidity plan for `market` (see the module docstring for the rules).
 
@@ -753,20 +753,22 @@ def build_plan(
     not matter. The amounts and the override come parsed (`market.core.money`: at most
     two places, in range, at least one amount positive). Raises `PlanError` for what the
     staff user can correct once the market is known (a reference price off the market's
-    tick, too high, or too low for three bid levels; an order above `MAX_QUANTITY`
-    certificates) and `ValueError` for malformed input.
+    tick, too high, too low for three bid levels, too far from the book's without
+    `reference_outside_band`, or putting a level outside the price band; an order above
+    `MAX_QUANTITY` certificates) and `ValueError` for malformed input.
     """
     bid_c = _amount_cents(bid_amount_eur)
     ask_c = _amount_cents(ask_amount_eur)
     if bid_c == 0 and ask_c == 0:
         raise ValueError("a plan needs a BID or an ASK amount")
     tick_c = _cents(market.tick_size, "tick_size", positive=True)
-    ref_c, source = _reference(market, reference_price_override, tick_c)
+    outside_band = reference_outside_band and reference_price_override is not None
+    ref_c, source = _reference(market, reference_price_override, tick_c, outside_band)
     best_bid_c = _cents(market.best_bid, "best_bid") if market.best_bid is not None else None
     best_ask_c = _cents(market.best_ask, "best_ask") if market.best_ask is not None else None
 
-    bid_plan = _bid_side(bid_c, ref_c, tick_c, best_ask_c, liquidity_providers)
-    ask_plan = _ask_side(ask_c, ref_c, tick_c, best_bid_c, asset_holders, market.code)
+    bid_plan = _bid_side(bid_c, ref_c, market, best_ask_c, liquidity_providers)
+    ask_plan = _ask_side(ask_c, ref_c, market, best_bid_c, asset_holders)
 
     shortfalls = tuple(
         Shortfall(
@@ -798,6 +800,7 @@ def build_plan(
         tick_size=_eur(tick_c),
         reference_price=_eur(ref_c),
         reference_source=source,
+        reference_outside_band=outside_band,
         bid_amount_eur=_eur(bid_c),
         ask_amount_eur=_eur(ask_c),
         bid_plan=bid_plan,

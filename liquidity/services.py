@@ -68,12 +68,22 @@ class LiquidityRequest:
     ask_amount_eur: Decimal
     reference_price: Decimal | None = None
     notes: str = ""
+    # Staff confirm a reference price further from the book's than the market's band.
+    reference_outside_band: bool = False
 
 
 def liquidity_request_parse(
-    *, market_code, bid_amount_eur, ask_amount_eur, reference_price=None, notes=""
+    *,
+    market_code,
+    bid_amount_eur,
+    ask_amount_eur,
+    reference_price=None,
+    notes="",
+    reference_outside_band=False,
 ) -> LiquidityRequest:
-    """Validate raw input; ValidationError keyed by field lists everything to fix."""
+    """Validate raw input; ValidationError keyed by field lists everything to fix.
+    `reference_outside_band` (a bool, or a form's "on"/"true"/"1") counts only with a
+    reference price."""
     errors = FieldErrors()
     collect = errors.collect
     market = market_rules(market_code)
@@ -100,7 +110,13 @@ def liquidity_request_parse(
     if "\x00" in notes:
         errors.add("notes", "Null characters are not allowed.")
     errors.raise_any()
-    return LiquidityRequest(market, bid, ask, reference_price, notes)
+    outside_band = reference_price is not None and str(reference_outside_band).lower() in (
+        "true",
+        "on",
+        "1",
+        "yes",
+    )
+    return LiquidityRequest(market, bid, ask, reference_price, notes, outside_band)
 
 
 def _snapshot(market: MarketRules) -> planning.MarketSnapshot:
@@ -112,6 +128,8 @@ def _snapshot(market: MarketRules) -> planning.MarketSnapshot:
         best_bid=best_bid,
         best_ask=best_ask,
         last_price=last_price,
+        band=market.band,
+        reference_band_pct=market.price_band_pct,
     )
 
 
@@ -176,6 +194,7 @@ def _build(request: LiquidityRequest, market: MarketRules, makers: _MakerBalance
         liquidity_providers=makers.funds[LP],
         asset_holders=makers.funds[AH],
         reference_price_override=request.reference_price,
+        reference_outside_band=request.reference_outside_band,
     )
 
 
@@ -267,11 +286,13 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
             "bid_amount_eur": str(request.bid_amount_eur),
             "ask_amount_eur": str(request.ask_amount_eur),
             "reference_price": str(request.reference_price or ""),
+            "reference_outside_band": request.reference_outside_band,
             "notes": request.notes,
             "idempotency_key": idempotency_key or "",
         },
         after={
             "reference_price": str(plan.reference_price),
+            "reference_outside_band": plan.reference_outside_band,
             "actual_bid_eur": str(bid_value),
             "actual_ask_eur": str(ask_value),
             "orders_created": len(orders),
@@ -285,6 +306,7 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
         market_id=market.market_id,
         reference_price=plan.reference_price,
         reference_source=plan.reference_source,
+        reference_outside_band=plan.reference_outside_band,
         target_bid_eur=request.bid_amount_eur,
         target_ask_eur=request.ask_amount_eur,
         actual_bid_eur=bid_value,

@@ -6,7 +6,7 @@ from fractions import Fraction
 from itertools import pairwise
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from liquidity.plan import (
@@ -15,9 +15,9 @@ from liquidity.plan import (
     MakerFunds,
     MarketSnapshot,
     PlanError,
-    _split_over_levels,
     build_plan,
 )
+from market.core.limits import price_band
 from market.core.money import MAX_PRICE, largest_remainder
 
 CEA = MarketSnapshot(code="CEA", tick_size=D("0.01"), default_reference_price=D("14.00"))
@@ -67,26 +67,29 @@ def test_reference_plan_worked_example():
     assert [lv.target_eur for lv in bid.levels] == [D("50000.00"), D("30000.00"), D("20000.00")]
     assert [lv.quantity for lv in bid.levels] == [3579, 2152, 1435]
     assert bid.total_value_eur == D("99987.06")  # never above the €100,000 target
-    assert bid.required == D("100000.00") and bid.available == D("200000.00")
+    # What the certificates cost at the prices placed: what the BID needs and reserves.
+    assert bid.required == D("99987.06") and bid.available == D("200000.00")
     [lp_alloc] = bid.allocations
-    assert lp_alloc.allocated == D("100000.00") and lp_alloc.orders_count == 3
+    assert lp_alloc.allocated == D("99987.06") and lp_alloc.orders_count == 3
 
     ask = plan.ask_plan
     assert ask.asset == "CEA"
     assert [lv.price for lv in ask.levels] == [D("14.03"), D("14.06"), D("14.07")]
-    # floor(50,000 / 14) = 3,571 certificates, split 50/30/20 by largest remainder.
-    assert ask.required == D("3571") and ask.total_quantity == 3571
-    assert [lv.quantity for lv in ask.levels] == [1786, 1071, 714]
+    # €25,000 / 14.03 = 1,781 (€12.57 left over, carried); €15,012.57 / 14.06 = 1,067;
+    # €10,010.55 / 14.07 = 711: quantities at the prices placed, not at the reference.
+    assert [lv.quantity for lv in ask.levels] == [1781, 1067, 711]
+    assert ask.required == D("3559") and ask.total_quantity == 3559
+    assert ask.total_value_eur == D("49993.22")  # never above the €50,000 target
     [ah_alloc] = ask.allocations
-    assert ah_alloc.allocated == D("3571") and ah_alloc.available == D("10000")
+    assert ah_alloc.allocated == D("3559") and ah_alloc.available == D("10000")
 
     assert [(o.side, o.price, o.quantity) for o in plan.orders] == [
         ("BUY", D("13.97"), 3579),
         ("BUY", D("13.94"), 2152),
         ("BUY", D("13.93"), 1435),
-        ("SELL", D("14.03"), 1786),
-        ("SELL", D("14.06"), 1071),
-        ("SELL", D("14.07"), 714),
+        ("SELL", D("14.03"), 1781),
+        ("SELL", D("14.06"), 1067),
+        ("SELL", D("14.07"), 711),
     ]
     assert plan.estimated_spread == D("0.06")
     assert plan.estimated_spread_pct == D("0.43")
@@ -101,15 +104,21 @@ def test_split_pro_rata_never_evenly():
         ahs=[ah(4, "100"), ah(5, "1900")],
     )
     assert plan.can_execute
-    assert [a.allocated for a in plan.bid_plan.allocations] == [
-        D("5000.00"),
-        D("45000.00"),
-        D("50000.00"),
+    # Each level's certificates are shared 5 / 45 / 50 %: 3,579 at the best bid level.
+    assert [a.level_allocations[0] / D("13.97") for a in plan.bid_plan.allocations] == [
+        179,
+        1611,
+        1789,
     ]
-    assert [a.allocated for a in plan.ask_plan.allocations] == [D("50"), D("950")]
+    assert [a.allocated for a in plan.bid_plan.allocations] == [
+        D("5009.11"),
+        D("44998.37"),
+        D("49979.58"),
+    ]
+    # 498 / 299 / 199 certificates at the ask levels, 5 % and 95 %.
     assert [a.level_allocations for a in plan.ask_plan.allocations] == [
         (D("25"), D("15"), D("10")),
-        (D("475"), D("285"), D("190")),
+        (D("473"), D("284"), D("189")),
     ]
 
 
@@ -124,9 +133,9 @@ def test_both_sides_short_reports_two_shortfalls():
         "LIQUIDITY_PROVIDER",
     )
     assert (bid_short.required, bid_short.available, bid_short.shortfall) == (
-        D("100000.00"),
+        D("99987.06"),
         D("60000.50"),
-        D("39999.50"),
+        D("39986.56"),
     )
     assert (ask_short.side, ask_short.asset, ask_short.maker_type) == (
         "ASK",
@@ -134,16 +143,16 @@ def test_both_sides_short_reports_two_shortfalls():
         "ASSET_HOLDER",
     )
     assert (ask_short.required, ask_short.available, ask_short.shortfall) == (
-        D("3571"),
+        D("3559"),
         D("1000"),
-        D("2571"),
+        D("2559"),
     )
     assert plan.missing_assets == bid_short
     assert plan.suggested_actions == (
-        "Create liquidity providers holding €39,999.50 more",
-        "Fund existing liquidity providers with €39,999.50",
-        "Create asset holders holding 2,571 CEA more",
-        "Fund existing asset holders with 2,571 CEA",
+        "Create liquidity providers holding €39,986.56 more",
+        "Fund existing liquidity providers with €39,986.56",
+        "Create asset holders holding 2,559 CEA more",
+        "Fund existing asset holders with 2,559 CEA",
     )
     # Short sides still show what they would need, but allocate and place nothing.
     for side in (plan.bid_plan, plan.ask_plan):
@@ -166,7 +175,9 @@ def test_one_sided_plan_is_executable():
     assert plan.can_execute
     assert plan.bid_plan.levels == () and plan.bid_plan.sufficient
     assert plan.bid_plan.required == D("0.00")
-    assert plan.ask_plan.total_quantity == 100
+    # €700 / 14.03, then €420 + €12.74 carried / 14.06, then €280 + €10.24 / 14.07.
+    assert [lv.quantity for lv in plan.ask_plan.levels] == [49, 30, 20]
+    assert plan.ask_plan.total_value_eur == D("1390.67")
     assert plan.estimated_spread is None and plan.estimated_spread_pct is None
 
 
@@ -186,8 +197,12 @@ def test_zero_and_fractional_holdings_are_tolerated():
     )
     assert plan.bid_plan.available == D("10.00")
     assert plan.ask_plan.available == D("2")
-    assert [a.market_maker_id for a in plan.bid_plan.allocations] == [2]
-    assert [a.market_maker_id for a in plan.ask_plan.allocations] == [4]
+    # €10 buys no certificate at any level; 2 CEA offer one at the second level, where
+    # the first level's €14 share carried over makes €22.40.
+    assert plan.bid_plan.allocations == ()
+    assert any("does not buy one certificate" in w for w in plan.warnings)
+    [holder] = plan.ask_plan.allocations
+    assert (holder.market_maker_id, holder.level_allocations) == (4, (D(0), D(1), D(0)))
 
 
 # --------------------------------------------------------------------------- reference price
@@ -354,7 +369,7 @@ def test_fingerprint_is_stable_for_equal_inputs():
 
 def test_fingerprint_changes_when_an_allocation_changes():
     base = plan_for(bid="100000", ask="50000", lps=[lp(1, "70000"), lp(2, "80000")])
-    moved = plan_for(bid="100000", ask="50000", lps=[lp(1, "70000"), lp(2, "80000.01")])
+    moved = plan_for(bid="100000", ask="50000", lps=[lp(1, "70000"), lp(2, "90000")])
     assert base.bid_plan.allocations != moved.bid_plan.allocations
     assert base.fingerprint() != moved.fingerprint()
     other_maker = plan_for(bid="100000", ask="50000", lps=[lp(1, "70000"), lp(3, "80000")])
@@ -366,7 +381,7 @@ def test_fingerprint_changes_with_reference_price_and_sufficiency():
     assert plan_for(
         bid="1000", ask="1000", lps=[lp(1, "5000")], ahs=[ah(2, "500")], ref="14.01"
     ).fingerprint() != (base.fingerprint())
-    short = plan_for(bid="1000", ask="1000", lps=[lp(1, "999")], ahs=[ah(2, "500")])
+    short = plan_for(bid="1000", ask="1000", lps=[lp(1, "900")], ahs=[ah(2, "500")])
     assert short.fingerprint() != base.fingerprint()
 
 
@@ -541,109 +556,94 @@ def check_levels(plan: LiquidityPlan, market: MarketSnapshot):
             assert level_eur == largest_remainder(target, [5, 3, 2])
 
 
-def check_bid(plan: LiquidityPlan, inputs):
-    side = plan.bid_plan
-    # Usable EUR: sub-cent amounts are floored away.
-    holdings = {
-        m.market_maker_id: int(Fraction(m.available) * 100) for m in inputs["liquidity_providers"]
-    }
-    target = cents(inputs["bid_amount_eur"])
-    assert cents(side.required) == target
-    assert cents(side.available) == sum(holdings.values())
-    assert side.sufficient == (sum(holdings.values()) >= target)
-    assert side.asset == "EUR" and side.order_side == "BUY"
+def level_quantities(level_eur, prices):
+    """Whole certificates per level at its own price; what a level's share cannot pay
+    carries over to the next."""
+    quantities, carry = [], 0
+    for eur, price in zip(level_eur, prices, strict=True):
+        quantities.append((eur + carry) // price)
+        carry = (eur + carry) % price
+    return quantities
 
-    for lv in side.levels:
-        assert lv.target_quantity == cents(lv.target_eur) // cents(lv.price)
-        assert lv.value_eur == lv.price * lv.quantity
 
-    if not side.sufficient or target == 0:
+def check_side(side, makers, target_c: int, *, bid: bool, asset: str):
+    """One side: quantities at the prices placed, whole certificates allocated level by
+    level within each maker's funds, never above the target, short of it by less than one
+    certificate."""
+    # Usable holdings: sub-cent EUR and fractional certificates are floored away.
+    unit = 1 if bid else 100
+    holdings = {m.market_maker_id: int(Fraction(m.available) * 100) // unit for m in makers}
+    prices = [cents(lv.price) for lv in side.levels]
+    costs = prices if bid else [1] * len(prices)
+    expected = level_quantities([cents(lv.target_eur) for lv in side.levels], prices)
+    assert [lv.target_quantity for lv in side.levels] == expected
+    assert side.target_quantity == sum(expected)
+    required = sum(q * c for q, c in zip(expected, costs, strict=True))
+    as_units = cents if bid else int
+    assert as_units(side.required) == required
+    assert as_units(side.available) == sum(holdings.values())
+    assert side.asset == asset and side.order_side == ("BUY" if bid else "SELL")
+    # The planned quantities are worth at most the target, less than a certificate short.
+    planned_value = sum(q * p for q, p in zip(expected, prices, strict=True))
+    assert planned_value <= target_c
+    if prices:
+        assert target_c - planned_value < prices[-1]
+    held = sum(holdings.values())
+    if not bid:
+        assert side.sufficient == (held >= required)
+    elif held >= required + len(holdings) * max(prices, default=0):
+        assert side.sufficient  # enough slack that no split of the EUR can fail
+
+    if not side.sufficient:
         assert side.allocations == () and side.orders == ()
         assert all(lv.quantity == 0 for lv in side.levels)
+        assert as_units(side.shortfall) >= max(required - held, 1)
         return
-
-    allocated = [cents(a.allocated) for a in side.allocations]
-    assert sum(allocated) == target  # the BID EUR is shared out exactly
-    total_held = sum(holdings.values())
-    for alloc in side.allocations:
-        held = holdings[alloc.market_maker_id]
-        assert cents(alloc.available) == held
-        assert 0 < cents(alloc.allocated) <= held  # never above what it holds
-        assert pro_rata_ok(cents(alloc.allocated), target, held, total_held)
-        budgets = [cents(b) for b in alloc.level_allocations]
-        assert sum(budgets) == cents(alloc.allocated)
-        for budget, weight in zip(budgets, (5, 3, 2), strict=True):
-            assert pro_rata_ok(budget, cents(alloc.allocated), weight, 10)  # 50/30/20 ±1 ct
-        mine = {o.level: o for o in side.orders if o.market_maker_id == alloc.market_maker_id}
-        assert alloc.orders_count == len(mine)
-        for lv_no, (budget, level) in enumerate(zip(budgets, side.levels, strict=True), 1):
-            price = cents(level.price)
-            order = mine.get(lv_no)
-            if budget < price:
-                assert order is None  # zero-quantity orders are skipped
-                continue
-            value = price * order.quantity
-            assert order.price == level.price and order.side == "BUY"
-            assert value <= budget < value + price  # short by less than one certificate
-        assert cents(alloc.value_eur) == sum(cents(o.value_eur) for o in mine.values())
-        assert cents(alloc.value_eur) <= cents(alloc.allocated) <= held
-
+    assert side.shortfall == 0
+    assert held >= required
     for lv_no, level in enumerate(side.levels, 1):
-        budgets = [cents(a.level_allocations[lv_no - 1]) for a in side.allocations]
-        assert sum(budgets) == cents(level.target_eur)  # each level's EUR exactly
-        bidders = sum(1 for b in budgets if b > 0)
         at_level = [o for o in side.orders if o.level == lv_no]
-        assert level.quantity == sum(o.quantity for o in at_level)
+        assert all(o.price == level.price and o.quantity > 0 for o in at_level)
+        assert level.quantity == level.target_quantity == sum(o.quantity for o in at_level)
         assert level.orders_count == len(at_level)
-        # Within one certificate per bidding maker of the level's share.
-        assert level.target_quantity - max(bidders - 1, 0) <= level.quantity
-        assert level.quantity <= level.target_quantity
+        assert level.value_eur == level.price * level.quantity
+    assert sum(cents(o.value_eur) for o in side.orders) == planned_value
+    assert cents(side.total_value_eur) == planned_value
+    for alloc in side.allocations:
+        mine = [o for o in side.orders if o.market_maker_id == alloc.market_maker_id]
+        assert mine and alloc.orders_count == len(mine)  # listed only if it places one
+        spent = sum(cents(o.value_eur) if bid else o.quantity for o in mine)
+        assert as_units(alloc.allocated) == spent <= holdings[alloc.market_maker_id]
+        assert as_units(alloc.available) == holdings[alloc.market_maker_id]
+        assert [as_units(x) for x in alloc.level_allocations] == [
+            sum(cents(o.value_eur) if bid else o.quantity for o in mine if o.level == lv)
+            for lv in range(1, len(prices) + 1)
+        ]
+        assert alloc.quantity == sum(o.quantity for o in mine)
+        assert cents(alloc.value_eur) == sum(cents(o.value_eur) for o in mine)
+    assert {a.market_maker_id for a in side.allocations} == {
+        o.market_maker_id for o in side.orders
+    }
 
-    assert all(o.quantity > 0 for o in side.orders)
-    assert side.total_quantity == sum(o.quantity for o in side.orders)
-    assert cents(side.total_value_eur) == sum(cents(o.value_eur) for o in side.orders)
-    assert side.total_value_eur <= inputs["bid_amount_eur"]  # never above the target
+
+def check_bid(plan: LiquidityPlan, inputs):
+    check_side(
+        plan.bid_plan,
+        inputs["liquidity_providers"],
+        cents(inputs["bid_amount_eur"]),
+        bid=True,
+        asset="EUR",
+    )
 
 
 def check_ask(plan: LiquidityPlan, inputs):
-    side = plan.ask_plan
-    holdings = {m.market_maker_id: int(m.available) for m in inputs["asset_holders"]}
-    total = cents(inputs["ask_amount_eur"]) // cents(plan.reference_price)
-    assert side.required == total and side.target_quantity == total
-    assert side.available == sum(holdings.values())
-    assert side.sufficient == (sum(holdings.values()) >= total)
-    assert side.asset == inputs["market"].code and side.order_side == "SELL"
-    if side.levels:
-        targets = [lv.target_quantity for lv in side.levels]
-        assert sum(targets) == total
-        assert all(pro_rata_ok(t, total, w, 10) for t, w in zip(targets, (5, 3, 2), strict=True))
-
-    if not side.sufficient or total == 0:
-        assert side.allocations == () and side.orders == ()
-        return
-
-    assert side.total_quantity == total  # the ASK certificate total, exactly
-    assert sum(int(a.allocated) for a in side.allocations) == total
-    total_held = sum(holdings.values())
-    for alloc in side.allocations:
-        held = holdings[alloc.market_maker_id]
-        assert alloc.available == held and 0 < alloc.allocated <= held
-        assert pro_rata_ok(int(alloc.allocated), total, held, total_held)
-        per_level = [int(x) for x in alloc.level_allocations]
-        assert sum(per_level) == alloc.allocated
-        for quantity, weight in zip(per_level, (5, 3, 2), strict=True):
-            assert pro_rata_ok(quantity, int(alloc.allocated), weight, 10)  # ±1 certificate
-        mine = [o for o in side.orders if o.market_maker_id == alloc.market_maker_id]
-        assert {o.level: o.quantity for o in mine} == {
-            lv: q for lv, q in enumerate(per_level, 1) if q
-        }
-        assert alloc.quantity == alloc.allocated and alloc.orders_count == len(mine)
-    for lv_no, level in enumerate(side.levels, 1):
-        at_level = [o for o in side.orders if o.level == lv_no]
-        assert all(o.price == level.price for o in at_level)
-        assert level.quantity == level.target_quantity == sum(o.quantity for o in at_level)
-        assert level.value_eur == level.price * level.quantity
-    assert all(o.quantity > 0 for o in side.orders)
+    check_side(
+        plan.ask_plan,
+        inputs["asset_holders"],
+        cents(inputs["ask_amount_eur"]),
+        bid=False,
+        asset=inputs["market"].code,
+    )
 
 
 def check_plan(plan: LiquidityPlan, inputs):
@@ -659,7 +659,8 @@ def check_plan(plan: LiquidityPlan, inputs):
     assert [s.side for s in plan.shortfalls] == [s.side for s in short]
     for shortfall, side in zip(plan.shortfalls, short, strict=True):
         assert shortfall.required == side.required and shortfall.available == side.available
-        assert shortfall.shortfall == side.required - side.available > 0
+        assert shortfall.shortfall == side.shortfall >= side.required - side.available
+        assert shortfall.shortfall > 0
     assert plan.missing_assets == (plan.shortfalls[0] if plan.shortfalls else None)
     assert bool(plan.suggested_actions) == bool(plan.shortfalls)
     assert plan.total_orders_count == len(plan.orders)
@@ -701,17 +702,66 @@ def test_plan_invariants(inputs):
     assert again == plan and again.fingerprint() == plan.fingerprint()
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.integers(0, 20), st.integers(0, 10**9)), min_size=1, max_size=40))
-@example([1, 1])
-@example([2, 2, 2, 2, 2])
-@example([3, 7, 1, 1, 1, 9])
-def test_level_split_is_exact_both_ways(rows):
-    """Controlled rounding: row sums, column sums and every cell within one unit."""
-    columns = largest_remainder(sum(rows), [5, 3, 2])
-    table = _split_over_levels(rows, columns)
-    assert [sum(cells) for cells in table] == rows
-    assert [sum(cells[lv] for cells in table) for lv in range(3)] == columns
-    for row, cells in zip(rows, table, strict=True):
-        for cell, weight in zip(cells, (5, 3, 2), strict=True):
-            assert abs(Fraction(row * weight, 10) - cell) < 1
+# --------------------------------------------------------------------------- guardrails
+
+
+def test_a_far_reference_on_a_live_book_plans_no_more_than_the_target():
+    """A €1.00 reference on a CEA book around €14: the asks are pushed above the best bid,
+    and their quantities are computed at those prices, so €1,000 plans at most €1,000."""
+    market = replace(CEA, best_bid=D("13.95"), best_ask=D("14.05"))
+    plan = plan_for(market, bid="0", ask="1000", ahs=[ah(1, "100000")], ref="1.00")
+    assert [lv.price for lv in plan.ask_plan.levels] == [D("13.96"), D("13.97"), D("13.98")]
+    assert D("1000") - D("13.98") < plan.ask_plan.total_value_eur <= D("1000")
+
+
+def test_small_targets_are_placed_within_one_certificate():
+    plan = plan_for(
+        bid="1000", ask="0", lps=[lp(i, "22.80") for i in range(1, 4)] + [lp(9, "5000")]
+    )
+    side = plan.bid_plan
+    assert plan.can_execute
+    assert D("1000") - D("13.93") < side.total_value_eur <= D("1000")
+    # A maker with €22.80 buys one certificate where its share calls for one, or is not
+    # listed at all: never an allocation it cannot use.
+    for allocation in side.allocations:
+        assert allocation.orders_count > 0
+        assert allocation.value_eur == allocation.allocated <= allocation.available
+
+
+def test_a_reference_far_from_the_books_is_refused_unless_overridden():
+    market = replace(CEA, best_bid=D("13.95"), best_ask=D("14.05"), reference_band_pct=D("10"))
+    with pytest.raises(PlanError) as refused:
+        plan_for(market, bid="1000", lps=[lp(1, "5000")], ref="1.00")
+    assert refused.value.field == "reference_price"
+    assert refused.value.message == (
+        "The reference price €1.00 is more than 10 % from the book's reference €14.00: enter "
+        "a price within €12.60 – €15.40, or tick the override to use it anyway."
+    )
+    overridden = build_plan(
+        market=replace(market, best_ask=None),
+        bid_amount_eur=D("100"),
+        ask_amount_eur=D("0"),
+        liquidity_providers=[lp(1, "5000")],
+        asset_holders=[],
+        reference_price_override=D("12.00"),
+        reference_outside_band=True,
+    )
+    assert overridden.reference_outside_band and overridden.reference_price == D("12.00")
+    within = plan_for(replace(market, best_ask=None), bid="100", lps=[lp(1, "5000")], ref="13.00")
+    assert not within.reference_outside_band
+    # Without a staff reference there is nothing to override.
+    assert not plan_for(market, bid="100", lps=[lp(1, "5000")]).reference_outside_band
+
+
+def test_no_level_is_planned_outside_the_price_band():
+    band = price_band(
+        pct=D("10"), previous_close=D("14.00"), reference_price=D("14.00"), tick=D("0.01")
+    )
+    market = replace(CEA, band=band)
+    with pytest.raises(PlanError) as refused:
+        plan_for(market, ask="1000", ahs=[ah(1, "1000")], ref="15.40")
+    assert refused.value.field == "reference_price"
+    assert "An ask level at €15.44 would lie outside today's price band €12.60 – €15.40" in (
+        refused.value.message
+    )
+    assert plan_for(market, ask="1000", ahs=[ah(1, "1000")], ref="15.30").can_execute

@@ -236,12 +236,14 @@ def test_short_preview_shows_every_shortfall_with_provisioning(client):
     body = html(client.post(PREVIEW, REQUEST, **HX))
     assert 'data-status="short"' in body
     assert 'data-testid="shortfall-bid"' in body and 'data-testid="shortfall-ask"' in body
-    assert "€99,000.00" in body  # BID: 100,000 required, 1,000 available
-    assert "3,561 CEA" in body  # ASK: 3,571 certificates at 14.00, 10 available
+    # BID: €99,987.06 required (the certificates €100,000 buys at the levels' prices),
+    # €1,000 available; ASK: 3,559 certificates at the ask levels' prices, 10 available.
+    assert "€98,987.06" in body
+    assert "3,549 CEA" in body
     assert 'data-testid="provision-create-bid"' in body
     assert 'data-testid="provision-fund-ask"' in body
-    assert value(body, "bid-count") == "1" and value(body, "ask-total_amount") == "3561"
-    assert value(body, "bid-total_amount") == "99000.00"
+    assert value(body, "bid-count") == "1" and value(body, "ask-total_amount") == "3549"
+    assert value(body, "bid-total_amount") == "98987.06"
     assert 'id="execute-button" disabled' in body
 
 
@@ -420,7 +422,8 @@ def test_provision_fund_existing(client):
     lp2 = factories.market_maker(LP, EUR="30000")
     factories.market_maker(AH, CEA=10000)
     short = html(client.post(PREVIEW, REQUEST, **HX))
-    assert len(inputs(short)["bid-market_makers"]) == 2 and "€40,000.00" in short  # the shortfall
+    # The shortfall: €99,987.06 needed, €60,000 held.
+    assert len(inputs(short)["bid-market_makers"]) == 2 and "€39,987.06" in short
     data = {
         **REQUEST,
         "side": "BID",

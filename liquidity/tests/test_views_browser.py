@@ -106,14 +106,14 @@ def test_staff_previews_provisions_executes_and_withdraws(
     status.wait_for()
     assert status.get_attribute("data-status") == "short"
     shortfall = page.get_by_test_id("shortfall-ask")
-    assert shortfall.get_by_test_id("shortfall-ask-amount").inner_text() == "2,571 CEA"
+    assert shortfall.get_by_test_id("shortfall-ask-amount").inner_text() == "2,559 CEA"
     assert page.get_by_test_id("shortfall-bid").count() == 0
     assert page.locator("#execute-button").is_disabled()
     shot(page, "create-liquidity-short")
 
     # 2. Provision: two new asset holders holding the missing certificates.
     create = page.get_by_test_id("provision-create-ask")
-    assert create.get_by_label("Total amount").input_value() == "2571"
+    assert create.get_by_label("Total amount").input_value() == "2559"
     create.get_by_label("Count").fill("2")
     create.get_by_role("button", name="Create & refresh preview").click()
     page.locator('[data-testid="plan-status"][data-status="ready"]').wait_for()

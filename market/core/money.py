@@ -174,6 +174,26 @@ def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
     return parts
 
 
+def capped_largest_remainder(total: int, weights: Sequence[int], caps: Sequence[int]) -> list[int]:
+    """Split `total` pro rata to `weights` (as `largest_remainder`) with no part above its
+    cap: what a capped part cannot take is split again over the others, pro rata, until
+    everything is placed or every part is at its cap. The parts add up to
+    min(total, Σ caps)."""
+    if len(weights) != len(caps):
+        raise ValueError("one cap per weight")
+    parts = [0] * len(weights)
+    remaining = total
+    active = [i for i, (w, cap) in enumerate(zip(weights, caps, strict=True)) if w > 0 and cap > 0]
+    while remaining > 0 and active:
+        shares = largest_remainder(remaining, [weights[i] for i in active])
+        for i, share in zip(active, shares, strict=True):
+            given = min(share, caps[i] - parts[i])
+            parts[i] += given
+            remaining -= given
+        active = [i for i in active if parts[i] < caps[i]]
+    return parts
+
+
 def unit_of(asset: str) -> Decimal:
     """The smallest amount of `asset` that moves: a cent of EUR, one certificate."""
     return CENT if asset == EUR else Decimal(1)

@@ -885,9 +885,10 @@ def rest(
 ) -> Resting:
     """Fee-free limit orders that rest without trading, each reserving what it may spend
     (the same rule as any limit order, at a fee rate of zero). Refused in a paused market,
-    and if any would cross the book or another of them: no such order ever trades on
-    placement. `order_ids`, one per order in their order, are the ids allocated for them
-    (the rows and the reservations name them); without, the rows have none."""
+    if any lies outside the price band, and if any would cross the book or another of
+    them: no such order ever trades on placement. `order_ids`, one per order in their
+    order, are the ids allocated for them (the rows and the reservations name them);
+    without, the rows have none."""
     orders = list(orders)
     if order_ids is None:
         order_ids = [None] * len(orders)
@@ -904,6 +905,12 @@ def rest(
         refusal = f"A bid at {max(bids)} would cross the best ask {best_ask}."
     elif asks and best_bid is not None and min(asks) <= best_bid:
         refusal = f"An ask at {min(asks)} would cross the best bid {best_bid}."
+    band = market.band
+    outside = [
+        order.price for order in orders if band is not None and not band.contains(order.price)
+    ]
+    if refusal is None and outside:
+        refusal = limits.outside_band(band, outside[0])
     if refusal is not None:
         return Resting((), (), Refusal(NON_FIELD, refusal))
     rows, reservations = [], []

@@ -24,6 +24,11 @@ class Command(BaseCommand):
         parser.add_argument("--bid-eur", default="0", help="EUR of buy orders to place")
         parser.add_argument("--ask-eur", default="0", help="EUR value of sell orders to place")
         parser.add_argument("--reference-price", default=None, help="Override the reference")
+        parser.add_argument(
+            "--reference-outside-band",
+            action="store_true",
+            help="Use --reference-price even if it lies outside the market's band (recorded)",
+        )
         parser.add_argument("--notes", default="", help="Recorded with the operation")
         parser.add_argument("--username", default=None, help="Staff user to record as creator")
         parser.add_argument("--dry-run", action="store_true", help="Preview only")
@@ -36,6 +41,7 @@ class Command(BaseCommand):
                 ask_amount_eur=options["ask_eur"],
                 reference_price=options["reference_price"],
                 notes=options["notes"],
+                reference_outside_band=options["reference_outside_band"],
             )
             plan = liquidity_preview(request=request)
         except ValidationError as error:
