@@ -690,3 +690,20 @@ def test_the_estimate_stops_at_the_traders_own_order(client_alice, alice, book):
         "Your own sell order at €14.15 is next in line: the rest is cancelled rather than "
         "traded with yourself." in partial
     )
+
+
+def test_the_order_form_shows_the_allowed_range_and_refuses_outside_it(client_alice, cea):
+    Market.objects.filter(pk=cea.pk).update(
+        price_band_pct=Decimal("10"), max_order_quantity=500, max_order_value=Decimal("5000")
+    )
+    page = html(client_alice.get(PAGE))
+    limits = re.search(r'data-testid="order-limits">(.*?)</p>', page, re.S).group(1)
+    assert "Allowed price" in limits and "€12.60 – €15.40" in limits
+    assert "max 500 CEA" in limits and "max €5,000.00 per order" in limits
+    # The estimate and the placement refuse the same price with the same message.
+    message = "The price must lie within today&#x27;s price band €12.60 – €15.40"
+    outside = order_data(price="16.00", quantity="1")
+    estimate = html(client_alice.post(PREVIEW, outside, headers=HTMX))
+    placed = html(client_alice.post(PLACE, outside, headers=HTMX))
+    assert message in estimate and message in placed
+    assert not Order.objects.exists()
