@@ -285,7 +285,7 @@ MATRIX: list[Row] = [
             **LIQUIDITY_FORM,
             "side": "BID",
             "bid-market_makers": ["{lp}"],
-            "bid-amount_each": "100",
+            "bid-amount": "100",
         },
         changes=frozenset({SUPER}),
     ),

@@ -232,8 +232,14 @@ def test_withdraw_releases_exactly_what_is_still_reserved_and_shows_progress(sta
     assert cea.locked == 0 and cea.available == D("9900")
     assert_all_invariants()
 
+    # Withdrawing again would do nothing: 409 with a JSON error, and no ticket.
+    tickets = TicketLog.objects.count()
     again = post(staff_client, f"operations/{op_id}/withdraw", {})
-    assert again.json()["orders_cancelled"] == 0
+    assert again.status_code == 409
+    assert again.json()["error"] == "nothing_to_withdraw"
+    assert "already withdrawn" in again.json()["message"]
+    assert TicketLog.objects.count() == tickets
+    assert TicketLog.objects.filter(action_type="LIQUIDITY_WITHDRAWN").count() == 1
 
 
 def test_operations_list_filters_by_market(staff_client):
