@@ -295,6 +295,18 @@ MATRIX: list[Row] = [
         E(LOGIN, 403, 403, 403, 404),
         data={**LIQUIDITY_FORM, "side": "NEITHER"},
     ),
+    Row(
+        "POST",
+        "/backoffice/liquidity/provision/fund/summary/",
+        BACKOFFICE,
+        data={
+            **LIQUIDITY_FORM,
+            "side": "BID",
+            "bid-market_makers": ["{lp}"],
+            "bid-amount": "100",
+        },
+        htmx=True,
+    ),
     Row("GET", "/backoffice/liquidity/{op}/", BACKOFFICE),
     Row("GET", f"/backoffice/liquidity/{MISSING}/", E(LOGIN, 403, 403, 403, 404)),
     Row("GET", "/backoffice/liquidity/{op}/withdraw/", BACKOFFICE),

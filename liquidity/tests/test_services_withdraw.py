@@ -1,6 +1,6 @@
 """`liquidity_withdraw`: cancels what still rests, once; an operation with nothing left
 (withdrawn, filled, emptied by market-maker deactivation) is refused and nothing is
-written, not even a ticket (docs/rules.md §8)."""
+written, not even a ticket (docs/rules.md §7)."""
 
 from decimal import Decimal
 
