@@ -72,24 +72,24 @@ def test_fund_existing_split_then_a_deactivation_then_no_second_withdrawal(
     assert fund.get_by_test_id("fund-split-total").is_checked()
     summary = fund.get_by_test_id("fund-summary-bid")
     assert summary.inner_text().strip() == "Select market makers to fund."
+
+    def summary_shows(text: str) -> None:
+        # A locator filter, not page.wait_for_function: the CSP forbids compiling a
+        # predicate in the page.
+        fund.get_by_test_id("fund-summary-bid").filter(has_text=text).wait_for()
+
     for lp in lps:
         fund.get_by_text(lp.code).click()
     fund.get_by_test_id("fund-total").wait_for()
-    page.wait_for_function(
-        "document.querySelector('[data-testid=fund-summary-bid]').innerText.includes('3 market')"
-    )
+    summary_shows("3 market")
     text = fund.get_by_test_id("fund-summary-bid").inner_text()
     assert "€39,999.98 in total to 3 market makers" in text
     assert "€13,333.33 + €13,333.33 + €13,333.32" in text
     fund.get_by_test_id("fund-split-each").check()
-    page.wait_for_function(
-        "document.querySelector('[data-testid=fund-summary-bid]').innerText.includes('each')"
-    )
+    summary_shows("each")
     assert "€119,999.94 in total" in fund.get_by_test_id("fund-summary-bid").inner_text()
     fund.get_by_test_id("fund-split-total").check()
-    page.wait_for_function(
-        "document.querySelector('[data-testid=fund-summary-bid]').innerText.includes(' + ')"
-    )
+    summary_shows(" + ")
     fund.scroll_into_view_if_needed()
     at_both_widths(page, screenshot, "fund-existing-split")
 
