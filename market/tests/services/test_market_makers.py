@@ -331,7 +331,7 @@ def test_an_inactive_market_maker_cannot_be_funded(staff):
     maker = factories.market_maker(LP)
     market_maker_deactivate(market_maker=maker, actor=staff, cancel_open_orders=False)
     before = snapshot()
-    with pytest.raises(ValidationError, match="MM-001 is inactive, so it cannot be funded"):
+    with pytest.raises(ValidationError, match=f"{maker.code} is inactive, so it cannot be funded"):
         market_maker_fund(market_maker=maker, asset="EUR", amount="10", actor=staff)
     assert snapshot() == before
 
