@@ -15,7 +15,7 @@ from config.http import client_ip
 from liquidity.models import LiquidityOperation
 from liquidity.permissions import MANAGE_LIQUIDITY
 from liquidity.selectors import fill_pct, operation_rows, operation_state, with_progress
-from liquidity.services import liquidity_withdraw
+from liquidity.services import NothingToWithdraw, liquidity_withdraw, withdraw_refusal
 from market.core.money import describe
 from market.services.orders import released_by_asset
 from market.templatetags.money import amount, certificates, eur
@@ -145,8 +145,11 @@ class LiquidityOperationAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def _confirmation(self, request, operations, *, title, back_url, action="", selected=()):
+    def _confirmation(
+        self, request, operations, *, title, back_url, action="", selected=(), skipped=""
+    ):
         context = {
+            "skipped": skipped,
             **self.admin_site.each_context(request),
             "opts": self.opts,
             "title": title,
@@ -161,12 +164,17 @@ class LiquidityOperationAdmin(admin.ModelAdmin):
         )
 
     def _withdraw(self, request, operations) -> None:
-        """Withdraw each operation (one transaction each) and report what was released."""
-        cancelled = []
+        """Withdraw each operation (one transaction each) and report what was released;
+        one that turns out to have nothing left (filled meanwhile) is reported, unwritten."""
+        cancelled, withdrawn = [], []
         for operation in operations:
-            orders = liquidity_withdraw(
-                operation=operation, user=request.user, ip=client_ip(request)
-            )
+            try:
+                orders = liquidity_withdraw(
+                    operation=operation, user=request.user, ip=client_ip(request)
+                )
+            except NothingToWithdraw as error:
+                self.message_user(request, error.messages[0], messages.WARNING)
+                continue
             released = ", ".join(
                 describe(asset, total) for asset, total in released_by_asset(orders).items()
             )
@@ -177,10 +185,13 @@ class LiquidityOperationAdmin(admin.ModelAdmin):
                 + (f", released {released}." if released else "."),
             )
             cancelled += orders
+            withdrawn.append(operation)
+        if not withdrawn:
+            return
         freed = ", ".join(
             describe(asset, total) for asset, total in sorted(released_by_asset(cancelled).items())
         )
-        names = ", ".join(f"#{operation.pk}" for operation in operations)
+        names = ", ".join(f"#{operation.pk}" for operation in withdrawn)
         self.message_user(
             request,
             f"Withdrew operation(s) {names}: {len(cancelled)} order(s) cancelled"
@@ -188,11 +199,19 @@ class LiquidityOperationAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
 
+    @staticmethod
+    def _refusal(operation) -> str | None:
+        return withdraw_refusal(operation, orders_resting=operation.orders_resting)
+
     def withdraw_view(self, request, object_id):
         if not self.has_manage_liquidity_permission(request):
             raise PermissionDenied
         operation = get_object_or_404(self.get_queryset(request), pk=object_id)
         change_url = reverse("admin:liquidity_liquidityoperation_change", args=[operation.pk])
+        if refusal := self._refusal(operation):
+            # Nothing to withdraw: no confirmation page, no ticket; the change page says why.
+            self.message_user(request, refusal, messages.ERROR)
+            return HttpResponseRedirect(change_url)
         if request.method == "POST":
             self._withdraw(request, [operation])
             return HttpResponseRedirect(change_url)
@@ -202,9 +221,28 @@ class LiquidityOperationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Withdraw selected operations", permissions=["manage_liquidity"])
     def withdraw_selected(self, request, queryset):
-        operations = list(queryset)
+        """Withdraws the selected operations that still have resting orders; the others
+        (withdrawn, filled, emptied by deactivation) are skipped and counted."""
+        selected = list(queryset)
+        operations = [operation for operation in selected if not self._refusal(operation)]
+        skipped = len(selected) - len(operations)
+        note = (
+            f"Skipped {skipped} operation(s) with nothing left to withdraw "
+            "(withdrawn, filled or cancelled)."
+            if skipped
+            else ""
+        )
+        if not operations:
+            self.message_user(
+                request,
+                "None of the selected operations has open orders: nothing to withdraw.",
+                messages.ERROR,
+            )
+            return None
         if "apply" in request.POST:
             self._withdraw(request, operations)
+            if note:
+                self.message_user(request, note, messages.INFO)
             return None
         return self._confirmation(
             request,
@@ -213,4 +251,5 @@ class LiquidityOperationAdmin(admin.ModelAdmin):
             back_url=reverse("admin:liquidity_liquidityoperation_changelist"),
             action="withdraw_selected",
             selected=[operation.pk for operation in operations],
+            skipped=note,
         )

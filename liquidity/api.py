@@ -13,6 +13,7 @@ from liquidity.models import LiquidityOperation
 from liquidity.plan import LiquidityPlan, SidePlan
 from liquidity.services import (
     InsufficientAssets,
+    NothingToWithdraw,
     PlanChanged,
     liquidity_execute,
     liquidity_preview,
@@ -74,6 +75,13 @@ class ValidationErrorOut(Out):
 
 class NotFoundOut(Out):
     error: str = Field(examples=["not_found"])
+    message: str
+
+
+class NothingToWithdrawOut(Out):
+    """409: the operation has no resting order left; nothing was written."""
+
+    error: str = Field(examples=["nothing_to_withdraw"])
     message: str
 
 
@@ -206,11 +214,30 @@ class OperationOrderOut(Out):
     status: str
 
 
+class SideRemainingOut(Out):
+    """What is left of one side: orders placed, still resting, cancelled by market-maker
+    deactivation, and the certificates still resting."""
+
+    side: str
+    orders: int
+    orders_resting: int
+    orders_cancelled_by_deactivation: int
+    quantity_resting: int
+
+
 class OperationOut(Out):
     id: int
     ticket_id: str
     certificate_type: str
-    state: str
+    state: str = Field(
+        description="active, partly filled, filled, withdrawn, partly cancelled or "
+        "cancelled (the last two: orders cancelled by market-maker deactivation)"
+    )
+    state_detail: str = Field(
+        description='e.g. "3 of 12 orders cancelled by market-maker deactivation"; "" if none'
+    )
+    orders_cancelled_by_deactivation: int
+    sides: list[SideRemainingOut]
     fill_pct: str
     quantity_total: int
     quantity_filled: int
@@ -324,6 +351,18 @@ def operation_json(operation: LiquidityOperation, orders=None) -> dict:
         "ticket_id": operation.ticket.ticket_id,
         "certificate_type": operation.market.code,
         "state": selectors.operation_state(operation),
+        "state_detail": selectors.deactivation_note(operation),
+        "orders_cancelled_by_deactivation": operation.orders_deactivated,
+        "sides": [
+            {
+                "side": side.side,
+                "orders": side.orders,
+                "orders_resting": side.orders_resting,
+                "orders_cancelled_by_deactivation": side.orders_deactivated,
+                "quantity_resting": side.quantity_resting,
+            }
+            for side in selectors.sides_remaining(operation)
+        ],
         "fill_pct": str(selectors.fill_pct(operation)),
         "quantity_total": operation.quantity_total,
         "quantity_filled": operation.quantity_filled,
@@ -522,14 +561,19 @@ def operation(request, operation_id: int):
 
 @router.post(
     "/operations/{operation_id}/withdraw",
-    response={200: WithdrawnOut, 404: NotFoundOut, **COMMON},
+    response={200: WithdrawnOut, 404: NotFoundOut, 409: NothingToWithdrawOut, **COMMON},
 )
 def withdraw(request, operation_id: int):
-    """Cancel the operation's still-resting orders and release their funds."""
+    """Cancel the operation's still-resting orders and release their funds. An operation
+    with none left (withdrawn, filled, or cancelled by market-maker deactivation) answers
+    409 `nothing_to_withdraw`, and nothing is written."""
     found = LiquidityOperation.objects.filter(pk=operation_id).first()
     if found is None:
         return Status(404, {"error": "not_found", "message": f"No operation {operation_id}."})
-    cancelled = liquidity_withdraw(operation=found, user=request.user, ip=client_ip(request))
+    try:
+        cancelled = liquidity_withdraw(operation=found, user=request.user, ip=client_ip(request))
+    except NothingToWithdraw as error:
+        return Status(409, {"error": "nothing_to_withdraw", "message": error.messages[0]})
     found = selectors.operation_detail(operation_id=operation_id)
     return {
         "success": True,

@@ -86,17 +86,37 @@ class ProvisionCreateForm(forms.Form):
 
 
 class ProvisionFundForm(forms.Form):
-    """Deposit the same amount into each selected market maker of the short side's type."""
+    """Deposit into the selected market makers of the short side's type: a total split
+    equally among them (the default, prefilled with the shortfall), or the same amount
+    into each."""
+
+    SPLIT_TOTAL, EACH = "total", "each"
 
     market_makers = forms.TypedMultipleChoiceField(
         label="Market makers", coerce=int, widget=forms.CheckboxSelectMultiple
     )
-    amount_each = number_input("Amount each", required=True)
+    split = forms.ChoiceField(
+        label="How",
+        choices=[(SPLIT_TOTAL, "Split a total among them"), (EACH, "The same amount to each")],
+        required=False,
+        widget=forms.RadioSelect,
+    )
+    amount = number_input("Amount", required=True)
 
     def __init__(self, *args, makers=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.makers = list(makers)
         self.fields["market_makers"].choices = [(c.maker.pk, str(c.maker)) for c in self.makers]
+        self.fields["split"].initial = self.SPLIT_TOTAL
+
+    def clean_split(self):
+        return self.cleaned_data.get("split") or self.SPLIT_TOTAL
+
+    @property
+    def splits_total(self) -> bool:
+        """Whether the amount is a total to split (as bound, or the default)."""
+        value = self["split"].value()
+        return (value or self.SPLIT_TOTAL) == self.SPLIT_TOTAL
 
 
 # ------------------------------------------------------------------------ history

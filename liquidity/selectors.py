@@ -4,14 +4,24 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_FLOOR, Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from liquidity.models import LiquidityOperation
 from market.models import Order
+from market.services.market_makers import DEACTIVATION_REASON
 
 ORDERS = "ticket__placed_orders"  # an operation's orders are those its ticket placed
 RESTING = Q(**{f"{ORDERS}__status__in": Order.RESTING})
+# Cancelled because their market maker was deactivated (`market_maker_deactivate`), not
+# by a withdrawal: derived from the orders, so the operation needs no field of its own.
+DEACTIVATED = Q(
+    **{
+        f"{ORDERS}__status": Order.Status.CANCELLED,
+        f"{ORDERS}__status_reason": DEACTIVATION_REASON,
+    }
+)
+SIDES = (("BID", Order.Side.BUY), ("ASK", Order.Side.SELL))
 
 
 class OperationState:
@@ -19,14 +29,43 @@ class OperationState:
     PARTLY_FILLED = "partly filled"
     FILLED = "filled"
     WITHDRAWN = "withdrawn"
+    # Some orders cancelled by market-maker deactivation, others still resting.
+    PARTLY_CANCELLED = "partly cancelled"
+    # Nothing resting any more: every order not filled was cancelled by deactivation.
+    CANCELLED = "cancelled"
+
+
+def _side_annotations() -> dict:
+    annotations = {}
+    for label, side in SIDES:
+        on_side = Q(**{f"{ORDERS}__side": side})
+        key = label.lower()
+        annotations |= {
+            f"{key}_orders": Count(ORDERS, filter=on_side),
+            f"{key}_orders_resting": Count(ORDERS, filter=on_side & RESTING),
+            f"{key}_orders_deactivated": Count(ORDERS, filter=on_side & DEACTIVATED),
+            f"{key}_quantity_resting": Coalesce(
+                Sum(
+                    F(f"{ORDERS}__quantity") - F(f"{ORDERS}__filled_quantity"),
+                    filter=on_side & RESTING,
+                ),
+                0,
+            ),
+        }
+    return annotations
 
 
 def with_progress(queryset: QuerySet[LiquidityOperation]) -> QuerySet[LiquidityOperation]:
-    """Annotate fill progress in the same query: ordered, filled and still-resting counts."""
-    return queryset.select_related("market", "ticket", "created_by").annotate(
+    """Annotate fill progress in the same query: ordered, filled and still-resting counts,
+    the orders cancelled by market-maker deactivation, and per side (`bid_…`, `ask_…`)
+    the orders placed, resting and cancelled by deactivation and the certificates still
+    resting."""
+    return queryset.select_related("market", "ticket", "created_by", "withdrawn_by").annotate(
         quantity_total=Coalesce(Sum(f"{ORDERS}__quantity"), 0),
         quantity_filled=Coalesce(Sum(f"{ORDERS}__filled_quantity"), 0),
         orders_resting=Count(ORDERS, filter=RESTING),
+        orders_deactivated=Count(ORDERS, filter=DEACTIVATED),
+        **_side_annotations(),
     )
 
 
@@ -35,9 +74,57 @@ def operation_state(operation: LiquidityOperation) -> str:
         return OperationState.FILLED
     if operation.withdrawn_at is not None:
         return OperationState.WITHDRAWN
+    if operation.orders_deactivated:
+        return (
+            OperationState.PARTLY_CANCELLED
+            if operation.orders_resting
+            else OperationState.CANCELLED
+        )
     if operation.quantity_filled:
         return OperationState.PARTLY_FILLED
     return OperationState.ACTIVE
+
+
+@dataclass(frozen=True)
+class SideRemaining:
+    """What is left of one side of an operation (annotated by `with_progress`)."""
+
+    side: str  # BID or ASK
+    orders: int
+    orders_resting: int
+    orders_deactivated: int
+    quantity_resting: int
+
+
+def sides_remaining(operation: LiquidityOperation) -> list[SideRemaining]:
+    """Per side that placed orders, what still rests and what deactivation cancelled."""
+    sides = []
+    for label, _ in SIDES:
+        key = label.lower()
+        if getattr(operation, f"{key}_orders"):
+            sides.append(
+                SideRemaining(
+                    side=label,
+                    orders=getattr(operation, f"{key}_orders"),
+                    orders_resting=getattr(operation, f"{key}_orders_resting"),
+                    orders_deactivated=getattr(operation, f"{key}_orders_deactivated"),
+                    quantity_resting=getattr(operation, f"{key}_quantity_resting"),
+                )
+            )
+    return sides
+
+
+def _orders(count: int) -> str:
+    return f"{count} order{'' if count == 1 else 's'}"
+
+
+def deactivation_note(operation: LiquidityOperation) -> str:
+    """ "3 of 12 orders cancelled by market-maker deactivation", or "" if none were."""
+    if not operation.orders_deactivated:
+        return ""
+    total = sum(side.orders for side in sides_remaining(operation))
+    cancelled = operation.orders_deactivated
+    return f"{cancelled} of {_orders(total)} cancelled by market-maker deactivation"
 
 
 def fill_pct(operation: LiquidityOperation) -> Decimal:
@@ -91,11 +178,19 @@ class OperationRow:
     operation: LiquidityOperation
     state: str
     fill_pct: Decimal
+    deactivation_note: str = ""
+    sides: tuple[SideRemaining, ...] = ()
 
 
 def operation_rows(operations) -> list[OperationRow]:
     """Rows for operations annotated by `with_progress`; no query of their own."""
     return [
-        OperationRow(operation, operation_state(operation), fill_pct(operation))
+        OperationRow(
+            operation,
+            operation_state(operation),
+            fill_pct(operation),
+            deactivation_note(operation),
+            tuple(sides_remaining(operation)),
+        )
         for operation in operations
     ]

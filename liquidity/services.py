@@ -353,20 +353,56 @@ def _makers_used(plan: planning.LiquidityPlan) -> list[dict]:
     return used
 
 
-def liquidity_withdraw(*, operation: LiquidityOperation, user, ip: str | None = None):
-    """Cancel the operation's still-resting orders and release exactly what they reserve.
+class NothingToWithdraw(ValidationError):
+    """The operation has no resting order left (withdrawn, filled, or cancelled by
+    market-maker deactivation): withdrawing would change nothing, so it is refused and
+    nothing is written, not even a ticket."""
 
-    Withdrawing twice is harmless: the second call finds nothing resting and changes
-    nothing. Returns the orders cancelled.
+
+def withdraw_refusal(operation: LiquidityOperation, *, orders_resting: int) -> str | None:
+    """Why `operation`, with `orders_resting` orders still resting, cannot be withdrawn,
+    or None if it can. The one rule the service, the pages, the admin and the API keep."""
+    if operation.withdrawn_at is not None:
+        by = f" by {operation.withdrawn_by.get_username()}" if operation.withdrawn_by else ""
+        return (
+            f"{operation.ticket.ticket_id} was already withdrawn on "
+            f"{operation.withdrawn_at:%Y-%m-%d %H:%M} UTC{by}: nothing is left to withdraw."
+        )
+    if not orders_resting:
+        return (
+            f"{operation.ticket.ticket_id} has no open orders left (filled or cancelled): "
+            "nothing to withdraw."
+        )
+    return None
+
+
+def liquidity_withdraw(*, operation: LiquidityOperation, user, ip: str | None = None):
+    """Cancel the operation's still-resting orders and release exactly what they reserve,
+    with one `LIQUIDITY_WITHDRAWN` ticket.
+
+    Locks the operation row, then (in `orders_cancel`) the markets, orders and balances.
+    An operation with nothing resting (already withdrawn, filled, or emptied by
+    market-maker deactivation) raises `NothingToWithdraw` and writes nothing. Returns the
+    orders cancelled.
     """
     with transaction.atomic():
-        operation = LiquidityOperation.objects.select_for_update().get(pk=operation.pk)
+        operation = (
+            LiquidityOperation.objects.select_for_update(of=("self",))
+            .select_related("ticket", "market", "withdrawn_by")
+            .get(pk=operation.pk)
+        )
         resting = list(
             Order.objects.filter(ticket_id=operation.ticket_id, status__in=Order.RESTING)
             .order_by("pk")
             .values_list("pk", flat=True)
         )
+        if refusal := withdraw_refusal(operation, orders_resting=len(resting)):
+            raise NothingToWithdraw(refusal, code="nothing_to_withdraw")
         cancelled = orders_cancel(orders=resting, reason="liquidity withdrawn")
+        if not cancelled:  # all filled between the read and the orders' lock
+            raise NothingToWithdraw(
+                withdraw_refusal(operation, orders_resting=0), code="nothing_to_withdraw"
+            )
         ticket_record(
             action_type="LIQUIDITY_WITHDRAWN",
             entity_type="LiquidityOperation",
@@ -383,8 +419,7 @@ def liquidity_withdraw(*, operation: LiquidityOperation, user, ip: str | None = 
             tags=["liquidity", operation.market.code],
             ip=ip,
         )
-        if operation.withdrawn_at is None:
-            operation.withdrawn_at = timezone.now()
-            operation.withdrawn_by = user
-            operation.save(update_fields=["withdrawn_at", "withdrawn_by"])
+        operation.withdrawn_at = timezone.now()
+        operation.withdrawn_by = user
+        operation.save(update_fields=["withdrawn_at", "withdrawn_by"])
     return cancelled

@@ -13,6 +13,11 @@ urlpatterns = [
     path("liquidity/execute/", views.liquidity_execute_view, name="execute"),
     path("liquidity/provision/create/", views.provision_create, name="provision-create"),
     path("liquidity/provision/fund/", views.provision_fund, name="provision-fund"),
+    path(
+        "liquidity/provision/fund/summary/",
+        views.provision_fund_summary,
+        name="provision-fund-summary",
+    ),
     path("liquidity/<int:pk>/", views.operation_detail, name="operation"),
     path("liquidity/<int:pk>/withdraw/", views.operation_withdraw, name="withdraw"),
 ]

@@ -35,10 +35,12 @@ from liquidity.permissions import MANAGE_LIQUIDITY
 from liquidity.plan import REFERENCE_SOURCE_LABELS
 from liquidity.services import (
     InsufficientAssets,
+    NothingToWithdraw,
     PlanChanged,
     liquidity_execute,
     liquidity_preview,
     liquidity_withdraw,
+    withdraw_refusal,
 )
 from market.core.makers import maker_type_for, side_asset
 from market.core.money import EUR, describe
@@ -47,7 +49,11 @@ from market.models import MarketMakerClient
 from market.permissions import MANAGE_MARKET_MAKERS
 from market.selectors import market_maker_rows
 from market.services.ledger import parse_transfer
-from market.services.market_makers import market_makers_create_bulk, market_makers_fund_bulk
+from market.services.market_makers import (
+    fund_amounts,
+    market_makers_create_bulk,
+    market_makers_fund_bulk,
+)
 from market.services.orders import released_by_asset
 
 OPERATIONS_PER_PAGE = 25
@@ -82,6 +88,40 @@ class FundChoice:
     available: Decimal
 
 
+@dataclass(frozen=True)
+class FundSummary:
+    """What "Fund existing" would deposit, as the form stands: per selected maker (in
+    primary-key order, as the service deposits) and in total; or why it cannot tell."""
+
+    selected: int
+    shares: tuple[Decimal, ...] = ()
+    problem: str = ""
+
+    @property
+    def total(self) -> Decimal:
+        return sum(self.shares, Decimal(0))
+
+    @property
+    def equal(self) -> bool:
+        return len(set(self.shares)) <= 1
+
+
+def _fund_summary(form: ProvisionFundForm, asset: str) -> FundSummary:
+    """The deposits the fund form would make: `fund_amounts`, the service's own rule,
+    on its raw values (so it can be shown before the form is submitted)."""
+    choices = {str(choice.maker.pk) for choice in form.makers}
+    selected = [pk for pk in form["market_makers"].value() or [] if str(pk) in choices]
+    if not selected:
+        return FundSummary(0)
+    amount = form["amount"].value()
+    given = {"total_amount": amount} if form.splits_total else {"amount_each": amount}
+    try:
+        shares = fund_amounts(asset=asset, count=len(selected), **given)
+    except ValidationError as error:
+        return FundSummary(len(selected), problem=" ".join(error.messages))
+    return FundSummary(len(selected), tuple(shares))
+
+
 def _provision_panel(shortfall, market_code: str, bound: dict | None) -> dict:
     """The provisioning forms of one short side: create new makers, or fund existing ones
     (every active maker of the side's type, with its balance: a constant number of
@@ -98,6 +138,9 @@ def _provision_panel(shortfall, market_code: str, bound: dict | None) -> dict:
     prefix = side.lower()
     name_prefix = "Liquidity provider" if side == "BID" else f"{asset} asset holder"
     bound = bound or {}
+    fund_form = bound.get("fund") or ProvisionFundForm(
+        prefix=prefix, makers=makers, initial={"amount": amount}
+    )
     return {
         "side": side,
         "shortfall": shortfall,
@@ -109,8 +152,8 @@ def _provision_panel(shortfall, market_code: str, bound: dict | None) -> dict:
             prefix=prefix,
             initial={"count": 1, "total_amount": amount, "name_prefix": name_prefix},
         ),
-        "fund_form": bound.get("fund")
-        or ProvisionFundForm(prefix=prefix, makers=makers, initial={"amount_each": amount}),
+        "fund_form": fund_form,
+        "fund_summary": _fund_summary(fund_form, asset),
         "open": bound.get("kind"),
     }
 
@@ -247,29 +290,22 @@ def _provision(request, kind: str):
                     f"holding {describe(asset, total)} in total."
                 )
     else:
-        candidates = MarketMakerClient.objects.filter(mm_type=mm_type, is_active=True)
-        sub = ProvisionFundForm(
-            request.POST,
-            prefix=side.lower(),
-            makers=[FundChoice(maker, Decimal(0)) for maker in candidates.order_by("pk")],
-        )
+        sub = _bound_fund_form(request, side, mm_type)
         if sub.is_valid():
+            amount = sub.cleaned_data["amount"]
+            given = {"total_amount": amount} if sub.splits_total else {"amount_each": amount}
             try:
                 tickets = market_makers_fund_bulk(
                     market_makers=sub.cleaned_data["market_makers"],
                     asset=asset,
-                    amount_each=sub.cleaned_data["amount_each"],
                     actor=request.user,
                     ip=client_ip(request),
+                    **given,
                 )
             except ValidationError as error:
-                apply_service_errors(sub, error, rename={"amount": "amount_each"})
+                apply_service_errors(sub, error, rename={"total_amount": "amount"})
             else:
-                each = parse_transfer(asset, sub.cleaned_data["amount_each"])
-                notice = (
-                    f"Funded {_count(len(tickets), 'market maker')} with "
-                    f"{describe(asset, each)} each."
-                )
+                notice = _funded_notice(tickets, asset)
     bound = None if notice else {side: {kind: sub, "kind": kind}}
     plan = _preview(form)
     return _workspace(
@@ -280,6 +316,47 @@ def _provision(request, kind: str):
         notice_level="success" if notice else "info",
         bound=bound,
     )
+
+
+def _bound_fund_form(request, side: str, mm_type: str) -> ProvisionFundForm:
+    """The posted "Fund existing" form of `side`, its choices the active makers of the
+    side's type (an inactive one is not a choice)."""
+    candidates = MarketMakerClient.objects.filter(mm_type=mm_type, is_active=True)
+    return ProvisionFundForm(
+        request.POST,
+        prefix=side.lower(),
+        makers=[FundChoice(maker, Decimal(0)) for maker in candidates.order_by("pk")],
+    )
+
+
+def _funded_notice(tickets, asset: str) -> str:
+    shares = [Decimal(ticket.request_payload["amount"]) for ticket in tickets]
+    total = describe(asset, sum(shares, Decimal(0)))
+    if len(set(shares)) == 1:
+        each = f"{describe(asset, shares[0])} each"
+    else:
+        each = " + ".join(describe(asset, share) for share in shares)
+    return f"Funded {_count(len(tickets), 'market maker')} with {total} in total ({each})."
+
+
+@backoffice
+@require_POST
+def provision_fund_summary(request):
+    """The "Fund existing" summary of a side as its form stands (HTMX, on every change):
+    what each selected maker would receive and the total. Changes nothing."""
+    if not request.user.has_perm(MANAGE_MARKET_MAKERS):
+        raise PermissionDenied
+    form = LiquidityForm(request.POST)
+    side = request.POST.get("side")
+    if side not in ("BID", "ASK") or not form.is_valid():
+        raise Http404("Unknown side or market.")
+    asset = side_asset(side, form.liquidity_request.market.code)
+    sub = _bound_fund_form(request, side, maker_type_for(side))
+    context = {
+        "p": {"side": side, "asset": asset},
+        "fund_summary": _fund_summary(sub, asset),
+    }
+    return render(request, f"{CREATE}#fund-summary", context)
 
 
 def _count(number: int, noun: str) -> str:
@@ -338,12 +415,14 @@ def _detail_context(row: selectors.OperationRow) -> dict:
         key=lambda o: (o.side != "BUY", -o.price if o.side == "BUY" else o.price, o.pk),
     )
     makers = operation.market_makers_used or []
+    refusal = withdraw_refusal(operation, orders_resting=operation.orders_resting)
     return {
         "operation": operation,
         "row": row,
         "orders": orders,
         "makers_used": makers,
-        "can_withdraw": operation.orders_resting > 0,
+        "can_withdraw": refusal is None,
+        "withdraw_refusal": refusal,
         "bid_gap": operation.actual_bid_eur - operation.target_bid_eur,
         "ask_gap": operation.actual_ask_eur - operation.target_ask_eur,
         "reference_label": REFERENCE_SOURCE_LABELS.get(
@@ -361,21 +440,34 @@ def operation_detail(request, pk: int):
 @backoffice
 @require_http_methods(["GET", "POST"])
 def operation_withdraw(request, pk: int):
-    """GET: the confirmation (for browsers without JavaScript). POST: cancel the
-    operation's resting orders and release their funds."""
+    """GET: the confirmation (for browsers without JavaScript), or, when nothing is left
+    to withdraw, why, with no button. POST: cancel the operation's resting orders and
+    release their funds; nothing left refuses, writing nothing."""
     row = _operation_or_404(pk)
     operation = row.operation
     if request.method == "GET":
-        return render_page(request, WITHDRAW, "confirm-card", {"operation": operation, "row": row})
-    cancelled = liquidity_withdraw(operation=operation, user=request.user, ip=client_ip(request))
-    freed = " and ".join(
-        describe(asset, amount) for asset, amount in sorted(released_by_asset(cancelled).items())
-    )
-    messages.success(
-        request,
-        f"Withdrew {operation.ticket.ticket_id}: cancelled {_count(len(cancelled), 'open order')}"
-        + (f", released {freed}." if freed else "."),
-    )
+        context = {
+            "operation": operation,
+            "row": row,
+            "refusal": withdraw_refusal(operation, orders_resting=operation.orders_resting),
+        }
+        return render_page(request, WITHDRAW, "confirm-card", context)
+    try:
+        cancelled = liquidity_withdraw(
+            operation=operation, user=request.user, ip=client_ip(request)
+        )
+    except NothingToWithdraw as error:
+        messages.error(request, error.messages[0])
+    else:
+        freed = " and ".join(
+            describe(asset, amount)
+            for asset, amount in sorted(released_by_asset(cancelled).items())
+        )
+        messages.success(
+            request,
+            f"Withdrew {operation.ticket.ticket_id}: cancelled "
+            f"{_count(len(cancelled), 'open order')}" + (f", released {freed}." if freed else "."),
+        )
     if request.htmx:
         context = _detail_context(_operation_or_404(pk))
         context["flash"] = True

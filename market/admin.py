@@ -47,6 +47,8 @@ from market.selectors import (
 )
 from market.services import ledger
 from market.services.market_makers import (
+    deactivate_refusal,
+    fund_refusal,
     market_maker_create,
     market_maker_deactivate,
     market_maker_fund,
@@ -705,8 +707,15 @@ class MarketMakerClientAdmin(BalanceColumns, ServiceWrittenAdmin):
     def _change_url(self, maker) -> str:
         return reverse("admin:market_marketmakerclient_change", args=[maker.pk])
 
+    def _refuse(self, request, maker, refusal: str):
+        """An action that would do nothing on `maker`: back to its page, saying why."""
+        self.message_user(request, refusal, messages.ERROR)
+        return HttpResponseRedirect(self._change_url(maker))
+
     def _transfer_view(self, request, object_id, *, withdraw: bool):
         maker = self._maker_for(request, object_id)
+        if not withdraw and (refusal := fund_refusal(maker)):
+            return self._refuse(request, maker, refusal)
         assets = [asset for asset in asset_codes() if withdraw or maker.may_hold(asset)]
         form = AssetAmountForm(request.POST if request.method == "POST" else None, assets=assets)
         if request.method == "POST" and form.is_valid():
@@ -748,6 +757,8 @@ class MarketMakerClientAdmin(BalanceColumns, ServiceWrittenAdmin):
 
     def deactivate_view(self, request, object_id):
         maker = self._maker_for(request, object_id)
+        if refusal := deactivate_refusal(maker):
+            return self._refuse(request, maker, refusal)
         form = MarketMakerDeactivateForm(request.POST if request.method == "POST" else None)
         if (
             request.method == "POST"
@@ -822,21 +833,46 @@ class MarketMakerClientAdmin(BalanceColumns, ServiceWrittenAdmin):
 
     # --- changelist actions with an intermediate form
 
-    def _action_page(self, request, queryset, *, action, title, form, submit_label):
+    def _action_page(self, request, makers, *, action, title, form, submit_label, skipped=""):
         return self._maker_page(
             request,
             title=title,
             form=form,
-            makers=list(queryset),
+            makers=makers,
             submit_label=submit_label,
             back_url=reverse("admin:market_marketmakerclient_changelist"),
             action=action,
-            selected=[maker.pk for maker in queryset],
+            selected=[maker.pk for maker in makers],
+            skipped=skipped,
         )
+
+    def _active_selection(self, request, queryset, *, refusal):
+        """The active makers of a selection, and a note naming the inactive ones the
+        action skips: funding or deactivating an inactive maker would do nothing, so a
+        mixed selection acts on its active makers only, and one with none refuses
+        (an error message, no page)."""
+        makers = list(queryset.order_by("pk"))
+        active = [maker for maker in makers if maker.is_active]
+        inactive = [maker.code for maker in makers if not maker.is_active]
+        if not active:
+            self.message_user(request, refusal, messages.ERROR)
+        skipped = (
+            f"Skipped {len(inactive)} inactive market maker(s): {', '.join(inactive)}."
+            if inactive
+            else ""
+        )
+        return active, skipped
 
     @admin.action(description="Fund selected market makers", permissions=["change"])
     def fund_selected(self, request, queryset):
-        makers = list(queryset)
+        makers, skipped = self._active_selection(
+            request,
+            queryset,
+            refusal="None of the selected market makers is active: inactive market makers "
+            "cannot be funded.",
+        )
+        if not makers:
+            return None
         assets = [asset for asset in asset_codes() if any(m.may_hold(asset) for m in makers)]
         form = AssetAmountForm(
             request.POST if "apply" in request.POST else None,
@@ -866,33 +902,43 @@ class MarketMakerClientAdmin(BalanceColumns, ServiceWrittenAdmin):
                     )
                 self.message_user(
                     request,
-                    f"Deposited {each} into each of {len(tickets)} market maker(s).",
+                    f"Deposited {each} into each of {len(tickets)} market maker(s)."
+                    + (f" {skipped}" if skipped else ""),
                     messages.SUCCESS,
                 )
                 return None
         return self._action_page(
             request,
-            queryset,
+            makers,
             action="fund_selected",
             title="Fund market makers",
             form=form,
             submit_label="Fund",
+            skipped=skipped,
         )
 
     @admin.action(description="Deactivate selected market makers", permissions=["change"])
     def deactivate_selected(self, request, queryset):
+        makers, skipped = self._active_selection(
+            request,
+            queryset,
+            refusal="None of the selected market makers is active: nothing to deactivate.",
+        )
+        if not makers:
+            return None
         form = MarketMakerDeactivateForm(request.POST if "apply" in request.POST else None)
-        if form.is_valid() and self._deactivate(
-            request, [maker for maker in queryset if maker.is_active], form
-        ):
+        if form.is_valid() and self._deactivate(request, makers, form):
+            if skipped:
+                self.message_user(request, skipped, messages.INFO)
             return None
         return self._action_page(
             request,
-            queryset,
+            makers,
             action="deactivate_selected",
             title="Deactivate market makers",
             form=form,
             submit_label="Deactivate",
+            skipped=skipped,
         )
 
     @admin.action(description="Reactivate selected market makers", permissions=["change"])

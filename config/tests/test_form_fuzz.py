@@ -380,7 +380,7 @@ def test_provisioning(world):
         if kind == "fund":
             fields = {
                 f"{prefix}-market_makers": [choices[index % len(choices)] for index in picked],
-                f"{prefix}-amount_each": sub.get("amount", OMIT),
+                f"{prefix}-amount": sub.get("amount", OMIT),
             }
         posted = {**data, "side": side, **{k: v for k, v in fields.items() if v is not OMIT}}
         before = snapshot()

@@ -173,3 +173,34 @@ def test_operation_stays_read_only(staff_client, staff):
     operation, _ = execute(staff)
     response = staff_client.post(change_url(operation), {"notes": "changed"})
     assert response.status_code == 403
+
+
+def test_nothing_to_withdraw_is_neither_offered_nor_audited(staff_client, staff):
+    withdrawn, _ = execute(staff)
+    kept, kept_makers = execute(staff)
+    staff_client.post(withdraw_url(withdrawn))
+    tickets = TicketLog.objects.count()
+
+    # The withdraw page of a withdrawn operation: back to its page, saying why.
+    for method in ("get", "post"):
+        response = getattr(staff_client, method)(withdraw_url(withdrawn), follow=True)
+        assert response.redirect_chain[-1][0] == change_url(withdrawn)
+        assert "was already withdrawn" in response.content.decode()
+    assert TicketLog.objects.count() == tickets
+
+    # A selection mixing it with a live one withdraws the live one and counts the other.
+    selection = {"action": "withdraw_selected", "_selected_action": [withdrawn.pk, kept.pk]}
+    page = staff_client.post(reverse(CHANGELIST), selection).content.decode()
+    assert "Skipped 1 operation(s) with nothing left to withdraw" in page
+    assert kept.ticket.ticket_id in page and withdrawn.ticket.ticket_id not in page
+    response = staff_client.post(reverse(CHANGELIST), selection | {"apply": "yes"}, follow=True)
+    page = response.content.decode()
+    assert f"Withdrew operation(s) #{kept.pk}" in page and "Skipped 1 operation(s)" in page
+    assert locked(kept_makers) == 0
+    assert TicketLog.objects.filter(action_type="LIQUIDITY_WITHDRAWN").count() == 2
+
+    # Only operations with nothing left: refused, no page, no ticket.
+    selection = {"action": "withdraw_selected", "_selected_action": [withdrawn.pk, kept.pk]}
+    response = staff_client.post(reverse(CHANGELIST), selection, follow=True)
+    assert "None of the selected operations has open orders" in response.content.decode()
+    assert TicketLog.objects.filter(action_type="LIQUIDITY_WITHDRAWN").count() == 2

@@ -4,10 +4,12 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from liquidity.models import LiquidityOperation
 from market.models import LedgerEntry, MarketMakerClient, Order, TicketLog
+from market.services.market_makers import market_maker_deactivate
 from market.services.orders import order_place, order_request_parse
 from market.tests import factories
 from market.tests.helpers import assert_all_invariants
@@ -232,8 +234,14 @@ def test_withdraw_releases_exactly_what_is_still_reserved_and_shows_progress(sta
     assert cea.locked == 0 and cea.available == D("9900")
     assert_all_invariants()
 
+    # Withdrawing again would do nothing: 409 with a JSON error, and no ticket.
+    tickets = TicketLog.objects.count()
     again = post(staff_client, f"operations/{op_id}/withdraw", {})
-    assert again.json()["orders_cancelled"] == 0
+    assert again.status_code == 409
+    assert again.json()["error"] == "nothing_to_withdraw"
+    assert "already withdrawn" in again.json()["message"]
+    assert TicketLog.objects.count() == tickets
+    assert TicketLog.objects.filter(action_type="LIQUIDITY_WITHDRAWN").count() == 1
 
 
 def test_operations_list_filters_by_market(staff_client):
@@ -328,3 +336,46 @@ class TestAccess:
         schema = Client().get("/api/v1/openapi.json")
         assert schema.status_code == 200
         assert "/api/v1/liquidity/preview" in schema.json()["paths"]
+
+
+def test_an_operation_emptied_by_deactivation_says_so_and_refuses_a_withdrawal(staff_client):
+    provider = factories.market_maker(LP, EUR="200000")
+    holder = factories.market_maker(AH, CEA=10000)
+    op_id = post(staff_client, "create", REQUEST).json()["liquidity_operation_id"]
+    staff = get_user_model().objects.get(is_staff=True)
+    market_maker_deactivate(market_maker=provider, actor=staff, cancel_open_orders=True)
+
+    detail = staff_client.get(f"/api/v1/liquidity/operations/{op_id}").json()
+    assert detail["state"] == "partly cancelled"
+    assert detail["state_detail"] == "3 of 6 orders cancelled by market-maker deactivation"
+    assert detail["orders_cancelled_by_deactivation"] == 3
+    assert detail["sides"] == [
+        {
+            "side": "BID",
+            "orders": 3,
+            "orders_resting": 0,
+            "orders_cancelled_by_deactivation": 3,
+            "quantity_resting": 0,
+        },
+        {
+            "side": "ASK",
+            "orders": 3,
+            "orders_resting": 3,
+            "orders_cancelled_by_deactivation": 0,
+            "quantity_resting": 3571,
+        },
+    ]
+    listed = staff_client.get("/api/v1/liquidity/operations").json()["items"][0]
+    assert listed["state"] == "partly cancelled" and listed["sides"] == detail["sides"]
+
+    market_maker_deactivate(market_maker=holder, actor=staff, cancel_open_orders=True)
+    assert staff_client.get(f"/api/v1/liquidity/operations/{op_id}").json()["state"] == (
+        "cancelled"
+    )
+    tickets = TicketLog.objects.count()
+    response = post(staff_client, f"operations/{op_id}/withdraw", {})
+    assert response.status_code == 409
+    assert set(response.json()) == {"error", "message"}
+    assert response.json()["error"] == "nothing_to_withdraw"
+    assert "no open orders left" in response.json()["message"]
+    assert TicketLog.objects.count() == tickets

@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from liquidity.models import LiquidityOperation
 from liquidity.services import liquidity_execute, liquidity_request_parse
 from market.models import Balance, LedgerEntry, MarketMakerClient, Order, TicketLog
+from market.services.market_makers import market_maker_deactivate
 from market.services.orders import order_place, order_request_parse
 from market.tests import factories
 from market.tests.helpers import assert_all_invariants
@@ -428,11 +429,12 @@ def test_provision_fund_existing(client):
         **REQUEST,
         "side": "BID",
         "bid-market_makers": [lp1.pk, lp2.pk],
-        "bid-amount_each": "20000",
+        "bid-split": "each",
+        "bid-amount": "20000",
     }
     response = client.post(PROVISION_FUND, data, **HX)
     body = html(response)
-    assert "Funded 2 market makers with €20,000.00 each." in body
+    assert "Funded 2 market makers with €40,000.00 in total (€20,000.00 each)." in body
     assert 'data-status="ready"' in body
     assert Balance.objects.get(holder=lp1.holder, asset="EUR").available == D("50000")
 
@@ -441,7 +443,7 @@ def test_provision_fund_needs_a_selection_and_changes_nothing(client):
     factories.market_maker(LP, EUR="30000")
     factories.market_maker(AH, CEA=10000)
     entries = LedgerEntry.objects.count()
-    data = {**REQUEST, "side": "BID", "bid-amount_each": "20000"}
+    data = {**REQUEST, "side": "BID", "bid-amount": "20000"}
     for extra in ({}, HX):
         response = client.post(PROVISION_FUND, data, **extra)
         assert 'data-testid="error-market_makers"' in html(response)
@@ -453,7 +455,7 @@ def test_provision_fund_refuses_an_inactive_maker(client, staff):
     lp = factories.market_maker(LP, EUR="30000")
     factories.market_maker(AH, CEA=10000)
     MarketMakerClient.objects.filter(pk=lp.pk).update(is_active=False)
-    data = {**REQUEST, "side": "BID", "bid-market_makers": [lp.pk], "bid-amount_each": "1"}
+    data = {**REQUEST, "side": "BID", "bid-market_makers": [lp.pk], "bid-amount": "1"}
     response = client.post(PROVISION_FUND, data, **HX)
     assert 'data-testid="error-market_makers"' in html(response)  # not a choice
 
@@ -534,7 +536,7 @@ def test_withdraw_with_htmx_answers_the_refreshed_detail(client, staff):
     assert (
         "Withdrawn" in body and f"Withdrew {op.ticket.ticket_id}: cancelled 6 open orders" in body
     )
-    assert "No open orders to withdraw" in body
+    assert "was already withdrawn" in body and 'data-testid="withdraw"' not in body
     assert '<div id="messages" hx-swap-oob="delete"></div>' in body
     assert not Order.objects.filter(status__in=Order.RESTING).exists()
     assert Balance.objects.get(holder=provider.holder, asset="EUR").locked == 0
@@ -636,3 +638,105 @@ def test_every_page_answers_a_partial_to_htmx(client, staff, path, root):
     partial = client.get(url, **HX)
     assert partial.status_code == 200 and not is_full_page(partial)
     assert html(partial).lstrip().startswith(root)
+
+
+# ============================================================================ nothing to do
+
+
+def test_a_withdrawn_operation_offers_no_withdrawal_and_a_stale_post_writes_nothing(client, staff):
+    funded_market()
+    op = operation(staff)
+    client.post(f"{OPERATIONS}{op.pk}/withdraw/")
+    detail = html(client.get(f"{OPERATIONS}{op.pk}/"))
+    assert 'data-testid="withdraw"' not in detail and "was already withdrawn" in detail
+
+    confirm = client.get(f"{OPERATIONS}{op.pk}/withdraw/")
+    body = html(confirm)
+    assert 'data-testid="withdraw-refusal"' in body and "was already withdrawn" in body
+    assert 'action="/backoffice/liquidity/' not in body  # no form to submit
+    assert "Back to the operation" in body
+
+    tickets = TicketLog.objects.count()
+    for extra in ({}, HX):
+        response = client.post(f"{OPERATIONS}{op.pk}/withdraw/", follow=not extra, **extra)
+        assert "was already withdrawn" in html(response)
+    assert TicketLog.objects.count() == tickets
+    assert TicketLog.objects.filter(action_type="LIQUIDITY_WITHDRAWN").count() == 1
+
+
+def test_an_operation_partly_cancelled_by_deactivation_says_so_and_what_remains(client, staff):
+    provider, holder = funded_market()
+    op = operation(staff, bid="100000", ask="50000")
+    market_maker_deactivate(market_maker=provider, actor=staff, cancel_open_orders=True)
+    detail = html(client.get(f"{OPERATIONS}{op.pk}/"))
+    assert "Partly cancelled" in detail
+    assert "3 of 6 orders cancelled by market-maker deactivation" in detail
+    assert 'data-testid="remaining-bid"' in detail and 'data-testid="remaining-ask"' in detail
+    bid = detail.split('data-testid="remaining-bid"')[1].split("</li>")[0]
+    ask = detail.split('data-testid="remaining-ask"')[1].split("</li>")[0]
+    assert "0 of 3 orders resting" in bid and "3 cancelled by deactivation" in bid
+    assert "3 of 3 orders resting" in ask and "3,571 CEA still offered" in ask
+    assert "market maker deactivated" in detail  # the cancelled orders' reason
+    assert 'data-testid="withdraw"' in detail  # the asks can still be withdrawn
+
+    listing = html(client.get(OPERATIONS))
+    assert "Partly cancelled" in listing
+    assert "3 of 6 orders cancelled by market-maker deactivation" in listing
+
+    market_maker_deactivate(market_maker=holder, actor=staff, cancel_open_orders=True)
+    detail = html(client.get(f"{OPERATIONS}{op.pk}/"))
+    assert ">\n  Cancelled\n</span>" in detail and 'data-testid="withdraw"' not in detail
+    assert "6 of 6 orders cancelled by market-maker deactivation" in detail
+
+
+def test_fund_existing_splits_the_shortfall_among_the_selected_by_default(client):
+    lp1 = factories.market_maker(LP, EUR="30000")
+    lp2 = factories.market_maker(LP, EUR="30000")
+    lp3 = factories.market_maker(LP, EUR="0.02")
+    factories.market_maker(AH, CEA=10000)
+    short = client.post(PREVIEW, REQUEST, **HX)
+    body = html(short)
+    # The shortfall (100,000 − 60,000.02) is the total, split: not given to each.
+    assert value(body, "bid-amount") == "39999.98"
+    checked = [attrs for attrs in inputs(body)["bid-split"] if "checked" in attrs]
+    assert [attrs["value"] for attrs in checked] == ["total"]
+    assert "Select market makers to fund." in body
+
+    data = {**REQUEST, "side": "BID", "bid-market_makers": [lp1.pk, lp2.pk, lp3.pk]}
+    data["bid-amount"] = "39999.98"
+    summary = html(client.post("/backoffice/liquidity/provision/fund/summary/", data, **HX))
+    assert "€39,999.98</span> in total to 3 market makers" in summary
+    assert "€13,333.33 + €13,333.33 + €13,333.32" in summary
+    each = html(
+        client.post(
+            "/backoffice/liquidity/provision/fund/summary/", {**data, "bid-split": "each"}, **HX
+        )
+    )
+    assert "€119,999.94</span> in total to 3 market makers" in each and "each" in each
+
+    response = html(client.post(PROVISION_FUND, data, **HX))
+    assert (
+        "Funded 3 market makers with €39,999.98 in total "
+        "(€13,333.33 + €13,333.33 + €13,333.32)." in response
+    )
+    assert 'data-status="ready"' in response
+    assert [
+        Balance.objects.get(holder=maker.holder, asset="EUR").available
+        for maker in (lp1, lp2, lp3)
+    ] == [D("43333.33"), D("43333.33"), D("13333.34")]
+    assert_all_invariants()
+
+
+def test_fund_existing_refuses_a_total_too_small_next_to_the_amount(client):
+    lps = [factories.market_maker(LP, EUR="30000") for _ in range(3)]
+    factories.market_maker(AH, CEA=10000)
+    data = {
+        **REQUEST,
+        "side": "BID",
+        "bid-market_makers": [lp.pk for lp in lps],
+        "bid-amount": "0.02",
+    }
+    entries = LedgerEntry.objects.count()
+    body = html(client.post(PROVISION_FUND, data, **HX))
+    assert 'data-testid="error-amount"' in body and "cannot give each of 3" in body
+    assert LedgerEntry.objects.count() == entries

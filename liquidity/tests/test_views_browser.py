@@ -153,7 +153,7 @@ def test_staff_previews_provisions_executes_and_withdraws(
 
     page.on("dialog", accept)
     page.get_by_test_id("withdraw").click()
-    page.get_by_text("No open orders to withdraw").wait_for()
+    page.get_by_test_id("withdraw-refusal").wait_for()
     assert dialogs and op.ticket.ticket_id in dialogs[0]
     assert page.get_by_test_id("state-badge").inner_text().strip() == "Withdrawn"
     assert "cancelled" in page.get_by_test_id("flash").inner_text()

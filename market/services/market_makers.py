@@ -64,6 +64,21 @@ def funding_refusal(mm_type: str, asset: str) -> str | None:
     return rules.funding_refusal(mm_type, asset, certificates=market_codes())
 
 
+def fund_refusal(maker: MarketMakerClient) -> str | None:
+    """Why `maker` cannot be funded now (it is inactive), or None. Pages and the admin
+    show it instead of a form; the funding services refuse with it."""
+    if maker.is_active:
+        return None
+    return f"{maker.code} is inactive, so it cannot be funded: reactivate it first."
+
+
+def deactivate_refusal(maker: MarketMakerClient) -> str | None:
+    """Why `maker` cannot be deactivated (it already is), or None."""
+    if maker.is_active:
+        return None
+    return f"{maker.code} is already inactive: there is nothing to deactivate."
+
+
 def _mm_type(mm_type) -> str:
     if mm_type not in Type.values:
         raise ValidationError(
@@ -305,15 +320,12 @@ def market_makers_create_bulk(
     total = errors.collect(lambda: parse_transfer(asset, total_amount))
     if mm_type and total is not None and (refusal := funding_refusal(mm_type, asset)):
         errors.add("asset", refusal)
-    if total is not None and count and total < unit_of(asset) * count:
-        errors.add(
-            "total_amount",
-            f"{describe(asset, total)} cannot give each of {count} market makers "
-            f"at least {describe(asset, unit_of(asset))}.",
-        )
+    shares = (
+        errors.collect(equal_shares, total=total, count=count, asset=asset)
+        if total is not None and count
+        else None
+    )
     errors.raise_any()
-
-    shares = split_evenly(total, count, asset=asset)
     names = [f"{name_prefix} {index}" for index in range(1, count + 1)]
     with transaction.atomic():
         makers = _insert_makers(
@@ -393,13 +405,19 @@ def market_makers_fund_bulk(
     *,
     market_makers: Iterable[MarketMakerClient | int],
     asset: str,
-    amount_each: Decimal | str,
+    amount_each: Decimal | str | None = None,
+    total_amount: Decimal | str | None = None,
     actor,
     ip: str | None = None,
 ) -> list[TicketLog]:
-    """Deposit `amount_each` of `asset` into every listed (active) maker; one `MM_FUNDED`
-    ticket per maker, returned in primary-key order. Constant number of queries."""
-    amount = parse_transfer(asset, amount_each)
+    """Deposit `asset` into every listed (active) maker: `amount_each` into each, or
+    `total_amount` split equally among them (EUR to the cent, certificates whole; the
+    makers first in primary-key order get the remainder). Exactly one of the two.
+
+    One `MM_FUNDED` ticket per maker (its payload holds the maker's own amount and, for a
+    split, the total), returned in primary-key order. Locks the maker rows, then their
+    balance rows. Constant number of queries. An inactive maker in the list refuses the
+    whole call (`fund_refusal`), before anything is written."""
     ids = list(
         dict.fromkeys(
             maker.pk if isinstance(maker, MarketMakerClient) else int(maker)
@@ -412,21 +430,21 @@ def market_makers_fund_bulk(
         raise ValidationError(
             {NON_FIELD_ERRORS: f"Fund at most {MAX_BULK_MAKERS} market makers at once."}
         )
+    shares = fund_amounts(
+        asset=asset, count=len(ids), amount_each=amount_each, total_amount=total_amount
+    )
+    split = (
+        {"total_amount": str(sum(shares)), "makers": len(ids)} if total_amount is not None else {}
+    )
     with transaction.atomic():
         makers = list(
             MarketMakerClient.objects.select_for_update().filter(pk__in=ids).order_by("pk")
         )
         if len(makers) != len(ids):
             raise ValidationError({NON_FIELD_ERRORS: "Unknown market maker."})
-        inactive = [maker.code for maker in makers if not maker.is_active]
+        inactive = [refusal for maker in makers if (refusal := fund_refusal(maker))]
         if inactive:
-            raise ValidationError(
-                {
-                    NON_FIELD_ERRORS: "Inactive market makers cannot be funded: "
-                    + ", ".join(inactive)
-                    + "."
-                }
-            )
+            raise ValidationError({NON_FIELD_ERRORS: inactive})
         refused = sorted(
             {
                 refusal
@@ -438,27 +456,68 @@ def market_makers_fund_bulk(
             raise ValidationError({"asset": refused})
         sheet = BalanceSheet.lock((maker.holder_id, asset) for maker in makers)
         tickets = []
-        for maker in makers:
+        for maker, share in zip(makers, shares, strict=True):
             before = _sheet_state(sheet, maker.holder_id, [asset])
             tickets.append(
                 _ticket(
                     action_type="MM_FUNDED",
                     maker=maker,
                     user=actor,
-                    payload={"asset": asset, "amount": str(amount), "bulk": len(makers) > 1},
+                    payload={
+                        "asset": asset,
+                        "amount": str(share),
+                        "bulk": len(makers) > 1,
+                        **({"split": split} if split else {}),
+                    },
                     before={"balances": before},
-                    after={"balances": _state_after(before, {asset: amount})},
+                    after={"balances": _state_after(before, {asset: share})},
                     tags=["market_maker", "funding", asset],
                     ip=ip,
                 )
             )
         tickets = tickets_record(tickets)
         sheet.apply(
-            _deposit(maker.holder_id, asset, amount, ticket)
-            for maker, ticket in zip(makers, tickets, strict=True)
+            _deposit(maker.holder_id, asset, share, ticket)
+            for maker, share, ticket in zip(makers, shares, tickets, strict=True)
         )
         sheet.flush()
     return tickets
+
+
+def fund_amounts(
+    *,
+    asset: str,
+    count: int,
+    amount_each: Decimal | str | None = None,
+    total_amount: Decimal | str | None = None,
+) -> list[Decimal]:
+    """What each of `count` makers receives when funded with `amount_each` of `asset`,
+    or with `total_amount` split equally (`equal_shares`). Exactly one of the two; bad
+    input raises ValidationError on `amount` or `total_amount`. Writes nothing."""
+    if (amount_each is None) == (total_amount is None):
+        raise TypeError("Pass exactly one of amount_each and total_amount.")
+    if amount_each is not None:
+        return [parse_transfer(asset, amount_each)] * count
+    try:
+        total = parse_transfer(asset, total_amount)
+    except ValidationError as error:  # the amount's messages belong to the total's field
+        errors = error.message_dict
+        errors["total_amount"] = errors.pop("amount", [])
+        raise ValidationError({key: value for key, value in errors.items() if value}) from None
+    return equal_shares(total=total, count=count, asset=asset)
+
+
+def equal_shares(*, total: Decimal, count: int, asset: str) -> list[Decimal]:
+    """`total` of `asset` split equally among `count` makers in whole units (cents,
+    certificates), adding up to it exactly; refused when a maker would get nothing."""
+    if total < unit_of(asset) * count:
+        raise ValidationError(
+            {
+                "total_amount": f"{describe(asset, total)} cannot give each of {count} "
+                f"market makers at least {describe(asset, unit_of(asset))}."
+            }
+        )
+    return split_evenly(total, count, asset=asset)
 
 
 def market_maker_fund(
@@ -542,8 +601,8 @@ def market_maker_deactivate(
         # placed between the count below and the deactivation.
         list(Market.objects.select_for_update().order_by("pk"))
         maker = MarketMakerClient.objects.select_for_update().get(pk=market_maker.pk)
-        if not maker.is_active:
-            raise ValidationError({NON_FIELD_ERRORS: f"{maker.code} is already inactive."})
+        if refusal := deactivate_refusal(maker):
+            raise ValidationError({NON_FIELD_ERRORS: refusal})
         open_ids = list(
             Order.objects.filter(owner_id=maker.holder_id, status__in=Order.RESTING)
             .order_by("pk")

@@ -698,3 +698,57 @@ def test_holder_changelist_filters_by_kind_and_shows_balances(staff_client):
     for _ in range(5):
         factories.trader(EUR="1.00", CEA=1)
     assert count() == few
+
+
+def test_an_inactive_makers_fund_and_deactivate_pages_refuse_when_they_open(staff_client, staff):
+    maker = factories.market_maker(LP, EUR="10")
+    market_maker_deactivate(market_maker=maker, actor=staff, cancel_open_orders=False)
+    tickets = TicketLog.objects.count()
+    for view, reason in (
+        ("fund", "is inactive, so it cannot be funded"),
+        ("deactivate", "is already inactive: there is nothing to deactivate"),
+    ):
+        for method in ("get", "post"):
+            response = getattr(staff_client, method)(
+                url(MarketMakerClient, view, maker.pk),
+                {"asset": "EUR", "amount": "5", "cancel_open_orders": "on"},
+                follow=True,
+            )
+            assert response.redirect_chain[-1][0] == url(MarketMakerClient, "change", maker.pk)
+            assert reason in response.content.decode()
+    assert TicketLog.objects.count() == tickets
+    assert Balance.objects.get(holder=maker.holder, asset="EUR").available == D("10")
+
+
+@pytest.mark.parametrize("action", ["deactivate_selected", "fund_selected"])
+def test_bulk_actions_act_on_the_active_makers_and_count_the_skipped(staff_client, action):
+    active = [factories.market_maker(LP) for _ in range(2)]
+    inactive = factories.market_maker(LP)
+    MarketMakerClient.objects.filter(pk=inactive.pk).update(is_active=False)
+    changelist = url(MarketMakerClient, "changelist")
+    selection = {"action": action, "_selected_action": [m.pk for m in [*active, inactive]]}
+
+    page = staff_client.post(changelist, selection).content.decode()
+    assert f"Skipped 1 inactive market maker(s): {inactive.code}." in page
+    assert all(maker.code in page for maker in active)
+    assert f'name="_selected_action" value="{inactive.pk}"' not in page
+
+    apply = {"apply": "yes", "asset": "EUR", "amount": "100"}
+    response = staff_client.post(changelist, selection | apply, follow=True)
+    assert f"Skipped 1 inactive market maker(s): {inactive.code}." in response.content.decode()
+    if action == "fund_selected":
+        assert [Balance.objects.get(holder=m.holder, asset="EUR").available for m in active] == [
+            D("100")
+        ] * 2
+        assert Balance.objects.get(holder=inactive.holder, asset="EUR").available == 0
+        assert TicketLog.objects.filter(action_type="MM_FUNDED").count() == 2
+    else:
+        assert not MarketMakerClient.objects.filter(is_active=True).exists()
+        assert TicketLog.objects.filter(action_type="MM_DEACTIVATED").count() == 2
+
+    # A selection of inactive makers only: refused, nothing written.
+    tickets = TicketLog.objects.count()
+    only_inactive = {"action": action, "_selected_action": [inactive.pk]}
+    response = staff_client.post(changelist, only_inactive | apply, follow=True)
+    assert "None of the selected market makers is active" in response.content.decode()
+    assert TicketLog.objects.count() == tickets

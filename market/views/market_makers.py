@@ -26,6 +26,8 @@ from market.permissions import MANAGE_MARKET_MAKERS
 from market.selectors import asset_codes, market_maker_rows, market_maker_totals
 from market.services.ledger import parse_transfer
 from market.services.market_makers import (
+    deactivate_refusal,
+    fund_refusal,
     market_maker_create,
     market_maker_deactivate,
     market_maker_fund,
@@ -37,6 +39,7 @@ MAKERS = "market/market_makers.html"
 MAKER_CREATE = "market/market_maker_create.html"
 MAKER_TRANSFER = "market/market_maker_transfer.html"
 MAKER_DEACTIVATE = "market/market_maker_deactivate.html"
+MAKER_REFUSED = "market/market_maker_refused.html"
 
 manage_market_makers = staff_required(MANAGE_MARKET_MAKERS)
 
@@ -100,14 +103,33 @@ def market_maker_new(request):
     return render_page(request, MAKER_CREATE, "action-card", {"form": form})
 
 
+def _refused(request, row, *, heading: str, refusal: str):
+    """An action that would do nothing on this maker: say why, offer no form. A POST
+    (a stale page) gets the same answer with 409 Conflict, and nothing is written."""
+    context = {
+        "maker": row.maker,
+        "row": row,
+        "heading": heading,
+        "refusal": refusal,
+        "next": safe_next(request, ""),
+    }
+    response = render_page(request, MAKER_REFUSED, "action-card", context)
+    if request.method == "POST":
+        response.status_code = 409
+    return response
+
+
 def _maker_transfer(request, pk: int, *, service, labels: tuple[str, str], done_message, funding):
     """Fund or withdraw one maker: the same form, page and outcome, another service.
 
     `funding` limits the asset choice to what the maker's type may be funded with;
     a withdrawal may take any asset (a provider whose bids filled holds certificates).
+    An inactive maker cannot be funded: its fund page says so and shows no form.
     """
     row = _maker_row_or_404(pk)
     maker = row.maker
+    if funding and (refusal := fund_refusal(maker)):
+        return _refused(request, row, heading=labels[0], refusal=refusal)
     assets = [asset for asset in asset_codes() if not funding or maker.may_hold(asset)]
     form = AssetAmountForm(posted(request), assets=assets)
     if request.method == "POST" and form.is_valid():
@@ -170,6 +192,8 @@ def market_maker_withdraw_view(request, pk: int):
 def market_maker_deactivate_view(request, pk: int):
     row = _maker_row_or_404(pk)
     maker = row.maker
+    if refusal := deactivate_refusal(maker):
+        return _refused(request, row, heading="Deactivate", refusal=refusal)
     form = MarketMakerDeactivateForm(posted(request))
     if request.method == "POST" and form.is_valid():
         try:

@@ -1,7 +1,10 @@
-from django.contrib.auth import get_user_model
+"""Preview a liquidity plan and place it, as a named staff user allowed to manage
+liquidity (the rule the pages keep), after confirmation."""
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from liquidity.permissions import MANAGE_LIQUIDITY
 from liquidity.plan import LiquidityPlan
 from liquidity.services import (
     InsufficientAssets,
@@ -10,14 +13,20 @@ from liquidity.services import (
     liquidity_request_parse,
 )
 from market.core.money import format_eur, format_quantity
+from market.management.acting import acting_user, confirmed
 from market.validation import one_line
 
 
 class Command(BaseCommand):
     help = (
-        "Preview a liquidity plan as a table and place it (unless --dry-run). "
-        "Example: manage.py create_liquidity --market CEA --bid-eur 100000 --ask-eur 50000"
+        "Preview a liquidity plan as a table and place it (unless --dry-run) as --username, "
+        "a staff user with the liquidity.manage_liquidity permission, after asking "
+        "'Execute? [y/N]' on a terminal (--yes: without asking; required without a "
+        "terminal). Example: manage.py create_liquidity --market CEA --bid-eur 100000 "
+        "--ask-eur 50000 --username admin"
     )
+    # Tests hand in a fake terminal (or pipe) to answer the confirmation.
+    stealth_options = ("stdin",)
 
     def add_arguments(self, parser):
         parser.add_argument("--market", required=True, help="A market's code, e.g. CEA")
@@ -30,10 +39,19 @@ class Command(BaseCommand):
             help="Use --reference-price even if it lies outside the market's band (recorded)",
         )
         parser.add_argument("--notes", default="", help="Recorded with the operation")
-        parser.add_argument("--username", default=None, help="Staff user to record as creator")
+        parser.add_argument(
+            "--username",
+            default=None,
+            help="Required: the staff user acting (needs liquidity.manage_liquidity), "
+            "recorded on the operation and its ticket",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Preview only")
+        parser.add_argument("--yes", action="store_true", help="Execute without asking")
 
     def handle(self, *args, **options):
+        # Who acts is settled before anything is shown: an unknown or unauthorised user
+        # sees no plan.
+        user = acting_user(options["username"], permission=MANAGE_LIQUIDITY)
         try:
             request = liquidity_request_parse(
                 market_code=options["market"],
@@ -50,7 +68,11 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self.stdout.write("Dry run: nothing placed.")
             return
-        user = self.creator(options["username"])
+        if not plan.can_execute:
+            raise CommandError(InsufficientAssets(plan).messages[0])
+        if not confirmed(self, yes=options["yes"], stdin=options.get("stdin")):
+            self.stdout.write("Not confirmed: nothing placed.")
+            return
         try:
             operation = liquidity_execute(
                 request=request, user=user, fingerprint=plan.fingerprint()
@@ -62,24 +84,12 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Placed {operation.orders_created} orders as operation {operation.pk} "
-                f"({operation.ticket.ticket_id}): bids {format_eur(operation.actual_bid_eur)}, "
+                f"({operation.ticket.ticket_id}, by {user.get_username()}): "
+                f"bids {format_eur(operation.actual_bid_eur)}, "
                 f"asks {format_quantity(operation.actual_ask_quantity)} {operation.market.code} "
                 f"worth {format_eur(operation.actual_ask_eur)}."
             )
         )
-
-    def creator(self, username):
-        users = get_user_model().objects.filter(is_active=True, is_staff=True)
-        user = (
-            users.filter(username=username).first()
-            if username
-            else (users.filter(is_superuser=True).order_by("pk").first())
-        )
-        if user is None:
-            raise CommandError(
-                "No staff user to record as creator: pass --username of an active staff user."
-            )
-        return user
 
     def print_plan(self, plan: LiquidityPlan):
         out = self.stdout.write

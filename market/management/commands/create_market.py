@@ -1,10 +1,10 @@
 """Create a market: one more certificate traded for EUR, as a row (`market_create`)."""
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from market.core.money import MAX_FEE_RATE, MAX_PRICE, parse_amount, parse_rate
+from market.management.acting import acting_user
 from market.permissions import CREATE_MARKETS
 from market.services.markets import market_create
 from market.validation import one_line
@@ -30,14 +30,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        user = get_user_model().objects.filter(username=options["username"]).first()
-        if user is None or not (
-            user.is_active and user.is_staff and user.has_perm(CREATE_MARKETS)
-        ):
-            raise CommandError(
-                f"{options['username']!r} must be an active staff user with the "
-                f"{CREATE_MARKETS} permission."
-            )
+        user = acting_user(options["username"], permission=CREATE_MARKETS)
         try:
             market, ticket = market_create(
                 code=options["code"],

@@ -5,11 +5,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from market.core.money import EUR
+from market.management.acting import acting_user
 from market.management.seeding import (
     ensure_seed_market_makers,
     market_maker_table,
     parse_seed_amount,
 )
+from market.permissions import MANAGE_MARKET_MAKERS
 from market.selectors import market_codes
 
 DEFAULT_CERTIFICATES = "20000"
@@ -26,7 +28,8 @@ class Command(BaseCommand):
     help = (
         "Idempotently ensure at least N seeded liquidity providers and M seeded asset "
         "holders exist, funding only the ones it creates (amounts are per market maker), "
-        "then print every market maker with its balances."
+        "then print every market maker with its balances. Runs as --username, a staff "
+        "user allowed to manage market makers, recorded on every ticket."
     )
 
     def add_arguments(self, parser):
@@ -41,8 +44,14 @@ class Command(BaseCommand):
             help="Certificates of one market for each new AH, e.g. --asset CEA=20000 "
             f"(repeatable; a market not named gets {DEFAULT_CERTIFICATES}; 0: none)",
         )
+        parser.add_argument(
+            "--username",
+            required=True,
+            help="The staff user acting (needs market.change_marketmakerclient), recorded",
+        )
 
     def handle(self, *args, **options):
+        user = acting_user(options["username"], permission=MANAGE_MARKET_MAKERS)
         codes = market_codes()
         given = {code: DEFAULT_CERTIFICATES for code in codes}
         for item in options["asset"]:
@@ -66,6 +75,7 @@ class Command(BaseCommand):
                     liquidity_providers=options["liquidity_providers"],
                     asset_holders=options["asset_holders"],
                     funding=funding,
+                    created_by=user,
                 )
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None

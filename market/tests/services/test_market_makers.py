@@ -331,7 +331,7 @@ def test_an_inactive_market_maker_cannot_be_funded(staff):
     maker = factories.market_maker(LP)
     market_maker_deactivate(market_maker=maker, actor=staff, cancel_open_orders=False)
     before = snapshot()
-    with pytest.raises(ValidationError, match="Inactive market makers cannot be funded"):
+    with pytest.raises(ValidationError, match=f"{maker.code} is inactive, so it cannot be funded"):
         market_maker_fund(market_maker=maker, asset="EUR", amount="10", actor=staff)
     assert snapshot() == before
 
@@ -345,6 +345,57 @@ def test_fund_bulk_gives_each_the_same_amount(staff):
     assert [ticket.market_maker_id for ticket in tickets] == [maker.pk for maker in makers]
     assert all(ticket.ticket_id.startswith("TKT-") for ticket in tickets)
     assert_all_invariants()
+
+
+def test_fund_bulk_splits_a_total_exactly_among_the_makers(staff):
+    makers = [factories.market_maker(LP) for _ in range(3)]
+    tickets = market_makers_fund_bulk(
+        market_makers=reversed(makers), asset="EUR", total_amount="100000", actor=staff
+    )
+    # To the cent, adding up to the total; the first makers (by id) get the odd cent.
+    assert [balance(maker, "EUR")[0] for maker in makers] == [
+        D("33333.34"),
+        D("33333.33"),
+        D("33333.33"),
+    ]
+    assert [ticket.request_payload["amount"] for ticket in tickets] == [
+        "33333.34",
+        "33333.33",
+        "33333.33",
+    ]
+    assert {ticket.user for ticket in tickets} == {staff}
+    assert tickets[0].request_payload["split"] == {"total_amount": "100000.00", "makers": 3}
+    holders = [factories.market_maker(AH) for _ in range(2)]
+    market_makers_fund_bulk(market_makers=holders, asset="CEA", total_amount=5, actor=staff)
+    assert [balance(maker, "CEA")[0] for maker in holders] == [3, 2]  # whole certificates
+    assert_all_invariants()
+
+
+def test_fund_bulk_refuses_a_total_too_small_to_split_and_changes_nothing(staff):
+    makers = [factories.market_maker(LP) for _ in range(3)]
+    before = snapshot()
+    with pytest.raises(ValidationError) as error:
+        market_makers_fund_bulk(
+            market_makers=makers, asset="EUR", total_amount="0.02", actor=staff
+        )
+    assert "cannot give each of 3" in error.value.message_dict["total_amount"][0]
+    with pytest.raises(ValidationError) as error:
+        market_makers_fund_bulk(
+            market_makers=makers, asset="EUR", total_amount="1,000", actor=staff
+        )
+    assert "total_amount" in error.value.message_dict
+    assert snapshot() == before
+
+
+def test_fund_bulk_with_an_inactive_maker_refuses_all_and_names_it(staff):
+    active, inactive = factories.market_maker(LP), factories.market_maker(LP)
+    market_maker_deactivate(market_maker=inactive, actor=staff, cancel_open_orders=False)
+    before = snapshot()
+    with pytest.raises(ValidationError, match=f"{inactive.code} is inactive"):
+        market_makers_fund_bulk(
+            market_makers=[active, inactive], asset="EUR", total_amount="10", actor=staff
+        )
+    assert snapshot() == before
 
 
 def test_fund_bulk_refuses_a_mixed_selection_entirely(staff):

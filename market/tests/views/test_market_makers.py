@@ -10,7 +10,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from market.models import Balance, MarketMakerClient
+from market.models import Balance, LedgerEntry, MarketMakerClient, TicketLog
+from market.services.market_makers import market_maker_deactivate
 from market.services.markets import market_create
 from market.services.orders import order_place, order_request_parse
 from market.tests import factories
@@ -219,3 +220,41 @@ def test_market_makers_list_queries_do_not_grow(client, staff):
     for _ in range(45):
         factories.market_maker(AH, CEA=10)
     assert count_queries(client, "get", MAKERS) == few
+
+
+# --- actions that would do nothing are not offered -----------------------------------------
+
+
+@pytest.mark.parametrize("action", ["fund", "deactivate"])
+def test_an_inactive_makers_fund_and_deactivate_pages_say_why_and_offer_nothing(
+    client, staff, action
+):
+    maker = factories.market_maker(LP, EUR="100")
+    market_maker_deactivate(market_maker=maker, actor=staff, cancel_open_orders=False)
+    url = f"{MAKERS}{maker.pk}/{action}/"
+    reason = {
+        "fund": f"{maker.code} is inactive, so it cannot be funded: reactivate it first.",
+        "deactivate": f"{maker.code} is already inactive: there is nothing to deactivate.",
+    }[action]
+    for extra in ({}, HX):
+        response = client.get(url, **extra)
+        body = html(response)
+        assert response.status_code == 200 and reason in body
+        assert "<form" not in body.split('id="mm-action"')[1]  # no form, no submit button
+        assert is_full_page(response) == (not extra)
+
+    # A stale page posted anyway: the same refusal, 409, and nothing written.
+    tickets, entries = TicketLog.objects.count(), LedgerEntry.objects.count()
+    response = client.post(url, {"asset": "EUR", "amount": "50", "cancel_open_orders": "on"}, **HX)
+    assert response.status_code == 409 and reason in html(response)
+    assert (TicketLog.objects.count(), LedgerEntry.objects.count()) == (tickets, entries)
+    assert Balance.objects.get(holder=maker.holder, asset="EUR").available == D("100")
+
+
+def test_the_list_offers_an_inactive_maker_neither_fund_nor_deactivate(client, staff):
+    maker = factories.market_maker(LP, EUR="100")
+    market_maker_deactivate(market_maker=maker, actor=staff, cancel_open_orders=False)
+    body = html(client.get(MAKERS))
+    assert f"{MAKERS}{maker.pk}/withdraw/" in body
+    assert f"{MAKERS}{maker.pk}/fund/" not in body
+    assert f"{MAKERS}{maker.pk}/deactivate/" not in body

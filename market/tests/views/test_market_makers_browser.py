@@ -9,6 +9,8 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from market.models import Balance, MarketMakerClient
+from market.services.market_makers import market_maker_deactivate
+from market.tests import factories
 
 pytestmark = [
     pytest.mark.browser,
@@ -67,3 +69,26 @@ def test_new_market_maker_asks_for_the_funding_of_its_type(
     assert maker.mm_type == AH
     assert Balance.objects.get(holder=maker.holder, asset="CEA").available == Decimal("2500")
     screenshot(page, "market-makers")
+
+
+def test_an_inactive_makers_fund_and_deactivate_pages_offer_nothing(
+    page, live_server, browser_login, maker_desk, screenshot
+):
+    maker = factories.market_maker(AH, CEA=40)
+    market_maker_deactivate(market_maker=maker, actor=maker_desk, cancel_open_orders=False)
+    browser_login(page, "desk", PASSWORD)
+    for action, reason in (
+        ("fund", "cannot be funded: reactivate it first"),
+        ("deactivate", "already inactive"),
+    ):
+        page.goto(f"{live_server.url}/backoffice/market-makers/{maker.pk}/{action}/")
+        panel = page.get_by_test_id("mm-action")
+        assert reason in panel.get_by_test_id("mm-refusal").inner_text()
+        assert panel.locator("form, button").count() == 0
+        assert panel.get_by_role("link", name="Back to market makers").is_visible()
+        screenshot(page, f"market-maker-{action}-refused-desktop")
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        screenshot(page, f"market-maker-{action}-refused-phone")
+        page.set_viewport_size({"width": 1280, "height": 900})
+    assert Balance.objects.get(holder=maker.holder, asset="CEA").available == Decimal("40")

@@ -9,7 +9,7 @@ from django.core.management import CommandError
 from django.test import override_settings
 
 from liquidity.models import LiquidityOperation
-from market.models import Balance, Holder, Market, MarketMakerClient
+from market.models import Balance, Holder, Market, MarketMakerClient, TicketLog
 from market.selectors import order_book
 from market.tests.helpers import (
     assert_all_invariants,
@@ -69,3 +69,12 @@ def test_seed_demo_leaves_an_existing_admin_password_alone():
     User.objects.create_superuser("admin", "a@example.com", "something-else")
     run_command("seed_demo")
     assert User.objects.get(username="admin").check_password("something-else")
+
+
+@override_settings(DEBUG=True)
+def test_seed_demo_records_the_demo_admin_on_every_ticket_it_writes():
+    run_command("seed_demo")
+    admin = get_user_model().objects.get(username="admin")
+    tickets = TicketLog.objects.all()
+    assert tickets.filter(action_type="LIQUIDITY_CREATED").count() == 2
+    assert tickets.exists() and set(tickets.values_list("user", flat=True)) == {admin.pk}

@@ -1,46 +1,124 @@
 """`manage.py create_liquidity`: the plan as a table, then placed (or a dry run); its
-amounts parsed by the one strict parser."""
+amounts parsed by the one strict parser; run as a named staff user holding the liquidity
+permission, recorded on the ticket; confirmed on a terminal, or by `--yes`."""
 
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 
 from liquidity.models import LiquidityOperation
-from market.models import MarketMakerClient, Order
+from market.models import MarketMakerClient, Order, TicketLog
 from market.tests import factories
 
 LP, AH = MarketMakerClient.Type.LIQUIDITY_PROVIDER, MarketMakerClient.Type.ASSET_HOLDER
+ARGS = ["--market", "CEA", "--bid-eur", "100000", "--ask-eur", "50000"]
 
 
-@pytest.mark.django_db
-def test_create_liquidity_command_dry_run_then_execute():
-    factories.StaffFactory()
+class Terminal(StringIO):
+    """Standard input typed on a terminal: the answer to "Execute? [y/N]"."""
+
+    def isatty(self):
+        return True
+
+
+class Pipe(StringIO):
+    def isatty(self):
+        return False
+
+
+@pytest.fixture
+def funded(db):
     factories.market_maker(LP, EUR="200000")
     factories.market_maker(AH, CEA=10000)
-    out = StringIO()
-    args = ["--market", "CEA", "--bid-eur", "100000", "--ask-eur", "50000"]
-    call_command("create_liquidity", *args, "--dry-run", stdout=out)
-    assert "Total orders: 6" in out.getvalue() and "Dry run" in out.getvalue()
-    assert not Order.objects.exists()
 
+
+def run(*args, stdin=None) -> str:
     out = StringIO()
-    call_command("create_liquidity", *args, stdout=out)
-    assert "Placed 6 orders" in out.getvalue()
+    call_command("create_liquidity", *args, stdout=out, stdin=stdin or Pipe())
+    return out.getvalue()
+
+
+def nothing_placed():
+    return not Order.objects.exists() and not LiquidityOperation.objects.exists()
+
+
+def test_dry_run_then_execute_with_yes_records_the_acting_user(funded):
+    ops = factories.StaffFactory(username="ops")
+    factories.StaffFactory(username="first-superuser")  # never chosen in ops's place
+    output = run(*ARGS, "--username", "ops", "--dry-run")
+    assert "Total orders: 6" in output and "Dry run" in output
+    assert nothing_placed()
+
+    output = run(*ARGS, "--username", "ops", "--yes")
+    assert "Placed 6 orders" in output and "by ops" in output
+    operation = LiquidityOperation.objects.get()
+    assert operation.created_by == ops and operation.ticket.user == ops
+    assert operation.ticket.action_type == "LIQUIDITY_CREATED"
+
+
+def test_on_a_terminal_it_prints_the_plan_and_asks(funded):
+    factories.StaffFactory(username="ops")
+    output = run(*ARGS, "--username", "ops", stdin=Terminal("n\n"))
+    assert "Total orders: 6" in output and "Execute? [y/N]" in output
+    assert "Not confirmed: nothing placed." in output
+    assert nothing_placed()
+
+    output = run(*ARGS, "--username", "ops", stdin=Terminal(""))  # Enter alone: No
+    assert "Not confirmed" in output and nothing_placed()
+
+    output = run(*ARGS, "--username", "ops", stdin=Terminal("y\n"))
+    assert output.index("Total orders") < output.index("Execute? [y/N]")
+    assert "Placed 6 orders" in output
     assert LiquidityOperation.objects.count() == 1
 
 
-@pytest.mark.django_db
-def test_create_liquidity_command_reports_shortfalls_and_bad_input():
-    factories.StaffFactory()
+def test_without_a_terminal_and_without_yes_it_refuses(funded):
+    factories.StaffFactory(username="ops")
+    with pytest.raises(CommandError, match=r"Not a terminal.*Pass --yes"):
+        run(*ARGS, "--username", "ops", stdin=Pipe("y\n"))  # a piped "y" is no answer
+    assert nothing_placed()
+
+
+@pytest.mark.parametrize(
+    ("username", "message"),
+    [
+        (None, "Pass --username"),
+        ("ghost", "Unknown user 'ghost'"),
+        ("clerk", "'clerk' lacks the liquidity.manage_liquidity permission"),
+        ("trader", "'trader' is not an active staff user"),
+        ("gone", "'gone' is not an active staff user"),
+    ],
+)
+def test_a_user_who_may_not_manage_liquidity_is_refused_before_any_plan(funded, username, message):
+    factories.UserFactory(username="clerk", is_staff=True)
+    factories.UserFactory(username="trader")
+    factories.StaffFactory(username="gone", is_active=False)
+    out = StringIO()
+    args = [*ARGS, "--yes", *(["--username", username] if username else [])]
+    with pytest.raises(CommandError, match=message):
+        call_command("create_liquidity", *args, stdout=out)
+    assert out.getvalue() == ""  # not even the plan
+    assert nothing_placed() and not TicketLog.objects.filter(action_type__startswith="LIQ")
+
+
+def test_staff_holding_only_the_liquidity_permission_may_place(funded):
+    clerk = factories.UserFactory(username="clerk", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="manage_liquidity"))
+    assert "Placed 6 orders" in run(*ARGS, "--username", "clerk", "--yes")
+    assert LiquidityOperation.objects.get().ticket.user == clerk
+
+
+def test_shortfalls_and_bad_input_are_refused(db):
+    factories.StaffFactory(username="ops")
     with pytest.raises(CommandError, match="Insufficient"):
-        call_command("create_liquidity", "--market", "CEA", "--bid-eur", "1000")
+        run("--market", "CEA", "--bid-eur", "1000", "--username", "ops", "--yes")
     with pytest.raises(CommandError, match="bid_amount_eur"):
-        call_command("create_liquidity", "--market", "CEA", "--bid-eur", "-1")
-    assert not Order.objects.exists()
+        run("--market", "CEA", "--bid-eur", "-1", "--username", "ops", "--yes")
+    assert nothing_placed()
 
 
-@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("option", "text", "message"),
     [
@@ -50,13 +128,9 @@ def test_create_liquidity_command_reports_shortfalls_and_bad_input():
         ("--reference-price", "14,00", "reference_price: Use a point for decimals"),
     ],
 )
-def test_create_liquidity_command_parses_amounts_strictly(option, text, message):
-    factories.StaffFactory()
-    factories.market_maker(LP, EUR="200000")
-    factories.market_maker(AH, CEA=10000)
+def test_amounts_are_parsed_strictly(funded, option, text, message):
+    factories.StaffFactory(username="ops")
     args = {"--bid-eur": "1000", "--ask-eur": "1000", option: text}
     with pytest.raises(CommandError, match=message):
-        call_command(
-            "create_liquidity", "--market", "CEA", *[x for kv in args.items() for x in kv]
-        )
-    assert not Order.objects.exists() and not LiquidityOperation.objects.exists()
+        run("--market", "CEA", *[x for kv in args.items() for x in kv], "--username", "ops")
+    assert nothing_placed()
