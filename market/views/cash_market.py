@@ -37,6 +37,7 @@ from market.forms import OrderEntryForm
 from market.models import Market, Order
 from market.services.holders import trader_holder_for
 from market.services.orders import order_cancel, order_place
+from market.validation import IdempotencyKeyReused
 
 PAGE = "market/cash_market.html"
 BOOK_DEPTH = 50
@@ -468,6 +469,9 @@ def place_order(request, code: str):
                 actor=request.user,
                 ip=client_ip(request),
             )
+        except IdempotencyKeyReused as error:
+            form.add_service_error(error)
+            form.renew_key()
         except ValidationError as error:
             form.add_service_error(error)
     if placement is None:
