@@ -183,13 +183,11 @@ def liquidity_execute_view(request):
             ip=client_ip(request),
         )
     except IdempotencyKeyReused as error:
-        return _workspace(
-            request,
-            form,
-            _preview_if_parsed(form),
-            notice=error.messages[0],
-            notice_level="error",
-        )
+        plan = _preview_if_parsed(form)
+        notice = error.messages[0]
+        if plan is not None:
+            notice += " Below is the plan for these inputs: confirm it to place a new operation."
+        return _workspace(request, form, plan, notice=notice, notice_level="error")
     except PlanChanged as error:
         return _workspace(
             request, form, error.plan, notice=error.messages[0], notice_level="warning"
