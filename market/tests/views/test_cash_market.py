@@ -392,6 +392,9 @@ def test_a_key_reused_for_a_different_order_is_refused_on_the_form_with_a_new_ke
         f"Order #{first.pk} was already placed with this idempotency key, and it is a "
         "different order; nothing was changed."
     ) in body
+    assert "Check My orders, then review and confirm again to place it." in body
+    if htmx:  # the rest of the page refreshes: it may never have shown the first order
+        assert response["HX-Trigger"] == "market-changed"
     assert list(Order.objects.filter(owner=alice)) == [first]
     assert Balance.objects.get(holder=alice, asset="EUR").locked == locked
     # The trader's inputs are kept under a new key: submitting again places the order.
