@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from ninja import Field, Header, Query, Router, Schema, Status
 
-from config.api_schemas import COMMON, Out
+from config.api_schemas import COMMON, Out, RequestErrorOut
 from config.http import client_ip
 from liquidity import selectors
 from liquidity.models import LiquidityOperation
@@ -22,6 +22,7 @@ from liquidity.services import (
 )
 from market.models import MarketMakerClient
 from market.services.market_makers import market_makers_create_bulk, market_makers_fund_bulk
+from market.validation import IdempotencyKeyReused
 
 router = Router(tags=["Liquidity"])
 
@@ -168,6 +169,14 @@ class PlanChangedOut(Out):
     error: str = Field(examples=["plan_changed"])
     message: str
     plan: PlanOut
+
+
+class IdempotencyKeyReusedOut(Out):
+    """422 `idempotency_key_reused`: the key already made an operation for a different
+    request; that operation stands and nothing was changed."""
+
+    error: str = Field(examples=["idempotency_key_reused"])
+    message: str
 
 
 class MakerUsedOut(Out):
@@ -422,6 +431,7 @@ def preview(request, payload: LiquidityIn):
         400: InsufficientAssetsOut | ValidationErrorOut,
         409: PlanChangedOut,
         **COMMON,
+        422: IdempotencyKeyReusedOut | RequestErrorOut,
     },
 )
 def create(
@@ -429,23 +439,25 @@ def create(
     payload: CreateIn,
     idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=64),
 ):
-    """Place the plan's orders in one transaction. The same `Idempotency-Key` again returns
-    the first result; a plan that no longer matches `fingerprint` answers 409 with the
-    fresh plan; a short side answers 400 `insufficient_assets` naming every shortfall."""
+    """Place the plan's orders in one transaction. A plan that no longer matches
+    `fingerprint` answers 409 with the fresh plan; a short side answers 400
+    `insufficient_assets` naming every shortfall.
+
+    `Idempotency-Key` (per user, at most 64 characters): the same key with the same
+    request (market, amounts, reference price, notes) answers 200 with the operation it
+    made, whenever it is sent, even while the first call is still running; with a
+    different request it answers 422 `idempotency_key_reused` and changes nothing."""
     liquidity_request = _request(payload)
-    existing = None
-    if idempotency_key:
-        existing = LiquidityOperation.objects.filter(
-            created_by=request.user, idempotency_key=idempotency_key
-        ).first()
     try:
-        operation = existing or liquidity_execute(
+        operation = liquidity_execute(
             request=liquidity_request,
             user=request.user,
             fingerprint=payload.fingerprint,
             idempotency_key=idempotency_key,
             ip=client_ip(request),
         )
+    except IdempotencyKeyReused as error:
+        return Status(422, {"error": "idempotency_key_reused", "message": error.messages[0]})
     except InsufficientAssets as error:
         plan = error.plan
         first = plan.missing_assets
@@ -468,9 +480,10 @@ def create(
                 "plan": plan_json(error.plan),
             },
         )
+    replayed = operation.replayed
     operation = selectors.operation_detail(operation_id=operation.pk)
     return Status(
-        200 if existing else 201,
+        200 if replayed else 201,
         {
             "success": True,
             "liquidity_operation_id": operation.pk,

@@ -45,6 +45,10 @@ class LiquidityOperation(models.Model):
         related_name="+",
     )
 
+    # Not stored: `liquidity_execute` sets it when an idempotent retry returned this
+    # operation, made before, instead of a new one.
+    replayed = False
+
     class Meta:
         ordering = ["-id"]
         permissions = [("manage_liquidity", "Can preview, create and withdraw liquidity")]

@@ -7,7 +7,8 @@ that are reserved.
 Locking, as everywhere (see `market.services.ledger`): the market row, then the balance
 rows of every candidate market maker in primary-key order, in one statement. Two staff
 users executing at once therefore queue on the market row; the second one re-plans from
-what the first left and is refused if its previewed plan no longer holds.
+what the first left and is refused if its previewed plan no longer holds, unless it
+carries the first one's idempotency key: then it gets the first one's operation.
 """
 
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from market.services.orders import (
     released_by_asset,
     resting_orders_place,
 )
-from market.validation import FieldErrors
+from market.validation import FieldErrors, IdempotencyKeyReused
 
 LP, AH = MarketMakerClient.Type.LIQUIDITY_PROVIDER, MarketMakerClient.Type.ASSET_HOLDER
 MAX_NOTES = 2000
@@ -220,13 +221,19 @@ def liquidity_execute(
 
     Under the market lock and the makers' balance locks the plan is rebuilt; if it differs
     from the previewed `fingerprint` the call raises `PlanChanged` with the fresh plan, and
-    if a side is short, `InsufficientAssets`. A repeated `idempotency_key` of the same user
-    returns the first operation. Actual amounts are summed from the orders placed.
+    if a side is short, `InsufficientAssets`. Actual amounts are summed from the orders
+    placed.
+
+    Idempotency, per user and `idempotency_key`: when the key names an operation the user
+    made before, the same request (`_same_request`) returns that operation with
+    `replayed` set and writes nothing; a different request raises `IdempotencyKeyReused`.
+    The key is looked up before the transaction, again under the market lock (a twin that
+    waited on the lock gets the operation its twin committed, not a plan that twin
+    changed), and again after a refusal or a unique-key error (a twin on another market
+    waits on the makers' balance rows or on the key's unique index instead).
     """
     if idempotency_key:
-        existing = LiquidityOperation.objects.filter(
-            created_by=user, idempotency_key=idempotency_key
-        ).first()
+        existing = _executed_before(user, idempotency_key, request)
         if existing is not None:
             return existing
     try:
@@ -238,18 +245,59 @@ def liquidity_execute(
                 idempotency_key=idempotency_key,
                 ip=ip,
             )
-    except IntegrityError:
+    except IdempotencyKeyReused:
+        raise
+    except (IntegrityError, ValidationError):
         if idempotency_key:
-            existing = LiquidityOperation.objects.filter(
-                created_by=user, idempotency_key=idempotency_key
-            ).first()
+            existing = _executed_before(user, idempotency_key, request)
             if existing is not None:
                 return existing
         raise
 
 
+def _executed_before(user, idempotency_key: str, request: LiquidityRequest):
+    """The operation `user` made under `idempotency_key`, marked `replayed`, if it is
+    `request`'s; None if the key is new; `IdempotencyKeyReused` if it made another one."""
+    operation = (
+        LiquidityOperation.objects.select_related("ticket", "market")
+        .filter(created_by=user, idempotency_key=idempotency_key)
+        .first()
+    )
+    if operation is None:
+        return None
+    if not _same_request(operation, request):
+        raise IdempotencyKeyReused(
+            message=(
+                f"Liquidity operation {operation.ticket.ticket_id} was already executed with "
+                "this idempotency key, for a different request; nothing was changed."
+            )
+        )
+    operation.replayed = True
+    return operation
+
+
+def _same_request(operation: LiquidityOperation, request: LiquidityRequest) -> bool:
+    """Whether `operation` is what `request` asks for: the same market, BID and ASK
+    amounts, reference price (as asked, blank for the market's) and notes. The previewed
+    fingerprint is not part of it: it is the request's precondition, not the request, and
+    a retry may carry a fresher one."""
+    asked = operation.ticket.request_payload.get("reference_price") or None
+    return (
+        operation.market_id == request.market.market_id
+        and operation.target_bid_eur == request.bid_amount_eur
+        and operation.target_ask_eur == request.ask_amount_eur
+        and (Decimal(asked) if asked else None) == request.reference_price
+        and operation.notes == request.notes
+    )
+
+
 def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> LiquidityOperation:
     market = MarketRead(market_id=request.market.market_id, lock=True).rules()
+    if idempotency_key:
+        # A twin with this key may have committed while this call waited on the lock.
+        existing = _executed_before(user, idempotency_key, request)
+        if existing is not None:
+            return existing
     if paused := trading_refusal(market):  # paused since the request was read
         raise ValidationError({"certificate_type": paused})
     makers = _maker_balances(market, lock=True)

@@ -55,6 +55,7 @@ from market.services.market_makers import (
     market_makers_fund_bulk,
 )
 from market.services.orders import released_by_asset
+from market.validation import IdempotencyKeyReused
 
 OPERATIONS_PER_PAGE = 25
 
@@ -209,7 +210,10 @@ def liquidity_preview_view(request):
 @require_POST
 def liquidity_execute_view(request):
     """Place the previewed plan. A moved market or a shortfall re-shows the preview with
-    the reason; success goes to the new operation."""
+    the reason; success goes to the new operation. The preview's one-time key makes a
+    second submit of the same form (a double click, a reload) go to the operation the
+    first one made, even while the first is still running; a key reused for a different
+    request re-shows the preview, with a new key, and places nothing."""
     form = ExecuteForm(request.POST)
     if not form.is_valid():
         return _workspace(request, form, _preview_if_parsed(form))
@@ -221,6 +225,12 @@ def liquidity_execute_view(request):
             idempotency_key=form.cleaned_data["idempotency_key"],
             ip=client_ip(request),
         )
+    except IdempotencyKeyReused as error:
+        plan = _preview_if_parsed(form)
+        notice = error.messages[0]
+        if plan is not None:
+            notice += " Below is the plan for these inputs: confirm it to place a new operation."
+        return _workspace(request, form, plan, notice=notice, notice_level="error")
     except PlanChanged as error:
         return _workspace(
             request, form, error.plan, notice=error.messages[0], notice_level="warning"
@@ -232,6 +242,13 @@ def liquidity_execute_view(request):
     except ValidationError as error:
         apply_service_errors(form, error)
         return _workspace(request, form)
+    if operation.replayed:
+        messages.info(
+            request,
+            f"Liquidity operation {operation.ticket.ticket_id} was already executed from "
+            "this preview; nothing new was placed.",
+        )
+        return done(request, reverse("liquidity:operation", args=[operation.pk]))
     messages.success(
         request,
         f"Liquidity operation {operation.ticket.ticket_id} placed {operation.orders_created} "

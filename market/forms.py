@@ -194,6 +194,12 @@ class OrderEntryForm(forms.Form):
         apply_service_errors(self, error, rename=rename)
         self.order_request = None
 
+    def renew_key(self) -> None:
+        """The same inputs under a new idempotency key: after a refused reused key, the
+        trader's next submit places them as a new order."""
+        self.data = self.data.copy()
+        self.data["client_order_id"] = uuid.uuid4().hex
+
     def fresh(self) -> "OrderEntryForm":
         """An empty form for the next order that keeps the trader's side, type, amount
         mode and price, with a new idempotency key."""

@@ -1,9 +1,10 @@
 """Collecting every input problem of one request before refusing it, and saying it in one
-line where there is no form to put it next to (management commands)."""
+line where there is no form to put it next to (management commands); the refusal of an
+idempotency key reused for a different request."""
 
 from collections import defaultdict
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 
 
 class FieldErrors:
@@ -33,3 +34,18 @@ def one_line(error: ValidationError) -> str:
     if not hasattr(error, "error_dict"):
         return " ".join(error.messages)
     return "; ".join(f"{field}: {' '.join(texts)}" for field, texts in error.message_dict.items())
+
+
+class IdempotencyKeyReused(ValidationError):
+    """An idempotency key (an API `Idempotency-Key`, the Create Liquidity page's hidden
+    key, an order's `client_order_id`) that already names a different request. The first
+    request's result stands; this one changes nothing. The API answers 422
+    `idempotency_key_reused`; a page shows `message` above its form."""
+
+    message_text = (
+        "This idempotency key was already used for a different request; nothing was "
+        "changed. Send a new key for a new request."
+    )
+
+    def __init__(self, field: str = NON_FIELD_ERRORS, message: str | None = None):
+        super().__init__({field: message or self.message_text})

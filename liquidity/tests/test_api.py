@@ -12,7 +12,7 @@ from market.models import LedgerEntry, MarketMakerClient, Order, TicketLog
 from market.services.market_makers import market_maker_deactivate
 from market.services.orders import order_place, order_request_parse
 from market.tests import factories
-from market.tests.helpers import assert_all_invariants
+from market.tests.helpers import assert_all_invariants, race_behind_a_lock
 
 D = Decimal
 LP, AH = MarketMakerClient.Type.LIQUIDITY_PROVIDER, MarketMakerClient.Type.ASSET_HOLDER
@@ -362,7 +362,7 @@ def test_an_operation_emptied_by_deactivation_says_so_and_refuses_a_withdrawal(s
             "orders": 3,
             "orders_resting": 3,
             "orders_cancelled_by_deactivation": 0,
-            "quantity_resting": 3571,
+            "quantity_resting": 3559,
         },
     ]
     listed = staff_client.get("/api/v1/liquidity/operations").json()["items"][0]
@@ -379,3 +379,54 @@ def test_an_operation_emptied_by_deactivation_says_so_and_refuses_a_withdrawal(s
     assert response.json()["error"] == "nothing_to_withdraw"
     assert "no open orders left" in response.json()["message"]
     assert TicketLog.objects.count() == tickets
+
+
+def test_the_same_key_with_a_different_request_answers_422_and_changes_nothing(staff_client):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=10000)
+    first = post(staff_client, "create", REQUEST, HTTP_IDEMPOTENCY_KEY="op-1")
+    assert first.status_code == 201
+    tickets, orders = TicketLog.objects.count(), Order.objects.count()
+
+    again = post(staff_client, "create", REQUEST, HTTP_IDEMPOTENCY_KEY="op-1")
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    changed = post(
+        staff_client, "create", {**REQUEST, "ask_amount_eur": "40000"}, HTTP_IDEMPOTENCY_KEY="op-1"
+    )
+    assert changed.status_code == 422
+    ticket_id = first.json()["ticket_id"]
+    assert changed.json() == {
+        "error": "idempotency_key_reused",
+        "message": f"Liquidity operation {ticket_id} was already executed with this "
+        "idempotency key, for a different request; nothing was changed.",
+    }
+    assert (TicketLog.objects.count(), Order.objects.count()) == (tickets, orders)
+    assert LiquidityOperation.objects.count() == 1
+
+
+@pytest.mark.postgres  # row locks
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.usefixtures("migrated_rows")
+def test_the_same_key_sent_while_the_first_call_runs_returns_the_same_operation():
+    """The retry arrives while the first call holds the market lock; it answers 200 with
+    the first operation, not 409 plan_changed (its fingerprint no longer matches the book
+    the first call changed)."""
+    staff = factories.StaffFactory()
+    factories.market_maker(LP, EUR="1000000")
+    factories.market_maker(AH, CEA=100000)
+    clients = [Client(), Client()]
+    for client in clients:
+        client.force_login(staff)
+    body = {**REQUEST, "fingerprint": post(clients[0], "preview", REQUEST).json()["fingerprint"]}
+
+    def create(client):
+        return lambda: post(client, "create", body, HTTP_IDEMPOTENCY_KEY="op-1")
+
+    first, retry, retry_waited = race_behind_a_lock(create(clients[0]), create(clients[1]))
+    assert retry_waited is True
+    assert (first.status_code, retry.status_code) == (201, 200), retry.content
+    assert retry.json() == first.json()
+    assert LiquidityOperation.objects.count() == 1
+    assert Order.objects.count() == 6
+    assert_all_invariants()

@@ -17,7 +17,7 @@ from market.models import Balance, LedgerEntry, MarketMakerClient, Order, Ticket
 from market.services.market_makers import market_maker_deactivate
 from market.services.orders import order_place, order_request_parse
 from market.tests import factories
-from market.tests.helpers import assert_all_invariants
+from market.tests.helpers import assert_all_invariants, race_behind_a_lock
 
 D = Decimal
 LP, AH = MarketMakerClient.Type.LIQUIDITY_PROVIDER, MarketMakerClient.Type.ASSET_HOLDER
@@ -306,12 +306,86 @@ def test_execute_without_htmx_is_a_plain_redirect_and_idempotent(client):
     funded_market()
     preview = client.post(PREVIEW, REQUEST)
     data = execute_data(preview)
-    first = client.post(EXECUTE, data)
-    again = client.post(EXECUTE, data)  # a double submit
+    first = client.post(EXECUTE, data, follow=True)
+    tickets = TicketLog.objects.count()
+    again = client.post(EXECUTE, data, follow=True)  # a double submit, or a reload
     op = LiquidityOperation.objects.get()
-    assert first.status_code == again.status_code == 302
-    assert first["Location"] == again["Location"] == f"/backoffice/liquidity/{op.pk}/"
+    detail = f"/backoffice/liquidity/{op.pk}/"
+    assert first.redirect_chain == again.redirect_chain == [(detail, 302)]
+    assert f"Liquidity operation {op.ticket.ticket_id} placed 6 orders" in html(first)
+    assert (
+        f"Liquidity operation {op.ticket.ticket_id} was already executed from this preview; "
+        "nothing new was placed."
+    ) in html(again)
+    assert "placed 6 orders" not in html(again)
+    assert Order.objects.count() == 6 and TicketLog.objects.count() == tickets
+
+
+def test_a_second_htmx_confirm_goes_to_the_operation_already_executed(client):
+    funded_market()
+    data = execute_data(client.post(PREVIEW, REQUEST, **HX))
+    first = client.post(EXECUTE, data, **HX)
+    again = client.post(EXECUTE, data, **HX)
+    assert again["HX-Redirect"] == first["HX-Redirect"]
+    assert "already executed" in html(client.get(again["HX-Redirect"]))
+    assert LiquidityOperation.objects.count() == 1
+
+
+def test_a_key_reused_for_another_request_shows_why_and_a_new_key(client):
+    """A Confirm form whose inputs no longer match what its key executed (edited by hand,
+    or a stale copy of the page): refused, nothing placed, and the preview shown again
+    with a new key, so confirming that plan places it."""
+    funded_market()
+    data = execute_data(client.post(PREVIEW, REQUEST))
+    client.post(EXECUTE, data)
+    op = LiquidityOperation.objects.get()
+    before = (Order.objects.count(), TicketLog.objects.count())
+
+    response = client.post(EXECUTE, {**data, "ask_amount_eur": "40000"})
+    body = html(response)
+    assert response.status_code == 200 and is_full_page(response)
+    assert 'data-level="error"' in body
+    assert (
+        f"Liquidity operation {op.ticket.ticket_id} was already executed with this "
+        "idempotency key, for a different request; nothing was changed. Below is the plan "
+        "for these inputs: confirm it to place a new operation."
+    ) in body
+    assert (Order.objects.count(), TicketLog.objects.count()) == before
+    new_key = hidden(response, "idempotency_key")
+    assert new_key != data["idempotency_key"] and len(new_key) == 32
+    assert client.post(EXECUTE, execute_data(response, ask_amount_eur="40000")).status_code == 302
+    assert LiquidityOperation.objects.count() == 2
+
+
+@pytest.mark.postgres  # row locks
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.usefixtures("migrated_rows")
+@pytest.mark.parametrize("headers", [{}, HX], ids=["plain", "htmx"])
+def test_two_confirms_at_once_make_one_operation_and_both_go_to_it(headers):
+    """Without JavaScript nothing stops a double click: the second POST arrives while the
+    first holds the market lock. It must go to the first one's operation, not re-show a
+    changed plan under a new key."""
+    staff = factories.StaffFactory()
+    factories.market_maker(LP, EUR="1000000")
+    factories.market_maker(AH, CEA=100000)
+    clients = [Client(), Client()]
+    for each in clients:
+        each.force_login(staff)
+    data = execute_data(clients[0].post(PREVIEW, REQUEST))
+
+    def confirm(each):
+        return lambda: each.post(EXECUTE, data, **headers)
+
+    first, second, second_waited = race_behind_a_lock(confirm(clients[0]), confirm(clients[1]))
+    assert second_waited is True
+    op = LiquidityOperation.objects.get()
+    location = "HX-Redirect" if headers else "Location"
+    for response in (first, second):
+        assert response.has_header(location), html(response)[:500]
+        assert response[location] == f"/backoffice/liquidity/{op.pk}/"
+    assert "already executed" in html(clients[1].get(second[location]))
     assert Order.objects.count() == 6
+    assert_all_invariants()
 
 
 def test_execute_after_the_market_moved_shows_the_fresh_plan(client):

@@ -230,6 +230,79 @@ def test_without_javascript_preview_and_execute_are_plain_posts(
         context.close()
 
 
+def test_the_same_preview_confirmed_twice_without_javascript_makes_one_operation(
+    browser, live_server, ops_user, makers, screenshot
+):
+    """Without JavaScript nothing disables the button: the preview is confirmed, then the
+    same preview (kept in a second tab, or resent) is confirmed again. The second submit
+    lands on the operation the first made; a stale copy whose inputs were changed places
+    nothing and says why."""
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 1280, "height": 900}
+    )
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.get_by_label("Username").fill("ops")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.goto(f"{live_server.url}/backoffice/liquidity/new/")
+        page.get_by_test_id("market-CEA").click()
+        page.get_by_label("BID liquidity (EUR)").fill("100000")
+        page.get_by_label("ASK liquidity (EUR)").fill("10000")
+        page.get_by_role("button", name="Preview").click()
+        page.wait_for_url("**/liquidity/preview/")
+        preview_html = page.content()
+
+        page.get_by_role("button", name="Confirm & Execute").click()
+        page.wait_for_url(re.compile(r"/backoffice/liquidity/\d+/$"))
+        op = LiquidityOperation.objects.get()
+        placed = Order.objects.count()
+        assert f"placed {placed} orders" in page.get_by_role("status").first.inner_text()
+
+        # The same preview in a second tab, served as the browser kept it.
+        copy_url = f"{live_server.url}/backoffice/liquidity/preview/copy/"
+
+        def open_copy(html):
+            tab = context.new_page()
+            tab.route(copy_url, lambda route: route.fulfill(body=html, content_type="text/html"))
+            tab.goto(copy_url)
+            return tab
+
+        tab = open_copy(preview_html)
+        tab.get_by_role("button", name="Confirm & Execute").click()
+        tab.wait_for_url(f"**/backoffice/liquidity/{op.pk}/")
+        notice = tab.get_by_role("status").first.inner_text()
+        assert f"{op.ticket.ticket_id} was already executed from this preview" in notice
+        assert LiquidityOperation.objects.count() == 1 and Order.objects.count() == placed
+        screenshot(tab, "liquidity-already-executed")
+        tab.set_viewport_size({"width": 390, "height": 844})
+        screenshot(tab, "liquidity-already-executed-phone")
+
+        # A stale copy whose inputs no longer match what its key executed.
+        stale = preview_html.replace(
+            'name="ask_amount_eur" value="10000', 'name="ask_amount_eur" value="3000'
+        )
+        assert stale != preview_html
+        tab = open_copy(stale)
+        tab.get_by_role("button", name="Confirm & Execute").click()
+        tab.wait_for_url("**/liquidity/execute/")
+        notice = tab.get_by_test_id("plan-notice")
+        assert notice.get_attribute("data-level") == "error"
+        assert "already executed with this idempotency key" in notice.inner_text()
+        assert LiquidityOperation.objects.count() == 1 and Order.objects.count() == placed
+        screenshot(tab, "liquidity-key-reused")
+        tab.set_viewport_size({"width": 390, "height": 844})
+        screenshot(tab, "liquidity-key-reused-phone")
+        # The page shows the plan for these inputs under a new key: confirming places it.
+        tab.get_by_role("button", name="Confirm & Execute").click()
+        tab.wait_for_url(re.compile(r"/backoffice/liquidity/\d+/$"))
+        assert LiquidityOperation.objects.count() == 2
+        assert_all_invariants()
+    finally:
+        context.close()
+
+
 def test_inline_errors_in_the_browser(page, live_server, browser_login, ops_user, makers):
     browser_login(page, "ops", PASSWORD)
     page.goto(f"{live_server.url}/backoffice/liquidity/new/")

@@ -27,7 +27,7 @@ from market.models import Holder, MarketMakerClient, Order, TicketLog, Trade
 from market.permissions import CANCEL_ORDERS
 from market.services.audit import ticket_number, ticket_rows_insert, tickets_record
 from market.services.ledger import BalanceSheet
-from market.validation import FieldErrors
+from market.validation import FieldErrors, IdempotencyKeyReused
 
 Side, Type, Status = Order.Side, Order.Type, Order.Status
 MAX_CLIENT_ORDER_ID = 64
@@ -141,7 +141,9 @@ def order_place(
     Invariants on return (or nothing changed, on error): the book is not crossed;
     every open order's `reserved` equals what it may still spend and the owner's locked
     balance includes it; fees went to the house; a market order never rests. An order
-    with a `client_order_id` the owner already used returns that order (`created=False`).
+    with a `client_order_id` the owner already used returns that order (`created=False`)
+    when it is the same order (market, side, type, price, quantity or EUR amount); a
+    different order under that key raises `IdempotencyKeyReused` and changes nothing.
 
     Locks the market row, then every balance row it touches (taker, makers and, when a fee
     is paid, the house's EUR) in primary-key order. On PostgreSQL the transaction is
@@ -151,7 +153,7 @@ def order_place(
     Raises ValidationError (keyed by field) for a closed market, insufficient funds, or a
     market order that cannot trade at all.
     """
-    existing = _already_placed(owner, request.client_order_id)
+    existing = _already_placed(owner, request)
     if existing is not None:
         return existing
     try:
@@ -162,22 +164,48 @@ def order_place(
     except (IntegrityError, ValidationError):
         # A twin request with the same key (on either market) may have committed while
         # this one waited on a lock: it gets that order back, not a unique-key error or a
-        # refusal judged on what the twin left behind.
-        existing = _already_placed(owner, request.client_order_id)
+        # refusal judged on what the twin left behind (or, for a different order under
+        # the same key, `IdempotencyKeyReused`).
+        existing = _already_placed(owner, request)
         if existing is not None:
             return existing
         raise
     return _placement(outcome, ticket_ids, now)
 
 
-def _already_placed(owner: Holder, client_order_id: str | None) -> Placement | None:
-    if not client_order_id:
+def _already_placed(owner: Holder, request: OrderRequest) -> Placement | None:
+    """The order `owner` placed before under the request's key, if it is this request;
+    `IdempotencyKeyReused` if that key placed a different order."""
+    if not request.client_order_id:
         return None
-    order = Order.objects.filter(owner=owner, client_order_id=client_order_id).first()
+    order = Order.objects.filter(owner=owner, client_order_id=request.client_order_id).first()
     if order is None:
         return None
+    if not _same_order(order, request):
+        raise IdempotencyKeyReused(
+            "client_order_id",
+            f"Order #{order.pk} was already placed with this idempotency key, and it is a "
+            "different order; nothing was changed.",
+        )
     message = f"Order #{order.pk} was already placed with this idempotency key."
     return Placement(order=order, message=message, created=False)
+
+
+def _same_order(order: Order, request: OrderRequest) -> bool:
+    """Whether `order` is what `request` asks for: the same market, side, type, limit
+    price and size. A market buy by EUR amount is sized by its amount (its stored
+    quantity is what it bought)."""
+    if request.eur_budget is not None:
+        size_matches = order.eur_budget == request.eur_budget
+    else:
+        size_matches = order.eur_budget is None and order.quantity == request.quantity
+    return (
+        size_matches
+        and order.market_id == request.market.market_id
+        and order.side == request.side
+        and order.order_type == request.order_type
+        and order.price == request.price
+    )
 
 
 def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip):

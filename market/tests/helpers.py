@@ -1,12 +1,15 @@
-"""Shared by the market tests: invariant checks (the ledger, the book and matching) and
-helpers for the seeding commands."""
+"""Shared by the market tests: invariant checks (the ledger, the book and matching),
+helpers for the seeding commands, and a race run on PostgreSQL."""
 
+import threading
+import time
 from collections import defaultdict
 from decimal import Decimal
 from io import StringIO
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connection, transaction
 from django.db.models import Max, Min
 
 from market.core.money import fee_on
@@ -203,3 +206,100 @@ def seeded_state():
 def maker_available(name: str, asset: str) -> Decimal:
     maker = MarketMakerClient.objects.get(name=name)
     return Balance.objects.get(holder=maker.holder, asset=asset).available
+
+
+def run_together(*workers, timeout=120):
+    """Run each callable in its own thread, released at once by a barrier; return their
+    results (a value, or the exception it raised) in order."""
+    barrier = threading.Barrier(len(workers))
+    results = [None] * len(workers)
+
+    def run(index, worker):
+        try:
+            barrier.wait(timeout=30)
+            results[index] = worker()
+        except BaseException as error:  # reported to the test, never lost in the thread
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=run, args=(index, worker), daemon=True)
+        for index, worker in enumerate(workers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+        assert not thread.is_alive(), "a worker hung (deadlock?)"
+    return results
+
+
+def race_behind_a_lock(first, second, *, timeout: float = 30):
+    """The deterministic form of a race, on PostgreSQL: `first` runs in a thread inside a
+    transaction it keeps open; once it is done, `second` starts in another thread, and
+    `first` commits only when a session of this database waits on a lock (`second`,
+    queued behind what `first` holds), or after `timeout`.
+
+    Returns (what `first` returned, what `second` returned, whether `second` was seen
+    waiting on a lock); a worker that raised returns its exception. Each thread has its
+    own connection, closed when it is done (a third one watches: PostgreSQL's activity
+    view holds still within a transaction).
+    """
+    first_done, release = threading.Event(), threading.Event()
+
+    def hold_first():
+        try:
+            with transaction.atomic():
+                outcome = first()
+                first_done.set()
+                release.wait(timeout * 2)
+            return outcome
+        finally:
+            first_done.set()
+
+    def start_second():
+        assert first_done.wait(timeout), "the first worker never finished"
+        return second()
+
+    def watch():
+        try:
+            assert first_done.wait(timeout), "the first worker never finished"
+            return _a_session_waits_on_a_lock(timeout)
+        finally:
+            release.set()
+
+    results: list = [None, None, None]
+
+    def run(index, work):
+        try:
+            results[index] = work()
+        except BaseException as error:  # reported to the test, never lost in the thread
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=run, args=(index, work), daemon=True)
+        for index, work in enumerate((hold_first, start_second, watch))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout * 4)
+        assert not thread.is_alive(), "a worker hung (deadlock?)"
+    return tuple(results)
+
+
+def _a_session_waits_on_a_lock(timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.02)
+    return False

@@ -37,6 +37,7 @@ from market.forms import OrderEntryForm
 from market.models import Market, Order
 from market.services.holders import trader_holder_for
 from market.services.orders import order_cancel, order_place
+from market.validation import IdempotencyKeyReused
 
 PAGE = "market/cash_market.html"
 BOOK_DEPTH = 50
@@ -455,11 +456,13 @@ def _with_max_amount(data, *, holder, market: Market):
 def place_order(request, code: str):
     """Place the order. HTMX: a fresh order-entry panel (or the one with its errors), the
     result as a toast, and `HX-Trigger: market-changed`. Otherwise: redirect back to the
-    page with a message, or the page with the form's errors."""
+    page with a message, or the page with the form's errors. A key already used for a
+    different order is refused on the form, which then carries a new key."""
     market = _market(code)
     holder = trader_holder_for(request.user)
     form = OrderEntryForm(request.POST, market_code=market.code)
     placement = None
+    key_reused = False
     if form.is_valid():
         try:
             placement = order_place(
@@ -468,6 +471,13 @@ def place_order(request, code: str):
                 actor=request.user,
                 ip=client_ip(request),
             )
+        except IdempotencyKeyReused as error:
+            # An earlier submit of this form placed an order the page may never have
+            # shown (its answer was lost): keep the inputs under a new key, and refresh.
+            key_reused = True
+            form.add_service_error(error)
+            form.add_error(None, "Check My orders, then review and confirm again to place it.")
+            form.renew_key()
         except ValidationError as error:
             form.add_service_error(error)
     if placement is None:
@@ -478,7 +488,10 @@ def place_order(request, code: str):
             "form": form,
             "balances": selectors.holder_balances(holder=holder),
         }
-        return _render_partials(request, "order-entry", context)
+        response = _render_partials(request, "order-entry", context)
+        if key_reused:
+            response["HX-Trigger"] = MARKET_CHANGED
+        return response
 
     level = messages.SUCCESS if placement.created else messages.INFO
     if placement.order.status == Order.Status.CANCELLED and not placement.order.filled_quantity:

@@ -3,6 +3,7 @@
 Hypothesis drives four traders and two market makers through random deposits,
 withdrawals (some larger than what is available), limit and market orders on a small
 price grid around the reference prices (so orders cross often), idempotent re-placements
+(and keys reused for other orders, which are refused)
 and cancels (by the owner, by staff, by someone else, of closed orders). After every step
 all invariants are checked; a refused operation must raise ValidationError and change
 nothing at all.
@@ -44,6 +45,7 @@ from market.tests.helpers import (
     assert_matching_invariants,
     totals_by_asset,
 )
+from market.validation import IdempotencyKeyReused
 
 D = Decimal
 ZERO = D("0")
@@ -158,7 +160,8 @@ class MarketMachine(RuleBasedStateMachine):
         self.allowed_sides[world.asset_holder.pk] = (SELL,)
         # Expected total of each asset over all holders: net deposits, tracked here.
         self.expected_totals = defaultdict(lambda: ZERO, world.totals)
-        self.keys = {}  # (holder id, client order id) -> order id
+        # (holder id, client order id) -> (order id, what that order asked for)
+        self.keys = {}
         self._orders = None  # cached (id, owner kind, resting) rows for preconditions
         self._changed = True  # something changed since the invariants last ran
         self._atomic = transaction.atomic()
@@ -217,7 +220,16 @@ class MarketMachine(RuleBasedStateMachine):
         reserve_asset = "EUR" if side == BUY else market
         available = self._balance(holder, reserve_asset).available
         fee_rate = self._fee_rate(holder, market, side)
-        previous = self.keys.get((holder.pk, key)) if key else None
+        asked = (
+            market,
+            side,
+            order_type,
+            fields.get("price"),
+            fields.get("quantity"),
+            fields.get("eur_budget"),
+        )
+        previous, previous_asked = self.keys.get((holder.pk, key), (None, None))
+        reused = previous is not None and previous_asked != asked
 
         must_fail = must_pass = False
         needed = None  # what the order must reserve, where the spec fixes it
@@ -228,8 +240,10 @@ class MarketMachine(RuleBasedStateMachine):
         elif order_type == LIMIT:
             value = fields["price"] * fields["quantity"]
             needed = value + fee_on(value, fee_rate)
-        if previous is not None:
-            must_pass = True  # the key was used: the first order comes back
+        if reused:
+            must_fail = True  # the key was used for another order: refused
+        elif previous is not None:
+            must_pass = True  # the key was used for this order: the first one comes back
         elif order_type == LIMIT:
             must_pass = available >= needed
             must_fail = not must_pass
@@ -249,6 +263,7 @@ class MarketMachine(RuleBasedStateMachine):
             placement = order_place(owner=holder, request=request)
         except ValidationError as error:
             assert not must_pass, (error, available, fields)
+            assert isinstance(error, IdempotencyKeyReused) == reused, (error, fields)
             assert snapshot() == before, "a refused order changed something"
             event(f"refused: {error.messages[0].split(':')[0]}")
             return error
@@ -263,7 +278,7 @@ class MarketMachine(RuleBasedStateMachine):
         assert placement.created
         self._mutated()
         if key:
-            self.keys[(holder.pk, key)] = order.pk
+            self.keys[(holder.pk, key)] = (order.pk, asked)
         event(f"placed {order_type} {side}: {order.status}")
 
         order.refresh_from_db()

@@ -10,6 +10,7 @@ from market.services.holders import house_holder
 from market.services.orders import order_cancel, order_place, order_request_parse
 from market.tests import factories
 from market.tests.helpers import assert_all_invariants
+from market.validation import IdempotencyKeyReused
 
 D = Decimal
 pytestmark = pytest.mark.django_db
@@ -265,6 +266,56 @@ def test_idempotency_key_returns_the_first_order(cea):
     assert again.order.pk == first.order.pk and not again.created
     assert Order.objects.filter(owner=buyer).count() == 1
     assert balance(buyer, "EUR") == (D("989.95"), D("10.05"))
+
+
+def test_a_market_buy_by_eur_amount_retried_returns_the_first_order(cea):
+    seller, buyer = factories.trader(CEA=10), factories.trader(EUR="1000")
+    place(seller, "SELL", price="14.00", quantity=10)
+    first = place(buyer, "BUY", "MARKET", eur_budget="30.00", client_order_id="abc-1")
+    assert first.order.quantity == 2  # what it bought, stored as its quantity
+    again = place(buyer, "BUY", "MARKET", eur_budget="30", client_order_id="abc-1")
+    assert again.order.pk == first.order.pk and not again.created
+    assert Trade.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"price": "10.01"},
+        {"quantity": 2},
+        {"side": "SELL"},
+        {"order_type": "MARKET", "price": None},
+        {"market": "EUA", "price": "80.00"},
+    ],
+    ids=lambda changed: next(iter(changed)),
+)
+def test_a_client_order_id_reused_for_a_different_order_is_refused(cea, eua, changed):
+    buyer = factories.trader(EUR="1000", CEA=5)
+    seller = factories.trader(CEA=10, EUA=10)
+    place(seller, "SELL", price="14.00", quantity=10)
+    place(seller, "SELL", price="80.00", quantity=10, market="EUA")
+    first = place(buyer, "BUY", price="10.00", quantity=1, client_order_id="abc-1").order
+    before = (
+        list(Order.objects.values_list("pk", "status", "reserved")),
+        LedgerEntry.objects.count(),
+        balance(buyer, "EUR"),
+    )
+    fields = {"side": "BUY", "price": "10.00", "quantity": 1, **changed}
+    with pytest.raises(IdempotencyKeyReused) as refused:
+        place(buyer, client_order_id="abc-1", **fields)
+    assert refused.value.message_dict == {
+        "client_order_id": [
+            f"Order #{first.pk} was already placed with this idempotency key, and it is a "
+            "different order; nothing was changed."
+        ]
+    }
+    after = (
+        list(Order.objects.values_list("pk", "status", "reserved")),
+        LedgerEntry.objects.count(),
+        balance(buyer, "EUR"),
+    )
+    assert after == before
+    assert_all_invariants()
 
 
 def test_paused_market_refuses_orders(cea):

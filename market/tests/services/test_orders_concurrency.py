@@ -2,21 +2,19 @@
 processes … can place orders at once: no double fill, no overdraft").
 
 Each worker thread has its own database connection (Django's connections are per thread)
-and closes it when done. A `threading.Barrier` releases the workers together.
+and closes it when done (`market.tests.helpers`: `run_together` releases the workers at
+once through a barrier; `race_behind_a_lock` is the deterministic form of a race).
 
 Skipped on other databases outside CI; under CI (`CI=true`) these tests always run and
 fail when the database is not PostgreSQL.
 """
 
 import random
-import threading
-import time
 from collections import defaultdict
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
 
 from market.models import Balance, LedgerEntry, Order, Trade
 from market.services.ledger import withdraw
@@ -27,7 +25,13 @@ from market.services.orders import (
     orders_cancel,
 )
 from market.tests import factories
-from market.tests.helpers import assert_all_invariants, assert_matching_invariants
+from market.tests.helpers import (
+    assert_all_invariants,
+    assert_matching_invariants,
+    race_behind_a_lock,
+    run_together,
+)
+from market.validation import IdempotencyKeyReused
 
 D = Decimal
 ZERO = D("0")
@@ -38,33 +42,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.usefixtures("migrated_rows"),
 ]
-
-
-def run_together(*workers, timeout=120):
-    """Run each callable in its own thread, released at once by a barrier; return their
-    results (a value, or the exception it raised) in order."""
-    barrier = threading.Barrier(len(workers))
-    results = [None] * len(workers)
-
-    def run(index, worker):
-        try:
-            barrier.wait(timeout=30)
-            results[index] = worker()
-        except BaseException as error:  # reported to the test, never lost in the thread
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=run, args=(index, worker), daemon=True)
-        for index, worker in enumerate(workers)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-        assert not thread.is_alive(), "a worker hung (deadlock?)"
-    return results
 
 
 def place(holder, side, order_type="LIMIT", market="CEA", **fields):
@@ -190,61 +167,49 @@ def test_same_idempotency_key_at_once_creates_one_order_and_both_get_it():
     assert_matching_invariants()
 
 
-@pytest.mark.parametrize(
-    "retry_market",
-    [
-        "CEA",
-        "EUA",
-    ],
-)
-def test_retry_waiting_for_the_first_order_gets_it_back(retry_market):
+def test_retry_waiting_for_the_first_order_gets_it_back():
     """Deterministic form of the race above, with funds for one order only: the retry
-    looks the key up while the first order is placed but not committed, then waits on a
-    lock the first holds (the market row; on another market, the EUR balance row). After
-    the first commits, the retry must return that order (created=False), not refuse for
-    lack of the funds the first order reserved."""
+    looks the key up while the first order is placed but not committed, then waits on the
+    market row the first holds. After the first commits, the retry must return that order
+    (created=False), not refuse for lack of the funds the first order reserved. (The same
+    key on another market is another order: see the next test.)"""
     buyer = factories.trader(EUR="150.00")  # 10 × 14.00 + 0.70 fee, once
-    first_placed, release = threading.Event(), threading.Event()
 
     def first():
-        with transaction.atomic():
-            placement = place(buyer, "BUY", price="14.00", quantity=10, client_order_id="k")
-            first_placed.set()
-            assert release.wait(30), "the retry never waited on the market lock"
-        return placement
+        return place(buyer, "BUY", price="14.00", quantity=10, client_order_id="k")
 
-    def retry():
-        assert first_placed.wait(30)
-        price = "14.00" if retry_market == "CEA" else "81.00"
-        return place(
-            buyer, "BUY", market=retry_market, price=price, quantity=10, client_order_id="k"
-        )
-
-    def watcher():
-        # Commit the first order only once the retry is blocked on one of its locks.
-        assert first_placed.wait(30)
-        with connection.cursor() as cursor:
-            for _ in range(300):
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-                if cursor.fetchone()[0]:
-                    break
-                time.sleep(0.02)
-            else:
-                release.set()
-                return False
-        release.set()
-        return True
-
-    first_result, retry_result, retry_waited = run_together(first, retry, watcher)
-    assert retry_waited is True, retry_waited
+    first_result, retry_result, retry_waited = race_behind_a_lock(first, first)
+    assert retry_waited is True
     assert not isinstance(first_result, BaseException), first_result
     order = Order.objects.get(owner=buyer)
     assert first_result.created and first_result.order.pk == order.pk
     assert not isinstance(retry_result, BaseException), retry_result
     assert not retry_result.created and retry_result.order.pk == order.pk
+    assert_all_invariants()
+
+
+@pytest.mark.parametrize("retry_market", ["CEA", "EUA"])
+def test_a_different_order_racing_the_first_under_its_key_is_refused(retry_market):
+    """Same client_order_id, another order (another quantity; on the other market, also
+    another price), while the first is placed but not committed: once the first commits,
+    the second is refused as a reused key, not placed and not refused for lack of the
+    funds the first reserved."""
+    buyer = factories.trader(EUR="150.00")  # 10 × 14.00 + 0.70 fee, once
+
+    def first():
+        return place(buyer, "BUY", price="14.00", quantity=10, client_order_id="k")
+
+    def second():
+        price = "14.00" if retry_market == "CEA" else "81.00"
+        return place(
+            buyer, "BUY", market=retry_market, price=price, quantity=11, client_order_id="k"
+        )
+
+    first_result, second_result, second_waited = race_behind_a_lock(first, second)
+    assert second_waited is True
+    assert not isinstance(first_result, BaseException), first_result
+    assert isinstance(second_result, IdempotencyKeyReused), second_result
+    assert Order.objects.filter(owner=buyer).get().pk == first_result.order.pk
     assert_all_invariants()
 
 

@@ -371,6 +371,39 @@ def test_a_double_submit_places_one_order(client_alice, alice, book):
     assert "already placed" in html(response)
 
 
+@pytest.mark.parametrize("htmx", [True, False], ids=["htmx", "plain"])
+def test_a_key_reused_for_a_different_order_is_refused_on_the_form_with_a_new_key(
+    client_alice, alice, book, htmx
+):
+    """The first submit placed an order but its answer was lost; the trader changed the
+    quantity and submitted the same form again."""
+    headers = HTMX if htmx else {}
+    client_alice.post(
+        PLACE, order_data(price="13.00", quantity="1", client_order_id="k-1"), headers=headers
+    )
+    first = Order.objects.get(owner=alice)
+    locked = Balance.objects.get(holder=alice, asset="EUR").locked
+    changed = order_data(price="13.00", quantity="2", client_order_id="k-1")
+    response = client_alice.post(PLACE, changed, headers=headers)
+    assert response.status_code == 200
+    body = html(response)
+    assert 'data-testid="form-errors"' in body
+    assert (
+        f"Order #{first.pk} was already placed with this idempotency key, and it is a "
+        "different order; nothing was changed."
+    ) in body
+    assert "Check My orders, then review and confirm again to place it." in body
+    if htmx:  # the rest of the page refreshes: it may never have shown the first order
+        assert response["HX-Trigger"] == "market-changed"
+    assert list(Order.objects.filter(owner=alice)) == [first]
+    assert Balance.objects.get(holder=alice, asset="EUR").locked == locked
+    # The trader's inputs are kept under a new key: submitting again places the order.
+    key = re.search(r'name="client_order_id" value="([0-9a-f]{32})"', body).group(1)
+    assert 'name="quantity" id="id_quantity" value="2"' in body
+    client_alice.post(PLACE, {**changed, "client_order_id": key}, headers=headers)
+    assert Order.objects.filter(owner=alice).exclude(pk=first.pk).get().quantity == 2
+
+
 BAD_INPUT = [
     ({"quantity": "-5"}, "quantity", "Must be greater than zero."),
     ({"quantity": "0"}, "quantity", "Must be greater than zero."),

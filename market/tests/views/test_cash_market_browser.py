@@ -330,6 +330,58 @@ def test_bad_input_shows_inline_errors_and_places_nothing(
     assert not Order.objects.filter(owner=trader).exists()
 
 
+def test_a_lost_answer_then_a_changed_order_is_refused_and_can_be_placed_again(
+    page, browser_login, live_server, trader, screenshot
+):
+    """The first order is placed but its answer never reaches the page, so the form keeps
+    its key; the trader changes the quantity and confirms again. That is another order
+    under a used key: refused next to the form, nothing placed; the form then carries a
+    new key and confirming again places it."""
+    seed_book(levels=3)
+    open_market(page, browser_login, live_server, trader)
+    place_url = f"{live_server.url}/market/CEA/orders/new/"
+
+    def lose_the_answer(route):
+        route.fetch()  # the server places the order
+        route.abort("connectionreset")
+
+    page.route(place_url, lose_the_answer, times=1)
+    page.locator("#id_price").fill("13.90")
+    page.locator("#id_quantity").fill("10")
+    page.get_by_test_id("review-order").click()
+    page.get_by_test_id("confirm-order").click()
+    for _ in range(100):
+        if Order.objects.filter(owner=trader).exists():
+            break
+        page.wait_for_timeout(50)
+    first = Order.objects.get(owner=trader)
+    key = page.locator("input[name=client_order_id]").input_value()
+    assert key == first.client_order_id  # the page never heard back
+
+    page.locator("#id_quantity").fill("20")
+    page.get_by_test_id("review-order").click()
+    page.get_by_test_id("confirm-order").click()
+    errors = page.get_by_test_id("form-errors")
+    errors.wait_for()
+    assert f"Order #{first.pk} was already placed with this idempotency key" in (
+        errors.inner_text()
+    )
+    assert "Check My orders, then review and confirm again" in errors.inner_text()
+    assert list(Order.objects.filter(owner=trader)) == [first]
+    # The page now shows the order it never heard of.
+    page.locator(f"[data-testid=my-order][data-order-id='{first.pk}']").wait_for()
+    assert page.locator("#id_quantity").input_value() == "20"
+    assert page.locator("input[name=client_order_id]").input_value() != key
+    full_page(page, screenshot, "cash-market-key-reused")
+    page.set_viewport_size({"width": 390, "height": 844})
+    full_page(page, screenshot, "cash-market-key-reused-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    review_and_confirm(page)
+    second = Order.objects.filter(owner=trader).exclude(pk=first.pk).get()
+    assert second.quantity == 20 and second.price == D("13.90")
+
+
 def test_readme_screenshot(page, browser_login, live_server, trader, screenshot):
     """The README's screenshot (docs/screenshots/cash-market.png is a copy of it): a busy
     book, the trader's own orders, an order being reviewed."""
