@@ -278,9 +278,9 @@ def _executed_before(user, idempotency_key: str, request: LiquidityRequest):
 
 def _same_request(operation: LiquidityOperation, request: LiquidityRequest) -> bool:
     """Whether `operation` is what `request` asks for: the same market, BID and ASK
-    amounts, reference price (as asked, blank for the market's) and notes. The previewed
-    fingerprint is not part of it: it is the request's precondition, not the request, and
-    a retry may carry a fresher one."""
+    amounts, reference price (as asked, blank for the market's), its override and notes.
+    The previewed fingerprint is not part of it: it is the request's precondition, not the
+    request, and a retry may carry a fresher one."""
     asked = operation.ticket.request_payload.get("reference_price") or None
     return (
         operation.market_id == request.market.market_id
@@ -288,6 +288,8 @@ def _same_request(operation: LiquidityOperation, request: LiquidityRequest) -> b
         and operation.target_ask_eur == request.ask_amount_eur
         and (Decimal(asked) if asked else None) == request.reference_price
         and operation.notes == request.notes
+        and bool(operation.ticket.request_payload.get("reference_outside_band"))
+        == request.reference_outside_band
     )
 
 
