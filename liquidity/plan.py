@@ -43,9 +43,11 @@ How a plan is built
 5. **Sufficiency**: a side is sufficient when every level's certificates find makers.
    A short side yields a `Shortfall` (one per short side, so both when both are short)
    and suggested actions; it keeps its levels (what it would need) but gets **no
-   allocations and no orders**: a plan is placed whole or not at all. Its shortfall is
-   at least required − available, more when the makers' EUR is split so that none can
-   pay a certificate still needed (then the shortfall is what those certificates cost).
+   allocations and no orders**: a plan is placed whole or not at all. An ASK shortfall is
+   required − available; a BID shortfall adds one best-level price per maker and one
+   more, since each maker buys whole certificates and may leave less than one
+   certificate's price unused: funding the shortfall, spread over the side's makers or
+   given to a new one, always covers the side.
 6. `can_execute` = both sides sufficient and at least one order planned.
 
 Invariants (checked by `liquidity/tests/test_plan.py`)
@@ -264,9 +266,8 @@ class SidePlan:
     orders: tuple[PlannedOrder, ...]
     total_quantity: int
     total_value_eur: Decimal
-    # What the side lacks (0 when sufficient), in `asset`: required − available, or when
-    # the makers' EUR is enough but split so that none can pay a certificate still
-    # needed, what those certificates cost.
+    # What the side lacks (0 when sufficient), in `asset`: ASK required − available; BID
+    # that plus one best-level price per maker and one more (whole certificates each).
     shortfall: Decimal = Decimal(0)
 
     @property
@@ -585,14 +586,17 @@ def _side_plan(
             left[m] -= part * cost
         unplaced_units += (quantity - sum(parts)) * cost
     sufficient = unplaced_units == 0
-    # Short of funds: what is missing in all. Funds enough but split so that no maker can
-    # pay a certificate still needed: what the unplaced certificates cost.
+    # What to add so that the side is covered however it is spread over these makers:
+    # each buys whole certificates, so each may leave up to one certificate's price
+    # unused (the allocation places everything once the makers hold the required amount
+    # plus one best-level price per maker, see `test_plan.py`); one more for a new maker.
+    # Certificates offered are whole already: what is missing, exactly.
     if sufficient:
         shortfall = 0
-    elif required_units > available_units:
-        shortfall = required_units - available_units
+    elif bid:
+        shortfall = required_units + (len(makers) + 1) * max(prices) - available_units
     else:
-        shortfall = unplaced_units
+        shortfall = required_units - available_units
 
     # Integer cents / units throughout; a Decimal is built only for what the plan
     # returns, and each level's price Decimal once, shared by its orders.

@@ -68,7 +68,7 @@ def test_fund_existing_split_then_a_deactivation_then_no_second_withdrawal(
 
     # 1. The shortfall is the total to split; picking makers shows each share and the total.
     fund = page.get_by_test_id("provision-fund-bid")
-    assert fund.get_by_label("Amount", exact=True).input_value() == "39999.98"
+    assert fund.get_by_label("Amount", exact=True).input_value() == "40042.92"
     assert fund.get_by_test_id("fund-split-total").is_checked()
     summary = fund.get_by_test_id("fund-summary-bid")
     assert summary.inner_text().strip() == "Select market makers to fund."
@@ -83,22 +83,22 @@ def test_fund_existing_split_then_a_deactivation_then_no_second_withdrawal(
     fund.get_by_test_id("fund-total").wait_for()
     summary_shows("3 market")
     text = fund.get_by_test_id("fund-summary-bid").inner_text()
-    assert "€39,999.98 in total to 3 market makers" in text
-    assert "€13,333.33 + €13,333.33 + €13,333.32" in text
+    assert "€40,042.92 in total to 3 market makers" in text
+    assert "€13,347.64 each" in text
     fund.get_by_test_id("fund-split-each").check()
-    summary_shows("each")
-    assert "€119,999.94 in total" in fund.get_by_test_id("fund-summary-bid").inner_text()
+    summary_shows("€120,128.76 in total")
+    assert "€120,128.76 in total" in fund.get_by_test_id("fund-summary-bid").inner_text()
     fund.get_by_test_id("fund-split-total").check()
-    summary_shows(" + ")
+    summary_shows("€40,042.92 in total")
     fund.scroll_into_view_if_needed()
     at_both_widths(page, screenshot, "fund-existing-split")
 
     fund.get_by_role("button", name="Fund selected & refresh preview").click()
     page.locator('[data-testid="plan-status"][data-status="ready"]').wait_for()
     notice = page.get_by_test_id("plan-notice").inner_text()
-    assert "Funded 3 market makers with €39,999.98 in total" in notice
+    assert "Funded 3 market makers with €40,042.92 in total" in notice
     available = [Balance.objects.get(holder=lp.holder, asset="EUR").available for lp in lps]
-    assert available == [Decimal("43333.33"), Decimal("43333.33"), Decimal("13333.34")]
+    assert available == [Decimal("43347.64"), Decimal("43347.64"), Decimal("13347.66")]
 
     # 2. Execute; then one provider is deactivated, which cancels its bids.
     page.get_by_role("button", name="Confirm & Execute").click()

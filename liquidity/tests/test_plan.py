@@ -135,7 +135,7 @@ def test_both_sides_short_reports_two_shortfalls():
     assert (bid_short.required, bid_short.available, bid_short.shortfall) == (
         D("99987.06"),
         D("60000.50"),
-        D("39986.56"),
+        D("40014.50"),
     )
     assert (ask_short.side, ask_short.asset, ask_short.maker_type) == (
         "ASK",
@@ -149,8 +149,8 @@ def test_both_sides_short_reports_two_shortfalls():
     )
     assert plan.missing_assets == bid_short
     assert plan.suggested_actions == (
-        "Create liquidity providers holding €39,986.56 more",
-        "Fund existing liquidity providers with €39,986.56",
+        "Create liquidity providers holding €40,014.50 more",
+        "Fund existing liquidity providers with €40,014.50",
         "Create asset holders holding 2,559 CEA more",
         "Fund existing asset holders with 2,559 CEA",
     )
@@ -765,3 +765,31 @@ def test_no_level_is_planned_outside_the_price_band():
         refused.value.message
     )
     assert plan_for(market, ask="1000", ahs=[ah(1, "1000")], ref="15.30").can_execute
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bid=st.integers(1, 10**7).map(lambda c: D(c) / 100),
+    funds=st.lists(st.integers(0, 10**7), min_size=1, max_size=8),
+    new_maker=st.booleans(),
+)
+def test_funding_a_bid_shortfall_always_covers_the_side(bid, funds, new_maker):
+    """What the preview asks staff to add, spread over the providers or given to a new one,
+    makes the BID side executable: whole certificates per maker never leave it short."""
+    lps = [lp(i + 1, D(c) / 100) for i, c in enumerate(funds)]
+    plan = plan_for(bid=str(bid), lps=lps)
+    if plan.bid_plan.sufficient:
+        return
+    shortfall = cents(plan.bid_plan.shortfall)
+    assert shortfall >= cents(plan.bid_plan.required) - cents(plan.bid_plan.available) > 0 or (
+        plan.bid_plan.required <= plan.bid_plan.available
+    )
+    if new_maker:
+        funded = [*lps, lp(99, D(shortfall) / 100)]
+    else:
+        shares = largest_remainder(shortfall, [1] * len(lps))
+        funded = [
+            lp(m.market_maker_id, m.available + D(share) / 100)
+            for m, share in zip(lps, shares, strict=True)
+        ]
+    assert plan_for(bid=str(bid), lps=funded).bid_plan.sufficient

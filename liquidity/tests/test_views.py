@@ -239,12 +239,12 @@ def test_short_preview_shows_every_shortfall_with_provisioning(client):
     assert 'data-testid="shortfall-bid"' in body and 'data-testid="shortfall-ask"' in body
     # BID: €99,987.06 required (the certificates €100,000 buys at the levels' prices),
     # €1,000 available; ASK: 3,559 certificates at the ask levels' prices, 10 available.
-    assert "€98,987.06" in body
+    assert "€99,015.00" in body  # and one €13.97 certificate for each of 2 makers
     assert "3,549 CEA" in body
     assert 'data-testid="provision-create-bid"' in body
     assert 'data-testid="provision-fund-ask"' in body
     assert value(body, "bid-count") == "1" and value(body, "ask-total_amount") == "3549"
-    assert value(body, "bid-total_amount") == "98987.06"
+    assert value(body, "bid-total_amount") == "99015.00"
     assert 'id="execute-button" disabled' in body
 
 
@@ -497,8 +497,9 @@ def test_provision_fund_existing(client):
     lp2 = factories.market_maker(LP, EUR="30000")
     factories.market_maker(AH, CEA=10000)
     short = html(client.post(PREVIEW, REQUEST, **HX))
-    # The shortfall: €99,987.06 needed, €60,000 held.
-    assert len(inputs(short)["bid-market_makers"]) == 2 and "€39,987.06" in short
+    # The shortfall: €99,987.06 needed, €60,000 held, and a €13.97 certificate for each of
+    # the 2 makers and one more.
+    assert len(inputs(short)["bid-market_makers"]) == 2 and "€40,028.97" in short
     data = {
         **REQUEST,
         "side": "BID",
@@ -749,7 +750,7 @@ def test_an_operation_partly_cancelled_by_deactivation_says_so_and_what_remains(
     bid = detail.split('data-testid="remaining-bid"')[1].split("</li>")[0]
     ask = detail.split('data-testid="remaining-ask"')[1].split("</li>")[0]
     assert "0 of 3 orders resting" in bid and "3 cancelled by deactivation" in bid
-    assert "3 of 3 orders resting" in ask and "3,571 CEA still offered" in ask
+    assert "3 of 3 orders resting" in ask and "3,559 CEA still offered" in ask
     assert "market maker deactivated" in detail  # the cancelled orders' reason
     assert 'data-testid="withdraw"' in detail  # the asks can still be withdrawn
 
@@ -770,34 +771,32 @@ def test_fund_existing_splits_the_shortfall_among_the_selected_by_default(client
     factories.market_maker(AH, CEA=10000)
     short = client.post(PREVIEW, REQUEST, **HX)
     body = html(short)
-    # The shortfall (100,000 − 60,000.02) is the total, split: not given to each.
-    assert value(body, "bid-amount") == "39999.98"
+    # The shortfall (99,987.06 − 60,000.02, plus one €13.97 certificate per maker and one
+    # more) is the total, split: not given to each.
+    assert value(body, "bid-amount") == "40042.92"
     checked = [attrs for attrs in inputs(body)["bid-split"] if "checked" in attrs]
     assert [attrs["value"] for attrs in checked] == ["total"]
     assert "Select market makers to fund." in body
 
     data = {**REQUEST, "side": "BID", "bid-market_makers": [lp1.pk, lp2.pk, lp3.pk]}
-    data["bid-amount"] = "39999.98"
+    data["bid-amount"] = "40042.92"
     summary = html(client.post("/backoffice/liquidity/provision/fund/summary/", data, **HX))
-    assert "€39,999.98</span> in total to 3 market makers" in summary
-    assert "€13,333.33 + €13,333.33 + €13,333.32" in summary
+    assert "€40,042.92</span> in total to 3 market makers" in summary
+    assert "€13,347.64 each" in summary
     each = html(
         client.post(
             "/backoffice/liquidity/provision/fund/summary/", {**data, "bid-split": "each"}, **HX
         )
     )
-    assert "€119,999.94</span> in total to 3 market makers" in each and "each" in each
+    assert "€120,128.76</span> in total to 3 market makers" in each and "each" in each
 
     response = html(client.post(PROVISION_FUND, data, **HX))
-    assert (
-        "Funded 3 market makers with €39,999.98 in total "
-        "(€13,333.33 + €13,333.33 + €13,333.32)." in response
-    )
+    assert "Funded 3 market makers with €40,042.92 in total (€13,347.64 each)." in response
     assert 'data-status="ready"' in response
     assert [
         Balance.objects.get(holder=maker.holder, asset="EUR").available
         for maker in (lp1, lp2, lp3)
-    ] == [D("43333.33"), D("43333.33"), D("13333.34")]
+    ] == [D("43347.64"), D("43347.64"), D("13347.66")]
     assert_all_invariants()
 
 
