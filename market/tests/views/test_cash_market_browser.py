@@ -459,3 +459,28 @@ def test_the_basic_flow_works_without_javascript(browser, live_server, trader, s
         full_page(page, screenshot, "cash-market-no-js")
     finally:
         context.close()
+
+
+def test_the_order_form_shows_the_band_and_the_estimate_refuses_outside_it(
+    page, browser_login, live_server, trader, screenshot
+):
+    from market.models import Market
+
+    Market.objects.filter(code="CEA").update(
+        price_band_pct=D("10"), slippage_pct=D("5"), max_order_quantity=5000
+    )
+    seed_book(levels=3)
+    open_market(page, browser_login, live_server, trader)
+    limits = page.get_by_test_id("order-limits")
+    assert "Allowed price €12.60 – €15.40" in limits.inner_text()
+    assert "max 5,000 CEA" in limits.inner_text()
+    page.locator("#id_price").fill("16.00")
+    page.locator("#id_quantity").fill("10")
+    warnings = page.get_by_test_id("preview-warnings")
+    warnings.filter(has_text="price band").wait_for()
+    assert "€12.60 – €15.40 (±10 % of the reference price €14.00)" in warnings.inner_text()
+    screenshot(page, "order-form-band", full_page=False)
+    page.set_viewport_size({"width": 390, "height": 844})
+    limits.scroll_into_view_if_needed()
+    screenshot(page, "order-form-band-phone", full_page=False)
+    assert not Order.objects.filter(owner=trader).exists()
