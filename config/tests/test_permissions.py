@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
@@ -27,6 +28,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import ApiToken
 from liquidity.models import LiquidityOperation
@@ -80,6 +83,7 @@ class HX:
 LOGIN = Redirect("/accounts/login/?next=")
 ADMIN_LOGIN = Redirect("/admin/login/?next=")
 HX_LOGIN = HX("/accounts/login/?next=")
+TWO_FACTOR_SETUP = Redirect("/accounts/two-factor/setup/?next=")
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,13 @@ ADMIN_MODELS = {
     "market/order": ("{order}", False, False),
     "market/marketmakerclient": ("{lp}", True, False),
     "liquidity/liquidityoperation": ("{op}", False, False),
+    # Sign-in lockout records (django-axes): read and cleared, never added by hand.
+    "axes/accessattempt": ("{attempt}", False, True),
+    "axes/accesslog": ("{access_log}", False, True),
+    "axes/accessfailurelog": ("{failure_log}", False, True),
+    # Second-factor devices (django-otp): removed when a phone is lost; no secret shown.
+    "otp_totp/totpdevice": ("{totp}", True, True),
+    "otp_static/staticdevice": ("{static}", True, True),
 }
 
 
@@ -192,6 +203,18 @@ MATRIX: list[Row] = [
     Row("GET", "/accounts/password_reset/done/", ALL_200),
     Row("GET", "/accounts/reset/MQ/set-password/", ALL_200),  # an invalid link
     Row("GET", "/accounts/reset/done/", ALL_200),
+    # ---------------------------------------------------------------- two-factor sign-in
+    # Nobody in the world has enrolled: the pages offer the enrolment (a wrong code shows
+    # the form again), and what needs a verified session sends there first.
+    Row("GET", "/accounts/two-factor/", PAGE),
+    Row("GET", "/accounts/two-factor/setup/", PAGE),
+    Row("POST", "/accounts/two-factor/setup/", PAGE, data={"code": "000000"}),
+    Row("GET", "/accounts/two-factor/verify/", E(LOGIN, *[TWO_FACTOR_SETUP] * 4)),
+    Row("POST", "/accounts/two-factor/verify/", E(LOGIN, *[TWO_FACTOR_SETUP] * 4)),
+    Row("POST", "/accounts/two-factor/recovery-codes/", E(LOGIN, *[TWO_FACTOR_SETUP] * 4)),
+    Row("GET", "/accounts/two-factor/recovery-codes/", E(LOGIN, 405, 405, 405, 405)),
+    Row("POST", "/accounts/two-factor/turn-off/", E(LOGIN, *[TWO_FACTOR_SETUP] * 4)),
+    Row("GET", "/accounts/two-factor/turn-off/", E(LOGIN, 405, 405, 405, 405)),
     # ---------------------------------------------------------------- the cash market
     Row("GET", "/market/", E(LOGIN, *[Redirect("/market/CEA/")] * 4)),
     Row("GET", "/market/CEA/", PAGE),
@@ -404,6 +427,9 @@ MATRIX: list[Row] = [
     Row("GET", "/admin/no-such-page/", E(*[ADMIN_LOGIN] * 3, 404, 404)),
     *admin_model_rows(),
     Row("GET", "/admin/auth/user/{user}/password/", ADMIN),
+    # django-otp's key and QR code pages: off (OTP_ADMIN_HIDE_SENSITIVE_DATA), for anyone.
+    Row("GET", "/admin/otp_totp/totpdevice/{totp}/config/", E(*[ADMIN_LOGIN] * 3, 403, 403)),
+    Row("GET", "/admin/otp_totp/totpdevice/{totp}/qrcode/", E(*[ADMIN_LOGIN] * 3, 403, 403)),
     Row(
         "POST",
         "/admin/auth/group/add/",
@@ -564,6 +590,16 @@ def world(db) -> World:
         notes=LIQUIDITY_FORM["notes"],
     )
     group = Group.objects.create(name="Traders")
+    # Someone else who enrolled a second factor, and someone else's failed sign-ins.
+    carol = factories.UserFactory(username="carol")
+    totp = TOTPDevice.objects.create(user=carol, name="Authenticator app")
+    static = StaticDevice.objects.create(user=carol, name="Recovery codes")
+    attempt_fields = {"username": "mallory", "ip_address": "10.0.0.9", "user_agent": "x"}
+    attempt = AccessAttempt.objects.create(
+        **attempt_fields, get_data="", post_data="", failures_since_start=2
+    )
+    access_log = AccessLog.objects.create(**attempt_fields)
+    failure_log = AccessFailureLog.objects.create(**attempt_fields)
     market = Market.objects.get(code="CEA")
     return World(
         users={ANON: None, TRADER: alice.user, OTHER: bob.user, STAFF: staff, SUPER: superuser},
@@ -583,6 +619,11 @@ def world(db) -> World:
             "ct": ContentType.objects.get_for_model(Market).pk,
             "user": alice.user.pk,
             "group": group.pk,
+            "totp": totp.pk,
+            "static": static.pk,
+            "attempt": attempt.pk,
+            "access_log": access_log.pk,
+            "failure_log": failure_log.pk,
             "fingerprint": liquidity_preview(request=form_request).fingerprint(),
         },
     )
@@ -618,6 +659,11 @@ DUMMY_IDS = {
         "ct",
         "user",
         "group",
+        "totp",
+        "static",
+        "attempt",
+        "access_log",
+        "failure_log",
     ]
 } | {"fingerprint": "f"}
 
