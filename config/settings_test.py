@@ -23,3 +23,5 @@ RATE_LIMITS_ENABLED = False
 # Staff pass with a password alone unless a test requires the second factor
 # (accounts/tests/); the sign-in lockout stays on, as in production.
 STAFF_2FA_REQUIRED = False
+# django-axes logs every sign-in at INFO; the suite signs in thousands of times.
+LOGGING = {**LOGGING, "loggers": {"axes": {"level": "WARNING"}}}  # noqa: F405

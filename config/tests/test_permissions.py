@@ -912,3 +912,87 @@ def test_bearer_tokens_need_no_csrf_and_follow_the_same_rules(world, row):
         response, changed = request_as(world, ANON, row, client=client)
         assert response.status_code == expected, (token[:6], response.content[:200])
         assert changed == changes
+
+
+# --- request limits, the sign-in lockout, two-factor sign-in required ---------------------
+
+THROTTLED_ROWS = [
+    row
+    for row in MATRIX
+    if row.method == "POST"
+    and ("/orders/new/" in row.url or "/cancel/" in row.url or row.url.startswith("/api/v1/l"))
+] + [row for row in API_ROWS if row.method == "GET"]
+
+
+@pytest.mark.parametrize("row", THROTTLED_ROWS, ids=[row.id for row in THROTTLED_ROWS])
+def test_past_the_request_limit_every_user_gets_429_and_nothing_changes(world, row, settings):
+    """Limits at zero: the anonymous are still sent to log in (401 on the API), the API
+    still refuses who may not use it (403), and everyone else gets 429 with Retry-After."""
+    settings.RATE_LIMITS_ENABLED = True
+    settings.RATE_LIMITS = {"order_place": "0/m", "order_cancel": "0/m", "api": "0/m"}
+    api = row.url.startswith("/api/")
+    expected = E(401, 403, 403, 403, 429) if api else E(row.expect[0], 429, 429, 429, 429)
+    for role, status in zip(ROLES, expected, strict=True):
+        response, changed = request_as(world, role, row)
+        assert matches(response, status), (role, answer(response))
+        assert not changed, role
+        if status == 429:
+            assert int(response["Retry-After"]) >= 1
+            if api:
+                assert json.loads(response.content)["error"] == "rate_limited"
+
+
+LOGIN_ROWS = [
+    Row("POST", path, E(*[429] * 5), data={"username": "alice", "password": "password"})
+    for path in ("/accounts/login/", "/admin/login/")
+]
+
+
+@pytest.mark.parametrize("row", LOGIN_ROWS, ids=[row.id for row in LOGIN_ROWS])
+def test_a_locked_out_username_is_refused_on_both_logins_for_everyone(world, row):
+    """Five wrong passwords for alice: her right password then answers 429 with the lockout
+    message, whoever is signed in, and signs nobody in."""
+    for _ in range(5):
+        Client().post("/accounts/login/", {"username": "alice", "password": "wrong"})
+    for role, status in zip(ROLES, row.expect, strict=True):
+        response, changed = request_as(world, role, row)
+        assert matches(response, status), (role, answer(response))
+        assert "Too many failed sign-ins" in response.content.decode()
+        assert not changed
+
+
+STAFF_ROWS = [
+    row
+    for row in MATRIX
+    if row.url.startswith(("/backoffice/", "/admin/"))
+    and not row.url.startswith(("/admin/login/", "/admin/logout/"))
+    and row.expect[ROLES.index(SUPER)] not in (405,)
+]
+
+
+@pytest.mark.parametrize("row", STAFF_ROWS, ids=[row.id for row in STAFF_ROWS])
+def test_where_two_factor_is_required_an_unverified_superuser_is_sent_to_it(world, row, settings):
+    """The superuser's session has not passed the second factor: every back-office page
+    sends it to the enrolment (the admin by its login, which does the same), and nothing
+    changes."""
+    settings.STAFF_2FA_REQUIRED = True
+    response, changed = request_as(world, SUPER, row)
+    got = answer(response)
+    if row.url.startswith("/admin/"):
+        assert matches(response, ADMIN_LOGIN), got
+        follow = Client()
+        follow.force_login(world.users[SUPER])
+        assert follow.get(response["Location"])["Location"].startswith(TWO_FACTOR_SETUP.prefix)
+    elif row.htmx:
+        assert got[0] == "HX" and got[1].startswith(TWO_FACTOR_SETUP.prefix), got
+    else:
+        assert matches(response, TWO_FACTOR_SETUP), got
+    assert not changed
+
+
+@pytest.mark.parametrize("row", API_ROWS, ids=[row.id for row in API_ROWS])
+def test_where_two_factor_is_required_the_api_refuses_an_unverified_session(world, row, settings):
+    settings.STAFF_2FA_REQUIRED = True
+    response, changed = request_as(world, SUPER, row)
+    assert response.status_code == 403 and "two-factor" in response.json()["detail"]
+    assert not changed
