@@ -3,6 +3,7 @@ office, admin, API by session) with two-factor sign-in required and not required
 
 import json
 
+import django_otp
 import pytest
 from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -25,8 +26,6 @@ def not_required(settings):
 
 
 def verified(client) -> bool:
-    import django_otp
-
     return bool(client.session.get(django_otp.DEVICE_ID_SESSION_KEY))
 
 
@@ -35,7 +34,7 @@ def verified(client) -> bool:
 
 def test_an_enrolled_user_needs_the_code_to_sign_in(db, client):
     trader = factories.UserFactory()
-    device, codes = enrol(trader)
+    device, _ = enrol(trader)
     response = client.post(
         "/accounts/login/", {"username": trader.username, "password": "password"}
     )
