@@ -68,12 +68,19 @@ $(NPM_STAMP): $(THEME_SRC)/package.json $(THEME_SRC)/package-lock.json | $(PY_ST
 css: $(NPM_STAMP)
 	$(MANAGE) tailwind build
 
+# The request limits count in a database table (config/throttle.py): createcachetable.
 migrate: install
 	$(MANAGE) migrate --noinput
+	$(MANAGE) createcachetable
 
 run: migrate
 	$(MANAGE) seed_demo
 	$(MANAGE) collectstatic --noinput --verbosity 0
+	@$(MANAGE) shell --verbosity 0 -c "from django.conf import settings as s; print('Two-factor sign-in for staff is ' + ('REQUIRED' if s.STAFF_2FA_REQUIRED else 'off (DEMO=True in .env): the demo logins need only their password') + '.')"
+	@echo "  Turn it on: set STAFF_2FA_REQUIRED=True (or DEMO=False) in .env and run make run again;"
+	@echo "  then log in as admin and scan the QR code shown at http://$(HOST):$(PORT)/accounts/two-factor/setup/"
+	@echo "  with an authenticator app (anyone may enrol there, traders too). Five wrong passwords"
+	@echo "  in a row lock that login for 15 minutes: manage.py axes_reset_username USERNAME lifts it."
 	$(MAKE) --no-print-directory serve
 
 serve:

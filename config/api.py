@@ -1,5 +1,10 @@
 """The JSON API at /api/v1/: staff only, by bearer API token or by session (with CSRF).
 
+Every authenticated call counts against the user's `RATE_LIMITS["api"]`; past it,
+`429 {"error": "rate_limited", "detail": ..., "retry_after": seconds}` with `Retry-After`.
+A session must have passed the second factor where staff need one (a token was issued
+to a user who had, see `create_api_token`).
+
 Errors are JSON with a 4xx status, never a 500 for bad input:
 `{"error": "validation_error", "detail": {field: [messages]}}` for input a user can fix
 (`"bad_request"` for a body that is not JSON), `{"detail": [...]}` (422) for a request that
@@ -15,6 +20,8 @@ from ninja.errors import AuthorizationError, HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 
 from accounts.models import ApiToken
+from accounts.two_factor import second_factor_missing
+from config import throttle
 from liquidity.permissions import MANAGE_LIQUIDITY
 
 # The API is the back office's: liquidity management, and the market data it needs.
@@ -24,6 +31,19 @@ API_PERMISSION = MANAGE_LIQUIDITY
 def api_user_allowed(user) -> bool:
     """Whether `user` may call the API: active staff with the liquidity permission."""
     return user.is_active and user.is_staff and user.has_perm(API_PERMISSION)
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: int):
+        super().__init__(throttle.MESSAGE.format(seconds=retry_after))
+        self.retry_after = retry_after
+
+
+def count_call(user) -> None:
+    """Count one API call of `user`; raises `RateLimited` past the limit."""
+    seconds = throttle.retry_after(scope="api", user_id=user.pk)
+    if seconds is not None:
+        raise RateLimited(seconds)
 
 
 class StaffToken(HttpBearer):
@@ -39,6 +59,7 @@ class StaffToken(HttpBearer):
             return None
         if not api_user_allowed(row.user):
             raise AuthorizationError(message="This token's user may not manage liquidity.")
+        count_call(row.user)
         ApiToken.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
         request.user = row.user
         return row.user
@@ -59,6 +80,11 @@ class StaffSession(APIKeyCookie):
             return None
         if not api_user_allowed(request.user):
             raise AuthorizationError(message="Staff with the liquidity permission only.")
+        if second_factor_missing(request):
+            raise AuthorizationError(
+                message="Pass two-factor sign-in first (/accounts/two-factor/), or use a token."
+            )
+        count_call(request.user)
         return request.user
 
 
@@ -81,6 +107,17 @@ def validation_error(request, error: ValidationError):
     return api.create_response(
         request, {"error": "validation_error", "detail": detail}, status=400
     )
+
+
+@api.exception_handler(RateLimited)
+def rate_limited(request, error: RateLimited):
+    response = api.create_response(
+        request,
+        {"error": "rate_limited", "detail": str(error), "retry_after": error.retry_after},
+        status=429,
+    )
+    response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 @api.exception_handler(HttpError)

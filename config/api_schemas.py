@@ -1,6 +1,6 @@
 """Response schemas shared by the API's routers (`liquidity.api`, `market.api`)."""
 
-from ninja import Schema
+from ninja import Field, Schema
 
 
 class Out(Schema):
@@ -22,4 +22,12 @@ class RequestErrorOut(Out):
 
 
 # Every operation may answer these.
-COMMON = {401: DetailOut, 403: DetailOut, 422: RequestErrorOut}
+class RateLimitedOut(Out):
+    """429: too many calls; `Retry-After` (and `retry_after`) says how many seconds to wait."""
+
+    error: str = Field(examples=["rate_limited"])
+    detail: str
+    retry_after: int
+
+
+COMMON = {401: DetailOut, 403: DetailOut, 422: RequestErrorOut, 429: RateLimitedOut}

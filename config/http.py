@@ -9,6 +9,8 @@ from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django_htmx.http import HttpResponseClientRedirect
 
+from accounts.two_factor import second_factor_missing, second_factor_url
+
 
 def client_ip(request) -> str | None:
     """The address the request came from, as recorded on audit tickets (the TLS
@@ -18,7 +20,8 @@ def client_ip(request) -> str | None:
 
 def staff_required(*permissions: str):
     """Login required (anonymous → login page); active staff holding every one of
-    `permissions` only (anyone else logged in → 403)."""
+    `permissions` only (anyone else logged in → 403); and, where staff need two-factor
+    sign-in, a verified session (else → the code or the enrolment, then back here)."""
 
     def decorator(view):
         @wraps(view)
@@ -26,6 +29,11 @@ def staff_required(*permissions: str):
             user = request.user
             if not (user.is_active and user.is_staff and user.has_perms(permissions)):
                 raise PermissionDenied
+            if second_factor_missing(request):
+                back = (request.htmx and request.htmx.current_url_abs_path) or (
+                    request.get_full_path() if request.method == "GET" else "/"
+                )
+                return done(request, second_factor_url(user, back))
             return view(request, *args, **kwargs)
 
         return login_required(guarded)

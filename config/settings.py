@@ -4,6 +4,7 @@ Every variable is documented in `.env.example`. SQLite is the embedded default;
 production runs on PostgreSQL through DATABASE_URL.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -27,8 +28,12 @@ SECRET_KEY = env(
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env("CSRF_TRUSTED_ORIGINS")
 
+# The demo (`make run`): printed logins that work with a password alone. Off in production.
+DEMO = env.bool("DEMO", default=False)
+
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin site with the staff second factor and the lockout on its login (config/admin.py).
+    "config.apps.BackOfficeAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -40,6 +45,10 @@ INSTALLED_APPS = [
     "ninja",
     "template_partials",
     "tailwind",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "config",
     "config.theme",
     "accounts",
@@ -60,6 +69,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the 429 login page.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -153,8 +170,46 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "market",
-    }
+    },
+    # The request counters of config/throttle.py, shared by every gunicorn process and host
+    # (a table in the database: `manage.py createcachetable`, which `make migrate` runs).
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "throttle_cache",
+    },
 }
+
+# --- Sign-in lockout (django-axes) --------------------------------------------------------
+# AXES_FAILURE_LIMIT wrong passwords in a row for one username from one address lock that
+# username from that address for AXES_COOLOFF_MINUTES, on the site's login and the
+# admin's alike; a right password is refused too while it lasts. Only the guessed account
+# is locked: other users behind the same address still sign in, and nobody can lock a
+# trader out from elsewhere. The address is the peer's (REMOTE_ADDR), as on audit tickets.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+
+# --- Request throttling (config/throttle.py) ----------------------------------------------
+# Requests per user and window, "COUNT/s", "COUNT/m" or "COUNT/h". An active trader, the
+# demo and the README's walk-through stay far below them; a script gone wild does not.
+RATE_LIMITS_ENABLED = env.bool("RATE_LIMITS_ENABLED", default=True)
+RATE_LIMITS = {
+    "order_place": env("RATE_LIMIT_ORDER_PLACE", default="120/m"),
+    "order_cancel": env("RATE_LIMIT_ORDER_CANCEL", default="120/m"),
+    "api": env("RATE_LIMIT_API", default="600/m"),
+}
+
+# --- Two-factor sign-in (django-otp) ------------------------------------------------------
+# Staff pass a TOTP code (or a recovery code) before the admin, the back office, the API by
+# session and token creation. Required unless the demo is on (`make run`).
+STAFF_2FA_REQUIRED = env.bool("STAFF_2FA_REQUIRED", default=not DEMO)
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Carbon Cash Market")
+# The admin lists and removes devices (a lost phone) but never shows a key, QR code or
+# recovery code: only their owner sees those, once.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # Security headers. HSTS and the SSL redirect only make sense behind HTTPS, so they
 # are switched on from the environment in production.

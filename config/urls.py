@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.views import LoginView
 from config.api import api
 from config.views import home
 
@@ -12,6 +13,9 @@ admin.site.index_title = "Administration"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Before Django's own: the login with the lockout and the second factor.
+    path("accounts/login/", LoginView.as_view(), name="login"),
+    path("accounts/two-factor/", include("accounts.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", api.urls),
     path("market/", include("market.urls")),

@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
@@ -27,6 +28,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import ApiToken
 from liquidity.models import LiquidityOperation
@@ -80,6 +83,7 @@ class HX:
 LOGIN = Redirect("/accounts/login/?next=")
 ADMIN_LOGIN = Redirect("/admin/login/?next=")
 HX_LOGIN = HX("/accounts/login/?next=")
+TWO_FACTOR_SETUP = Redirect("/accounts/two-factor/setup/?next=")
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,13 @@ ADMIN_MODELS = {
     "market/order": ("{order}", False, False),
     "market/marketmakerclient": ("{lp}", True, False),
     "liquidity/liquidityoperation": ("{op}", False, False),
+    # Sign-in lockout records (django-axes): read and cleared, never added by hand.
+    "axes/accessattempt": ("{attempt}", False, True),
+    "axes/accesslog": ("{access_log}", False, True),
+    "axes/accessfailurelog": ("{failure_log}", False, True),
+    # Second-factor devices (django-otp): removed when a phone is lost; no secret shown.
+    "otp_totp/totpdevice": ("{totp}", True, True),
+    "otp_static/staticdevice": ("{static}", True, True),
 }
 
 
@@ -192,6 +203,18 @@ MATRIX: list[Row] = [
     Row("GET", "/accounts/password_reset/done/", ALL_200),
     Row("GET", "/accounts/reset/MQ/set-password/", ALL_200),  # an invalid link
     Row("GET", "/accounts/reset/done/", ALL_200),
+    # ---------------------------------------------------------------- two-factor sign-in
+    # Nobody in the world has enrolled: the pages offer the enrolment (a wrong code shows
+    # the form again), and what needs a verified session sends there first.
+    Row("GET", "/accounts/two-factor/", PAGE),
+    Row("GET", "/accounts/two-factor/setup/", PAGE),
+    Row("POST", "/accounts/two-factor/setup/", PAGE, data={"code": "000000"}),
+    Row("GET", "/accounts/two-factor/verify/", E(LOGIN, *[TWO_FACTOR_SETUP] * 4)),
+    Row("POST", "/accounts/two-factor/verify/", E(LOGIN, *[TWO_FACTOR_SETUP] * 4)),
+    Row("POST", "/accounts/two-factor/recovery-codes/", E(LOGIN, *[TWO_FACTOR_SETUP] * 4)),
+    Row("GET", "/accounts/two-factor/recovery-codes/", E(LOGIN, 405, 405, 405, 405)),
+    Row("POST", "/accounts/two-factor/turn-off/", E(LOGIN, *[TWO_FACTOR_SETUP] * 4)),
+    Row("GET", "/accounts/two-factor/turn-off/", E(LOGIN, 405, 405, 405, 405)),
     # ---------------------------------------------------------------- the cash market
     Row("GET", "/market/", E(LOGIN, *[Redirect("/market/CEA/")] * 4)),
     Row("GET", "/market/CEA/", PAGE),
@@ -416,6 +439,9 @@ MATRIX: list[Row] = [
     Row("GET", "/admin/no-such-page/", E(*[ADMIN_LOGIN] * 3, 404, 404)),
     *admin_model_rows(),
     Row("GET", "/admin/auth/user/{user}/password/", ADMIN),
+    # django-otp's key and QR code pages: off (OTP_ADMIN_HIDE_SENSITIVE_DATA), for anyone.
+    Row("GET", "/admin/otp_totp/totpdevice/{totp}/config/", E(*[ADMIN_LOGIN] * 3, 403, 403)),
+    Row("GET", "/admin/otp_totp/totpdevice/{totp}/qrcode/", E(*[ADMIN_LOGIN] * 3, 403, 403)),
     Row(
         "POST",
         "/admin/auth/group/add/",
@@ -576,6 +602,16 @@ def world(db) -> World:
         notes=LIQUIDITY_FORM["notes"],
     )
     group = Group.objects.create(name="Traders")
+    # Someone else who enrolled a second factor, and someone else's failed sign-ins.
+    carol = factories.UserFactory(username="carol")
+    totp = TOTPDevice.objects.create(user=carol, name="Authenticator app")
+    static = StaticDevice.objects.create(user=carol, name="Recovery codes")
+    attempt_fields = {"username": "mallory", "ip_address": "10.0.0.9", "user_agent": "x"}
+    attempt = AccessAttempt.objects.create(
+        **attempt_fields, get_data="", post_data="", failures_since_start=2
+    )
+    access_log = AccessLog.objects.create(**attempt_fields)
+    failure_log = AccessFailureLog.objects.create(**attempt_fields)
     market = Market.objects.get(code="CEA")
     return World(
         users={ANON: None, TRADER: alice.user, OTHER: bob.user, STAFF: staff, SUPER: superuser},
@@ -595,6 +631,11 @@ def world(db) -> World:
             "ct": ContentType.objects.get_for_model(Market).pk,
             "user": alice.user.pk,
             "group": group.pk,
+            "totp": totp.pk,
+            "static": static.pk,
+            "attempt": attempt.pk,
+            "access_log": access_log.pk,
+            "failure_log": failure_log.pk,
             "fingerprint": liquidity_preview(request=form_request).fingerprint(),
         },
     )
@@ -630,6 +671,11 @@ DUMMY_IDS = {
         "ct",
         "user",
         "group",
+        "totp",
+        "static",
+        "attempt",
+        "access_log",
+        "failure_log",
     ]
 } | {"fingerprint": "f"}
 
@@ -878,3 +924,87 @@ def test_bearer_tokens_need_no_csrf_and_follow_the_same_rules(world, row):
         response, changed = request_as(world, ANON, row, client=client)
         assert response.status_code == expected, (token[:6], response.content[:200])
         assert changed == changes
+
+
+# --- request limits, the sign-in lockout, two-factor sign-in required ---------------------
+
+THROTTLED_ROWS = [
+    row
+    for row in MATRIX
+    if row.method == "POST"
+    and ("/orders/new/" in row.url or "/cancel/" in row.url or row.url.startswith("/api/v1/l"))
+] + [row for row in API_ROWS if row.method == "GET"]
+
+
+@pytest.mark.parametrize("row", THROTTLED_ROWS, ids=[row.id for row in THROTTLED_ROWS])
+def test_past_the_request_limit_every_user_gets_429_and_nothing_changes(world, row, settings):
+    """Limits at zero: the anonymous are still sent to log in (401 on the API), the API
+    still refuses who may not use it (403), and everyone else gets 429 with Retry-After."""
+    settings.RATE_LIMITS_ENABLED = True
+    settings.RATE_LIMITS = {"order_place": "0/m", "order_cancel": "0/m", "api": "0/m"}
+    api = row.url.startswith("/api/")
+    expected = E(401, 403, 403, 403, 429) if api else E(row.expect[0], 429, 429, 429, 429)
+    for role, status in zip(ROLES, expected, strict=True):
+        response, changed = request_as(world, role, row)
+        assert matches(response, status), (role, answer(response))
+        assert not changed, role
+        if status == 429:
+            assert int(response["Retry-After"]) >= 1
+            if api:
+                assert json.loads(response.content)["error"] == "rate_limited"
+
+
+LOGIN_ROWS = [
+    Row("POST", path, E(*[429] * 5), data={"username": "alice", "password": "password"})
+    for path in ("/accounts/login/", "/admin/login/")
+]
+
+
+@pytest.mark.parametrize("row", LOGIN_ROWS, ids=[row.id for row in LOGIN_ROWS])
+def test_a_locked_out_username_is_refused_on_both_logins_for_everyone(world, row):
+    """Five wrong passwords for alice: her right password then answers 429 with the lockout
+    message, whoever is signed in, and signs nobody in."""
+    for _ in range(5):
+        Client().post("/accounts/login/", {"username": "alice", "password": "wrong"})
+    for role, status in zip(ROLES, row.expect, strict=True):
+        response, changed = request_as(world, role, row)
+        assert matches(response, status), (role, answer(response))
+        assert "Too many failed sign-ins" in response.content.decode()
+        assert not changed
+
+
+STAFF_ROWS = [
+    row
+    for row in MATRIX
+    if row.url.startswith(("/backoffice/", "/admin/"))
+    and not row.url.startswith(("/admin/login/", "/admin/logout/"))
+    and row.expect[ROLES.index(SUPER)] not in (405,)
+]
+
+
+@pytest.mark.parametrize("row", STAFF_ROWS, ids=[row.id for row in STAFF_ROWS])
+def test_where_two_factor_is_required_an_unverified_superuser_is_sent_to_it(world, row, settings):
+    """The superuser's session has not passed the second factor: every back-office page
+    sends it to the enrolment (the admin by its login, which does the same), and nothing
+    changes."""
+    settings.STAFF_2FA_REQUIRED = True
+    response, changed = request_as(world, SUPER, row)
+    got = answer(response)
+    if row.url.startswith("/admin/"):
+        assert matches(response, ADMIN_LOGIN), got
+        follow = Client()
+        follow.force_login(world.users[SUPER])
+        assert follow.get(response["Location"])["Location"].startswith(TWO_FACTOR_SETUP.prefix)
+    elif row.htmx:
+        assert got[0] == "HX" and got[1].startswith(TWO_FACTOR_SETUP.prefix), got
+    else:
+        assert matches(response, TWO_FACTOR_SETUP), got
+    assert not changed
+
+
+@pytest.mark.parametrize("row", API_ROWS, ids=[row.id for row in API_ROWS])
+def test_where_two_factor_is_required_the_api_refuses_an_unverified_session(world, row, settings):
+    settings.STAFF_2FA_REQUIRED = True
+    response, changed = request_as(world, SUPER, row)
+    assert response.status_code == 403 and "two-factor" in response.json()["detail"]
+    assert not changed

@@ -31,6 +31,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from config.http import client_ip
+from config.throttle import throttled
 from market import live, selectors
 from market.core.money import EUR, describe, parse_price
 from market.forms import OrderEntryForm
@@ -453,6 +454,7 @@ def _with_max_amount(data, *, holder, market: Market):
 
 @trader_required
 @require_POST
+@throttled("order_place", htmx_partial=f"{PAGE}#toasts")
 def place_order(request, code: str):
     """Place the order. HTMX: a fresh order-entry panel (or the one with its errors), the
     result as a toast, and `HX-Trigger: market-changed`. Otherwise: redirect back to the
@@ -511,6 +513,7 @@ def place_order(request, code: str):
 
 @trader_required
 @require_POST
+@throttled("order_cancel", htmx_partial=f"{PAGE}#toasts")
 def cancel_order(request, code: str, order_id: int):
     """Cancel one of the trader's resting orders and release its reservation."""
     market = _market(code)

@@ -1,6 +1,7 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts import two_factor
 from accounts.models import ApiToken
 from config.api import API_PERMISSION, api_user_allowed
 
@@ -8,14 +9,21 @@ from config.api import API_PERMISSION, api_user_allowed
 class Command(BaseCommand):
     help = (
         "Issue a bearer token for the JSON API. Only its hash is stored: the token is "
-        "printed once, alone on the last line."
+        "printed once, alone on the last line. Where staff need two-factor sign-in, the "
+        "token's user must have enrolled, and --code is a current code of theirs."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--username", required=True)
         parser.add_argument("--name", default="", help="What the token is for")
+        parser.add_argument(
+            "--code",
+            default="",
+            help="The user's authenticator code (or a recovery code): needed for staff "
+            "where two-factor sign-in is required",
+        )
 
-    def handle(self, *args, username, name, **options):
+    def handle(self, *args, username, name, code, **options):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"No user named {username!r}.")
@@ -24,6 +32,18 @@ class Command(BaseCommand):
                 f"{username!r} must be an active staff user with the {API_PERMISSION} "
                 "permission (or a superuser) to use the API."
             )
+        # A token is a password that skips the second factor, so it is only issued to its
+        # owner's face: the code from their authenticator, where staff need one.
+        if two_factor.staff_2fa_required():
+            if not two_factor.has_authenticator(user):
+                raise CommandError(
+                    f"{username!r} has no two-factor sign-in yet, which staff need: they "
+                    "enrol at /accounts/two-factor/ first."
+                )
+            if not code:
+                raise CommandError(f"Give --code: a current authenticator code of {username!r}.")
+            if two_factor.verify_code(user=user, code=code) is None:
+                raise CommandError("That code is not valid (or was already used).")
         row, token = ApiToken.issue(user=user, name=name)
         self.stderr.write(f"API token {row.prefix}… issued for {username}; keep it secret.")
         self.stdout.write(token)

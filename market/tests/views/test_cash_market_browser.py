@@ -484,3 +484,31 @@ def test_the_order_form_shows_the_band_and_the_estimate_refuses_outside_it(
     limits.scroll_into_view_if_needed()
     screenshot(page, "order-form-band-phone", full_page=False)
     assert not Order.objects.filter(owner=trader).exists()
+
+
+def test_an_order_past_the_rate_limit_shows_a_toast_and_keeps_the_form(
+    page, browser_login, live_server, trader, screenshot, settings
+):
+    from django.core.cache import caches
+
+    settings.RATE_LIMITS_ENABLED = True
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "order_place": "1/h"}
+    caches["throttle"].clear()
+    seed_book(levels=3)
+    open_market(page, browser_login, live_server, trader)
+    for attempt in range(2):
+        page.locator("#id_price").fill("13.50")
+        page.locator("#id_quantity").fill("1")
+        review_and_confirm(page)
+        if attempt == 0:
+            assert "rests in the book" in page.get_by_test_id("toast").first.inner_text()
+            page.locator("[data-dismiss-toast]").first.click()
+            wait_for_js(page, "!document.querySelector('[data-toast]')")
+    toast = page.get_by_test_id("toast").first
+    assert re.search(r"Too many requests: wait \d+ s and try again\.", toast.inner_text())
+    assert page.locator("#order-form").is_visible()
+    assert Order.objects.filter(owner=trader).count() == 1
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "cash-market-rate-limited-phone", full_page=False)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    screenshot(page, "cash-market-rate-limited-desktop", full_page=False)

@@ -52,3 +52,32 @@ def test_only_the_hash_is_stored(db, capsys):
     assert (row.prefix, row.name) == (token[:8], "scripts")
     with pytest.raises(CommandError, match="No user named"):
         call_command("create_api_token", username="nobody")
+
+
+# --- two-factor sign-in -----------------------------------------------------------------
+
+
+def test_where_staff_need_two_factor_the_token_needs_the_owners_code(db, capsys, settings):
+    from accounts.tests.helpers import code_for, enrol
+
+    settings.STAFF_2FA_REQUIRED = True
+    staff = factories.StaffFactory()
+    with pytest.raises(CommandError, match="no two-factor sign-in yet"):
+        call_command("create_api_token", username=staff.username)
+    device, recovery = enrol(staff)
+    with pytest.raises(CommandError, match="Give --code"):
+        call_command("create_api_token", username=staff.username)
+    with pytest.raises(CommandError, match="not valid"):
+        call_command("create_api_token", username=staff.username, code="000000")
+    assert not ApiToken.objects.exists()
+    device.throttle_reset()
+    call_command("create_api_token", username=staff.username, code=code_for(device))
+    call_command("create_api_token", username=staff.username, code=recovery[0])
+    assert ApiToken.objects.filter(user=staff).count() == 2
+
+
+def test_under_the_demo_a_staff_token_needs_no_code(db, capsys, settings):
+    settings.STAFF_2FA_REQUIRED = False
+    staff = factories.StaffFactory()
+    call_command("create_api_token", username=staff.username)
+    assert ApiToken.objects.filter(user=staff).exists()
