@@ -12,6 +12,7 @@ admin.site.index_title = "Administration"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/tokens/", include("accounts.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", api.urls),
     path("market/", include("market.urls")),

@@ -141,6 +141,7 @@ ADMIN_MODELS = {
     "market/order": ("{order}", False, False),
     "market/marketmakerclient": ("{lp}", True, False),
     "liquidity/liquidityoperation": ("{op}", False, False),
+    "accounts/apitoken": ("{token}", False, False),
 }
 
 
@@ -192,6 +193,15 @@ MATRIX: list[Row] = [
     Row("GET", "/accounts/password_reset/done/", ALL_200),
     Row("GET", "/accounts/reset/MQ/set-password/", ALL_200),  # an invalid link
     Row("GET", "/accounts/reset/done/", ALL_200),
+    # The user's own API tokens: the first trader's token, revoked by its owner only.
+    Row("GET", "/accounts/tokens/", PAGE),
+    Row(
+        "POST",
+        "/accounts/tokens/{token}/revoke/",
+        E(LOGIN, Redirect("/accounts/tokens/"), 404, 404, 404),
+        changes=frozenset({TRADER}),
+    ),
+    Row("GET", "/accounts/tokens/{token}/revoke/", E(LOGIN, 405, 405, 405, 405)),
     # ---------------------------------------------------------------- the cash market
     Row("GET", "/market/", E(LOGIN, *[Redirect("/market/CEA/")] * 4)),
     Row("GET", "/market/CEA/", PAGE),
@@ -503,6 +513,14 @@ MATRIX: list[Row] = [
         data={},
         changes=frozenset({SUPER}),
     ),
+    Row(
+        "POST",
+        "/admin/accounts/apitoken/",
+        E(*[ADMIN_LOGIN] * 3, 403, Redirect("/admin/accounts/apitoken/")),
+        data={"action": "revoke_selected", "_selected_action": ["{token}"]},
+        changes=frozenset({SUPER}),
+    ),
+    Row("GET", "/admin/accounts/", E(*[ADMIN_LOGIN] * 3, 404, 200)),
     Row("GET", "/admin/liquidity/liquidityoperation/{op}/withdraw/", ADMIN),
     Row(
         "POST",
@@ -564,6 +582,7 @@ def world(db) -> World:
         notes=LIQUIDITY_FORM["notes"],
     )
     group = Group.objects.create(name="Traders")
+    token, _ = ApiToken.issue(user=alice.user, name="matrix")
     market = Market.objects.get(code="CEA")
     return World(
         users={ANON: None, TRADER: alice.user, OTHER: bob.user, STAFF: staff, SUPER: superuser},
@@ -583,6 +602,7 @@ def world(db) -> World:
             "ct": ContentType.objects.get_for_model(Market).pk,
             "user": alice.user.pk,
             "group": group.pk,
+            "token": token.pk,
             "fingerprint": liquidity_preview(request=form_request).fingerprint(),
         },
     )
@@ -618,6 +638,7 @@ DUMMY_IDS = {
         "ct",
         "user",
         "group",
+        "token",
     ]
 } | {"fingerprint": "f"}
 
@@ -642,6 +663,7 @@ def snapshot() -> dict:
             )
         ),
         "groups": sorted(Group.objects.values_list("id", "name")),
+        "tokens": sorted(ApiToken.objects.values_list("id", "revoked_at")),
     }
 
 
