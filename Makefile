@@ -1,6 +1,8 @@
 # Carbon Cash Market: set-up, run and test from a fresh clone.
 #
 #   make run    install everything, migrate, load demo data, serve on http://127.0.0.1:$(PORT)/
+#               with DEBUG=False (plain error pages), as production serves
+#   make dev    the same with Django's runserver and DEBUG=True (tracebacks), for debugging
 #   make test   install everything, run the whole test suite
 #   make lint   ruff check + ruff format --check
 #   make css    rebuild the Tailwind stylesheet
@@ -27,10 +29,11 @@ NPM_STAMP := $(THEME_SRC)/node_modules/.installed
 CSS := config/theme/static/css/dist/styles.css
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve migrate test lint format css clean
+.PHONY: help install run dev serve migrate test lint format css clean
 
 help:
 	@echo "make run    - install, migrate, seed demo data, collect static files, serve on $(HOST):$(PORT)"
+	@echo "make dev    - the same with runserver and DEBUG=True (tracebacks on error pages)"
 	@echo "make test   - install, then run the whole test suite (pytest)"
 	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make format - ruff format and ruff check --fix"
@@ -73,6 +76,9 @@ migrate: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) createcachetable
 
+# DEBUG=False whatever .env says: error pages show no settings, URL lists or tracebacks.
+# The demo data needs DEMO=True (in .env, as .env.example has it).
+run serve: export DEBUG := False
 run: migrate
 	$(MANAGE) seed_demo
 	$(MANAGE) collectstatic --noinput --verbosity 0
@@ -86,6 +92,14 @@ run: migrate
 serve:
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl+C to stop)"
 	$(BIN)/gunicorn config.wsgi:application --bind $(HOST):$(PORT) $(GUNICORN_ARGS)
+
+# For debugging only: Django's development server with DEBUG=True (tracebacks, settings
+# and URL lists on error pages), static files from the source folders.
+dev: export DEBUG := True
+dev: migrate
+	$(MANAGE) seed_demo
+	@echo "Debugging on http://$(HOST):$(PORT)/ with DEBUG=True (Ctrl+C to stop)"
+	$(MANAGE) runserver $(HOST):$(PORT)
 
 # Every test, on $(TEST_WORKERS) processes, with the coverage of the product's code (the
 # files not fully covered, and the total).

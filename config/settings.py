@@ -20,10 +20,17 @@ env = environ.Env(
 )
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
+# DEBUG shows tracebacks, settings and URL lists on error pages: `make dev` only, never
+# `make run` or production.
 DEBUG = env("DEBUG")
+# The demo's shortcuts (seed_demo's well-known logins admin/admin, trader/trader): on in
+# .env.example for `make run`, off unless asked for, and independent of DEBUG.
+DEMO = env.bool("DEMO", default=False)
 SECRET_KEY = env(
     "SECRET_KEY",
-    default="django-insecure-local-development-key-change-me" if DEBUG else environ.Env.NOTSET,
+    default="django-insecure-local-development-key-change-me"
+    if DEBUG or DEMO
+    else environ.Env.NOTSET,
 )
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env("CSRF_TRUSTED_ORIGINS")
@@ -61,6 +68,8 @@ MIDDLEWARE = [
     # First, so that every response has the policy, the HTTPS redirect included.
     "config.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the query string or the form (sessions, CSRF, views).
+    "config.middleware.RejectHostileInputMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -69,6 +78,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Inside WhiteNoise (static files never reach it) and after authentication.
+    "config.middleware.PrivateResponsesNotStoredMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into the 429 login page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -221,8 +232,11 @@ SECURE_HSTS_SECONDS = env("SECURE_HSTS_SECONDS")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+# Cookies travel over HTTPS only exactly when the site is served over HTTPS (production:
+# SECURE_SSL_REDIRECT=True, which `check --deploy` asks for). `make run` serves plain HTTP
+# on 127.0.0.1 with DEBUG=False, and its login must still work.
+SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
+CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
 SESSION_COOKIE_HTTPONLY = True
 
 # Sent on every response by config.middleware. Scripts only from our own files: no inline

@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
 os.environ.setdefault("DEBUG", "False")
+# Not from a developer's .env: the demo shortcuts are off unless a test switches them on.
+os.environ.setdefault("DEMO", "False")
 
 from config.settings import *  # noqa: F403
 

@@ -16,6 +16,7 @@ urlpatterns = [
     # Before Django's own: the login with the lockout and the second factor.
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/two-factor/", include("accounts.urls")),
+    path("accounts/tokens/", include("accounts.urls_tokens")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/v1/", api.urls),
     path("market/", include("market.urls")),

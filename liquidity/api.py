@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from ninja import Field, Header, Query, Router, Schema, Status
 
-from config.api_schemas import COMMON, Out, RequestErrorOut
+from config.api_schemas import COMMON, HOSTILE_INPUT, Out, RequestErrorOut
 from config.http import client_ip
 from liquidity import selectors
 from liquidity.models import LiquidityOperation
@@ -544,7 +544,7 @@ class OperationFiltersIn(Schema):
     offset: int = Field(0, ge=0, le=1_000_000)
 
 
-@router.get("/operations", response={200: OperationsOut, **COMMON})
+@router.get("/operations", response={200: OperationsOut, **HOSTILE_INPUT, **COMMON})
 def operations(request, filters: Query[OperationFiltersIn]):
     """Operations, newest first, with their state and fill progress."""
     queryset = selectors.operations_list(
@@ -563,7 +563,8 @@ def operations(request, filters: Query[OperationFiltersIn]):
 
 
 @router.get(
-    "/operations/{operation_id}", response={200: OperationDetailOut, 404: NotFoundOut, **COMMON}
+    "/operations/{operation_id}",
+    response={200: OperationDetailOut, 404: NotFoundOut, **HOSTILE_INPUT, **COMMON},
 )
 def operation(request, operation_id: int):
     found = selectors.operation_detail(operation_id=operation_id)
@@ -574,7 +575,13 @@ def operation(request, operation_id: int):
 
 @router.post(
     "/operations/{operation_id}/withdraw",
-    response={200: WithdrawnOut, 404: NotFoundOut, 409: NothingToWithdrawOut, **COMMON},
+    response={
+        200: WithdrawnOut,
+        404: NotFoundOut,
+        409: NothingToWithdrawOut,
+        **HOSTILE_INPUT,
+        **COMMON,
+    },
 )
 def withdraw(request, operation_id: int):
     """Cancel the operation's still-resting orders and release their funds. An operation

@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from ninja import Field, Query, Router, Schema, Status
 
-from config.api_schemas import COMMON, Out
+from config.api_schemas import COMMON, HOSTILE_INPUT, Out
 from market.models import Market
 from market.selectors import cached_order_book, market_stats, recent_trades
 
@@ -61,7 +61,9 @@ class NotFoundOut(Out):
 MarketCode = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]{1,11}$", examples=["CEA"])]
 
 
-@router.get("/{market_code}/book", response={200: BookOut, 404: NotFoundOut, **COMMON})
+@router.get(
+    "/{market_code}/book", response={200: BookOut, 404: NotFoundOut, **HOSTILE_INPUT, **COMMON}
+)
 def book(request, market_code: MarketCode, query: Query[BookQuery]):
     """The order book by price level, the 24 h statistics and the latest trades."""
     market = Market.objects.filter(code=market_code.upper()).first()

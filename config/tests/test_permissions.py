@@ -152,6 +152,7 @@ ADMIN_MODELS = {
     # Second-factor devices (django-otp): removed when a phone is lost; no secret shown.
     "otp_totp/totpdevice": ("{totp}", True, True),
     "otp_static/staticdevice": ("{static}", True, True),
+    "accounts/apitoken": ("{token}", False, False),
 }
 
 
@@ -215,6 +216,15 @@ MATRIX: list[Row] = [
     Row("GET", "/accounts/two-factor/recovery-codes/", E(LOGIN, 405, 405, 405, 405)),
     Row("POST", "/accounts/two-factor/turn-off/", E(LOGIN, *[TWO_FACTOR_SETUP] * 4)),
     Row("GET", "/accounts/two-factor/turn-off/", E(LOGIN, 405, 405, 405, 405)),
+    # The user's own API tokens: the first trader's token, revoked by its owner only.
+    Row("GET", "/accounts/tokens/", PAGE),
+    Row(
+        "POST",
+        "/accounts/tokens/{token}/revoke/",
+        E(LOGIN, Redirect("/accounts/tokens/"), 404, 404, 404),
+        changes=frozenset({TRADER}),
+    ),
+    Row("GET", "/accounts/tokens/{token}/revoke/", E(LOGIN, 405, 405, 405, 405)),
     # ---------------------------------------------------------------- the cash market
     Row("GET", "/market/", E(LOGIN, *[Redirect("/market/CEA/")] * 4)),
     Row("GET", "/market/CEA/", PAGE),
@@ -541,6 +551,14 @@ MATRIX: list[Row] = [
         data={},
         changes=frozenset({SUPER}),
     ),
+    Row(
+        "POST",
+        "/admin/accounts/apitoken/",
+        E(*[ADMIN_LOGIN] * 3, 403, Redirect("/admin/accounts/apitoken/")),
+        data={"action": "revoke_selected", "_selected_action": ["{token}"]},
+        changes=frozenset({SUPER}),
+    ),
+    Row("GET", "/admin/accounts/", E(*[ADMIN_LOGIN] * 3, 404, 200)),
     Row("GET", "/admin/liquidity/liquidityoperation/{op}/withdraw/", ADMIN),
     Row(
         "POST",
@@ -612,6 +630,7 @@ def world(db) -> World:
     )
     access_log = AccessLog.objects.create(**attempt_fields)
     failure_log = AccessFailureLog.objects.create(**attempt_fields)
+    token, _ = ApiToken.issue(user=alice.user, name="matrix")
     market = Market.objects.get(code="CEA")
     return World(
         users={ANON: None, TRADER: alice.user, OTHER: bob.user, STAFF: staff, SUPER: superuser},
@@ -636,6 +655,7 @@ def world(db) -> World:
             "attempt": attempt.pk,
             "access_log": access_log.pk,
             "failure_log": failure_log.pk,
+            "token": token.pk,
             "fingerprint": liquidity_preview(request=form_request).fingerprint(),
         },
     )
@@ -676,6 +696,7 @@ DUMMY_IDS = {
         "attempt",
         "access_log",
         "failure_log",
+        "token",
     ]
 } | {"fingerprint": "f"}
 
@@ -700,6 +721,7 @@ def snapshot() -> dict:
             )
         ),
         "groups": sorted(Group.objects.values_list("id", "name")),
+        "tokens": sorted(ApiToken.objects.values_list("id", "revoked_at")),
     }
 
 

@@ -7,6 +7,7 @@ none and htmx runs with `allowEval: false`; the browser tests below drive the pa
 poll and preview and fail on any violation Chromium reports.
 """
 
+import json
 import os
 import re
 import secrets
@@ -40,7 +41,13 @@ def production_env(**overrides) -> dict[str, str]:
         key: value
         for key, value in os.environ.items()
         if key
-        not in {"DJANGO_SETTINGS_MODULE", "DEBUG", "SECRET_KEY", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+        not in {
+            "DJANGO_SETTINGS_MODULE",
+            "DEBUG",
+            "DEMO",
+            "SECRET_KEY",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        }
     }
     env.update(
         {
@@ -180,10 +187,68 @@ def test_behind_https_responses_carry_hsts(trader_client):
     assert plain["Content-Security-Policy"] == CSP
 
 
-@pytest.mark.django_db
+# The checkout's own .env is not read: what counts is the environment given.
+SHOW_SETTINGS = (
+    "import environ; environ.Env.read_env = classmethod(lambda *args, **kwargs: None); "
+    "import django, json; django.setup(); from django.conf import settings as s; "
+    "print(json.dumps({name: getattr(s, name) for name in ("
+    "'DEBUG', 'DEMO', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SESSION_COOKIE_HTTPONLY'"
+    ")}))"
+)
+
+
+def settings_with(env: dict[str, str]) -> dict:
+    """The settings a process started with `env` (and no .env) ends up with."""
+    result = subprocess.run(
+        [sys.executable, "-c", SHOW_SETTINGS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def test_production_cookies_are_secure_and_http_only():
-    assert settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE
-    assert settings.SESSION_COOKIE_HTTPONLY
+    production = settings_with(production_env(DEMO="False"))
+    assert production["SESSION_COOKIE_SECURE"] and production["CSRF_COOKIE_SECURE"]
+    assert production["SESSION_COOKIE_HTTPONLY"]
+    assert production["DEBUG"] is False and production["DEMO"] is False
+
+
+def env_example() -> dict[str, str]:
+    """The variables `.env.example` sets (what `make run` copies to a fresh .env)."""
+    pairs = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def test_make_run_serves_the_demo_without_debug_over_plain_http():
+    """A fresh `make run`: DEBUG off (plain error pages), the demo on, and cookies that
+    travel over the plain HTTP of 127.0.0.1 (else nobody could log in)."""
+    example = env_example()
+    assert example["DEBUG"] == "False" and example["DEMO"] == "True"
+    env = {
+        key: value
+        for key, value in production_env().items()
+        if key not in {"SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "ALLOWED_HOSTS"}
+        and key not in {"CSRF_TRUSTED_ORIGINS", "SECRET_KEY"}
+    }
+    made_run = settings_with({**env, **example})
+    assert made_run["DEBUG"] is False and made_run["DEMO"] is True
+    assert not made_run["SESSION_COOKIE_SECURE"] and not made_run["CSRF_COOKIE_SECURE"]
+    assert "DEBUG := False" in (ROOT / "Makefile").read_text()  # whatever an old .env says
+
+
+def test_demo_is_off_by_default_and_independent_of_debug():
+    env = {key: value for key, value in production_env().items() if key != "DEMO"}
+    assert settings_with(env)["DEMO"] is False
+    assert settings_with({**env, "DEBUG": "True"})["DEMO"] is False
 
 
 def test_no_inline_script_in_any_template():

@@ -303,7 +303,8 @@ def test_book_endpoint(staff_client):
     unknown = staff_client.get("/api/v1/market/XYZ/book")
     assert unknown.status_code == 404
     assert unknown.json() == {"error": "not_found", "message": "No market XYZ."}
-    assert staff_client.get("/api/v1/market/C%00A/book").status_code == 422
+    hostile = staff_client.get("/api/v1/market/C%00A/book")  # a NUL: refused before the API
+    assert hostile.status_code == 400 and hostile.json()["error"] == "bad_request"
     # Each price level carries the reference plan's `percentage` beside its `share`.
     preview = post(staff_client, "preview", REQUEST).json()
     levels = preview["bid_plan"]["price_levels"]

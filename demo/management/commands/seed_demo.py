@@ -72,15 +72,15 @@ def ensure_user(username: str, password: str, *, superuser: bool = False):
 
 class Command(BaseCommand):
     help = (
-        "Load demo data (DEBUG only, idempotent): admin/admin staff superuser, trader/trader "
+        "Load demo data (DEMO=True only, idempotent): admin/admin staff superuser, trader/trader "
         "with funds, seeded market makers; prints the demo logins."
     )
 
     def handle(self, *args, **options):
-        if not settings.DEBUG:
+        if not settings.DEMO:
             raise CommandError(
                 "seed_demo creates well-known logins (admin/admin, trader/trader) and runs "
-                "only with DEBUG=True."
+                "only with DEMO=True (in .env, as .env.example has it); never in production."
             )
         with transaction.atomic():
             admin, admin_created = ensure_user("admin", "admin", superuser=True)

@@ -1,5 +1,5 @@
 """`manage.py seed_demo`: demo logins, funds, market makers and a first liquidity
-operation per market; idempotent, and only with DEBUG."""
+operation per market; idempotent, and only with the DEMO setting (not DEBUG)."""
 
 from decimal import Decimal
 
@@ -21,15 +21,15 @@ D = Decimal
 pytestmark = pytest.mark.django_db
 
 
-@override_settings(DEBUG=False)
-def test_seed_demo_refuses_without_debug():
-    with pytest.raises(CommandError, match="DEBUG"):
+@pytest.mark.parametrize("debug", [False, True])
+def test_seed_demo_refuses_without_demo_even_with_debug(debug):
+    with override_settings(DEMO=False, DEBUG=debug), pytest.raises(CommandError, match="DEMO"):
         run_command("seed_demo")
     assert not get_user_model().objects.exists()
     assert not MarketMakerClient.objects.exists()
 
 
-@override_settings(DEBUG=True)
+@override_settings(DEMO=True, DEBUG=False)
 def test_seed_demo_is_idempotent_and_prints_the_logins():
     output = run_command("seed_demo")
     assert "admin / admin" in output and "trader / trader" in output
@@ -63,7 +63,7 @@ def test_seed_demo_is_idempotent_and_prints_the_logins():
     assert_all_invariants()
 
 
-@override_settings(DEBUG=True)
+@override_settings(DEMO=True, DEBUG=False)
 def test_seed_demo_leaves_an_existing_admin_password_alone():
     User = get_user_model()
     User.objects.create_superuser("admin", "a@example.com", "something-else")
