@@ -158,3 +158,23 @@ def test_every_api_operation_declares_the_400_it_may_answer():
         if "400" not in {str(code) for code in operation["responses"]}
     ]
     assert undeclared == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("selected", ["abc", "1.5", "-1", "99999999999999999999999", "١"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/market/order/",
+        "/admin/liquidity/liquidityoperation/",
+        "/admin/market/marketmakerclient/",
+    ],
+)
+def test_a_bulk_action_on_rows_that_are_not_ids_answers_400(world, url, selected):  # noqa: F811
+    from market.models import Order, TicketLog
+
+    client = client_for(world, SUPER)
+    before = (sorted(Order.objects.values_list("id", "status")), TicketLog.objects.count())
+    response = client.post(url, {"action": "delete_selected", "_selected_action": [selected]})
+    assert response.status_code == 400
+    assert (sorted(Order.objects.values_list("id", "status")), TicketLog.objects.count()) == before
