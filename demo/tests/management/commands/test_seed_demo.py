@@ -71,7 +71,7 @@ def test_seed_demo_leaves_an_existing_admin_password_alone():
     assert User.objects.get(username="admin").check_password("something-else")
 
 
-@override_settings(DEBUG=True)
+@override_settings(DEMO=True, DEBUG=False)
 def test_seed_demo_records_the_demo_admin_on_every_ticket_it_writes():
     run_command("seed_demo")
     admin = get_user_model().objects.get(username="admin")
