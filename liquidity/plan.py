@@ -47,7 +47,7 @@ How a plan is built
    required − available; a BID shortfall adds one best-level price per maker and one
    more, since each maker buys whole certificates and may leave less than one
    certificate's price unused: funding the shortfall, spread over the side's makers or
-   given to a new one, always covers the side.
+   given to one new provider, covers the side.
 6. `can_execute` = both sides sufficient and at least one order planned.
 
 Invariants (checked by `liquidity/tests/test_plan.py`)
@@ -184,9 +184,9 @@ class MakerFunds:
 class PriceLevel:
     """One price level of a side, best first.
 
-    `target_eur` is the level's share of the side's EUR; `target_quantity` the
-    certificates the level calls for (BID: floor(target_eur / price); ASK: the level's
-    share of the ASK certificate total). `quantity`, `value_eur` and `orders_count` are
+    `target_eur` is the level's share of the side's EUR; `target_quantity` the whole
+    certificates that share (with what the better levels could not use) is worth at the
+    level's price (`_level_quantities`). `quantity`, `value_eur` and `orders_count` are
     what the planned orders at this level add up to: 0 when the side is short."""
 
     price: Decimal
@@ -461,21 +461,22 @@ def _book_reference(market: MarketSnapshot) -> tuple[Decimal, str]:
 
 def _reference(
     market: MarketSnapshot, override, tick_c: int, outside_band: bool
-) -> tuple[int, ReferenceSource]:
+) -> tuple[int, ReferenceSource, bool]:
+    """The reference in cents, its source, and whether staff's override of the reference
+    band was needed (and given)."""
     if override is not None:
         cents = _override_cents(override, tick_c)
         book_c = _cents(_book_reference(market)[0], "reference")
         # A book reference below half a tick is no yardstick: staff must enter one.
-        if not outside_band and book_c > 0:
-            refused = reference_refusal(
-                entered=_eur(cents),
-                book_reference=_eur(book_c),
-                pct=market.reference_band_pct,
-                tick=market.tick_size,
-            )
-            if refused:
-                raise PlanError("reference_price", refused)
-        return cents, "override"
+        refused = book_c > 0 and reference_refusal(
+            entered=_eur(cents),
+            book_reference=_eur(book_c),
+            pct=market.reference_band_pct,
+            tick=market.tick_size,
+        )
+        if refused and not outside_band:
+            raise PlanError("reference_price", refused)
+        return cents, "override", bool(refused)
     price, source = _book_reference(market)
     ref = _cents(price, "reference")
     if ref <= 0:
@@ -484,7 +485,7 @@ def _reference(
             f"The {REFERENCE_SOURCE_LABELS[source]} rounds to zero on a €{_eur(tick_c)} tick; "
             "enter a reference price.",
         )
-    return ref, source
+    return ref, source, False
 
 
 def _bid_prices(ref_c: int, tick_c: int, best_ask_c: int | None) -> list[int]:
@@ -766,8 +767,9 @@ def build_plan(
     if bid_c == 0 and ask_c == 0:
         raise ValueError("a plan needs a BID or an ASK amount")
     tick_c = _cents(market.tick_size, "tick_size", positive=True)
-    outside_band = reference_outside_band and reference_price_override is not None
-    ref_c, source = _reference(market, reference_price_override, tick_c, outside_band)
+    ref_c, source, outside_band = _reference(
+        market, reference_price_override, tick_c, reference_outside_band
+    )
     best_bid_c = _cents(market.best_bid, "best_bid") if market.best_bid is not None else None
     best_ask_c = _cents(market.best_ask, "best_ask") if market.best_ask is not None else None
 

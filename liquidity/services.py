@@ -144,8 +144,9 @@ class _MakerBalances:
 
 
 def _maker_balances(market: MarketRules, *, lock: bool) -> _MakerBalances:
-    """Funded balances of active makers: EUR of providers, the certificate of holders,
-    each with its maker's id, code, name and type.
+    """Balances of active makers: EUR of providers, the certificate of holders, each with
+    its maker's id, code, name and type. Empty ones too: they get nothing, but a BID
+    shortfall allows for every provider it may be spread over (`liquidity.plan`).
 
     One query whatever the number of makers; with `lock`, the rows are locked in
     primary-key order (only the balance rows, not the joined ones). Plain rows are read:
@@ -160,7 +161,6 @@ def _maker_balances(market: MarketRules, *, lock: bool) -> _MakerBalances:
     rows = Balance.objects.filter(
         funded,
         holder__market_maker__is_active=True,
-        available__gt=0,
     )
     if lock:
         rows = rows.select_for_update(of=("self",))

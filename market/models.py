@@ -359,7 +359,7 @@ class Order(models.Model):
     # What is still locked for this order: EUR for a buy, certificates for a sell.
     reserved = money_field(default=Decimal("0"))
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
-    status_reason = models.CharField(max_length=120, blank=True)
+    status_reason = models.CharField(max_length=255, blank=True)
     # The audited staff action that placed the order (a liquidity operation's ticket);
     # none for the orders traders place themselves.
     ticket = models.ForeignKey(

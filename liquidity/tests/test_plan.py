@@ -747,6 +747,17 @@ def test_a_reference_far_from_the_books_is_refused_unless_overridden():
         reference_outside_band=True,
     )
     assert overridden.reference_outside_band and overridden.reference_price == D("12.00")
+    # Ticked for a price inside the band: nothing was overridden, nothing is recorded.
+    ticked = build_plan(
+        market=replace(market, best_ask=None),
+        bid_amount_eur=D("100"),
+        ask_amount_eur=D("0"),
+        liquidity_providers=[lp(1, "5000")],
+        asset_holders=[],
+        reference_price_override=D("13.50"),
+        reference_outside_band=True,
+    )
+    assert not ticked.reference_outside_band
     within = plan_for(replace(market, best_ask=None), bid="100", lps=[lp(1, "5000")], ref="13.00")
     assert not within.reference_outside_band
     # Without a staff reference there is nothing to override.

@@ -1,10 +1,13 @@
 """A market's guardrails against fat fingers: the price band, the slippage limit of market
 orders, the largest order, and how far a staff reference price may stray. Pure.
 
-- **Price band**: no order rests or trades outside ±`price_band_pct` of the band's anchor,
-  the previous close (the last trade price of an earlier UTC day, as China's CEA market
-  bands ±10 % around the previous close), or failing that the market's reference price set
-  by staff. The anchor never follows the live book: an order cannot move its own band.
+- **Price band**: no order is placed, and no market order trades, outside ±`price_band_pct`
+  of the band's anchor, the previous close (the last trade price of an earlier UTC day, as
+  China's CEA market bands ±10 % around the previous close), or failing that the market's
+  reference price set by staff. The anchor never follows the live book: an order cannot
+  move its own band. An order resting from an earlier day outside today's band is passed
+  over by market orders; a limit order that crosses it still trades with it, at its price,
+  so that the book never stays crossed.
 - **Slippage limit**: a market order trades no further than `slippage_pct` from the best
   price it meets on entry; the remainder is cancelled.
 - **Order limits**: a maximum quantity and a maximum EUR value per order.
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from market.core.money import format_eur, format_quantity, round_to_tick
+from market.core.money import format_eur, format_quantity, round_half_down_to_tick, round_to_tick
 
 HUNDRED = Decimal(100)
 DEFAULT_PRICE_BAND_PCT = Decimal(10)
@@ -88,9 +91,11 @@ def price_band(
         if previous_close is not None
         else (reference_price, "reference price")
     )
-    low = round_to_tick(anchor * (HUNDRED - pct) / HUNDRED, tick, up=True)
+    low = max(round_to_tick(anchor * (HUNDRED - pct) / HUNDRED, tick, up=True), tick)
     high = round_to_tick(anchor * (HUNDRED + pct) / HUNDRED, tick, up=False)
-    return PriceBand(low=max(low, tick), high=high, anchor=anchor, anchor_label=label, pct=pct)
+    if low > high:  # a narrow band around an anchor off a coarser tick: the nearest tick
+        low = high = max(round_half_down_to_tick(anchor, tick), tick)
+    return PriceBand(low=low, high=high, anchor=anchor, anchor_label=label, pct=pct)
 
 
 def outside_band(band: PriceBand | None, price: Decimal) -> str | None:
@@ -128,10 +133,7 @@ def bound_reason(
     """Why a market order stopped at a resting order priced `next_price`: the sentence
     the trader reads (the status reason of its cancelled remainder)."""
     if kind == "band":
-        return (
-            f"the next price {format_eur(next_price)} is outside today's price band "
-            f"{band.describe()}"
-        )
+        return f"the next price {format_eur(next_price)} is outside today's band {band.range_text}"
     return (
         f"the next price {format_eur(next_price)} is more than {pct_text(slippage_pct)} "
         f"from the best price {format_eur(best)} on entry"
@@ -152,7 +154,7 @@ def order_size_refusal(
     if max_quantity is not None and quantity is not None and quantity > max_quantity:
         return "quantity", (
             f"At most {format_quantity(max_quantity)} {code} per order in this market "
-            f"({format_quantity(quantity)} asked)."
+            f"(this order is for {format_quantity(quantity)})."
         )
     if max_value is not None and value is not None and value > max_value:
         return "value", (

@@ -497,13 +497,21 @@ def match_order(
         return Walk(market, account, request, fee_rate, MatchResult(), refusal)
     limit_price, bound = request.price, ""
     best = None
+    passed_over: list[BookOrder] = []
     if request.price is None:
         # A market order is bounded by the band and by its slippage from the best price
         # it meets on entry: peek at that price, then walk the whole book as before.
+        # Orders resting from an earlier day outside today's band are passed over.
         orders = iter(book)
-        first = next(orders, None)
-        best = first.price if first is not None else None
-        book = chain((first,), orders) if first is not None else ()
+        seen = []
+        for order in orders:
+            seen.append(order)
+            if band is None or band.contains(order.price):
+                best = order.price
+                break
+        book = chain(seen, orders)
+        if band is not None:
+            book = _within(band, book, passed_over)
         limit_price, bound = limits.market_order_bound(
             buying=request.side == BUY,
             best=best,
@@ -528,15 +536,35 @@ def match_order(
             slippage_pct=market.slippage_pct,
             next_price=result.stopped_at.price,
         )
+    elif result.stop == Stop.BOOK and passed_over:
+        stop_reason = limits.bound_reason(
+            kind="band",
+            best=best,
+            band=band,
+            slippage_pct=None,
+            next_price=passed_over[0].price,
+        )
     walk = Walk(market, account, request, fee_rate, result, None, stop_reason)
     if POLICIES[request.order_type].refuses_unfilled and not result.filled_quantity:
         refusal = Refusal(request.amount_field, _why_nothing_traded(walk))
     elif request.price is None:
-        # What a market order trades is known only now: its value is checked here.
-        refusal = _size_refusal(market, request, None, result.filled_value)
+        # What a market order trades is known only now: its value, and the quantity an
+        # EUR amount buys, are checked here.
+        bought = result.filled_quantity if request.quantity is None else None
+        refusal = _size_refusal(market, request, bought, result.filled_value)
     if refusal is not None:
         return Walk(market, account, request, fee_rate, result, refusal, stop_reason)
     return walk
+
+
+def _within(band: limits.PriceBand, book: Iterable[BookOrder], passed_over: list[BookOrder]):
+    """The resting orders inside `band`, read lazily; the others (resting from an earlier
+    day) are passed over and noted in `passed_over`."""
+    for order in book:
+        if band.contains(order.price):
+            yield order
+        else:
+            passed_over.append(order)
 
 
 def _entered_value(request: OrderRequest) -> Decimal | None:
@@ -557,8 +585,8 @@ def _size_refusal(market: MarketRules, request: OrderRequest, quantity, value):
     )
     if refused is None:
         return None
-    which, message = refused
-    return Refusal("quantity" if which == "quantity" else request.amount_field, message)
+    _, message = refused
+    return Refusal(request.amount_field, message)
 
 
 def settle(

@@ -78,15 +78,26 @@ class MarketRead:
             columns=_MARKET_COLUMNS,
         )
 
-    def rules(self) -> MarketRules | None:
-        row = self._statement.one()
+    _NOT_READ = object()
+    _row = _NOT_READ
+
+    def wait(self) -> None:
+        """Wait for the row (and, with `lock`, for the lock)."""
+        if self._row is self._NOT_READ:
+            self._row = self._statement.one()
+
+    def rules(self, *, today: date | None = None) -> MarketRules | None:
+        """The market's rules, its previous close as of `today` (UTC, by default now's):
+        a writer that keeps the previous close passes the day it writes with."""
+        self.wait()
+        row = self._row
         if row is None:
             return None
         *settings, last_price, last_trade_date, previous_close = row
         return MarketRules(
             *settings,
             previous_close_on(
-                timezone.now().date(),
+                today or timezone.now().date(),
                 last_price=last_price,
                 last_trade_date=last_trade_date,
                 previous_close=previous_close,

@@ -217,7 +217,12 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip):
         limit_price=request.price,
         first=db.first_batch(request.quantity, cap=PLACEMENT_FIRST_BATCH_CAP),
     )
-    market = market_read.rules()
+    # One clock for the whole placement, read once the market lock is held (trades' times
+    # follow their ids): the day the previous close is read for is the day its trades are
+    # written on (`db.record_trading`), even across midnight.
+    market_read.wait()
+    now = timezone.now()
+    market = market_read.rules(today=now.date())
     account = Account(owner.pk, owner.kind)
     walk = core.match_order(market=market, account=account, request=request, book=book)
     if walk.refusal is not None:
@@ -241,7 +246,6 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip):
         raise _refused(outcome.refusal)
 
     # Round trip 3: every write, queued, then the COMMIT.
-    now = timezone.now()
     sheet.apply(outcome.moves, field=request.amount_field)
     db.insert_orders([outcome.order], now=now)
     ticket_ids = ids.take(TicketLog)

@@ -97,7 +97,13 @@ def test_band_is_around_the_previous_close_else_the_reference_on_the_tick():
 def test_band_edges_are_on_the_tick_and_inside_the_percentage(anchor, pct, tick):
     band = limits.price_band(pct=pct, previous_close=anchor, reference_price=D(1), tick=tick)
     assert band.low % tick == 0 and band.high % tick == 0
-    assert band.low >= tick
+    assert tick <= band.low <= band.high
+    if band.low == band.high and not (
+        anchor * (100 - pct) / 100 <= band.low <= anchor * (100 + pct) / 100
+    ):
+        # No tick inside the percentage: the one nearest the anchor (at least a tick).
+        assert abs(band.low - anchor) <= tick / 2 or band.low == tick
+        return
     assert band.high <= anchor * (100 + pct) / 100
     assert band.low >= anchor * (100 - pct) / 100 or band.low == tick
 
@@ -117,7 +123,7 @@ def test_order_limits_refuse_quantity_and_value_for_every_type():
     market = replace(CEA, max_order_quantity=100, max_order_value=D("1000.00"))
     too_many = place(request(quantity=101, price="14.00", market=market), [])
     assert too_many.refusal == core.Refusal(
-        "quantity", "At most 100 CEA per order in this market (101 asked)."
+        "quantity", "At most 100 CEA per order in this market (this order is for 101)."
     )
     too_dear = place(request(quantity=72, price="14.00", market=market), [])
     assert too_dear.refusal.field == "quantity"
@@ -156,7 +162,10 @@ def test_a_market_sell_never_trades_below_the_band():
     book = [bid(1, "13.00", 2), bid(2, "12.60", 2), bid(3, "12.59", 2)]
     outcome = place(request("SELL", "MARKET", quantity=6, market=market), book)
     assert [trade.price for trade in outcome.trades] == [D("13.00"), D("12.60")]
-    assert "outside today's price band €12.60 – €15.40" in outcome.order.status_reason
+    assert outcome.order.status_reason == (
+        "unfilled remainder cancelled: the next price €12.59 is outside today's band "
+        "€12.60 – €15.40"
+    )
 
 
 def test_a_market_order_that_cannot_trade_within_the_band_is_refused():
@@ -227,3 +236,43 @@ def test_a_staff_reference_far_from_the_books_needs_an_override():
         )
         is None
     )
+
+
+def test_a_market_buy_passes_over_an_ask_left_below_todays_band():
+    """The band moved overnight (previous close €15.00: €13.50 – €16.50); an ask resting
+    at €12.70 since yesterday is not traded by a market order, the next one is."""
+    market = replace(CEA, previous_close=D("15.00"))
+    book = [ask(1, "12.70", 5), ask(2, "15.00", 5)]
+    outcome = place(request(order_type="MARKET", quantity=3, market=market), book)
+    assert [(trade.sell_order_id, trade.price) for trade in outcome.trades] == [(2, D("15.00"))]
+    # Slippage is measured from the best price inside the band.
+    assert outcome.walk.stop_reason == ""
+    alone = place(request(order_type="MARKET", quantity=3, market=market), [ask(1, "12.70", 5)])
+    assert alone.refusal.message == (
+        "Nothing can trade: the next price €12.70 is outside today's band €13.50 – €16.50."
+    )
+
+
+def test_a_market_buy_by_amount_respects_the_largest_quantity():
+    market = replace(CEA, max_order_quantity=50)
+    outcome = place(
+        request(order_type="MARKET", budget="5000", market=market), [ask(1, "14", 500)]
+    )
+    assert outcome.refusal == core.Refusal(
+        "eur_budget", "At most 50 CEA per order in this market (this order is for 355)."
+    )
+
+
+@given(
+    price=st.integers(1, 10**8).map(lambda c: D(c) / 100),
+    pct=st.integers(1, 9999).map(lambda h: D(h) / 100),
+)
+def test_a_stop_reason_fits_the_orders_status_reason(price, pct):
+    """The reason is stored on the order (255 characters); the widest prices and
+    percentages still fit."""
+    band = limits.price_band(pct=pct, previous_close=price, reference_price=D(1), tick=D("0.01"))
+    for kind in ("band", "slippage"):
+        reason = limits.bound_reason(
+            kind=kind, best=price, band=band, slippage_pct=pct, next_price=price
+        )
+        assert len(f"{core.REMAINDER_CANCELLED}: {reason}") <= 255

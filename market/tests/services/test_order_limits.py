@@ -97,9 +97,26 @@ def test_order_limits_are_market_settings_staff_change_with_a_ticket(banded):
     with pytest.raises(ValidationError) as refused:
         place(buyer, "BUY", price="14.00", quantity=51)
     assert refused.value.message_dict["quantity"] == [
-        "At most 50 CEA per order in this market (51 asked)."
+        "At most 50 CEA per order in this market (this order is for 51)."
     ]
     with pytest.raises(ValidationError) as refused:
         place(buyer, "BUY", price="14.00", quantity=36)
     assert "At most €500.00 per order" in refused.value.message_dict["quantity"][0]
     assert place(buyer, "BUY", price="14.00", quantity=35).created
+
+
+def test_a_market_order_stopped_by_the_band_is_stored_with_its_reason(banded):
+    """On PostgreSQL the reason is checked against the column's width, too."""
+    maker = factories.trader(CEA=100)
+    place(maker, "SELL", price="15.40", quantity=2)
+    Market.objects.filter(pk=banded.pk).update(price_band_pct=D("20"))
+    place(maker, "SELL", price="16.50", quantity=2)  # inside a ±20 % band
+    Market.objects.filter(pk=banded.pk).update(price_band_pct=D("10"), slippage_pct=None)
+    placement = place(factories.trader(EUR="1000"), "BUY", "MARKET", quantity=4)
+    placement.order.refresh_from_db()
+    assert placement.order.filled_quantity == 2
+    assert placement.order.status_reason == (
+        "unfilled remainder cancelled: the next price €16.50 is outside today's band "
+        "€12.60 – €15.40"
+    )
+    assert "outside today's band" in placement.message
