@@ -9,6 +9,7 @@ from django.utils import timezone
 from accounts.models import ApiToken
 from market.models import TicketLog
 from market.services.audit import ticket_record
+from market.validation import MAX_ID
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ def api_tokens_revoke(
     again; the API refuses it from the moment this transaction commits (`config.api`).
     """
     with transaction.atomic():
-        tokens = ApiToken.objects.select_for_update(of=("self",)).filter(pk__in=list(token_ids))
+        # Ids beyond a 64-bit key name no row (and overflow SQLite's integer).
+        ids = [pk for pk in token_ids if 0 < pk <= MAX_ID]
+        tokens = ApiToken.objects.select_for_update(of=("self",)).filter(pk__in=ids)
         if owner is not None:
             tokens = tokens.filter(user=owner)
         tokens = list(tokens.select_related("user").order_by("pk"))

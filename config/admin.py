@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from accounts.forms import AdminLoginForm
 from accounts.two_factor import second_factor_missing, second_factor_url
+from market.validation import MAX_ID
 
 
 class BackOfficeAdminSite(admin.AdminSite):
@@ -27,7 +28,7 @@ class BackOfficeAdminSite(admin.AdminSite):
         def checked(request, *args, **kwargs):
             selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
             if request.method == "POST" and not all(
-                value.isascii() and value.isdigit() and len(value) <= 19 for value in selected
+                value.isascii() and value.isdigit() and int(value) <= MAX_ID for value in selected
             ):
                 raise BadRequest("The selected rows are not row ids.")
             return view(request, *args, **kwargs)

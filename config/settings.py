@@ -35,9 +35,6 @@ SECRET_KEY = env(
 ALLOWED_HOSTS = env("ALLOWED_HOSTS")
 CSRF_TRUSTED_ORIGINS = env("CSRF_TRUSTED_ORIGINS")
 
-# The demo (`make run`): printed logins that work with a password alone. Off in production.
-DEMO = env.bool("DEMO", default=False)
-
 INSTALLED_APPS = [
     # The admin site with the staff second factor and the lockout on its login (config/admin.py).
     "config.apps.BackOfficeAdminConfig",
@@ -187,6 +184,11 @@ CACHES = {
     "throttle": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": "throttle_cache",
+        # Past MAX_ENTRIES rows a write first deletes the expired ones, then culls live
+        # ones too: Django's default of 300 would drop live counters (and let a user over
+        # the limit through) with a few hundred active users. Counters of past windows
+        # expire within minutes, so this many rows are never all live.
+        "OPTIONS": {"MAX_ENTRIES": 100_000},
     },
 }
 
@@ -232,11 +234,11 @@ SECURE_HSTS_SECONDS = env("SECURE_HSTS_SECONDS")
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# Cookies travel over HTTPS only exactly when the site is served over HTTPS (production:
-# SECURE_SSL_REDIRECT=True, which `check --deploy` asks for). `make run` serves plain HTTP
-# on 127.0.0.1 with DEBUG=False, and its login must still work.
-SESSION_COOKIE_SECURE = SECURE_SSL_REDIRECT
-CSRF_COOKIE_SECURE = SECURE_SSL_REDIRECT
+# Cookies travel over HTTPS only, unless the demo runs: `make run` serves plain HTTP on
+# 127.0.0.1 with DEBUG=False, and its login must still work. Production behind a TLS proxy
+# that redirects to HTTPS itself (SECURE_SSL_REDIRECT off) still sends secure cookies.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=SECURE_SSL_REDIRECT or not DEMO)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=SECURE_SSL_REDIRECT or not DEMO)
 SESSION_COOKIE_HTTPONLY = True
 
 # Sent on every response by config.middleware. Scripts only from our own files: no inline

@@ -22,7 +22,7 @@ from liquidity.services import (
 )
 from market.models import MarketMakerClient
 from market.services.market_makers import market_makers_create_bulk, market_makers_fund_bulk
-from market.validation import IdempotencyKeyReused
+from market.validation import MAX_ID, IdempotencyKeyReused
 
 router = Router(tags=["Liquidity"])
 
@@ -30,7 +30,7 @@ router = Router(tags=["Liquidity"])
 Money = int | str
 # A row id: bounded, so that no id reaches the database out of its integer range (SQLite
 # raises OverflowError beyond 64 bits).
-Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class LiquidityIn(Schema):

@@ -1,10 +1,13 @@
 """Collecting every input problem of one request before refusing it, and saying it in one
 line where there is no form to put it next to (management commands); the refusal of an
-idempotency key reused for a different request."""
+idempotency key reused for a different request; the largest row id."""
 
 from collections import defaultdict
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+
+# Row ids are 64-bit: a larger number names no row, and overflows SQLite's integer.
+MAX_ID = 2**63 - 1
 
 
 class FieldErrors:

@@ -93,3 +93,7 @@ def test_anonymous_users_are_sent_to_the_login_page(client):
     response = client.get("/accounts/tokens/")
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/?next=/accounts/tokens/")
+
+
+def test_a_token_id_beyond_any_row_is_not_found(alice_client):
+    assert alice_client.post("/accounts/tokens/99999999999999999999/revoke/").status_code == 404

@@ -161,7 +161,9 @@ def test_every_api_operation_declares_the_400_it_may_answer():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("selected", ["abc", "1.5", "-1", "99999999999999999999999", "١"])
+@pytest.mark.parametrize(
+    "selected", ["abc", "1.5", "-1", "99999999999999999999999", "9999999999999999999", "١"]
+)
 @pytest.mark.parametrize(
     "url",
     [

@@ -51,6 +51,18 @@ def test_a_window_counts_to_its_limit_then_says_how_long_is_left(db, limits):
     assert throttle.retry_after(scope="api", user_id=1, now=start + 40) is None  # next minute
 
 
+def test_many_active_users_do_not_wipe_a_count(db, limits):
+    """Django's database cache culls rows past MAX_ENTRIES (300 by default), live ones
+    too: a user over the limit would get through once a few hundred others had called."""
+    start = 60 * 16_667 + 5.0
+    for _ in range(3):
+        last = throttle.retry_after(scope="api", user_id=1, now=start)
+    assert last is not None
+    for user_id in range(2, 402):
+        throttle.retry_after(scope="api", user_id=user_id, now=start)
+    assert throttle.retry_after(scope="api", user_id=1, now=start) is not None
+
+
 def test_switched_off_nothing_is_counted(db, settings):
     settings.RATE_LIMITS_ENABLED = False
     settings.RATE_LIMITS = {"api": "0/m"}
