@@ -147,17 +147,16 @@ def order_size_refusal(
     max_quantity: int | None,
     max_value: Decimal | None,
     code: str,
-) -> tuple[str, str] | None:
-    """(which, message) when an order is larger than the market allows ("quantity" or
-    "value"), or None. `value` is the order's EUR value (price × quantity, the budget, or
-    what a market order would trade)."""
+) -> str | None:
+    """Why an order is larger than the market allows, or None. `value` is the order's EUR
+    value (price × quantity, the budget, or what a market order would trade)."""
     if max_quantity is not None and quantity is not None and quantity > max_quantity:
-        return "quantity", (
+        return (
             f"At most {format_quantity(max_quantity)} {code} per order in this market "
             f"(this order is for {format_quantity(quantity)})."
         )
     if max_value is not None and value is not None and value > max_value:
-        return "value", (
+        return (
             f"At most {format_eur(max_value)} per order in this market "
             f"(this order is worth {format_eur(value)})."
         )

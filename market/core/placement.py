@@ -583,10 +583,7 @@ def _size_refusal(market: MarketRules, request: OrderRequest, quantity, value):
         max_value=market.max_order_value,
         code=market.code,
     )
-    if refused is None:
-        return None
-    _, message = refused
-    return Refusal(request.amount_field, message)
+    return None if refused is None else Refusal(request.amount_field, refused)
 
 
 def settle(
