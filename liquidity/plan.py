@@ -18,8 +18,10 @@ How a plan is built
    from the book's own is refused (`market.core.limits.reference_refusal`, the message
    names the allowed range) unless staff tick `reference_outside_band`, which the plan,
    its fingerprint, the operation and its ticket record.
-2. **Price levels** (three per side, best first). BID at ref × 0.998 / 0.996 / 0.995
-   rounded *down* to tick; ASK at ref × 1.002 / 1.004 / 1.005 rounded *up* to tick. Then
+2. **Price levels**, per side, best first, one per level of the ladder
+   (`liquidity.ladder`: distance % and share %, by default 0.2 / 0.4 / 0.5 % holding
+   50 / 30 / 20 %). BID at ref × (1 − distance) rounded *down* to tick; ASK at
+   ref × (1 + distance) rounded *up* to tick. Then
    each level is stepped outward (bids down, asks up) as far as needed so that
    - every bid is strictly below the reference price and strictly below the best ask,
    - every ask is strictly above the reference price and strictly above the best bid,
@@ -28,8 +30,8 @@ How a plan is built
    (we never silently drop levels); an ask level above `MAX_PRICE` likewise, and so does
    any level outside today's price band (`MarketSnapshot.band`). A side whose EUR target
    is zero has no levels at all, so an ASK-only plan never fails on a low price.
-3. **Level quantities at the prices placed**: each side's EUR target is split 50 / 30 /
-   20 by largest remainder (in cents); a level holds the whole certificates its share
+3. **Level quantities at the prices placed**: each side's EUR target is split by the
+   ladder's shares by largest remainder (in cents); a level holds the whole certificates its share
    is worth at its own price, and what a share cannot pay of one more certificate
    carries over to the next level (`_level_quantities`). So a side's planned value never
    exceeds its target and falls short of it by less than one certificate, BID and ASK
@@ -70,15 +72,13 @@ from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
 from typing import Literal
 
+from liquidity.ladder import DEFAULT_LADDER, Ladder
 from market.core.book import REFERENCE_SOURCES, reference_price
 from market.core.limits import PriceBand, reference_refusal
 from market.core.makers import maker_type_for
 from market.core.money import MAX_PRICE, MAX_QUANTITY, capped_largest_remainder, largest_remainder
 
 __all__ = [
-    "ASK_LEVELS",
-    "BID_LEVELS",
-    "LEVEL_SHARES",
     "NON_FIELD_ERRORS",
     "REFERENCE_SOURCE_LABELS",
     "LiquidityPlan",
@@ -103,14 +103,7 @@ REFERENCE_SOURCE_LABELS: dict[str, str] = {"override": "entered by staff", **REF
 # Same key Django forms use for errors that belong to no single field.
 NON_FIELD_ERRORS = "__all__"
 
-# Level multipliers in thousandths of the reference price, best level first.
-BID_LEVELS: tuple[int, ...] = (998, 996, 995)
-ASK_LEVELS: tuple[int, ...] = (1002, 1004, 1005)
-# Share of the side in each level, in tenths (50 / 30 / 20 %).
-_SHARE_WEIGHTS: tuple[int, ...] = (5, 3, 2)
-LEVEL_SHARES: tuple[Decimal, ...] = tuple(Decimal(w) / 10 for w in _SHARE_WEIGHTS)
-
-_FINGERPRINT_VERSION = 2
+_FINGERPRINT_VERSION = 3
 
 
 class PlanError(ValueError):
@@ -190,7 +183,8 @@ class PriceLevel:
     what the planned orders at this level add up to: 0 when the side is short."""
 
     price: Decimal
-    share: Decimal
+    share: Decimal  # of the side, as a fraction (0.5 for 50 %)
+    distance_pct: Decimal  # the ladder's distance from the reference
     target_eur: Decimal
     target_quantity: int
     quantity: int
@@ -221,7 +215,7 @@ class MakerAllocation:
 
 @dataclass(frozen=True)
 class PlannedOrder:
-    """A limit order to place: `level` is 1, 2 or 3 (best first), `quantity` > 0."""
+    """A limit order to place: `level` counts from 1 (best first), `quantity` > 0."""
 
     market_maker_id: int
     side: OrderSide
@@ -307,6 +301,7 @@ class LiquidityPlan:
     total_orders_count: int
     estimated_spread: Decimal | None
     estimated_spread_pct: Decimal | None
+    ladder: Ladder = DEFAULT_LADDER
 
     @property
     def missing_assets(self) -> Shortfall | None:
@@ -338,6 +333,7 @@ class LiquidityPlan:
             "reference_price": str(self.reference_price),
             "reference_source": self.reference_source,
             "reference_outside_band": self.reference_outside_band,
+            "ladder": self.ladder.as_text(),
             "bid_amount_eur": str(self.bid_amount_eur),
             "ask_amount_eur": str(self.ask_amount_eur),
             "can_execute": self.can_execute,
@@ -488,18 +484,19 @@ def _reference(
     return ref, source, False
 
 
-def _bid_prices(ref_c: int, tick_c: int, best_ask_c: int | None) -> list[int]:
+def _bid_prices(ref_c: int, tick_c: int, best_ask_c: int | None, ladder: Ladder) -> list[int]:
     ceiling = (ref_c - 1) // tick_c * tick_c  # highest tick strictly below ref
     if best_ask_c is not None:
         ceiling = min(ceiling, (best_ask_c - 1) // tick_c * tick_c)
     prices: list[int] = []
-    for mult in BID_LEVELS:
-        price = (ref_c * mult) // (1000 * tick_c) * tick_c
+    for level in ladder:
+        price = (ref_c * (10000 - level.distance_bp)) // (10000 * tick_c) * tick_c
         price = min(price, ceiling, prices[-1] - tick_c if prices else price)
         if price <= 0:
             raise PlanError(
                 "reference_price",
-                f"The reference price €{_eur(ref_c)} is too low for three bid levels on a "
+                f"The reference price €{_eur(ref_c)} is too low for {len(ladder)} bid "
+                f"level{'s' if len(ladder) > 1 else ''} on a "
                 f"€{_eur(tick_c)} tick"
                 + (f" below the best ask €{_eur(best_ask_c)}" if best_ask_c is not None else "")
                 + "; enter a higher reference price.",
@@ -508,13 +505,13 @@ def _bid_prices(ref_c: int, tick_c: int, best_ask_c: int | None) -> list[int]:
     return prices
 
 
-def _ask_prices(ref_c: int, tick_c: int, best_bid_c: int | None) -> list[int]:
+def _ask_prices(ref_c: int, tick_c: int, best_bid_c: int | None, ladder: Ladder) -> list[int]:
     floor = (ref_c // tick_c + 1) * tick_c  # lowest tick strictly above ref
     if best_bid_c is not None:
         floor = max(floor, (best_bid_c // tick_c + 1) * tick_c)
     prices: list[int] = []
-    for mult in ASK_LEVELS:
-        price = -((-ref_c * mult) // (1000 * tick_c)) * tick_c
+    for level in ladder:
+        price = -((-ref_c * (10000 + level.distance_bp)) // (10000 * tick_c)) * tick_c
         price = max(price, floor, prices[-1] + tick_c if prices else price)
         prices.append(price)
     if prices[-1] > _price_cents(MAX_PRICE):
@@ -559,6 +556,7 @@ def _side_plan(
     prices: list[int],
     level_eur: list[int],
     makers: list[tuple[MakerFunds, int]],
+    ladder: Ladder,
 ) -> SidePlan:
     """Assemble a side: certificates per level (`_level_quantities`) allocated across the
     makers level by level, pro rata to what each holds and capped by what it still has
@@ -639,7 +637,8 @@ def _side_plan(
     levels = tuple(
         PriceLevel(
             price=price_out[lv],
-            share=LEVEL_SHARES[lv],
+            share=ladder.levels[lv].share,
+            distance_pct=ladder.levels[lv].distance_pct,
             target_eur=_eur(level_eur[lv]),
             target_quantity=targets[lv],
             quantity=level_quantity[lv],
@@ -680,39 +679,55 @@ def _check_band(prices: list[int], band: PriceBand | None, label: str) -> None:
 
 
 def _bid_side(
-    bid_c: int, ref_c: int, market: MarketSnapshot, best_ask_c, makers: Sequence[MakerFunds]
+    bid_c: int,
+    ref_c: int,
+    market: MarketSnapshot,
+    best_ask_c,
+    makers: Sequence[MakerFunds],
+    ladder: Ladder,
 ) -> SidePlan:
     tick_c = _cents(market.tick_size, "tick_size", positive=True)
-    prices = _bid_prices(ref_c, tick_c, best_ask_c) if bid_c else []
+    prices = _bid_prices(ref_c, tick_c, best_ask_c, ladder) if bid_c else []
     _check_band(prices, market.band, "A bid")
     plan = _side_plan(
         side="BID",
         asset="EUR",
         target_c=bid_c,
         prices=prices,
-        level_eur=largest_remainder(bid_c, _SHARE_WEIGHTS) if bid_c else [],
+        level_eur=largest_remainder(bid_c, _weights(ladder)) if bid_c else [],
         makers=_usable_makers(makers, unit_cents=1),
+        ladder=ladder,
     )
     _check_order_sizes(list(plan.orders), "bid_amount_eur", "BID amount")
     return plan
 
 
 def _ask_side(
-    ask_c: int, ref_c: int, market: MarketSnapshot, best_bid_c, makers: Sequence[MakerFunds]
+    ask_c: int,
+    ref_c: int,
+    market: MarketSnapshot,
+    best_bid_c,
+    makers: Sequence[MakerFunds],
+    ladder: Ladder,
 ) -> SidePlan:
     tick_c = _cents(market.tick_size, "tick_size", positive=True)
-    prices = _ask_prices(ref_c, tick_c, best_bid_c) if ask_c else []
+    prices = _ask_prices(ref_c, tick_c, best_bid_c, ladder) if ask_c else []
     _check_band(prices, market.band, "An ask")
     plan = _side_plan(
         side="ASK",
         asset=market.code,
         target_c=ask_c,
         prices=prices,
-        level_eur=largest_remainder(ask_c, _SHARE_WEIGHTS) if ask_c else [],
+        level_eur=largest_remainder(ask_c, _weights(ladder)) if ask_c else [],
         makers=_usable_makers(makers, unit_cents=100),
+        ladder=ladder,
     )
     _check_order_sizes(list(plan.orders), "ask_amount_eur", "ASK amount")
     return plan
+
+
+def _weights(ladder: Ladder) -> list[int]:
+    return [level.share_weight for level in ladder]
 
 
 def _suggestions(shortfall: Shortfall) -> list[str]:
@@ -750,15 +765,17 @@ def build_plan(
     asset_holders: Sequence[MakerFunds],
     reference_price_override: Decimal | None = None,
     reference_outside_band: bool = False,
+    ladder: Ladder = DEFAULT_LADDER,
 ) -> LiquidityPlan:
     """Build the liquidity plan for `market` (see the module docstring for the rules).
 
     `liquidity_providers` hold EUR, `asset_holders` hold certificates of `market.code`;
     pass only active ones (zero holdings are tolerated and get nothing). Their order does
-    not matter. The amounts and the override come parsed (`market.core.money`: at most
-    two places, in range, at least one amount positive). Raises `PlanError` for what the
+    not matter. `ladder` (parsed by `liquidity.ladder.ladder_parse`) sets the levels.
+    The amounts and the override come parsed (`market.core.money`: at most two places,
+    in range, at least one amount positive). Raises `PlanError` for what the
     staff user can correct once the market is known (a reference price off the market's
-    tick, too high, too low for three bid levels, too far from the book's without
+    tick, too high, too low for the ladder's bid levels, too far from the book's without
     `reference_outside_band`, or putting a level outside the price band; an order above
     `MAX_QUANTITY` certificates) and `ValueError` for malformed input.
     """
@@ -773,8 +790,8 @@ def build_plan(
     best_bid_c = _cents(market.best_bid, "best_bid") if market.best_bid is not None else None
     best_ask_c = _cents(market.best_ask, "best_ask") if market.best_ask is not None else None
 
-    bid_plan = _bid_side(bid_c, ref_c, market, best_ask_c, liquidity_providers)
-    ask_plan = _ask_side(ask_c, ref_c, market, best_bid_c, asset_holders)
+    bid_plan = _bid_side(bid_c, ref_c, market, best_ask_c, liquidity_providers, ladder)
+    ask_plan = _ask_side(ask_c, ref_c, market, best_bid_c, asset_holders, ladder)
 
     shortfalls = tuple(
         Shortfall(
@@ -818,4 +835,5 @@ def build_plan(
         total_orders_count=total_orders,
         estimated_spread=spread,
         estimated_spread_pct=spread_pct,
+        ladder=ladder,
     )

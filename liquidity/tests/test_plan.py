@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from liquidity.ladder import DEFAULT_LADDER, Ladder, LadderLevel
 from liquidity.plan import (
-    LEVEL_SHARES,
     LiquidityPlan,
     MakerFunds,
     MarketSnapshot,
@@ -549,7 +549,9 @@ def check_levels(plan: LiquidityPlan, market: MarketSnapshot):
         for price, mult in zip(prices, multipliers, strict=True):
             nominal = Fraction(ref * mult, 1000)
             assert price <= nominal if sign < 0 else price >= nominal
-        assert [lv.share for lv in side.levels] == list(LEVEL_SHARES)[: len(prices)]
+        assert [lv.share for lv in side.levels] == [level.share for level in DEFAULT_LADDER][
+            : len(prices)
+        ]
         if prices:
             level_eur = [cents(lv.target_eur) for lv in side.levels]
             assert sum(level_eur) == target
@@ -804,3 +806,78 @@ def test_funding_a_bid_shortfall_always_covers_the_side(bid, funds, new_maker):
             for m, share in zip(lps, shares, strict=True)
         ]
     assert plan_for(bid=str(bid), lps=funded).bid_plan.sufficient
+
+
+# --------------------------------------------------------------------------- ladders
+
+ladders = st.lists(
+    st.integers(min_value=1, max_value=300), min_size=1, max_size=10, unique=True
+).flatmap(
+    lambda bps: st.lists(
+        st.integers(min_value=1, max_value=50), min_size=len(bps), max_size=len(bps)
+    ).map(lambda raw: _ladder(sorted(bps), raw))
+)
+
+
+def _ladder(distances_bp, raw_weights):
+    """Shares in hundredths of a percent summing to exactly 100 %."""
+    weights = largest_remainder(10000, raw_weights)
+    if 0 in weights:
+        weights = [10000 // len(weights)] * (len(weights) - 1)
+        weights.append(10000 - sum(weights))
+    return Ladder(
+        tuple(
+            LadderLevel(D(bp).scaleb(-2), D(w).scaleb(-2))
+            for bp, w in zip(distances_bp, weights, strict=True)
+        )
+    )
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ladder=ladders,
+    ref=st.integers(min_value=500, max_value=100_000),
+    bid=st.integers(min_value=0, max_value=5_000_000),
+    ask=st.integers(min_value=1, max_value=5_000_000),
+)
+def test_any_ladder_sets_the_levels_and_their_shares(ladder, ref, bid, ask):
+    plan = build_plan(
+        market=CEA,
+        bid_amount_eur=D(bid).scaleb(-2),
+        ask_amount_eur=D(ask).scaleb(-2),
+        liquidity_providers=[lp(1, "1000000")],
+        asset_holders=[ah(2, "1000000")],
+        reference_price_override=D(ref).scaleb(-2),
+        reference_outside_band=True,
+        ladder=ladder,
+    )
+    assert plan.ladder == ladder
+    for side, target, sign in ((plan.bid_plan, bid, -1), (plan.ask_plan, ask, 1)):
+        if not target:
+            assert side.levels == ()
+            continue
+        assert len(side.levels) == len(ladder)
+        weights = [level.share_weight for level in ladder]
+        assert [cents(lv.target_eur) for lv in side.levels] == largest_remainder(target, weights)
+        for level, step in zip(side.levels, ladder, strict=True):
+            assert level.distance_pct == step.distance_pct
+            assert level.share == step.share
+            nominal = Fraction(ref * (10000 + sign * step.distance_bp), 10000)
+            price = cents(level.price)
+            assert price <= nominal if sign < 0 else price >= nominal
+        prices = [cents(lv.price) for lv in side.levels]
+        for better, worse in pairwise(prices):
+            assert (worse - better) * sign >= 1
+        assert cents(side.total_value_eur) <= target
+    # The ladder is part of what execution must find unchanged.
+    if not ladder.is_default:
+        default = build_plan(
+            market=CEA,
+            bid_amount_eur=D(bid).scaleb(-2),
+            ask_amount_eur=D(ask).scaleb(-2),
+            liquidity_providers=[lp(1, "1000000")],
+            asset_holders=[ah(2, "1000000")],
+            reference_price_override=D(ref).scaleb(-2),
+            reference_outside_band=True,
+        )
+        assert default.fingerprint() != plan.fingerprint()
