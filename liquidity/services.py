@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from liquidity import plan as planning
+from liquidity.ladder import DEFAULT_LADDER, Ladder, ladder_parse
 from liquidity.models import LiquidityOperation
 from market.core.makers import book_side_of, side_asset
 from market.core.money import parse_amount, parse_price
@@ -71,6 +72,7 @@ class LiquidityRequest:
     notes: str = ""
     # Staff confirm a reference price further from the book's than the market's band.
     reference_outside_band: bool = False
+    ladder: Ladder = DEFAULT_LADDER
 
 
 def liquidity_request_parse(
@@ -81,10 +83,12 @@ def liquidity_request_parse(
     reference_price=None,
     notes="",
     reference_outside_band=False,
+    ladder=None,
 ) -> LiquidityRequest:
     """Validate raw input; ValidationError keyed by field lists everything to fix.
     `reference_outside_band` (a bool, or a form's "on"/"true"/"1") counts only with a
-    reference price."""
+    reference price. `ladder` is text, level objects or a `Ladder` (`ladder_parse`);
+    None or blank is the default ladder."""
     errors = FieldErrors()
     collect = errors.collect
     market = market_rules(market_code)
@@ -105,6 +109,7 @@ def liquidity_request_parse(
         reference_price = collect(
             parse_price, reference_price, tick=market.tick, field="reference_price"
         )
+    ladder = collect(ladder_parse, ladder, field="ladder")
     notes = str(notes or "")
     if len(notes) > MAX_NOTES:
         errors.add("notes", f"Notes are at most {MAX_NOTES} characters.")
@@ -117,7 +122,7 @@ def liquidity_request_parse(
         "1",
         "yes",
     )
-    return LiquidityRequest(market, bid, ask, reference_price, notes, outside_band)
+    return LiquidityRequest(market, bid, ask, reference_price, notes, outside_band, ladder)
 
 
 def _snapshot(market: MarketRules) -> planning.MarketSnapshot:
@@ -196,6 +201,7 @@ def _build(request: LiquidityRequest, market: MarketRules, makers: _MakerBalance
         asset_holders=makers.funds[AH],
         reference_price_override=request.reference_price,
         reference_outside_band=request.reference_outside_band,
+        ladder=request.ladder,
     )
 
 
@@ -278,7 +284,8 @@ def _executed_before(user, idempotency_key: str, request: LiquidityRequest):
 
 def _same_request(operation: LiquidityOperation, request: LiquidityRequest) -> bool:
     """Whether `operation` is what `request` asks for: the same market, BID and ASK
-    amounts, reference price (as asked, blank for the market's), its override and notes.
+    amounts, reference price (as asked, blank for the market's), its override, the ladder
+    and notes.
     The previewed fingerprint is not part of it: it is the request's precondition, not the
     request, and a retry may carry a fresher one."""
     asked = operation.ticket.request_payload.get("reference_price") or None
@@ -290,7 +297,14 @@ def _same_request(operation: LiquidityOperation, request: LiquidityRequest) -> b
         and operation.notes == request.notes
         and bool(operation.ticket.request_payload.get("reference_outside_band"))
         == request.reference_outside_band
+        and _recorded_ladder(operation) == request.ladder
     )
+
+
+def _recorded_ladder(operation: LiquidityOperation) -> Ladder:
+    """The ladder an operation placed; operations made before ladders were recorded
+    used the default."""
+    return ladder_parse(operation.ladder or None)
 
 
 def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> LiquidityOperation:
@@ -337,6 +351,7 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
             "ask_amount_eur": str(request.ask_amount_eur),
             "reference_price": str(request.reference_price or ""),
             "reference_outside_band": request.reference_outside_band,
+            "ladder": request.ladder.as_text(),
             "notes": request.notes,
             "idempotency_key": idempotency_key or "",
         },
@@ -357,6 +372,7 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
         reference_price=plan.reference_price,
         reference_source=plan.reference_source,
         reference_outside_band=plan.reference_outside_band,
+        ladder=plan.ladder.as_data(),
         target_bid_eur=request.bid_amount_eur,
         target_ask_eur=request.ask_amount_eur,
         actual_bid_eur=bid_value,
