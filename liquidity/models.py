@@ -211,7 +211,8 @@ class ProgramRefresh(models.Model):
     operation = models.OneToOneField(
         LiquidityOperation, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    ticket = models.OneToOneField(
+    # The audit ticket of the refresh (a kill switch's one ticket covers all its programs).
+    ticket = models.ForeignKey(
         TicketLog, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     reference_price = price_field(null=True, blank=True)

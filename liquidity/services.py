@@ -327,6 +327,52 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
     if not plan.can_execute:
         raise InsufficientAssets(plan)
 
+    return operation_place(
+        market=market,
+        makers=makers,
+        snapshot=snapshot,
+        plan=plan,
+        user=user,
+        action_type="LIQUIDITY_CREATED",
+        payload={
+            "certificate_type": market.code,
+            "bid_amount_eur": str(request.bid_amount_eur),
+            "ask_amount_eur": str(request.ask_amount_eur),
+            "reference_price": str(request.reference_price or ""),
+            "reference_outside_band": request.reference_outside_band,
+            "ladder": request.ladder.as_text(),
+            "notes": request.notes,
+            "idempotency_key": idempotency_key or "",
+        },
+        notes=request.notes,
+        idempotency_key=idempotency_key,
+        ip=ip,
+    )
+
+
+def operation_place(
+    *,
+    market: MarketRules,
+    makers: _MakerBalances,
+    snapshot: planning.MarketSnapshot,
+    plan: planning.LiquidityPlan,
+    user,
+    action_type: str,
+    payload: dict,
+    after: dict | None = None,
+    related: list[str] | None = None,
+    program=None,
+    notes: str = "",
+    idempotency_key: str | None = None,
+    ip: str | None = None,
+) -> LiquidityOperation:
+    """Place an executable `plan`'s orders and record them: one ticket (`action_type`,
+    `payload`, and what was placed, with `after`'s extra keys), one `LiquidityOperation`
+    (linked to `program` for a program's refresh), the orders and their reservations.
+
+    The caller holds, in the current transaction, the market's lock and the balance
+    locks of `makers`, read after everything else that changed them in this transaction,
+    and built `plan` and `snapshot` under those locks."""
     holder_of = makers.holder_of
     orders = []
     bid_value = ask_value = Decimal("0")
@@ -342,20 +388,12 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
     makers_used = _makers_used(plan)
 
     ticket = ticket_record(
-        action_type="LIQUIDITY_CREATED",
+        action_type=action_type,
         entity_type="LiquidityOperation",
         user=user,
-        payload={
-            "certificate_type": market.code,
-            "bid_amount_eur": str(request.bid_amount_eur),
-            "ask_amount_eur": str(request.ask_amount_eur),
-            "reference_price": str(request.reference_price or ""),
-            "reference_outside_band": request.reference_outside_band,
-            "ladder": request.ladder.as_text(),
-            "notes": request.notes,
-            "idempotency_key": idempotency_key or "",
-        },
+        payload=payload,
         after={
+            **(after or {}),
             "reference_price": str(plan.reference_price),
             "reference_outside_band": plan.reference_outside_band,
             "actual_bid_eur": str(bid_value),
@@ -363,24 +401,26 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
             "orders_created": len(orders),
             "market_makers_used": makers_used,
         },
-        tags=["liquidity", market.code],
+        related=related or (),
+        tags=["liquidity", market.code, *(["program"] if program is not None else [])],
         ip=ip,
     )
     operation = LiquidityOperation.objects.create(
         ticket=ticket,
         market_id=market.market_id,
+        program=program,
         reference_price=plan.reference_price,
         reference_source=plan.reference_source,
         reference_outside_band=plan.reference_outside_band,
         ladder=plan.ladder.as_data(),
-        target_bid_eur=request.bid_amount_eur,
-        target_ask_eur=request.ask_amount_eur,
+        target_bid_eur=plan.bid_amount_eur,
+        target_ask_eur=plan.ask_amount_eur,
         actual_bid_eur=bid_value,
         actual_ask_eur=ask_value,
         actual_ask_quantity=ask_quantity,
         market_makers_used=makers_used,
         orders_created=len(orders),
-        notes=request.notes,
+        notes=notes,
         plan_fingerprint=plan.fingerprint(),
         idempotency_key=idempotency_key,
         created_by=user,

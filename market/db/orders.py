@@ -169,16 +169,23 @@ def opposite(side: str) -> str:
     return SELL if side == BUY else BUY
 
 
-def best_prices(market_id: int) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+def best_prices(
+    market_id: int, *, excluding_ticket_id: int | None = None
+) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
     """(best bid, best ask, last trade price) of a market: one statement of three top-1
-    index lookups."""
+    index lookups. `excluding_ticket_id` leaves out the orders that ticket placed (a
+    liquidity program's own ladder is no yardstick for where it should stand)."""
     orders, trades = _table(Order), _table(Trade)
     resting = f"market_id = %s AND status IN ({_RESTING_SQL})"
+    params = [market_id]
+    if excluding_ticket_id is not None:
+        resting += " AND (ticket_id IS NULL OR ticket_id <> %s)"
+        params.append(excluding_ticket_id)
     statement = pipeline.send(
         f"SELECT (SELECT max(price) FROM {orders} WHERE {resting} AND side = '{BUY}'), "
         f"(SELECT min(price) FROM {orders} WHERE {resting} AND side = '{SELL}'), "
         f"(SELECT price FROM {trades} WHERE market_id = %s ORDER BY id DESC LIMIT 1)",
-        [market_id, market_id, market_id],
+        [*params, *params, market_id],
         # Typed as order prices (trade prices are the same column type): SQLite gives
         # its aggregates back as floats.
         model=Order,
