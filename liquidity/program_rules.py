@@ -327,3 +327,34 @@ def mark_to_market(position: Position, *, reference: Decimal) -> MarkToMarket:
     inventory = position.net_quantity * reference
     pnl = cash + inventory - position.fees_eur
     return MarkToMarket(reference, cash, inventory, position.fees_eur, pnl)
+
+
+def alerts_due(
+    *,
+    failures: int,
+    short_refreshes: int,
+    last_error: str,
+    low_funds: list[tuple[str, Decimal]],
+    low_funds_eur: Decimal | None,
+    after: int,
+) -> dict[tuple[str, str], str]:
+    """The alerts whose condition holds, keyed by (kind, subject), with their messages:
+    a refresh failing `after` times in a row, a side short for `after` refreshes in a
+    row, and each maker (code) whose available funds are worth less than `low_funds_eur`
+    at the reference. Kinds are `LiquidityAlert.Kind` values."""
+    wanted: dict[tuple[str, str], str] = {}
+    if failures >= after:
+        wanted[("refresh_failing", "")] = (
+            f"The last {failures} refreshes failed; the latest: {last_error}"
+        )
+    if short_refreshes >= after:
+        wanted[("side_short", "")] = (
+            f"A side has been below its target for {short_refreshes} refreshes in a row: "
+            "fund the market makers."
+        )
+    for code, value in low_funds:
+        wanted[("maker_low_funds", code)] = (
+            f"{code} has {_eur(value)} available at the reference, below the "
+            f"{_eur(low_funds_eur)} threshold."
+        )
+    return wanted

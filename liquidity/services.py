@@ -125,7 +125,7 @@ def liquidity_request_parse(
     return LiquidityRequest(market, bid, ask, reference_price, notes, outside_band, ladder)
 
 
-def _snapshot(market: MarketRules) -> planning.MarketSnapshot:
+def market_snapshot(market: MarketRules) -> planning.MarketSnapshot:
     best_bid, best_ask, last_price = best_prices(market.market_id)
     return planning.MarketSnapshot(
         code=market.code,
@@ -140,7 +140,7 @@ def _snapshot(market: MarketRules) -> planning.MarketSnapshot:
 
 
 @dataclass(frozen=True)
-class _MakerBalances:
+class MakerBalances:
     """The funded balances of active makers, as read (and, for execution, locked)."""
 
     balances: list[BalanceRow]  # for the BalanceSheet
@@ -148,7 +148,7 @@ class _MakerBalances:
     funds: dict[str, list[planning.MakerFunds]]  # maker type -> what each one holds
 
 
-def _maker_balances(market: MarketRules, *, lock: bool) -> _MakerBalances:
+def maker_balances(market: MarketRules, *, lock: bool) -> MakerBalances:
     """Balances of active makers: EUR of providers, the certificate of holders, each with
     its maker's id, code, name and type. Empty ones too: they get nothing, but a BID
     shortfall allows for every provider it may be spread over (`liquidity.plan`).
@@ -189,19 +189,41 @@ def _maker_balances(market: MarketRules, *, lock: bool) -> _MakerBalances:
                 market_maker_id=maker_id, code=code, name=name, available=available
             )
         )
-    return _MakerBalances(balances, holder_of, funds)
+    return MakerBalances(balances, holder_of, funds)
 
 
-def _build(request: LiquidityRequest, market: MarketRules, makers: _MakerBalances, snapshot):
-    return planning.build_plan(
+def _build(request: LiquidityRequest, market: MarketRules, makers: MakerBalances, snapshot):
+    return plan_for(
         market=snapshot,
+        makers=makers,
         bid_amount_eur=request.bid_amount_eur,
         ask_amount_eur=request.ask_amount_eur,
-        liquidity_providers=makers.funds[LP],
-        asset_holders=makers.funds[AH],
-        reference_price_override=request.reference_price,
+        reference_price=request.reference_price,
         reference_outside_band=request.reference_outside_band,
         ladder=request.ladder,
+    )
+
+
+def plan_for(
+    *,
+    market: planning.MarketSnapshot,
+    makers: MakerBalances,
+    bid_amount_eur: Decimal,
+    ask_amount_eur: Decimal,
+    reference_price: Decimal | None = None,
+    reference_outside_band: bool = False,
+    ladder: Ladder = DEFAULT_LADDER,
+) -> planning.LiquidityPlan:
+    """The plan over `makers` (as `maker_balances` read them) on `market`."""
+    return planning.build_plan(
+        market=market,
+        bid_amount_eur=bid_amount_eur,
+        ask_amount_eur=ask_amount_eur,
+        liquidity_providers=makers.funds[LP],
+        asset_holders=makers.funds[AH],
+        reference_price_override=reference_price,
+        reference_outside_band=reference_outside_band,
+        ladder=ladder,
     )
 
 
@@ -210,7 +232,7 @@ def liquidity_preview(*, request: LiquidityRequest) -> planning.LiquidityPlan:
     queries whatever the number of market makers."""
     market = request.market
     try:
-        return _build(request, market, _maker_balances(market, lock=False), _snapshot(market))
+        return _build(request, market, maker_balances(market, lock=False), market_snapshot(market))
     except planning.PlanError as error:
         raise ValidationError({error.field: error.message}) from None
 
@@ -316,8 +338,8 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
             return existing
     if paused := trading_refusal(market):  # paused since the request was read
         raise ValidationError({"certificate_type": paused})
-    makers = _maker_balances(market, lock=True)
-    snapshot = _snapshot(market)
+    makers = maker_balances(market, lock=True)
+    snapshot = market_snapshot(market)
     try:
         plan = _build(request, market, makers, snapshot)
     except planning.PlanError as error:
@@ -353,7 +375,7 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
 def operation_place(
     *,
     market: MarketRules,
-    makers: _MakerBalances,
+    makers: MakerBalances,
     snapshot: planning.MarketSnapshot,
     plan: planning.LiquidityPlan,
     user,
