@@ -686,7 +686,7 @@ def program_refresh(
 
 
 @dataclass(frozen=True)
-class _Inputs:
+class ProgramInputs:
     market: MarketRules
     ladder: rules.LadderState
     position: rules.Position
@@ -698,7 +698,7 @@ def _tick(program: LiquidityProgram, *, now: datetime, worker: str) -> ProgramRe
     """Decide and carry out one tick of a locked active program (see the module)."""
     market = MarketRead(market_id=program.market_id, lock=True).rules(today=now.date())
     makers = maker_balances(market, lock=True)  # all of them, before any order (module)
-    inputs = _inputs(program, market)
+    inputs = program_inputs(program, market)
     program.last_refresh_at = now
     if inputs.reference is None:
         refresh = _failed(program, now=now, worker=worker, reason=inputs.reference_error)
@@ -742,14 +742,16 @@ def _message(error: ValidationError) -> str:
     return " ".join(error.messages)[:255]
 
 
-def _inputs(program: LiquidityProgram, market: MarketRules) -> _Inputs:
+def program_inputs(program: LiquidityProgram, market: MarketRules) -> ProgramInputs:
+    """What a tick decides on: the ladder resting, the position since start, and the
+    reference now (the fixed price, or the book's leaving out the program's own orders)."""
     operation = program.operation
     ladder = rules.LadderState()
     if operation is not None:
         ladder = _ladder_state(program, operation)
     position = _position(program)
     if program.reference_mode == LiquidityProgram.ReferenceMode.FIXED:
-        return _Inputs(market, ladder, position, program.fixed_reference_price, None)
+        return ProgramInputs(market, ladder, position, program.fixed_reference_price, None)
     best_bid, best_ask, last = best_prices(
         market.market_id, excluding_ticket_id=operation.ticket_id if operation else None
     )
@@ -761,8 +763,10 @@ def _inputs(program: LiquidityProgram, market: MarketRules) -> _Inputs:
         tick=market.tick,
     )
     if price <= 0:
-        return _Inputs(market, ladder, position, None, "The book's reference rounds to zero.")
-    return _Inputs(market, ladder, position, price, None)
+        return ProgramInputs(
+            market, ladder, position, None, "The book's reference rounds to zero."
+        )
+    return ProgramInputs(market, ladder, position, price, None)
 
 
 def _ladder_state(program: LiquidityProgram, operation: LiquidityOperation) -> rules.LadderState:

@@ -323,3 +323,31 @@ def test_settings_are_checked_and_nothing_is_saved(staff, settings, field, messa
         create(staff, **settings)
     assert message in " ".join(caught.value.message_dict[field])
     assert not LiquidityProgram.objects.exists()
+
+
+def test_status_shows_the_ladder_inventory_fills_and_pnl(
+    staff, makers, django_assert_max_num_queries
+):
+    from liquidity.program_status import program_status
+
+    program = started(staff, low_funds_eur="96000")
+    now = timezone.now()
+    tick(program, now)
+    trade("BUY", 10, EUR="200")  # the makers sell 10 at 14.03
+    with django_assert_max_num_queries(12):
+        status = program_status(program_id=program.pk, now=now)
+    assert [(r.side, r.level, r.price) for r in status.ladder][:2] == [
+        ("BID", 1, D("13.97")),
+        ("BID", 2, D("13.94")),
+    ]
+    # Distances from the reference now: the last trade, 14.03.
+    assert status.reference == D("14.03")
+    assert status.ladder[0].distance_pct == D("0.43")
+    ask1 = next(r for r in status.ladder if r.side == "ASK" and r.level == 1)
+    assert (ask1.price, ask1.distance_pct, ask1.quantity) == (D("14.03"), D("0.00"), 346)
+    assert status.position.sold_quantity == 10 and status.position.sold_eur == D("140.30")
+    # Valued at the reference now (the last trade, 14.03): cash 140.30 − 10 × 14.03 = 0.
+    assert status.pnl.pnl_eur == D("0.00")
+    assert status.makers_count == 3
+    assert status.last_refresh.outcome == Outcome.PLACED
+    assert any("below the €96,000.00 threshold" in w for w in status.warnings)
