@@ -1,7 +1,8 @@
 # Carbon Cash Market: set-up, run and test from a fresh clone.
 #
-#   make run    install everything, migrate, load demo data, serve on http://127.0.0.1:$(PORT)/
-#               with DEBUG=False (plain error pages), as production serves
+#   make run    install everything, migrate, load demo data, start the web server on
+#               http://127.0.0.1:$(PORT)/ (DEBUG=False: plain error pages, as production
+#               serves) and the liquidity worker, both from the Procfile
 #   make dev    the same with Django's runserver and DEBUG=True (tracebacks), for debugging
 #   make test   install everything, run the whole test suite
 #   make lint   ruff check + ruff format --check
@@ -89,9 +90,10 @@ run: migrate
 	@echo "  in a row lock that login for 15 minutes: manage.py axes_reset_username USERNAME lifts it."
 	$(MAKE) --no-print-directory serve
 
+# The web server and the liquidity worker (Procfile), until Ctrl+C stops both.
 serve:
-	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl+C to stop)"
-	$(BIN)/gunicorn config.wsgi:application --bind $(HOST):$(PORT) $(GUNICORN_ARGS)
+	@echo "Serving on http://$(HOST):$(PORT)/ with the liquidity worker (Ctrl+C to stop)"
+	HOST=$(HOST) WEB_PORT=$(PORT) GUNICORN_ARGS="$(GUNICORN_ARGS)" $(BIN)/honcho start -f Procfile
 
 # For debugging only: Django's development server with DEBUG=True (tracebacks, settings
 # and URL lists on error pages), static files from the source folders.
@@ -99,6 +101,7 @@ dev: export DEBUG := True
 dev: migrate
 	$(MANAGE) seed_demo
 	@echo "Debugging on http://$(HOST):$(PORT)/ with DEBUG=True (Ctrl+C to stop)"
+	@echo "The liquidity worker does not run here: start it with $(MANAGE) liquidity_worker"
 	$(MANAGE) runserver $(HOST):$(PORT)
 
 # Every test, on $(TEST_WORKERS) processes, with the coverage of the product's code (the

@@ -1027,7 +1027,7 @@ def _mail_alerts(program: LiquidityProgram, alerts: list[LiquidityAlert]) -> Non
 
 
 def _notify_after(refresh: ProgramRefresh) -> None:
-    """Refreshes are logged (the worker's output and the service log)."""
-    logger.info(
+    """Refreshes are logged (the worker prints them too)."""
+    logger.debug(
         "liquidity program #%s %s: %s", refresh.program_id, refresh.outcome, refresh.reason
     )

@@ -1,5 +1,6 @@
-"""Demo data for local development: logins, a funded trader, funded market makers and a
-first liquidity operation per market. It uses both apps, so it lives in neither."""
+"""Demo data for local development: logins, a funded trader, funded market makers and an
+active liquidity program per market, its first ladder placed. It uses both apps, so it
+lives in neither."""
 
 from decimal import Decimal
 
@@ -8,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from liquidity.models import LiquidityOperation
-from liquidity.services import InsufficientAssets, liquidity_execute, liquidity_request_parse
+from liquidity.models import LiquidityProgram
+from liquidity.programs import program_activate, program_create, program_refresh
 from market.core.money import describe
 from market.management.seeding import ensure_seed_market_makers
 from market.models import LedgerEntry
@@ -31,27 +32,46 @@ LOGINS = (
 
 
 DEMO_LIQUIDITY = {"CEA": ("100000", "50000"), "EUA": ("200000", "100000")}
+# Quick enough to watch: the worker looks every 10 s, re-centres when the reference moved
+# 0.2 %, and tops a side up 10 s after fills took 30 % of it.
+DEMO_PROGRAM = {
+    "refresh_interval_seconds": 10,
+    "refresh_tolerance_pct": "0.2",
+    "replenish_threshold_pct": "30",
+    "replenish_delay_seconds": 10,
+    "notes": "Demo program (seed_demo)",
+}
 
 
 def seed_liquidity(stdout) -> None:
-    """One liquidity operation per market that has none yet, so a newcomer sees a live
-    book. Placed by the demo `admin` through the same service staff use."""
+    """One active liquidity program per market that has none yet, so a newcomer sees a
+    live book that re-centres after trading; its first ladder is placed here, the worker
+    (`make run` starts it) keeps it. Created by the demo `admin` through the services
+    staff use."""
     admin = get_user_model().objects.get(username="admin")
     for code, (bid, ask) in DEMO_LIQUIDITY.items():
-        if LiquidityOperation.objects.filter(market__code=code).exists():
-            stdout.write(f"Liquidity in {code}: already seeded.")
+        if LiquidityProgram.objects.filter(market__code=code).exists():
+            stdout.write(f"Liquidity program in {code}: already seeded.")
             continue
-        request = liquidity_request_parse(
-            market_code=code, bid_amount_eur=bid, ask_amount_eur=ask, notes="Demo liquidity"
+        program = program_create(
+            user=admin,
+            data={
+                "name": f"{code} standing liquidity",
+                "certificate_type": code,
+                "bid_target_eur": bid,
+                "ask_target_eur": ask,
+                **DEMO_PROGRAM,
+            },
         )
-        try:
-            operation = liquidity_execute(request=request, user=admin)
-        except InsufficientAssets as error:
-            stdout.write(f"Liquidity in {code}: not seeded ({error.messages[0]})")
+        program_activate(program_id=program.pk, user=admin)
+        refresh = program_refresh(program_id=program.pk, worker="seed_demo")
+        if refresh is None or refresh.operation is None:
+            reason = refresh.reason if refresh is not None else "nothing placed"
+            stdout.write(f"Liquidity program in {code}: active, ladder not placed ({reason})")
             continue
         stdout.write(
-            f"Liquidity in {code}: {operation.orders_created} orders around "
-            f"{operation.reference_price} ({operation.ticket.ticket_id})."
+            f"Liquidity program in {code}: active, {refresh.orders_placed} orders around "
+            f"{refresh.reference_price} ({refresh.operation.ticket.ticket_id})."
         )
 
 
@@ -73,7 +93,8 @@ def ensure_user(username: str, password: str, *, superuser: bool = False):
 class Command(BaseCommand):
     help = (
         "Load demo data (DEMO=True only, idempotent): admin/admin staff superuser, trader/trader "
-        "with funds, seeded market makers; prints the demo logins."
+        "with funds, seeded market makers, an active liquidity program per market; prints the "
+        "demo logins."
     )
 
     def handle(self, *args, **options):

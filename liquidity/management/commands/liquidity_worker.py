@@ -48,8 +48,14 @@ class Command(BaseCommand):
         def stop(signum, frame):
             self.stopping = True
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._run(name, poll=poll, once=once, limit=limit)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run(self, name: str, *, poll: float, once: bool, limit: int) -> None:
         self.stdout.write(f"Liquidity worker {name} started (poll {poll:g} s).")
         while not self.stopping:
             close_old_connections()  # a connection the database dropped is reopened

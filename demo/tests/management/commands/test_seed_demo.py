@@ -1,5 +1,6 @@
-"""`manage.py seed_demo`: demo logins, funds, market makers and a first liquidity
-operation per market; idempotent, and only with the DEMO setting (not DEBUG)."""
+"""`manage.py seed_demo`: demo logins, funds, market makers and an active liquidity
+program per market with its first ladder; idempotent, and only with the DEMO setting (not
+DEBUG)."""
 
 from decimal import Decimal
 
@@ -8,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError
 from django.test import override_settings
 
-from liquidity.models import LiquidityOperation
+from liquidity.models import LiquidityOperation, LiquidityProgram
 from market.models import Balance, Holder, Market, MarketMakerClient, TicketLog
 from market.selectors import order_book
 from market.tests.helpers import (
@@ -33,9 +34,12 @@ def test_seed_demo_refuses_without_demo_even_with_debug(debug):
 def test_seed_demo_is_idempotent_and_prints_the_logins():
     output = run_command("seed_demo")
     assert "admin / admin" in output and "trader / trader" in output
-    # One liquidity operation per market, so the book is live.
+    # One active program per market, its first ladder placed, so the book is live.
+    running = LiquidityProgram.objects.filter(state="active")
+    assert sorted(running.values_list("market__code", flat=True)) == ["CEA", "EUA"]
     operations = LiquidityOperation.objects.all()
     assert sorted(operations.values_list("market__code", flat=True)) == ["CEA", "EUA"]
+    assert all(operation.program is not None for operation in operations)
     for code in ("CEA", "EUA"):
         book = order_book(market=Market.objects.get(code=code))
         assert book.bids and book.asks and book.best_bid < book.best_ask
@@ -76,5 +80,5 @@ def test_seed_demo_records_the_demo_admin_on_every_ticket_it_writes():
     run_command("seed_demo")
     admin = get_user_model().objects.get(username="admin")
     tickets = TicketLog.objects.all()
-    assert tickets.filter(action_type="LIQUIDITY_CREATED").count() == 2
+    assert tickets.filter(action_type="LIQUIDITY_PROGRAM_REFRESH").count() == 2
     assert tickets.exists() and set(tickets.values_list("user", flat=True)) == {admin.pk}
