@@ -956,3 +956,17 @@ def test_a_custom_ladder_costs_no_extra_query(client):
     default = count_queries(client, "post", PREVIEW, REQUEST, **HX)
     ten = ", ".join(f"{n / 10}:10" for n in range(1, 11))
     assert count_queries(client, "post", PREVIEW, {**REQUEST, "ladder": ten}, **HX) == default
+
+
+def test_provisioning_keeps_the_ladder_previewed(client):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=100)
+    preview = html(client.post(PREVIEW, {**REQUEST, "ladder": CUSTOM}, **HX))
+    create_form = preview[preview.index('data-testid="provision-create-ask"') :]
+    assert value(create_form, "ladder") == CUSTOM
+    data = {**REQUEST, "ladder": CUSTOM, "side": "ASK", "ask-count": "1",
+            "ask-total_amount": "5000", "ask-name_prefix": "AH"}  # fmt: skip
+    body = html(client.post(PROVISION_CREATE, data, **HX))
+    assert 'data-status="ready"' in body
+    assert re.findall(r'data-testid="level-share">([^<]*)<', body) == ["60%", "40%"] * 2
+    assert value(body[body.index('data-testid="execute-form"') :], "ladder") == CUSTOM
