@@ -14,7 +14,13 @@ from django.utils.html import format_html, format_html_join
 from config.http import client_ip
 from liquidity.models import LiquidityOperation
 from liquidity.permissions import MANAGE_LIQUIDITY
-from liquidity.selectors import fill_pct, operation_rows, operation_state, with_progress
+from liquidity.selectors import (
+    fill_pct,
+    operation_ladder,
+    operation_rows,
+    operation_state,
+    with_progress,
+)
 from liquidity.services import NothingToWithdraw, liquidity_withdraw, withdraw_refusal
 from market.core.money import describe
 from market.services.orders import released_by_asset
@@ -44,7 +50,8 @@ class LiquidityOperationAdmin(admin.ModelAdmin):
     list_select_related = ("ticket", "market", "created_by")
     ordering = ("-id",)
     date_hierarchy = "created_at"
-    readonly_fields = ("orders_placed",)
+    readonly_fields = ("ladder_placed", "orders_placed")
+    exclude = ("ladder",)  # shown as `ladder_placed`, not as raw JSON
     actions = ["withdraw_selected"]
     change_form_template = "admin/liquidity/liquidityoperation/change_form.html"
 
@@ -92,6 +99,26 @@ class LiquidityOperationAdmin(admin.ModelAdmin):
                 "<td>{}</td><td>{}</td><td>{}</td></tr>",
                 rows,
             ),
+        )
+
+    @admin.display(description="Ladder")
+    def ladder_placed(self, obj):
+        """The levels placed (distance from the reference, share of each side)."""
+        ladder = operation_ladder(obj)
+        if ladder is None:
+            return format_html("Cannot be read: <code>{}</code>", obj.ladder)
+        return format_html(
+            "<table><tr><th>Level</th><th>Distance</th><th>Share</th></tr>{}</table><p>{} {}</p>",
+            format_html_join(
+                "",
+                "<tr><td>{}</td><td>{} %</td><td>{} %</td></tr>",
+                (
+                    (number, level["distance_pct"], level["share_pct"])
+                    for number, level in enumerate(ladder.as_data(), start=1)
+                ),
+            ),
+            ladder.as_text(),
+            "(default)" if ladder.is_default else "(custom)",
         )
 
     @admin.display(description="Reference", ordering="reference_price")

@@ -2,6 +2,7 @@
 price level's `percentage`) beside the project's own."""
 
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Literal
 
 from ninja import Field, Header, Query, Router, Schema, Status
@@ -9,8 +10,9 @@ from ninja import Field, Header, Query, Router, Schema, Status
 from config.api_schemas import COMMON, HOSTILE_INPUT, Out, RequestErrorOut
 from config.http import client_ip
 from liquidity import selectors
+from liquidity.ladder import DEFAULT_LADDER, FORMAT_HELP, MAX_LADDER_LEVELS, Ladder
 from liquidity.models import LiquidityOperation
-from liquidity.plan import LiquidityPlan, SidePlan
+from liquidity.plan import LiquidityPlan, PriceLevel, SidePlan
 from liquidity.services import (
     InsufficientAssets,
     NothingToWithdraw,
@@ -28,9 +30,19 @@ router = Router(tags=["Liquidity"])
 
 # Money arrives as a decimal string (or a JSON integer); floats are refused by the schema.
 Money = int | str
+# A ladder's percentage: a decimal string or a JSON number (read from its shortest text,
+# never from its binary value: 0.1 is "0.1").
+Percent = int | float | str
 # A row id: bounded, so that no id reaches the database out of its integer range (SQLite
 # raises OverflowError beyond 64 bits).
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+class LadderLevelIn(Schema):
+    distance_pct: Percent = Field(
+        examples=["0.2"], description="Distance from the reference price, in % (> 0, ≤ 50)"
+    )
+    share_pct: Percent = Field(examples=["50"], description="Share of each side, in % (> 0)")
 
 
 class LiquidityIn(Schema):
@@ -42,6 +54,13 @@ class LiquidityIn(Schema):
         False,
         description="Use `reference_price` even if it lies further from the book's reference "
         "than the market's band; recorded on the operation and its ticket.",
+    )
+    ladder: list[LadderLevelIn] | None = Field(
+        None,
+        description=f"The price levels, best first (at most {MAX_LADDER_LEVELS}; distances "
+        "increasing, shares adding up to 100, both with at most two decimals); omitted or "
+        f"null: the default, {DEFAULT_LADDER.as_text()} (distance:share). {FORMAT_HELP}",
+        examples=[DEFAULT_LADDER.as_data()],
     )
     notes: str = ""
 
@@ -107,9 +126,22 @@ class AllocationOut(Out):
     value_eur: str
 
 
+class LadderLevelOut(Out):
+    distance_pct: str = Field(examples=["0.2"])
+    share_pct: str = Field(examples=["50"])
+
+
 class PriceLevelOut(Out):
     price: str
-    percentage: int = Field(description="The level's share of its side, in percent (50)")
+    distance_pct: str = Field(
+        description="The ladder's distance of this level from the reference price, in % "
+        "(0.2); the price may lie further out (it never crosses the book)"
+    )
+    share_pct: str = Field(description="The level's share of its side, in percent (33.33)")
+    percentage: int = Field(
+        description="The same share in whole percent, rounded half up (the reference "
+        "plan's field; exact in `share_pct`)"
+    )
     share: str = Field(description="The same share as a fraction (0.5)")
     quantity: int
     value_eur: str
@@ -136,6 +168,7 @@ class PlanOut(Out):
     reference_price: str
     reference_source: str
     reference_outside_band: bool
+    ladder: list[LadderLevelOut]
     bid_plan: SidePlanOut
     ask_plan: SidePlanOut
     missing_assets: ShortfallOut | None
@@ -198,6 +231,7 @@ class CreatedOut(Out):
     ask_liquidity_eur: str
     ask_quantity: int
     reference_price: str
+    ladder: list[LadderLevelOut] | None
     market_makers_used: list[MakerUsedOut]
 
 
@@ -253,6 +287,9 @@ class OperationOut(Out):
     orders_resting: int
     reference_price: str
     reference_outside_band: bool
+    ladder: list[LadderLevelOut] | None = Field(
+        description="The ladder placed; null if its record cannot be read"
+    )
     target_bid_eur: str
     target_ask_eur: str
     actual_bid_eur: str
@@ -317,18 +354,30 @@ def side_json(side: SidePlan) -> dict:
             }
             for allocation in side.allocations
         ],
-        "price_levels": [
-            {
-                "price": str(level.price),
-                "percentage": int(level.share * 100),
-                "share": str(level.share),
-                "quantity": level.quantity,
-                "value_eur": str(level.value_eur),
-                "orders_count": level.orders_count,
-            }
-            for level in side.levels
-        ],
+        "price_levels": [level_json(level) for level in side.levels],
     }
+
+
+def _plain(number: Decimal) -> str:
+    return f"{number.normalize():f}"
+
+
+def level_json(level: PriceLevel) -> dict:
+    share_pct = level.share * 100
+    return {
+        "price": str(level.price),
+        "distance_pct": _plain(level.distance_pct),
+        "share_pct": _plain(share_pct),
+        "percentage": int(share_pct.to_integral_value(rounding=ROUND_HALF_UP)),
+        "share": _plain(level.share),
+        "quantity": level.quantity,
+        "value_eur": str(level.value_eur),
+        "orders_count": level.orders_count,
+    }
+
+
+def ladder_json(ladder: Ladder | None) -> list[dict] | None:
+    return ladder.as_data() if ladder is not None else None
 
 
 def plan_json(plan: LiquidityPlan) -> dict:
@@ -339,6 +388,7 @@ def plan_json(plan: LiquidityPlan) -> dict:
         "reference_price": str(plan.reference_price),
         "reference_outside_band": plan.reference_outside_band,
         "reference_source": plan.reference_source,
+        "ladder": ladder_json(plan.ladder),
         "bid_plan": side_json(plan.bid_plan),
         "ask_plan": side_json(plan.ask_plan),
         "missing_assets": shortfall_json(missing) if missing else None,
@@ -378,6 +428,7 @@ def operation_json(operation: LiquidityOperation, orders=None) -> dict:
         "orders_resting": operation.orders_resting,
         "reference_price": str(operation.reference_price),
         "reference_outside_band": operation.reference_outside_band,
+        "ladder": ladder_json(selectors.operation_ladder(operation)),
         "target_bid_eur": str(operation.target_bid_eur),
         "target_ask_eur": str(operation.target_ask_eur),
         "actual_bid_eur": str(operation.actual_bid_eur),
@@ -414,6 +465,9 @@ def _request(payload: LiquidityIn):
         reference_price=payload.reference_price,
         notes=payload.notes,
         reference_outside_band=payload.reference_outside_band,
+        ladder=None
+        if payload.ladder is None
+        else [level.model_dump() for level in payload.ladder],
     )
 
 
@@ -444,7 +498,7 @@ def create(
     `insufficient_assets` naming every shortfall.
 
     `Idempotency-Key` (per user, at most 64 characters): the same key with the same
-    request (market, amounts, reference price, notes) answers 200 with the operation it
+    request (market, amounts, reference price, ladder, notes) answers 200 with the operation it
     made, whenever it is sent, even while the first call is still running; with a
     different request it answers 422 `idempotency_key_reused` and changes nothing."""
     liquidity_request = _request(payload)
@@ -493,6 +547,7 @@ def create(
             "ask_liquidity_eur": str(operation.actual_ask_eur),
             "ask_quantity": operation.actual_ask_quantity,
             "reference_price": str(operation.reference_price),
+            "ladder": ladder_json(selectors.operation_ladder(operation)),
             "market_makers_used": operation.market_makers_used,
         },
     )

@@ -5,6 +5,7 @@ next to the field it names."""
 from django import forms
 from django.core.exceptions import ValidationError
 
+from liquidity.ladder import DEFAULT_LADDER, FORMAT_HELP
 from liquidity.selectors import OperationFilters
 from liquidity.services import MAX_NOTES, liquidity_request_parse
 from market.forms import apply_service_errors, number_input
@@ -20,7 +21,8 @@ def market_choices() -> list[tuple[str, str]]:
 
 
 class LiquidityForm(forms.Form):
-    """The Create Liquidity inputs. Blank amounts count as zero (one side only)."""
+    """The Create Liquidity inputs. Blank amounts count as zero (one side only); a blank
+    ladder is the default one (`liquidity.ladder`)."""
 
     certificate_type = forms.ChoiceField(label="Market", widget=forms.RadioSelect)
     bid_amount_eur = number_input("BID liquidity (EUR)")
@@ -29,6 +31,14 @@ class LiquidityForm(forms.Form):
     reference_outside_band = forms.BooleanField(
         label="Use this reference price even if it lies outside the market's band",
         required=False,
+    )
+    ladder = forms.CharField(
+        label="Ladder",
+        required=False,
+        strip=True,
+        initial=DEFAULT_LADDER.as_text(),
+        help_text=f"{FORMAT_HELP} Blank is the default ladder.",
+        widget=forms.TextInput(attrs={"placeholder": DEFAULT_LADDER.as_text()}),
     )
     notes = forms.CharField(
         label="Notes", required=False, max_length=MAX_NOTES, widget=forms.Textarea
@@ -56,6 +66,7 @@ class LiquidityForm(forms.Form):
                 reference_price=data["reference_price"].strip() or None,
                 notes=data["notes"],
                 reference_outside_band=data["reference_outside_band"],
+                ladder=data["ladder"],
             )
         except ValidationError as error:
             apply_service_errors(self, error)

@@ -4,9 +4,11 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_FLOOR, Decimal
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
+from liquidity.ladder import Ladder, ladder_parse
 from liquidity.models import LiquidityOperation
 from market.models import Order
 from market.services.market_makers import DEACTIVATION_REASON
@@ -136,6 +138,15 @@ def fill_pct(operation: LiquidityOperation) -> Decimal:
     return pct.quantize(Decimal("0.1"), rounding=ROUND_FLOOR)
 
 
+def operation_ladder(operation: LiquidityOperation) -> Ladder | None:
+    """The ladder `operation` placed (operations recorded before ladders were used the
+    default); None if the record cannot be read (edited by hand). No query."""
+    try:
+        return ladder_parse(operation.ladder or None)
+    except ValidationError:
+        return None
+
+
 @dataclass(frozen=True)
 class OperationFilters:
     market: str | None = None
@@ -180,6 +191,7 @@ class OperationRow:
     fill_pct: Decimal
     deactivation_note: str = ""
     sides: tuple[SideRemaining, ...] = ()
+    ladder: Ladder | None = None
 
 
 def operation_rows(operations) -> list[OperationRow]:
@@ -191,6 +203,7 @@ def operation_rows(operations) -> list[OperationRow]:
             fill_pct(operation),
             deactivation_note(operation),
             tuple(sides_remaining(operation)),
+            operation_ladder(operation),
         )
         for operation in operations
     ]

@@ -442,6 +442,7 @@ def _detail_context(row: selectors.OperationRow) -> dict:
         "withdraw_refusal": refusal,
         "bid_gap": operation.actual_bid_eur - operation.target_bid_eur,
         "ask_gap": operation.actual_ask_eur - operation.target_ask_eur,
+        "ladder": row.ladder,
         "reference_label": REFERENCE_SOURCE_LABELS.get(
             operation.reference_source, ""
         ).capitalize(),

@@ -66,6 +66,17 @@ BAD_AMOUNTS = st.one_of(
     st.text(max_size=12),
 )
 AMOUNTS = st.one_of(GOOD_AMOUNTS, GOOD_AMOUNTS, BAD_AMOUNTS)
+# A ladder's level as a client writes it: right, almost right (more decimals, out of order,
+# shares off 100) or wrong.
+PERCENTS = st.one_of(
+    st.decimals(min_value=0, max_value=60, places=2).map(str),
+    st.sampled_from(["0.2", "0.125", "-1", "NaN", "1e1", "", "50%"]),
+    st.floats(allow_nan=False, allow_infinity=False),  # what JSON can carry
+    st.integers(min_value=-5, max_value=120),
+)
+LADDERS = st.none() | st.lists(
+    st.fixed_dictionaries({"distance_pct": PERCENTS, "share_pct": PERCENTS}), max_size=12
+)
 HEADER_CHARS = st.characters(min_codepoint=0x21, max_codepoint=0x7E)  # a header value
 MARKETS = st.one_of(
     st.just("CEA"), st.just("EUA"), st.sampled_from(["cea", "XYZ", ""]) | st.text(max_size=5)
@@ -118,7 +129,11 @@ def realistic(schema, *, operations: list[int], makers: list[int], users: list[i
             "bid_amount_eur": AMOUNTS,
             "ask_amount_eur": AMOUNTS,
         },
-        optional={"reference_price": st.none() | AMOUNTS, "notes": st.text(max_size=600)},
+        optional={
+            "reference_price": st.none() | AMOUNTS,
+            "notes": st.text(max_size=600),
+            "ladder": LADDERS | st.just([{"distance_pct": "0.1", "share_pct": "100"}]),
+        },
     )
     create = st.tuples(liquidity, st.none() | st.sampled_from(["stale", ""]) | st.text()).map(
         lambda pair: {**pair[0], "fingerprint": pair[1]}

@@ -204,3 +204,23 @@ def test_nothing_to_withdraw_is_neither_offered_nor_audited(staff_client, staff)
     response = staff_client.post(reverse(CHANGELIST), selection, follow=True)
     assert "None of the selected operations has open orders" in response.content.decode()
     assert TicketLog.objects.filter(action_type="LIQUIDITY_WITHDRAWN").count() == 2
+
+
+def test_the_change_page_shows_the_ladder_placed_read_only(staff_client, staff):
+    MarketMakerClient.objects.update(is_active=False)
+    factories.market_maker(LP, EUR="5000.00")
+    factories.market_maker(AH, CEA=500)
+    request = liquidity_request_parse(
+        market_code="CEA", bid_amount_eur="1000", ask_amount_eur="1000", ladder="0.1:70, 0.3:30"
+    )
+    custom = liquidity_execute(request=request, user=staff)
+    page = staff_client.get(change_url(custom)).content.decode()
+    assert "<tr><td>1</td><td>0.1 %</td><td>70 %</td></tr>" in page
+    assert "<tr><td>2</td><td>0.3 %</td><td>30 %</td></tr>" in page
+    assert "0.1:70, 0.3:30 (custom)" in page
+    assert "distance_pct" not in page  # the levels, not the raw JSON
+    default, _ = execute(staff)
+    assert (
+        "0.2:50, 0.4:30, 0.5:20 (default)"
+        in staff_client.get(change_url(default)).content.decode()
+    )

@@ -431,3 +431,156 @@ def test_the_same_key_sent_while_the_first_call_runs_returns_the_same_operation(
     assert LiquidityOperation.objects.count() == 1
     assert Order.objects.count() == 6
     assert_all_invariants()
+
+
+# --- the ladder ---------------------------------------------------------------------------
+
+LADDER = [{"distance_pct": "0.1", "share_pct": "60"}, {"distance_pct": 0.3, "share_pct": 40}]
+LADDER_DATA = [
+    {"distance_pct": "0.1", "share_pct": "60"},
+    {"distance_pct": "0.3", "share_pct": "40"},
+]
+
+
+def test_preview_and_create_with_a_ladder_place_it(staff_client):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=10000)
+    body = {**REQUEST, "ladder": LADDER}
+    plan = post(staff_client, "preview", body).json()
+    assert plan["ladder"] == LADDER_DATA
+    assert [
+        (level["price"], level["distance_pct"], level["share_pct"], level["percentage"])
+        for level in plan["bid_plan"]["price_levels"] + plan["ask_plan"]["price_levels"]
+    ] == [
+        ("13.98", "0.1", "60", 60),
+        ("13.95", "0.3", "40", 40),
+        ("14.02", "0.1", "60", 60),
+        ("14.05", "0.3", "40", 40),
+    ]
+    assert [level["share"] for level in plan["bid_plan"]["price_levels"]] == ["0.6", "0.4"]
+
+    created = post(staff_client, "create", {**body, "fingerprint": plan["fingerprint"]})
+    assert created.status_code == 201, created.content
+    assert created.json()["ladder"] == LADDER_DATA
+    operation = LiquidityOperation.objects.get()
+    assert operation.ladder == LADDER_DATA
+    assert sorted({str(o.price) for o in operation.orders.all()}) == [
+        "13.95", "13.98", "14.02", "14.05"
+    ]  # fmt: skip
+    detail = staff_client.get(f"/api/v1/liquidity/operations/{operation.pk}").json()
+    assert detail["ladder"] == LADDER_DATA
+    listed = staff_client.get("/api/v1/liquidity/operations").json()["items"][0]
+    assert listed["ladder"] == LADDER_DATA
+    assert_all_invariants()
+
+
+def test_without_a_ladder_the_default_is_reported(staff_client):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=10000)
+    default = [
+        {"distance_pct": "0.2", "share_pct": "50"},
+        {"distance_pct": "0.4", "share_pct": "30"},
+        {"distance_pct": "0.5", "share_pct": "20"},
+    ]
+    assert post(staff_client, "preview", {**REQUEST, "ladder": None}).json()["ladder"] == default
+    created = post(staff_client, "create", REQUEST).json()
+    assert created["ladder"] == default
+    levels = post(staff_client, "preview", REQUEST).json()["ask_plan"]["price_levels"]
+    assert [level["distance_pct"] for level in levels] == ["0.2", "0.4", "0.5"]
+
+
+def test_a_share_with_decimals_is_exact_in_share_pct_and_rounded_in_percentage(staff_client):
+    factories.market_maker(LP, EUR="200000")
+    thirds = [
+        {"distance_pct": "0.1", "share_pct": "33.33"},
+        {"distance_pct": "0.2", "share_pct": "33.33"},
+        {"distance_pct": "0.3", "share_pct": "33.34"},
+    ]
+    body = {**REQUEST, "ask_amount_eur": "0", "ladder": thirds}
+    levels = post(staff_client, "preview", body).json()["bid_plan"]["price_levels"]
+    assert [(lv["share_pct"], lv["percentage"], lv["share"]) for lv in levels] == [
+        ("33.33", 33, "0.3333"),
+        ("33.33", 33, "0.3333"),
+        ("33.34", 33, "0.3334"),
+    ]
+    halves = [
+        {"distance_pct": "0.1", "share_pct": "12.5"},
+        {"distance_pct": "0.2", "share_pct": "87.5"},
+    ]
+    body = {**REQUEST, "ask_amount_eur": "0", "ladder": halves}
+    levels = post(staff_client, "preview", body).json()["bid_plan"]["price_levels"]
+    assert [level["percentage"] for level in levels] == [13, 88]  # half up
+
+
+@pytest.mark.parametrize(
+    ("ladder", "message"),
+    [
+        ([{"distance_pct": "0.2", "share_pct": "50"}], "The shares add up to 50 %"),
+        (
+            [
+                {"distance_pct": "0.4", "share_pct": "50"},
+                {"distance_pct": "0.2", "share_pct": "50"},
+            ],
+            "Level 2: distance 0.2 % must be greater than level 1's 0.4 %",
+        ),
+        ([{"distance_pct": f"0.{n}", "share_pct": "10"} for n in range(11)], "At most 10 levels"),
+        ([], "Enter at least one level."),
+        ([{"distance_pct": "0.123", "share_pct": "100"}], "Level 1: distance (%): use at most 2"),
+        ([{"distance_pct": "-1", "share_pct": "100"}], "Level 1: distance (%)"),
+        ([{"distance_pct": "0,2", "share_pct": "100"}], "Level 1: distance (%)"),
+        ([{"distance_pct": "NaN", "share_pct": "100"}], "Level 1: distance (%)"),
+    ],
+    ids=["shares", "order", "levels", "empty", "places", "negative", "comma", "nan"],
+)
+def test_a_bad_ladder_answers_400_naming_the_field(staff_client, ladder, message):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=10000)
+    for path in ("preview", "create"):
+        response = post(staff_client, path, {**REQUEST, "ladder": ladder})
+        assert response.status_code == 400, response.content
+        body = response.json()
+        assert body["error"] == "validation_error" and list(body["detail"]) == ["ladder"]
+        assert body["detail"]["ladder"][0].startswith(message), body
+    assert not LiquidityOperation.objects.exists() and not Order.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "ladder",
+    ["0.2:50, 0.4:50", [{"distance_pct": "0.2"}], [["0.2", "100"]], {"distance_pct": "0.2"}],
+    ids=["text", "missing-share", "pair", "object"],
+)
+def test_a_ladder_of_the_wrong_shape_answers_422(staff_client, ladder):
+    response = post(staff_client, "preview", {**REQUEST, "ladder": ladder})
+    assert response.status_code == 422
+    assert any("ladder" in error["loc"] for error in response.json()["detail"])
+    assert post(staff_client, "create", {**REQUEST, "ladder": ladder}).status_code == 422
+    assert not LiquidityOperation.objects.exists()
+
+
+def test_the_same_key_with_another_ladder_answers_422_and_changes_nothing(staff_client):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=10000)
+    body = {**REQUEST, "ladder": LADDER}
+    first = post(staff_client, "create", body, HTTP_IDEMPOTENCY_KEY="op-ladder")
+    assert first.status_code == 201
+    before = (TicketLog.objects.count(), Order.objects.count())
+    # The same ladder written otherwise (numbers, trailing zeros) is the same request.
+    same = [
+        {"distance_pct": 0.10, "share_pct": "60.00"},
+        {"distance_pct": "0.30", "share_pct": 40},
+    ]
+    again = post(
+        staff_client, "create", {**REQUEST, "ladder": same}, HTTP_IDEMPOTENCY_KEY="op-ladder"
+    )
+    assert again.status_code == 200 and again.json() == first.json()
+    for other in (
+        None,
+        [{"distance_pct": "0.1", "share_pct": "50"}, {"distance_pct": "0.3", "share_pct": "50"}],
+    ):
+        changed = post(
+            staff_client, "create", {**REQUEST, "ladder": other}, HTTP_IDEMPOTENCY_KEY="op-ladder"
+        )
+        assert changed.status_code == 422
+        assert changed.json()["error"] == "idempotency_key_reused"
+    assert (TicketLog.objects.count(), Order.objects.count()) == before
+    assert LiquidityOperation.objects.count() == 1

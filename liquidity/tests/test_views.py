@@ -813,3 +813,160 @@ def test_fund_existing_refuses_a_total_too_small_next_to_the_amount(client):
     body = html(client.post(PROVISION_FUND, data, **HX))
     assert 'data-testid="error-amount"' in body and "cannot give each of 3" in body
     assert LedgerEntry.objects.count() == entries
+
+
+# ============================================================================ ladder
+
+CUSTOM = "0.1:60, 0.3:40"
+
+
+def test_the_ladder_field_shows_the_default_and_the_format(client):
+    page = client.get(NEW)
+    field = inputs(page)["ladder"][0]
+    assert field["value"] == "0.2:50, 0.4:30, 0.5:20" and field["inputmode"] == "text"
+    body = html(page)
+    assert "Ladder" in body and "distance:share pairs" in body
+    assert "Blank is the default ladder." in body
+
+
+@pytest.mark.parametrize(
+    ("ladder", "message"),
+    [
+        ("0.2:50, 0.4:30", "The shares add up to 80 %; they must add up to 100 %."),
+        ("0.4:50, 0.2:50", "Level 2: distance 0.2 % must be greater than level 1&#x27;s 0.4 %"),
+        (", ".join(f"{n / 10}:{10 if n < 10 else 0}" for n in range(1, 12)), "At most 10 levels"),
+        ("0.2-50", "Cannot read"),
+    ],
+    ids=["shares", "distances", "levels", "notation"],
+)
+def test_a_bad_ladder_is_refused_next_to_its_field_and_nothing_is_executed(
+    client, ladder, message
+):
+    funded_market()
+    before = (TicketLog.objects.count(), LedgerEntry.objects.count())
+    for extra in ({}, HX):
+        response = client.post(PREVIEW, {**REQUEST, "ladder": ladder}, **extra)
+        body = html(response)
+        error = re.search(r'<p id="id_ladder_error"[^>]*data-testid="error-ladder">([^<]*)<', body)
+        assert error and message in error.group(1), body[:300]
+        assert 'id="id_ladder"' in body and 'aria-describedby="id_ladder_error"' in body
+        assert value(response, "ladder") == ladder  # kept as typed, to fix
+        assert 'data-testid="execute-form"' not in body
+    # A confirm carrying a bad ladder (edited by hand) is refused the same way.
+    preview = client.post(PREVIEW, REQUEST)
+    response = client.post(EXECUTE, execute_data(preview, ladder=ladder))
+    assert message in html(response) and 'data-testid="error-ladder"' in html(response)
+    assert (TicketLog.objects.count(), LedgerEntry.objects.count()) == before
+    assert not LiquidityOperation.objects.exists() and not Order.objects.exists()
+
+
+def test_a_custom_ladder_is_previewed_then_placed_at_its_distances(client):
+    funded_market()
+    preview = client.post(PREVIEW, {**REQUEST, "ladder": CUSTOM})
+    body = html(preview)
+    assert 'data-status="ready"' in body and "4 orders from 2 market makers" in body
+    # Reference €14.00: bids 0.1 / 0.3 % below (down to the tick), asks above (up).
+    for price in ("€13.98", "€13.95", "€14.02", "€14.05"):
+        assert price in body
+    assert re.findall(r'data-testid="level-distance">([^<]*)<', body) == [
+        "−0.1%", "−0.3%", "+0.1%", "+0.3%"
+    ]  # fmt: skip
+    assert re.findall(r'data-testid="level-share">([^<]*)<', body) == ["60%", "40%"] * 2
+    assert "0.1:60, 0.3:40" in re.search(r'data-testid="plan-ladder">(.*?)</p>', body).group(1)
+    # The confirm form carries the ladder previewed, so the plan placed is that plan.
+    execute_form = body[body.index('data-testid="execute-form"') :]
+    assert value(execute_form, "ladder") == CUSTOM
+
+    response = client.post(EXECUTE, execute_data(preview, ladder=CUSTOM))
+    op = LiquidityOperation.objects.get()
+    assert response.status_code == 302
+    assert op.ladder == [
+        {"distance_pct": "0.1", "share_pct": "60"},
+        {"distance_pct": "0.3", "share_pct": "40"},
+    ]
+    assert op.ticket.request_payload["ladder"] == CUSTOM
+    prices = {
+        side: sorted({str(o.price) for o in op.orders.filter(side=side)})
+        for side in ("BUY", "SELL")
+    }
+    assert prices == {"BUY": ["13.95", "13.98"], "SELL": ["14.02", "14.05"]}
+    bids = op.orders.filter(side="BUY")
+    at_best = sum(o.price * o.quantity for o in bids.filter(price=D("13.98")))
+    assert D("60000") - D("13.98") < at_best <= D("60000")  # 60 % of the €100,000 BID
+    assert_all_invariants()
+
+    detail = html(client.get(response["Location"]))
+    ladder = detail[detail.index('data-testid="ladder"') :]
+    ladder = ladder[: ladder.index("</section>")]
+    assert "custom" in ladder and 'data-testid="ladder-default"' not in ladder
+    cells = re.findall(r'<td class="px-(?:3|5) py-2 text-right[^"]*">([^<]*)</td>', ladder)
+    assert cells == ["±0.1%", "60%", "±0.3%", "40%"]
+    listed = html(client.get(OPERATIONS))
+    assert 'title="Ladder 0.1:60, 0.3:40">2-level ladder<' in listed
+
+
+def test_a_ladder_changed_after_the_preview_is_not_placed(client):
+    """The fingerprint covers the ladder: a confirm whose ladder differs from the one
+    previewed shows the plan for the ladder it carries, and places nothing."""
+    funded_market()
+    preview = client.post(PREVIEW, {**REQUEST, "ladder": CUSTOM})
+    response = client.post(EXECUTE, execute_data(preview, ladder="0.1:50, 0.3:50"))
+    body = html(response)
+    assert 'data-level="warning"' in body and "changed since the preview" in body
+    assert re.findall(r'data-testid="level-share">([^<]*)<', body) == ["50%", "50%"] * 2
+    assert not LiquidityOperation.objects.exists() and not Order.objects.exists()
+
+
+def test_a_blank_ladder_is_the_default_and_says_so(client, staff):
+    funded_market()
+    preview = client.post(PREVIEW, {**REQUEST, "ladder": ""}, **HX)
+    body = html(preview)
+    assert re.findall(r'data-testid="level-distance">([^<]*)<', body)[:3] == [
+        "−0.2%", "−0.4%", "−0.5%"
+    ]  # fmt: skip
+    assert "default</span>" in re.search(r'data-testid="plan-ladder">(.*?)</p>', body).group(1)
+    client.post(EXECUTE, execute_data(preview, ladder=""))
+    op = LiquidityOperation.objects.get()
+    assert op.ladder == [
+        {"distance_pct": "0.2", "share_pct": "50"},
+        {"distance_pct": "0.4", "share_pct": "30"},
+        {"distance_pct": "0.5", "share_pct": "20"},
+    ]
+    detail = html(client.get(f"{OPERATIONS}{op.pk}/"))
+    assert 'data-testid="ladder-default"' in detail
+    assert detail.count('data-testid="ladder-level"') == 3
+    assert ">default ladder<" in html(client.get(OPERATIONS))
+
+
+def test_an_operation_recorded_before_ladders_shows_the_default(client, staff):
+    funded_market()
+    op = operation(staff)
+    LiquidityOperation.objects.filter(pk=op.pk).update(ladder=[])
+    detail = html(client.get(f"{OPERATIONS}{op.pk}/"))
+    assert 'data-testid="ladder-default"' in detail
+    LiquidityOperation.objects.filter(pk=op.pk).update(ladder={"broken": True})
+    detail = client.get(f"{OPERATIONS}{op.pk}/")
+    assert detail.status_code == 200 and "The recorded ladder cannot be read." in html(detail)
+
+
+def test_a_custom_ladder_costs_no_extra_query(client):
+    makers(5, LP, EUR="100000")
+    makers(5, AH, CEA=10000)
+    client.post(PREVIEW, REQUEST, **HX)  # warm up
+    default = count_queries(client, "post", PREVIEW, REQUEST, **HX)
+    ten = ", ".join(f"{n / 10}:10" for n in range(1, 11))
+    assert count_queries(client, "post", PREVIEW, {**REQUEST, "ladder": ten}, **HX) == default
+
+
+def test_provisioning_keeps_the_ladder_previewed(client):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=100)
+    preview = html(client.post(PREVIEW, {**REQUEST, "ladder": CUSTOM}, **HX))
+    create_form = preview[preview.index('data-testid="provision-create-ask"') :]
+    assert value(create_form, "ladder") == CUSTOM
+    data = {**REQUEST, "ladder": CUSTOM, "side": "ASK", "ask-count": "1",
+            "ask-total_amount": "5000", "ask-name_prefix": "AH"}  # fmt: skip
+    body = html(client.post(PROVISION_CREATE, data, **HX))
+    assert 'data-status="ready"' in body
+    assert re.findall(r'data-testid="level-share">([^<]*)<', body) == ["60%", "40%"] * 2
+    assert value(body[body.index('data-testid="execute-form"') :], "ladder") == CUSTOM

@@ -212,12 +212,18 @@ def test_without_javascript_preview_and_execute_are_plain_posts(
         page.get_by_test_id("market-CEA").click()
         page.get_by_label("BID liquidity (EUR)").fill("100000")
         page.get_by_label("ASK liquidity (EUR)").fill("10000")
+        page.get_by_label("Ladder").fill("0.2:60, 0.4:40")
         page.get_by_role("button", name="Preview").click()
         page.wait_for_url("**/liquidity/preview/")
         assert page.get_by_test_id("plan-status").get_attribute("data-status") == "ready"
+        assert page.get_by_label("Ladder").input_value() == "0.2:60, 0.4:40"
         page.get_by_role("button", name="Confirm & Execute").click()
         page.wait_for_url(re.compile(r"/backoffice/liquidity/\d+/$"))
         op = LiquidityOperation.objects.get()
+        assert op.ladder == [
+            {"distance_pct": "0.2", "share_pct": "60"},
+            {"distance_pct": "0.4", "share_pct": "40"},
+        ]
         # Withdraw: the link opens a confirmation page with a POST form.
         page.get_by_test_id("withdraw").click()
         page.get_by_test_id("withdraw-confirm").wait_for()
@@ -301,6 +307,67 @@ def test_the_same_preview_confirmed_twice_without_javascript_makes_one_operation
         assert_all_invariants()
     finally:
         context.close()
+
+
+def test_staff_enter_a_two_level_ladder_preview_it_and_place_it(
+    page, live_server, browser_login, screenshot, ops_user
+):
+    factories.market_maker(LP, EUR="250000")
+    factories.market_maker(AH, CEA=10000)
+    browser_login(page, "ops", PASSWORD)
+    page.goto(f"{live_server.url}/backoffice/liquidity/new/")
+    ladder = page.get_by_label("Ladder")
+    assert ladder.input_value() == "0.2:50, 0.4:30, 0.5:20"  # the default, to edit
+
+    page.get_by_test_id("market-CEA").click()
+    page.get_by_label("BID liquidity (EUR)").fill("100000")
+    page.get_by_label("ASK liquidity (EUR)").fill("50000")
+    # A mistake first: shown next to the field, nothing previewed.
+    ladder.fill("0.1:70, 0.3:20")
+    page.get_by_role("button", name="Preview").click()
+    error = page.get_by_test_id("error-ladder")
+    error.wait_for()
+    assert "add up to 90 %" in error.inner_text()
+    assert page.get_by_test_id("execute-form").count() == 0
+
+    page.get_by_label("Ladder").fill("0.1:70, 0.3:30")
+    page.get_by_role("button", name="Preview").click()
+    page.locator('[data-testid="plan-status"][data-status="ready"]').wait_for()
+    assert page.get_by_test_id("error-ladder").count() == 0
+    assert "0.1:70, 0.3:30" in page.get_by_test_id("plan-ladder").inner_text()
+    bid_levels = page.get_by_test_id("bid-levels")
+    assert bid_levels.get_by_test_id("level-distance").all_inner_texts() == ["−0.1%", "−0.3%"]
+    assert bid_levels.get_by_test_id("level-share").all_inner_texts() == ["70%", "30%"]
+    screenshot(page, "liquidity-ladder-preview")
+    fits = "table => table.scrollWidth <= table.parentElement.clientWidth"
+    assert bid_levels.evaluate(fits) and page.get_by_test_id("ask-levels").evaluate(fits)
+    page.set_viewport_size({"width": 390, "height": 844})
+    levels = page.get_by_test_id("ask-levels")
+    levels.scroll_into_view_if_needed()
+    screenshot(page, "liquidity-ladder-preview-phone")
+    screenshot(page, "liquidity-ladder-preview-phone-levels", full_page=False)
+    # Readable on a phone: the level table fits its card, no sideways scrolling.
+    widths = levels.evaluate("table => [table.scrollWidth, table.parentElement.clientWidth]")
+    assert widths[0] <= widths[1], widths
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    page.get_by_role("button", name="Confirm & Execute").click()
+    page.wait_for_url(re.compile(r"/backoffice/liquidity/\d+/$"))
+    op = LiquidityOperation.objects.get()
+    assert op.ladder == [
+        {"distance_pct": "0.1", "share_pct": "70"},
+        {"distance_pct": "0.3", "share_pct": "30"},
+    ]
+    prices = sorted({str(order.price) for order in op.orders.all()})
+    assert prices == ["13.95", "13.98", "14.02", "14.05"]
+    section = page.get_by_test_id("ladder")
+    assert section.get_by_test_id("ladder-level").count() == 2
+    assert "custom" in section.inner_text()
+    screenshot(page, "liquidity-ladder-operation")
+    page.set_viewport_size({"width": 390, "height": 844})
+    section.scroll_into_view_if_needed()
+    screenshot(page, "liquidity-ladder-operation-phone")
+    assert_all_invariants()
 
 
 def test_inline_errors_in_the_browser(page, live_server, browser_login, ops_user, makers):

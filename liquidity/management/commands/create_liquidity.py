@@ -4,6 +4,7 @@ liquidity (the rule the pages keep), after confirmation."""
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from liquidity.ladder import DEFAULT_LADDER, FORMAT_HELP
 from liquidity.permissions import MANAGE_LIQUIDITY
 from liquidity.plan import LiquidityPlan
 from liquidity.services import (
@@ -23,7 +24,7 @@ class Command(BaseCommand):
         "a staff user with the liquidity.manage_liquidity permission, after asking "
         "'Execute? [y/N]' on a terminal (--yes: without asking; required without a "
         "terminal). Example: manage.py create_liquidity --market CEA --bid-eur 100000 "
-        "--ask-eur 50000 --username admin"
+        '--ask-eur 50000 --ladder "0.2:50, 0.4:30, 0.5:20" --username admin'
     )
     # Tests hand in a fake terminal (or pipe) to answer the confirmation.
     stealth_options = ("stdin",)
@@ -37,6 +38,11 @@ class Command(BaseCommand):
             "--reference-outside-band",
             action="store_true",
             help="Use --reference-price even if it lies outside the market's band (recorded)",
+        )
+        parser.add_argument(
+            "--ladder",
+            default=None,
+            help=f"The price levels: {FORMAT_HELP} Default: {DEFAULT_LADDER.as_text()}",
         )
         parser.add_argument("--notes", default="", help="Recorded with the operation")
         parser.add_argument(
@@ -60,6 +66,7 @@ class Command(BaseCommand):
                 reference_price=options["reference_price"],
                 notes=options["notes"],
                 reference_outside_band=options["reference_outside_band"],
+                ladder=options["ladder"],
             )
             plan = liquidity_preview(request=request)
         except ValidationError as error:
@@ -97,16 +104,28 @@ class Command(BaseCommand):
             f"{plan.certificate_type}: reference {format_eur(plan.reference_price)} "
             f"({plan.reference_source_label})"
         )
+        default = " (default)" if plan.ladder.is_default else ""
+        out(f"Ladder: {plan.ladder.as_text()}{default}")
         for side in (plan.bid_plan, plan.ask_plan):
             if not side.levels:
                 continue
             needs = f"{side.asset} required {side.required}, available {side.available}"
             out(f"\n{side.side} — {needs}")
-            header = ("price", 12), ("share", 6), ("target", 10), ("planned", 10), ("EUR", 16)
+            header = (
+                ("price", 12),
+                ("distance", 8),
+                ("share", 6),
+                ("target", 10),
+                ("planned", 10),
+                ("EUR", 16),
+            )
             out("  " + "  ".join(f"{title:>{width}}" for title, width in header) + "  orders")
+            sign = "-" if side.side == "BID" else "+"
             for level in side.levels:
+                distance = f"{sign}{_percent(level.distance_pct)}"
                 out(
-                    f"  {format_eur(level.price):>12}  {level.share:>6.0%}  "
+                    f"  {format_eur(level.price):>12}  {distance:>8}  "
+                    f"{_percent(level.share * 100):>6}  "
                     f"{format_quantity(level.target_quantity):>10}  "
                     f"{format_quantity(level.quantity):>10}  {format_eur(level.value_eur):>16}  "
                     f"{level.orders_count:>6}"
@@ -132,3 +151,8 @@ class Command(BaseCommand):
             out(self.style.WARNING(warning))
         status = "can execute" if plan.can_execute else "cannot execute"
         out(f"Status: {status}")
+
+
+def _percent(number) -> str:
+    """0.20 → "0.2%", 33.33 → "33.33%": as the ladder was written."""
+    return f"{number.normalize():f}%"

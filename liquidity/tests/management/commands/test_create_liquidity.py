@@ -2,6 +2,7 @@
 amounts parsed by the one strict parser; run as a named staff user holding the liquidity
 permission, recorded on the ticket; confirmed on a terminal, or by `--yes`."""
 
+import re
 from io import StringIO
 
 import pytest
@@ -134,3 +135,48 @@ def test_amounts_are_parsed_strictly(funded, option, text, message):
     with pytest.raises(CommandError, match=message):
         run("--market", "CEA", *[x for kv in args.items() for x in kv], "--username", "ops")
     assert nothing_placed()
+
+
+def test_a_ladder_is_printed_and_placed(funded):
+    factories.StaffFactory(username="ops")
+    output = run(*ARGS, "--ladder", "0.1:60, 0.3:40", "--username", "ops", "--dry-run")
+    assert "Ladder: 0.1:60, 0.3:40\n" in output
+    assert "distance   share" in output
+    assert "€13.98     -0.1%     60%" in output and "€14.05     +0.3%     40%" in output
+    assert "Total orders: 4" in output and nothing_placed()
+
+    run(*ARGS, "--ladder", "0.1:60, 0.3:40", "--username", "ops", "--yes")
+    operation = LiquidityOperation.objects.get()
+    assert operation.ladder == [
+        {"distance_pct": "0.1", "share_pct": "60"},
+        {"distance_pct": "0.3", "share_pct": "40"},
+    ]
+    assert sorted({str(order.price) for order in operation.orders.all()}) == [
+        "13.95", "13.98", "14.02", "14.05"
+    ]  # fmt: skip
+
+
+def test_without_a_ladder_the_default_is_printed(funded):
+    factories.StaffFactory(username="ops")
+    output = run(*ARGS, "--username", "ops", "--dry-run")
+    assert "Ladder: 0.2:50, 0.4:30, 0.5:20 (default)" in output
+    assert "-0.5%     20%" in output
+
+
+@pytest.mark.parametrize(
+    ("ladder", "message"),
+    [
+        ("0.2:50, 0.4:30", "ladder: The shares add up to 80 %; they must add up to 100 %."),
+        ("0.4:50, 0.2:50", "ladder: Level 2: distance 0.2 % must be greater than"),
+        (", ".join(f"0.{n}:10" for n in range(1, 10)) + ", 1:5, 2:5", "ladder: At most 10 levels"),
+        ("50", "ladder: Cannot read '50'"),
+    ],
+)
+def test_a_bad_ladder_is_refused_before_any_plan(funded, ladder, message):
+    factories.StaffFactory(username="ops")
+    out = StringIO()
+    with pytest.raises(CommandError, match=re.escape(message)):
+        call_command(
+            "create_liquidity", *ARGS, "--ladder", ladder, "--username", "ops", "--yes", stdout=out
+        )
+    assert out.getvalue() == "" and nothing_placed()
