@@ -126,6 +126,7 @@ clean:
 .PHONY: bench
 bench: $(PY_STAMP)
 	$(PY) bench/liquidity_execute.py
+	$(PY) bench/liquidity_refresh.py
 	$(PY) bench/matching.py
 	$(PY) bench/matching_ceiling.py
 	$(PY) bench/poll.py

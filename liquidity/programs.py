@@ -541,16 +541,18 @@ def programs_kill(*, user, ip: str | None = None) -> Stopped:
         return _stop(programs, user=user, ip=ip, action="LIQUIDITY_KILL_SWITCH")
 
 
-def _program_orders(programs) -> list[int]:
+def _program_orders(programs, *, unwithdrawn: bool = False) -> list[int]:
     """Every order of these programs still resting, whichever of their operations
-    placed it."""
-    return list(
-        Order.objects.filter(
-            ticket__liquidity_operation__program__in=programs, status__in=Order.RESTING
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)
+    placed it (the kill switch and stops). With `unwithdrawn`, only the operations not
+    yet withdrawn are looked at (a withdrawal cancels all of an operation's resting
+    orders in its transaction, so nothing else rests): the refresh's form, which reads
+    the current ladder's orders instead of every order the program ever placed."""
+    orders = Order.objects.filter(
+        ticket__liquidity_operation__program__in=programs, status__in=Order.RESTING
     )
+    if unwithdrawn:
+        orders = orders.filter(ticket__liquidity_operation__withdrawn_at__isnull=True)
+    return list(orders.order_by("pk").values_list("pk", flat=True))
 
 
 def _stop(programs: list[LiquidityProgram], *, user, ip, action: str) -> Stopped:
@@ -698,7 +700,8 @@ def _tick(program: LiquidityProgram, *, now: datetime, worker: str) -> ProgramRe
     """Decide and carry out one tick of a locked active program (see the module)."""
     market = MarketRead(market_id=program.market_id, lock=True).rules(today=now.date())
     makers = maker_balances(market, lock=True)  # all of them, before any order (module)
-    inputs = program_inputs(program, market)
+    # The position only matters to the imbalance limit (`program_rules.side_targets`).
+    inputs = program_inputs(program, market, with_position=program.max_imbalance_eur is not None)
     program.last_refresh_at = now
     if inputs.reference is None:
         refresh = _failed(program, now=now, worker=worker, reason=inputs.reference_error)
@@ -731,7 +734,8 @@ def _tick(program: LiquidityProgram, *, now: datetime, worker: str) -> ProgramRe
         )
     else:
         transaction.savepoint_commit(savepoint)
-    fresh = maker_balances(market, lock=False)
+    # The balances as the refresh left them, for the low-funds alert (read only if set).
+    fresh = maker_balances(market, lock=False) if program.low_funds_eur is not None else makers
     _alerts_update(program, market=market, makers=fresh, reference=inputs.reference, now=now)
     return refresh
 
@@ -742,14 +746,17 @@ def _message(error: ValidationError) -> str:
     return " ".join(error.messages)[:255]
 
 
-def program_inputs(program: LiquidityProgram, market: MarketRules) -> ProgramInputs:
-    """What a tick decides on: the ladder resting, the position since start, and the
+def program_inputs(
+    program: LiquidityProgram, market: MarketRules, *, with_position: bool = True
+) -> ProgramInputs:
+    """What a tick decides on: the ladder resting, the position since start (without
+    `with_position`, an empty one: its query reads every fill since start), and the
     reference now (the fixed price, or the book's leaving out the program's own orders)."""
     operation = program.operation
     ladder = rules.LadderState()
     if operation is not None:
         ladder = _ladder_state(program, operation)
-    position = _position(program)
+    position = _position(program) if with_position else rules.Position()
     if program.reference_mode == LiquidityProgram.ReferenceMode.FIXED:
         return ProgramInputs(market, ladder, position, program.fixed_reference_price, None)
     best_bid, best_ask, last = best_prices(
@@ -828,7 +835,7 @@ def _carry_out(program, market: MarketRules, decision: rules.Decision, *, now, w
     place the new ladder: in the caller's savepoint, so a refusal undoes both."""
     user = program.activated_by
     cancelled = orders_cancel(
-        orders=_program_orders([program]), reason="liquidity program refresh"
+        orders=_program_orders([program], unwithdrawn=True), reason="liquidity program refresh"
     )
     released = released_by_asset(cancelled)
     if program.operation_id:
