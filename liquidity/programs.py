@@ -44,6 +44,7 @@ from liquidity.models import LiquidityAlert, LiquidityOperation, LiquidityProgra
 from liquidity.permissions import MANAGE_LIQUIDITY
 from liquidity.services import (
     InsufficientAssets,
+    MakerBalances,
     maker_balances,
     market_snapshot,
     operation_place,
@@ -55,7 +56,8 @@ from market.core.placement import MarketRules, trading_refusal
 from market.db.orders import MarketRead, best_prices
 from market.models import Market, Order
 from market.services.audit import ticket_record
-from market.services.orders import orders_cancel, released_by_asset
+from market.services.ledger import BalanceSheet
+from market.services.orders import orders_cancel, released_by_asset, resting_orders_cancel
 from market.validation import FieldErrors
 
 logger = logging.getLogger("liquidity.programs")
@@ -720,7 +722,7 @@ def _tick(program: LiquidityProgram, *, now: datetime, worker: str) -> ProgramRe
         return None
     savepoint = transaction.savepoint()
     try:
-        refresh = _carry_out(program, market, decision, now=now, worker=worker)
+        refresh = _carry_out(program, market, makers, decision, now=now, worker=worker)
     except ValidationError as error:
         transaction.savepoint_rollback(savepoint)
         shortfall = getattr(error, "plan", None)
@@ -734,7 +736,8 @@ def _tick(program: LiquidityProgram, *, now: datetime, worker: str) -> ProgramRe
         )
     else:
         transaction.savepoint_commit(savepoint)
-    # The balances as the refresh left them, for the low-funds alert (read only if set).
+    # The balances as the refresh left them (a failed one moved `makers`' rows in memory
+    # before its rollback), for the low-funds alert: read only if it is set.
     fresh = maker_balances(market, lock=False) if program.low_funds_eur is not None else makers
     _alerts_update(program, market=market, makers=fresh, reference=inputs.reference, now=now)
     return refresh
@@ -830,13 +833,30 @@ def _position(program: LiquidityProgram) -> rules.Position:
     )
 
 
-def _carry_out(program, market: MarketRules, decision: rules.Decision, *, now, worker):
+def _withdraw_for_refresh(program, market: MarketRules, makers: MakerBalances):
+    """Cancel the program's resting ladder into one sheet over the makers' locked rows,
+    so the new ladder is planned from what the rows hold now and every balance is
+    written once (`flush`). Returns (cancelled, sheet, makers as they stand now). Falls
+    back to `orders_cancel` and a fresh read when an order's owner is not among the
+    makers read (its maker was deactivated since)."""
+    order_ids = _program_orders([program], unwithdrawn=True)
+    reason = "liquidity program refresh"
+    sheet = BalanceSheet(makers.balances)
+    cancelled = resting_orders_cancel(market=market, orders=order_ids, sheet=sheet, reason=reason)
+    if cancelled is not None:
+        return cancelled, sheet, makers.now()
+    cancelled = orders_cancel(orders=order_ids, reason=reason)
+    makers = maker_balances(market, lock=True)
+    return cancelled, BalanceSheet(makers.balances), makers
+
+
+def _carry_out(
+    program, market: MarketRules, makers: MakerBalances, decision: rules.Decision, *, now, worker
+):
     """Withdraw what the program has resting and, unless the decision only withdraws,
     place the new ladder: in the caller's savepoint, so a refusal undoes both."""
     user = program.activated_by
-    cancelled = orders_cancel(
-        orders=_program_orders([program], unwithdrawn=True), reason="liquidity program refresh"
-    )
+    cancelled, sheet, makers = _withdraw_for_refresh(program, market, makers)
     released = released_by_asset(cancelled)
     if program.operation_id:
         LiquidityOperation.objects.filter(
@@ -872,6 +892,7 @@ def _carry_out(program, market: MarketRules, decision: rules.Decision, *, now, w
             after=withdrawn,
             tags=["liquidity", "program", market.code],
         )
+        sheet.flush()
         program.operation = None
         program.ladder_reference = None
         program.consecutive_failures = 0
@@ -889,7 +910,6 @@ def _carry_out(program, market: MarketRules, decision: rules.Decision, *, now, w
 
     if paused := trading_refusal(market):
         raise ValidationError(paused)
-    makers = maker_balances(market, lock=True)  # as the withdrawal left them
     snapshot = market_snapshot(market)
     fixed = program.reference_mode == LiquidityProgram.ReferenceMode.FIXED
     try:
@@ -916,6 +936,7 @@ def _carry_out(program, market: MarketRules, decision: rules.Decision, *, now, w
         after=withdrawn,
         program=program,
         notes=f"{program.name}: {decision.reason}"[:2000],
+        sheet=sheet,
     )
     program.operation = operation
     program.ladder_reference = plan.reference_price

@@ -11,7 +11,7 @@ what the first left and is refused if its previewed plan no longer holds, unless
 carries the first one's idempotency key: then it gets the first one's operation.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -146,6 +146,16 @@ class MakerBalances:
     balances: list[BalanceRow]  # for the BalanceSheet
     holder_of: dict[int, int]  # market maker id -> its holder id
     funds: dict[str, list[planning.MakerFunds]]  # maker type -> what each one holds
+    row_of: dict[int, BalanceRow]  # market maker id -> its balance row
+
+    def now(self) -> "MakerBalances":
+        """The same makers holding what their rows hold now: a `BalanceSheet` over
+        `balances` moves the rows themselves (a withdrawal before a new plan)."""
+        funds = {
+            kind: [replace(f, available=self.row_of[f.market_maker_id].available) for f in fs]
+            for kind, fs in self.funds.items()
+        }
+        return MakerBalances(self.balances, self.holder_of, funds, self.row_of)
 
 
 def maker_balances(market: MarketRules, *, lock: bool) -> MakerBalances:
@@ -180,16 +190,18 @@ def maker_balances(market: MarketRules, *, lock: bool) -> MakerBalances:
         "holder__market_maker__name",
         "holder__market_maker__mm_type",
     )
-    balances, holder_of, funds = [], {}, {LP: [], AH: []}
+    balances, holder_of, funds, row_of = [], {}, {LP: [], AH: []}, {}
     for balance_id, holder_id, asset, available, locked, maker_id, code, name, mm_type in rows:
-        balances.append(BalanceRow(balance_id, holder_id, asset, available, locked))
+        row = BalanceRow(balance_id, holder_id, asset, available, locked)
+        balances.append(row)
+        row_of[maker_id] = row
         holder_of[maker_id] = holder_id
         funds[mm_type].append(
             planning.MakerFunds(
                 market_maker_id=maker_id, code=code, name=name, available=available
             )
         )
-    return MakerBalances(balances, holder_of, funds)
+    return MakerBalances(balances, holder_of, funds, row_of)
 
 
 def _build(request: LiquidityRequest, market: MarketRules, makers: MakerBalances, snapshot):
@@ -387,14 +399,16 @@ def operation_place(
     notes: str = "",
     idempotency_key: str | None = None,
     ip: str | None = None,
+    sheet: BalanceSheet | None = None,
 ) -> LiquidityOperation:
     """Place an executable `plan`'s orders and record them: one ticket (`action_type`,
     `payload`, and what was placed, with `after`'s extra keys), one `LiquidityOperation`
     (linked to `program` for a program's refresh), the orders and their reservations.
 
     The caller holds, in the current transaction, the market's lock and the balance
-    locks of `makers`, read after everything else that changed them in this transaction,
-    and built `plan` and `snapshot` under those locks."""
+    locks of `makers`, and built `plan` and `snapshot` under those locks from what the
+    rows hold now. `sheet`, if given, is the caller's sheet over `makers.balances` with
+    moves already applied (a withdrawal): they are written together, once."""
     holder_of = makers.holder_of
     orders = []
     bid_value = ask_value = Decimal("0")
@@ -447,7 +461,7 @@ def operation_place(
         idempotency_key=idempotency_key,
         created_by=user,
     )
-    sheet = BalanceSheet(makers.balances)
+    sheet = sheet or BalanceSheet(makers.balances)
     resting_orders_place(
         market=market,
         orders=orders,

@@ -69,6 +69,10 @@ class BalanceSheet:
     def balance(self, holder_id: int, asset: str) -> BalanceRow:
         return self._rows[(holder_id, asset)]
 
+    def covers(self, keys: Iterable[tuple[int, str]]) -> bool:
+        """Whether every (holder id, asset) pair is one of the locked rows."""
+        return all(key in self._rows for key in keys)
+
     def available(self, holder_id: int, asset: str) -> Decimal:
         return self._rows[(holder_id, asset)].available
 

@@ -342,6 +342,27 @@ def orders_cancel(*, orders: Iterable[Order | int], reason: str) -> list[Cancell
     return [Cancelled(o.id, o.owner_id, o.reserve_asset, o.reserved) for o in locked]
 
 
+def resting_orders_cancel(
+    *, market: MarketRules, orders: Iterable[int], sheet: BalanceSheet, reason: str
+) -> list[Cancelled] | None:
+    """Cancel resting orders of one market into the caller's transaction and sheet: the
+    caller holds the market's row lock and `sheet`'s balance locks, and flushes the sheet
+    (with whatever else it moves) afterwards. Orders no longer resting are skipped.
+
+    Returns None, having written nothing, when `sheet` lacks the balance row of an
+    order's owner: the caller then cancels with `orders_cancel`, which locks them."""
+    locked = db.lock_resting_orders(orders, market_codes={market.market_id: market.code})
+    if not sheet.covers((order.owner_id, order.reserve_asset) for order in locked):
+        return None
+    if not locked:
+        return []
+    updates, moves = core.cancel(locked, reason=reason)
+    sheet.apply(moves)
+    db.update_orders(updates, now=timezone.now())
+    db.bump_book_version(market.market_id)
+    return [Cancelled(o.id, o.owner_id, o.reserve_asset, o.reserved) for o in locked]
+
+
 def released_by_asset(cancelled: Iterable[Cancelled]) -> dict[str, Decimal]:
     """What a cancellation released, summed per asset."""
     released: dict[str, Decimal] = {}
