@@ -6,11 +6,13 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from liquidity.ladder import DEFAULT_LADDER, FORMAT_HELP
-from liquidity.selectors import OperationFilters
+from liquidity.models import LiquidityProgram, ProgramRefresh
+from liquidity.selectors import OperationFilters, RefreshFilters
 from liquidity.services import MAX_NOTES, liquidity_request_parse
 from market.forms import apply_service_errors, number_input
 from market.selectors import markets_list
 from market.services.market_makers import MAX_BULK_MAKERS
+from market.validation import MAX_ID
 
 
 def market_choices() -> list[tuple[str, str]]:
@@ -168,3 +170,36 @@ class OperationFiltersForm(forms.Form):
         if start and end and start > end:
             self.add_error("date_to", "The end date is before the start date.")
         return data
+
+
+# ------------------------------------------------------------------------ program refreshes
+
+
+class RefreshFiltersForm(forms.Form):
+    """The filters of the program-refresh export: a program's id, an outcome, a date range
+    (inclusive)."""
+
+    program = forms.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    outcome = forms.ChoiceField(
+        required=False, choices=[("", "Any"), *ProgramRefresh.Outcome.choices]
+    )
+    since = forms.DateField(required=False)
+    until = forms.DateField(required=False)
+
+    def clean_program(self):
+        program = self.cleaned_data["program"]
+        if program is not None and not LiquidityProgram.objects.filter(pk=program).exists():
+            raise forms.ValidationError(f"There is no liquidity program {program}.")
+        return program
+
+    def clean(self):
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since > until:
+            self.add_error("until", "The end date is before the start date.")
+        return data
+
+    def filters(self) -> RefreshFilters:
+        return RefreshFilters(
+            **{name: self.cleaned_data.get(name) or None for name in self.fields}
+        )

@@ -4,12 +4,13 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_FLOOR, Decimal
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from liquidity.ladder import Ladder, ladder_parse
-from liquidity.models import LiquidityOperation
+from liquidity.models import LiquidityOperation, ProgramRefresh
 from market.models import Order
 from market.services.market_makers import DEACTIVATION_REASON
 
@@ -155,6 +156,17 @@ class OperationFilters:
     date_to: date | None = None
 
 
+def operation_creators() -> list:
+    """Every user who created an operation, by username (the "created by" filter). One
+    query."""
+    return list(
+        get_user_model()
+        .objects.filter(liquidity_operations__isnull=False)
+        .distinct()
+        .order_by("username")
+    )
+
+
 def operations_list(*, filters: OperationFilters = OperationFilters()):
     """Operations newest first with their progress; slice it to paginate."""
     queryset = LiquidityOperation.objects.all()
@@ -207,3 +219,28 @@ def operation_rows(operations) -> list[OperationRow]:
         )
         for operation in operations
     ]
+
+
+# ------------------------------------------------------------------------ program refreshes
+
+
+@dataclass(frozen=True)
+class RefreshFilters:
+    program: int | None = None
+    outcome: str | None = None
+    since: date | None = None
+    until: date | None = None
+
+
+def program_refreshes(*, filters: RefreshFilters = RefreshFilters()) -> QuerySet[ProgramRefresh]:
+    """Refreshes of every program (or one), newest first."""
+    queryset = ProgramRefresh.objects.all()
+    if filters.program:
+        queryset = queryset.filter(program_id=filters.program)
+    if filters.outcome:
+        queryset = queryset.filter(outcome=filters.outcome)
+    if filters.since:
+        queryset = queryset.filter(created_at__date__gte=filters.since)
+    if filters.until:
+        queryset = queryset.filter(created_at__date__lte=filters.until)
+    return queryset.order_by("-id")

@@ -2,12 +2,18 @@
 
 from django.urls import path
 
-from liquidity import views
+from liquidity import exports, views
 
 app_name = "liquidity"
 
 urlpatterns = [
     path("liquidity/", views.operations, name="operations"),
+    path("liquidity/operations.csv", exports.operations_csv, name="operations-csv"),
+    path(
+        "liquidity/programs/refreshes.csv",
+        exports.program_refreshes_csv,
+        name="program-refreshes-csv",
+    ),
     path("liquidity/new/", views.liquidity_new, name="create"),
     path("liquidity/preview/", views.liquidity_preview_view, name="preview"),
     path("liquidity/execute/", views.liquidity_execute_view, name="execute"),

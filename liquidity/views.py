@@ -14,7 +14,6 @@ from decimal import Decimal
 from uuid import uuid4
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
@@ -404,13 +403,7 @@ def provision_fund(request):
 @require_GET
 def operations(request):
     """Operations newest first, filtered by market, dates and creator, paginated."""
-    creators = (
-        get_user_model()
-        .objects.filter(liquidity_operations__isnull=False)
-        .distinct()
-        .order_by("username")
-    )
-    filters = OperationFiltersForm(request.GET or None, creators=list(creators))
+    filters = OperationFiltersForm(request.GET or None, creators=selectors.operation_creators())
     queryset = selectors.operations_list(filters=filters.filters())
     page = Paginator(queryset, OPERATIONS_PER_PAGE).get_page(request.GET.get("page"))
     context = {"filters": filters, "page": page, "rows": selectors.operation_rows(page)}

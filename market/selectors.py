@@ -15,7 +15,7 @@ are quantized back to cents and certificate sums converted to int (PostgreSQL re
 SUM(bigint) as numeric).
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -456,12 +456,34 @@ def market_maker_totals(*, active: bool = True) -> list[AssetBalance]:
     ]
 
 
-def balance_annotations(holder_ref: str = "pk") -> dict[str, Subquery]:
-    """Sortable annotations of every balance for a queryset whose `holder_ref` is a holder
-    id (`balance_<asset>_available`, `balance_<asset>_locked`, asset in lower case):
-    the admin's changelist columns, in the changelist's one query."""
+def market_maker_balance_values(makers, assets: Sequence[str]) -> Iterator[tuple]:
+    """`makers` (a queryset) as plain rows: code, name, type (its label), active,
+    created at, then available and locked of each of `assets` (0 without a balance row;
+    EUR to the cent, certificates as whole numbers). One query, read in chunks, whatever
+    their number."""
+    labels = dict(MarketMakerClient.Type.choices)
+    columns = balance_annotations("holder_id", assets=assets)
+    column_assets = [asset for asset in assets for _column in ("available", "locked")]
+    values = makers.annotate(**columns).values_list(
+        "code", "name", "mm_type", "is_active", "created_at", *columns
+    )
+    for code, name, mm_type, active, created_at, *amounts in values.iterator(chunk_size=500):
+        balances = (
+            (amount or Decimal(0)).quantize(CENT) if asset == EUR else int(amount or 0)
+            for asset, amount in zip(column_assets, amounts, strict=True)
+        )
+        yield (code, name, labels.get(mm_type, mm_type), active, created_at, *balances)
+
+
+def balance_annotations(
+    holder_ref: str = "pk", *, assets: Sequence[str] | None = None
+) -> dict[str, Subquery]:
+    """Sortable annotations of every balance (of `assets`, else of every asset) for a
+    queryset whose `holder_ref` is a holder id (`balance_<asset>_available`,
+    `balance_<asset>_locked`, asset in lower case, in `assets` order): the admin's
+    changelist columns, in the changelist's one query."""
     annotations = {}
-    for asset in asset_codes():
+    for asset in asset_codes() if assets is None else assets:
         rows = Balance.objects.filter(holder_id=OuterRef(holder_ref), asset=asset)
         for column in ("available", "locked"):
             annotations[balance_annotation(asset, column)] = Subquery(

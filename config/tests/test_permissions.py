@@ -280,6 +280,13 @@ MATRIX: list[Row] = [
     Row("GET", "/backoffice/liquidity/", BACKOFFICE),
     Row("GET", "/backoffice/liquidity/?market=CEA&page=2", BACKOFFICE),
     Row("GET", "/backoffice/liquidity/new/", BACKOFFICE),
+    Row("GET", "/backoffice/liquidity/operations.csv?market=CEA&page=2", BACKOFFICE),
+    Row("GET", "/backoffice/liquidity/programs/refreshes.csv", BACKOFFICE),
+    Row(
+        "GET",
+        "/backoffice/liquidity/programs/refreshes.csv?outcome=nope",
+        E(LOGIN, 403, 403, 403, 400),
+    ),
     Row("POST", "/backoffice/liquidity/new/", E(LOGIN, 403, 403, 403, 405)),
     Row("POST", "/backoffice/liquidity/preview/", BACKOFFICE, data=LIQUIDITY_FORM),
     Row("POST", "/backoffice/liquidity/preview/", BACKOFFICE, data=LIQUIDITY_FORM, htmx=True),
@@ -351,6 +358,7 @@ MATRIX: list[Row] = [
     ),
     Row("GET", "/backoffice/market-makers/", BACKOFFICE),
     Row("GET", "/backoffice/market-makers/?mm_type=ASSET_HOLDER", BACKOFFICE, htmx=True),
+    Row("GET", "/backoffice/market-makers/export.csv?mm_type=ASSET_HOLDER", BACKOFFICE),
     Row("GET", "/backoffice/market-makers/new/", BACKOFFICE),
     Row(
         "POST",
@@ -502,6 +510,8 @@ MATRIX: list[Row] = [
         data={"name": "Admin LP", "mm_type": "LIQUIDITY_PROVIDER", "eur": "500"},
         changes=frozenset({SUPER}),
     ),
+    Row("GET", "/admin/market/ticketlog/export/?status__exact=SUCCESS&q=TKT", ADMIN),
+    Row("GET", "/admin/market/ticketlog/export/?no_such_field=1", E(*ADMIN[:4], 400)),
     Row("GET", "/admin/market/holder/{holder}/deposit/", ADMIN),
     Row(
         "POST",

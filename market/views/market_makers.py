@@ -12,6 +12,7 @@ from django.http import Http404
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from config.csv_export import csv_response
 from config.http import client_ip, done, posted, render_page, safe_next, staff_required
 from market.core.money import describe
 from market.forms import (
@@ -23,7 +24,12 @@ from market.forms import (
 )
 from market.models import MarketMakerClient
 from market.permissions import MANAGE_MARKET_MAKERS
-from market.selectors import asset_codes, market_maker_rows, market_maker_totals
+from market.selectors import (
+    asset_codes,
+    market_maker_balance_values,
+    market_maker_rows,
+    market_maker_totals,
+)
 from market.services.ledger import parse_transfer
 from market.services.market_makers import (
     deactivate_refusal,
@@ -63,6 +69,25 @@ def market_makers(request):
         "totals": market_maker_totals(),
     }
     return render_page(request, MAKERS, "makers-table", context)
+
+
+@manage_market_makers
+@require_GET
+def market_makers_csv(request):
+    """The market makers the list shows for the same query string (all pages), with
+    available and locked of every asset: EUR and each market's certificate."""
+    filters = MarketMakerFiltersForm(request.GET or None)
+    makers = MarketMakerClient.objects.filter(**filters.queryset_filters()).order_by("pk")
+    assets = asset_codes()
+    header = [
+        "Code",
+        "Name",
+        "Type",
+        "Active",
+        "Created at (UTC)",
+        *(f"{asset} {column}" for asset in assets for column in ("available", "locked")),
+    ]
+    return csv_response("market-makers", header, market_maker_balance_values(makers, assets))
 
 
 def _maker_row_or_404(pk: int):
