@@ -2,12 +2,19 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from market.db.orders import MarketRead
 from market.models import Holder, LedgerEntry, Order, TicketLog, Trade
 from market.services.holders import house_holder
-from market.services.orders import order_cancel, order_place, order_request_parse
+from market.services.ledger import BalanceSheet
+from market.services.orders import (
+    order_cancel,
+    order_place,
+    order_request_parse,
+    resting_orders_cancel,
+)
 from market.tests import factories
 from market.tests.helpers import assert_all_invariants
 from market.validation import IdempotencyKeyReused
@@ -479,4 +486,32 @@ def test_a_fill_costs_the_same_queries_whatever_the_number_of_makers(cea):
 
     assert budget(BOOK_FIRST_BATCH - 1) == budget(1) == one_read
     assert budget(BOOK_FIRST_BATCH + 1) == budget(2 * BOOK_FIRST_BATCH) == one_read + 1
+    assert_all_invariants()
+
+
+@pytest.mark.django_db
+def test_resting_orders_cancel_writes_nothing_when_the_sheet_lacks_an_owner(cea):
+    seller = factories.trader(CEA=10)
+    placed = order_place(
+        owner=seller,
+        request=order_request_parse(
+            market_code="CEA", side="SELL", order_type="LIMIT", quantity="5", price="14.50"
+        ),
+    ).order
+    with transaction.atomic():
+        market = MarketRead(market_id=cea.pk, lock=True).rules()
+        assert (
+            resting_orders_cancel(
+                market=market, orders=[placed.pk], sheet=BalanceSheet([]), reason="test"
+            )
+            is None
+        )
+        sheet = BalanceSheet.lock({(seller.pk, "CEA")})
+        cancelled = resting_orders_cancel(
+            market=market, orders=[placed.pk], sheet=sheet, reason="test"
+        )
+        sheet.flush()
+    assert [c.id for c in cancelled] == [placed.pk]
+    placed.refresh_from_db()
+    assert placed.status == Order.Status.CANCELLED
     assert_all_invariants()
