@@ -114,8 +114,7 @@ class ProgramForm(forms.Form):
     )
     bid_target_eur = number_input(
         "BID target (EUR)",
-        help_text="EUR of buy orders to keep resting, drawn from liquidity providers. "
-        "0 for none.",
+        help_text="EUR of buy orders to keep resting, drawn from liquidity providers. 0 for none.",
     )
     ask_target_eur = number_input(
         "ASK target (EUR)",
