@@ -79,6 +79,8 @@ SUFFIX = {
     "replenish_threshold_pct": "%",
     "alert_after_refreshes": "refreshes",
 }
+# Where the widget's own placeholder (a price) would mislead.
+PLACEHOLDER = {"max_imbalance_eur": "5000.00", "low_funds_eur": "1000.00"}
 OPTIONAL = {
     "fixed_reference_price",
     "price_floor",
@@ -229,6 +231,7 @@ class ProgramForm(forms.Form):
                         "suffix": SUFFIX.get(name, ""),
                         "optional": name in OPTIONAL,
                         "whole": name.endswith(("_seconds", "_refreshes")),
+                        "placeholder": PLACEHOLDER.get(name, ""),
                     }
                     for name in names
                 ],
