@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.urls import ResolverMatch, reverse
 
 from liquidity.permissions import MANAGE_LIQUIDITY
+from liquidity.program_status import open_alerts_count
 from market.permissions import MANAGE_MARKET_MAKERS
 
 
@@ -17,6 +18,7 @@ class BackofficePage:
     url_name: str
     permission: str | None  # None: any staff user
     shows: Callable[[ResolverMatch], bool]  # is the current page this one (or under it)?
+    badge: Callable[[], int] | None = None  # a count shown beside the title (one query)
 
 
 def _view(name: str) -> Callable[[ResolverMatch], bool]:
@@ -25,6 +27,14 @@ def _view(name: str) -> Callable[[ResolverMatch], bool]:
 
 def _app(name: str, *, but: str = "") -> Callable[[ResolverMatch], bool]:
     return lambda match: match.app_name == name and match.view_name != but
+
+
+def _programs(match: ResolverMatch) -> bool:
+    return match.view_name.startswith(("liquidity:program", "liquidity:programs"))
+
+
+def _operations(match: ResolverMatch) -> bool:
+    return _app("liquidity", but="liquidity:create")(match) and not _programs(match)
 
 
 PAGES = (
@@ -40,7 +50,15 @@ PAGES = (
         "Past operations, their orders, and withdrawal.",
         "liquidity:operations",
         MANAGE_LIQUIDITY,
-        _app("liquidity", but="liquidity:create"),
+        _operations,
+    ),
+    BackofficePage(
+        "Programs",
+        "Standing liquidity programs, their status, and the kill switch.",
+        "liquidity:program-list",
+        MANAGE_LIQUIDITY,
+        _programs,
+        badge=open_alerts_count,
     ),
     BackofficePage(
         "Market makers",
@@ -65,6 +83,7 @@ class BackofficeLink:
     description: str
     url: str
     active: bool
+    badge: int = 0
 
 
 def backoffice_links(request) -> dict:
@@ -81,6 +100,7 @@ def backoffice_links(request) -> dict:
                 page.description,
                 reverse(page.url_name),
                 active=match is not None and page.shows(match),
+                badge=page.badge() if page.badge is not None else 0,
             )
             for page in PAGES
             if page.permission is None or user.has_perm(page.permission)

@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from config.http import client_ip
-from liquidity.models import LiquidityOperation
+from liquidity.models import LiquidityAlert, LiquidityOperation, LiquidityProgram, ProgramRefresh
 from liquidity.permissions import MANAGE_LIQUIDITY
 from liquidity.selectors import (
     fill_pct,
@@ -280,3 +280,80 @@ class LiquidityOperationAdmin(admin.ModelAdmin):
             selected=[operation.pk for operation in operations],
             skipped=note,
         )
+
+
+# --- liquidity programs: read-only here; they are changed through the back-office pages
+# (`liquidity.views_programs`), which go through the services, audited.
+
+
+class _ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LiquidityProgram)
+class LiquidityProgramAdmin(_ReadOnly):
+    list_display = (
+        "name",
+        "market",
+        "state",
+        "bid_target",
+        "ask_target",
+        "last_refresh_at",
+        "next_refresh_at",
+        "consecutive_failures",
+        "back_office",
+    )
+    list_filter = ("state", "market", "reference_mode")
+    search_fields = ("name", "notes")
+    list_select_related = ("market",)
+    readonly_fields = ("back_office",)
+    ordering = ("-id",)
+
+    @admin.display(description="Back office")
+    def back_office(self, obj):
+        return format_html(
+            '<a href="{}">Status, settings and actions</a>',
+            reverse("liquidity:program", args=[obj.pk]),
+        )
+
+    @admin.display(description="BID target", ordering="bid_target_eur")
+    def bid_target(self, obj):
+        return eur(obj.bid_target_eur)
+
+    @admin.display(description="ASK target", ordering="ask_target_eur")
+    def ask_target(self, obj):
+        return eur(obj.ask_target_eur)
+
+
+@admin.register(ProgramRefresh)
+class ProgramRefreshAdmin(_ReadOnly):
+    list_display = (
+        "created_at",
+        "program",
+        "outcome",
+        "reason",
+        "orders_withdrawn",
+        "orders_placed",
+        "worker",
+    )
+    list_filter = ("outcome", "program")
+    search_fields = ("reason", "program__name", "worker")
+    list_select_related = ("program__market",)
+    date_hierarchy = "created_at"
+    ordering = ("-id",)
+
+
+@admin.register(LiquidityAlert)
+class LiquidityAlertAdmin(_ReadOnly):
+    list_display = ("created_at", "program", "kind", "subject", "message", "resolved_at")
+    list_filter = ("kind", ("resolved_at", admin.EmptyFieldListFilter), "program")
+    search_fields = ("message", "subject", "program__name")
+    list_select_related = ("program__market",)
+    ordering = ("-id",)

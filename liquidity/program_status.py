@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, F, Min, Q, Sum
+from django.db.models import Case, Count, F, Min, Q, Sum, Value, When
 from django.utils import timezone
 
 from liquidity import program_rules as rules
@@ -99,7 +99,8 @@ def programs_list():
         .annotate(
             open_alerts=Count("alerts", filter=Q(alerts__resolved_at__isnull=True), distinct=True)
         )
-        .order_by(~running, "market__code", "-pk")
+        .annotate(not_running=Case(When(running, then=Value(0)), default=Value(1)))
+        .order_by("not_running", "market__code", "-pk")
     )
 
 
@@ -268,10 +269,51 @@ def _with_warnings(status: ProgramStatus, market, reference_error) -> ProgramSta
     return ProgramStatus(**{**status.__dict__, "warnings": tuple(warnings)})
 
 
+@dataclass(frozen=True)
+class KillSwitchReach:
+    """What stopping would touch: the programs running (active or paused) and the
+    orders they have resting."""
+
+    programs: int
+    orders_resting: int
+
+
+def kill_switch_reach(*, program_id: int | None = None) -> KillSwitchReach:
+    """What the kill switch (or, with `program_id`, stopping that program) would stop
+    and withdraw now: two queries."""
+    running = LiquidityProgram.objects.filter(
+        state__in=[LiquidityProgram.State.ACTIVE, LiquidityProgram.State.PAUSED]
+    )
+    if program_id is not None:
+        running = running.filter(pk=program_id)
+    orders = Order.objects.filter(
+        ticket__liquidity_operation__program__in=running, status__in=Order.RESTING
+    )
+    return KillSwitchReach(running.count(), orders.count())
+
+
+def open_alerts() -> list[LiquidityAlert]:
+    """The open alerts of every program, oldest first, with their program: one query."""
+    return list(
+        LiquidityAlert.objects.filter(resolved_at__isnull=True)
+        .select_related("program")
+        .order_by("created_at", "pk")
+    )
+
+
+def open_alerts_count() -> int:
+    """How many alerts are open, over every program (the navigation's badge)."""
+    return LiquidityAlert.objects.filter(resolved_at__isnull=True).count()
+
+
 __all__ = [
+    "KillSwitchReach",
     "LadderRow",
     "MakerInventory",
     "ProgramStatus",
+    "kill_switch_reach",
+    "open_alerts",
+    "open_alerts_count",
     "program_ladder",
     "program_status",
     "programs_list",

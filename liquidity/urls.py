@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from liquidity import exports, views
+from liquidity import exports, views, views_programs
 
 app_name = "liquidity"
 
@@ -26,4 +26,17 @@ urlpatterns = [
     ),
     path("liquidity/<int:pk>/", views.operation_detail, name="operation"),
     path("liquidity/<int:pk>/withdraw/", views.operation_withdraw, name="withdraw"),
+    # Standing liquidity programs (views_programs).
+    path("liquidity/programs/", views_programs.program_list, name="program-list"),
+    path("liquidity/programs/new/", views_programs.program_new, name="program-new"),
+    path("liquidity/programs/kill/", views_programs.programs_kill, name="programs-kill"),
+    path("liquidity/programs/<int:pk>/", views_programs.program_detail, name="program"),
+    path("liquidity/programs/<int:pk>/edit/", views_programs.program_edit, name="program-edit"),
+    path(
+        "liquidity/programs/<int:pk>/activate/",
+        views_programs.program_activate,
+        name="program-activate",
+    ),
+    path("liquidity/programs/<int:pk>/pause/", views_programs.program_pause, name="program-pause"),
+    path("liquidity/programs/<int:pk>/stop/", views_programs.program_stop, name="program-stop"),
 ]

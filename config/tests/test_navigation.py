@@ -29,6 +29,7 @@ def test_staff_without_permissions_see_the_admin_only(client):
     for path in (
         "/backoffice/liquidity/new/",
         "/backoffice/liquidity/",
+        "/backoffice/liquidity/programs/",
         "/backoffice/market-makers/",
     ):
         assert f'href="{path}"' not in html
@@ -50,13 +51,22 @@ def test_liquidity_staff_see_the_liquidity_pages_and_which_one_is_open(client):
     assert nav_links(client, "/backoffice/liquidity/new/") == {
         "Create liquidity": True,
         "Liquidity operations": False,
+        "Programs": False,
         "Admin": False,
     }
     assert nav_links(client, "/backoffice/liquidity/") == {
         "Create liquidity": False,
         "Liquidity operations": True,
+        "Programs": False,
         "Admin": False,
     }
+    for path in ("/backoffice/liquidity/programs/", "/backoffice/liquidity/programs/new/"):
+        assert nav_links(client, path) == {
+            "Create liquidity": False,
+            "Liquidity operations": False,
+            "Programs": True,
+            "Admin": False,
+        }
     page = client.get("/backoffice/liquidity/").content.decode()
     assert 'href="/backoffice/liquidity/" aria-current="page"' in page
 
@@ -66,9 +76,34 @@ def test_superusers_see_every_page_and_traders_none(client, admin_user):
     assert list(nav_links(client, "/")) == [
         "Create liquidity",
         "Liquidity operations",
+        "Programs",
         "Market makers",
         "Admin",
     ]
     client.force_login(factories.trader().user)
     assert nav_links(client, "/") == {}
     assert "Back office" not in client.get("/").content.decode()
+
+
+def test_the_programs_entry_counts_open_alerts(client):
+    """A badge with the open alerts of every program (one count query); none without."""
+    from django.utils import timezone
+
+    from liquidity.models import LiquidityAlert, LiquidityProgram
+    from market.models import Market
+
+    user = staff_with("manage_liquidity")
+    client.force_login(user)
+    assert 'data-testid="nav-badge"' not in client.get("/").content.decode()
+    for number in range(3):
+        program = LiquidityProgram.objects.create(
+            name=f"P{number}", market=Market.objects.get(code="CEA"), created_by=user
+        )
+        LiquidityAlert.objects.create(
+            program=program, kind="refresh_failing", message="failing", created_at=timezone.now()
+        )
+    page = client.get("/").content.decode()
+    assert 'data-testid="nav-badge" title="3 open alerts">3</span>' in page
+    links = client.get("/").context["backoffice_links"]
+    link = next(link for link in links if link.title == "Programs")
+    assert link.badge == 3

@@ -32,7 +32,8 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import ApiToken
-from liquidity.models import LiquidityOperation
+from liquidity.models import LiquidityAlert, LiquidityOperation, LiquidityProgram, ProgramRefresh
+from liquidity.programs import program_create
 from liquidity.services import liquidity_execute, liquidity_preview, liquidity_request_parse
 from market.models import (
     Balance,
@@ -121,6 +122,21 @@ LIQUIDITY_FORM = {
     "reference_price": "",
     "notes": "matrix",
 }
+PROGRAM_FORM = {
+    "name": "Matrix program",
+    "certificate_type": "CEA",
+    "bid_target_eur": "1000",
+    "ask_target_eur": "1000",
+    "ladder": "0.2:50, 0.4:30, 0.5:20",
+    "reference_mode": "book",
+    "refresh_interval_seconds": "60",
+    "refresh_tolerance_pct": "0.5",
+    "replenish_threshold_pct": "30",
+    "replenish_delay_seconds": "30",
+    "active_weekdays": ["1", "2", "3", "4", "5", "6", "7"],
+    "timezone": "UTC",
+    "alert_after_refreshes": "3",
+}
 ORDER_FORM = {
     "side": "BUY",
     "order_type": "LIMIT",
@@ -145,6 +161,10 @@ ADMIN_MODELS = {
     "market/order": ("{order}", False, False),
     "market/marketmakerclient": ("{lp}", True, False),
     "liquidity/liquidityoperation": ("{op}", False, False),
+    # Programs are changed on their back-office pages (through the services): read-only.
+    "liquidity/liquidityprogram": ("{program}", False, False),
+    "liquidity/programrefresh": ("{refresh}", False, False),
+    "liquidity/liquidityalert": ("{alert}", False, False),
     # Sign-in lockout records (django-axes): read and cleared, never added by hand.
     "axes/accessattempt": ("{attempt}", False, True),
     "axes/accesslog": ("{access_log}", False, True),
@@ -349,6 +369,61 @@ MATRIX: list[Row] = [
     ),
     Row("GET", "/backoffice/liquidity/{op}/", BACKOFFICE),
     Row("GET", f"/backoffice/liquidity/{MISSING}/", E(LOGIN, 403, 403, 403, 404)),
+    # Liquidity programs: the list, the settings form, status, actions, the kill switch.
+    Row("GET", "/backoffice/liquidity/programs/", BACKOFFICE),
+    Row("GET", "/backoffice/liquidity/programs/new/", BACKOFFICE),
+    Row(
+        "POST",
+        "/backoffice/liquidity/programs/new/",
+        E(LOGIN, 403, 403, 403, Redirect("/backoffice/liquidity/programs/")),
+        data=PROGRAM_FORM,
+        changes=frozenset({SUPER}),
+    ),
+    Row(
+        "POST",
+        "/backoffice/liquidity/programs/new/",
+        BACKOFFICE,  # refused on the form: nothing saved
+        data={**PROGRAM_FORM, "ladder": "nonsense"},
+    ),
+    Row("GET", "/backoffice/liquidity/programs/{program}/", BACKOFFICE),
+    Row("GET", "/backoffice/liquidity/programs/{program}/", BACKOFFICE, htmx=True),
+    Row("GET", f"/backoffice/liquidity/programs/{MISSING}/", E(LOGIN, 403, 403, 403, 404)),
+    Row("GET", "/backoffice/liquidity/programs/{program}/edit/", BACKOFFICE),
+    Row(
+        "POST",
+        "/backoffice/liquidity/programs/{program}/edit/",
+        E(LOGIN, 403, 403, 403, Redirect("/backoffice/liquidity/programs/")),
+        data={**PROGRAM_FORM, "name": "Renamed"},
+        changes=frozenset({SUPER}),
+    ),
+    Row(
+        "POST",
+        "/backoffice/liquidity/programs/{program}/activate/",
+        E(LOGIN, 403, 403, 403, Redirect("/backoffice/liquidity/programs/")),
+        changes=frozenset({SUPER}),
+    ),
+    Row("GET", "/backoffice/liquidity/programs/{program}/activate/", E(LOGIN, 403, 403, 403, 405)),
+    Row(
+        "POST",
+        "/backoffice/liquidity/programs/{program}/pause/",
+        E(LOGIN, 403, 403, 403, Redirect("/backoffice/liquidity/programs/")),  # refused: a draft
+    ),
+    Row("POST", "/backoffice/liquidity/programs/{program}/stop/", BACKOFFICE),  # confirm page
+    Row(
+        "POST",
+        "/backoffice/liquidity/programs/{program}/stop/",
+        E(LOGIN, 403, 403, 403, Redirect("/backoffice/liquidity/programs/")),  # refused: a draft
+        data={"confirm": "yes"},
+    ),
+    Row("POST", "/backoffice/liquidity/programs/kill/", BACKOFFICE),  # the confirmation
+    Row(
+        "POST",
+        "/backoffice/liquidity/programs/kill/",
+        E(LOGIN, 403, 403, 403, Redirect("/backoffice/liquidity/programs/")),
+        data={"confirm": "yes"},
+        changes=frozenset({SUPER}),  # its ticket, even with nothing running
+    ),
+    Row("GET", "/backoffice/liquidity/programs/kill/", E(LOGIN, 403, 403, 403, 405)),
     Row("GET", "/backoffice/liquidity/{op}/withdraw/", BACKOFFICE),
     Row(
         "POST",
@@ -641,6 +716,16 @@ def world(db) -> World:
     access_log = AccessLog.objects.create(**attempt_fields)
     failure_log = AccessFailureLog.objects.create(**attempt_fields)
     token, _ = ApiToken.issue(user=alice.user, name="matrix")
+    program = program_create(
+        user=superuser,
+        data={"name": "Matrix draft", "certificate_type": "CEA", "bid_target_eur": "100"},
+    )
+    refresh = ProgramRefresh.objects.create(
+        program=program, outcome="failed", reason="matrix", created_at=program.created_at
+    )
+    alert = LiquidityAlert.objects.create(
+        program=program, kind="refresh_failing", message="matrix", created_at=program.created_at
+    )
     market = Market.objects.get(code="CEA")
     return World(
         users={ANON: None, TRADER: alice.user, OTHER: bob.user, STAFF: staff, SUPER: superuser},
@@ -666,6 +751,9 @@ def world(db) -> World:
             "access_log": access_log.pk,
             "failure_log": failure_log.pk,
             "token": token.pk,
+            "program": program.pk,
+            "refresh": refresh.pk,
+            "alert": alert.pk,
             "fingerprint": liquidity_preview(request=form_request).fingerprint(),
         },
     )
@@ -707,6 +795,9 @@ DUMMY_IDS = {
         "access_log",
         "failure_log",
         "token",
+        "program",
+        "refresh",
+        "alert",
     ]
 } | {"fingerprint": "f"}
 
@@ -732,6 +823,7 @@ def snapshot() -> dict:
         ),
         "groups": sorted(Group.objects.values_list("id", "name")),
         "tokens": sorted(ApiToken.objects.values_list("id", "revoked_at")),
+        "programs": sorted(LiquidityProgram.objects.values_list("id", "state", "name")),
     }
 
 

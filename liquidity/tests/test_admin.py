@@ -224,3 +224,37 @@ def test_the_change_page_shows_the_ladder_placed_read_only(staff_client, staff):
         "0.2:50, 0.4:30, 0.5:20 (default)"
         in staff_client.get(change_url(default)).content.decode()
     )
+
+
+def test_programs_refreshes_and_alerts_are_read_only_with_a_link_to_the_back_office(
+    staff_client, staff
+):
+    from django.utils import timezone
+
+    from liquidity.models import LiquidityAlert, LiquidityProgram, ProgramRefresh
+    from liquidity.programs import program_create
+
+    program = program_create(
+        user=staff,
+        data={"name": "Desk", "certificate_type": "CEA", "bid_target_eur": "100"},
+    )
+    refresh = ProgramRefresh.objects.create(
+        program=program, outcome="failed", reason="no funds", created_at=timezone.now()
+    )
+    alert = LiquidityAlert.objects.create(
+        program=program, kind="refresh_failing", message="failing", created_at=timezone.now()
+    )
+    for model, obj in (
+        (LiquidityProgram, program),
+        (ProgramRefresh, refresh),
+        (LiquidityAlert, alert),
+    ):
+        name = model._meta.model_name
+        listing = staff_client.get(reverse(f"admin:liquidity_{name}_changelist"))
+        assert listing.status_code == 200
+        change = staff_client.get(reverse(f"admin:liquidity_{name}_change", args=[obj.pk]))
+        assert change.status_code == 200
+        assert 'name="_save"' not in change.content.decode()  # nothing to save
+        assert staff_client.get(reverse(f"admin:liquidity_{name}_add")).status_code == 403
+    page = staff_client.get(reverse("admin:liquidity_liquidityprogram_changelist")).content
+    assert f'href="/backoffice/liquidity/programs/{program.pk}/"' in page.decode()
