@@ -441,6 +441,11 @@ def test_the_status_page_shows_ladder_inventory_pnl_and_refreshes(client, staff,
     refresh = ProgramRefresh.objects.get(program=made)
     assert f'href="/backoffice/liquidity/{refresh.operation_id}/"' in page
     assert refresh.operation.ticket.ticket_id in shown and "Ladder placed" in shown
+    # Every refresh of this program, as CSV.
+    csv_url = f"/backoffice/liquidity/programs/refreshes.csv?program={made.pk}"
+    assert f'href="{csv_url}"' in page
+    export = b"".join(client.get(csv_url).streaming_content).decode()
+    assert "Ladder placed" in export and refresh.operation.ticket.ticket_id in export
 
 
 def test_the_status_part_is_polled_and_answers_alone_to_htmx(client, staff, makers):
