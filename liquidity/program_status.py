@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Count, F, Min, Q, Sum
+from django.db.models import Case, Count, F, Min, Q, Sum, Value, When
 from django.utils import timezone
 
 from liquidity import program_rules as rules
@@ -99,7 +99,7 @@ def programs_list():
         .annotate(
             open_alerts=Count("alerts", filter=Q(alerts__resolved_at__isnull=True), distinct=True)
         )
-        .order_by(~running, "market__code", "-pk")
+        .order_by(Case(When(running, then=Value(0)), default=Value(1)), "market__code", "-pk")
     )
 
 
