@@ -42,7 +42,7 @@ class Forbid(Schema):
     model_config = {"extra": "forbid"}
 
 
-class LevelIn(Forbid):
+class LadderLevelIn(Forbid):
     distance_pct: Percent = Field(examples=["0.2"])
     share_pct: Percent = Field(examples=["50"])
 
@@ -54,7 +54,7 @@ class ProgramChangeIn(Forbid):
     certificate_type: str | None = Field(None, examples=["CEA"])
     bid_target_eur: Money | None = Field(None, examples=["100000.00"])
     ask_target_eur: Money | None = Field(None, examples=["50000.00"])
-    ladder: list[LevelIn] | str | None = Field(
+    ladder: list[LadderLevelIn] | str | None = Field(
         None,
         description="Levels best first, shares adding up to 100; or the text notation "
         '"0.2:50, 0.4:30, 0.5:20". null or "" is the default ladder.',
@@ -100,7 +100,7 @@ def _settings_given(payload: ProgramChangeIn) -> dict:
 # --- responses ---------------------------------------------------------------------------
 
 
-class LevelOut(Out):
+class LadderLevelOut(Out):
     distance_pct: str
     share_pct: str
 
@@ -112,7 +112,7 @@ class ProgramOut(Out):
     state: StateName
     bid_target_eur: str
     ask_target_eur: str
-    ladder: list[LevelOut]
+    ladder: list[LadderLevelOut]
     reference_mode: Literal["book", "fixed"]
     fixed_reference_price: str | None
     refresh_interval_seconds: int
