@@ -5,6 +5,7 @@ shapes. A program's settings are those of `liquidity.programs.SETTINGS`; unknown
 are refused (422)."""
 
 from datetime import datetime, time
+from decimal import Decimal
 from typing import Literal
 
 from django.core.exceptions import ValidationError
@@ -28,6 +29,7 @@ from liquidity.programs import (
 
 router = Router(tags=["Liquidity programs"])
 
+CENT = Decimal("0.01")
 StateName = Literal["draft", "active", "paused", "stopped"]
 # A percentage as a decimal string or a JSON number ("0.5", 0.5, 30).
 Percent = int | float | str
@@ -264,6 +266,10 @@ def _text(value) -> str | None:
     return None if value is None else str(value)
 
 
+def _cents(value: Decimal | None) -> str | None:
+    return None if value is None else str(value.quantize(CENT))
+
+
 def _when(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -371,7 +377,7 @@ def status_json(status: ProgramStatus) -> dict:
                 "asset": maker.asset,
                 "available": str(maker.available),
                 "locked": str(maker.locked),
-                "value_eur": _text(maker.value_eur),
+                "value_eur": _cents(maker.value_eur),
             }
             for maker in status.makers
         ],

@@ -105,6 +105,11 @@ def test_a_program_from_creation_to_stop(api, staff, makers):
     assert 9900 < float(data["bid_resting_eur"]) <= 10000
     assert data["makers_count"] == 2 and {m["asset"] for m in data["makers"]} == {"EUR", "CEA"}
     assert {t["asset"] for t in data["inventory_totals"]} == {"EUR", "CEA"}
+    # Inventory valued at the reference, in cents: 10,000 CEA at €14.00.
+    assert {m["asset"]: m["value_eur"] for m in data["makers"]} == {
+        "EUR": "100000.00",
+        "CEA": "140000.00",
+    }
     assert data["last_refresh"]["outcome"] == "placed"
     assert data["refreshes"][0]["operation_id"] == data["program"]["operation_id"]
     assert data["position"]["net_quantity"] == 0 and data["pnl"]["pnl_eur"] == "0.00"
