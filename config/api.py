@@ -132,4 +132,5 @@ def http_error(request, error: HttpError):
 
 
 api.add_router("/liquidity/", "liquidity.api.router")
+api.add_router("/liquidity/", "liquidity.api_programs.router")
 api.add_router("/market/", "market.api.router")

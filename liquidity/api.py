@@ -270,6 +270,9 @@ class SideRemainingOut(Out):
 
 class OperationOut(Out):
     id: int
+    program_id: int | None = Field(
+        description="The liquidity program whose refresh placed it; null for a one-shot"
+    )
     ticket_id: str
     certificate_type: str
     state: str = Field(
@@ -407,6 +410,7 @@ def plan_json(plan: LiquidityPlan) -> dict:
 def operation_json(operation: LiquidityOperation, orders=None) -> dict:
     data = {
         "id": operation.pk,
+        "program_id": operation.program_id,
         "ticket_id": operation.ticket.ticket_id,
         "certificate_type": operation.market.code,
         "state": selectors.operation_state(operation),
@@ -593,6 +597,7 @@ def provision(request, payload: ProvisionIn):
 class OperationFiltersIn(Schema):
     certificate_type: str | None = None
     created_by: Id | None = None
+    program: Id | None = Field(None, description="Only this liquidity program's refreshes")
     date_from: date | None = None
     date_to: date | None = None
     limit: int = Field(50, ge=1, le=200)
@@ -606,6 +611,7 @@ def operations(request, filters: Query[OperationFiltersIn]):
         filters=selectors.OperationFilters(
             market=filters.certificate_type,
             created_by=filters.created_by,
+            program=filters.program,
             date_from=filters.date_from,
             date_to=filters.date_to,
         )

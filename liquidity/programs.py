@@ -153,7 +153,10 @@ def _zone(value, *, field: str) -> str:
 
 
 def _market(value, *, field: str) -> Market:
-    market = Market.objects.filter(code=str(value).strip()).first() if value else None
+    code = str(value).strip() if value else ""
+    # Only text a market code can be reaches the database (PostgreSQL refuses NUL).
+    valid = code.isascii() and code.isalnum() and len(code) <= 12
+    market = Market.objects.filter(code=code).first() if valid else None
     if market is None:
         codes = ", ".join(Market.objects.order_by("code").values_list("code", flat=True))
         raise ValidationError({field: f"Unknown market {str(value)[:20]!r}: choose {codes}."})

@@ -154,6 +154,7 @@ class OperationFilters:
     created_by: int | None = None
     date_from: date | None = None
     date_to: date | None = None
+    program: int | None = None  # a liquidity program's refreshes only
 
 
 def operation_creators() -> list:
@@ -174,6 +175,8 @@ def operations_list(*, filters: OperationFilters = OperationFilters()):
         queryset = queryset.filter(market__code=filters.market.upper())
     if filters.created_by:
         queryset = queryset.filter(created_by_id=filters.created_by)
+    if filters.program:
+        queryset = queryset.filter(program_id=filters.program)
     if filters.date_from:
         queryset = queryset.filter(created_at__date__gte=filters.date_from)
     if filters.date_to:

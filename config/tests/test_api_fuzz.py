@@ -33,7 +33,8 @@ from schemathesis.specs.openapi.checks import (
 
 from accounts.models import ApiToken
 from config.wsgi import application
-from liquidity.models import LiquidityOperation
+from liquidity.models import LiquidityOperation, LiquidityProgram
+from liquidity.programs import program_activate, program_create, program_refresh
 from liquidity.services import liquidity_execute, liquidity_request_parse
 from market.models import MarketMakerClient
 from market.services.orders import order_place, order_request_parse
@@ -42,7 +43,7 @@ from market.tests.helpers import assert_all_invariants
 
 pytestmark = pytest.mark.django_db
 
-CASES = 1100  # at least 1,000 requests in all
+CASES = 1600  # at least 1,000 requests in all, 30 per operation
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -111,6 +112,20 @@ def staff_token(db, wsgi_keeps_the_connection):
             ),
             user=staff,
         )
+    # Programs in each state the actions start from: one running with its ladder placed.
+    for name, code in (("CEA standing", "CEA"), ("EUA draft", "EUA"), ("CEA draft", "CEA")):
+        program_create(
+            user=staff,
+            data={
+                "name": name,
+                "certificate_type": code,
+                "bid_target_eur": "5000",
+                "ask_target_eur": "5000",
+            },
+        )
+    running = LiquidityProgram.objects.get(name="CEA standing")
+    program_activate(program_id=running.pk, user=staff)
+    program_refresh(program_id=running.pk, worker="fuzz")
     trader = factories.trader(EUR="50000", CEA=500)
     order_place(
         owner=trader,
@@ -121,7 +136,55 @@ def staff_token(db, wsgi_keeps_the_connection):
     return token
 
 
-def realistic(schema, *, operations: list[int], makers: list[int], users: list[int]):
+LADDERS = st.one_of(
+    st.none(),
+    st.just([{"distance_pct": "0.2", "share_pct": "50"}, {"distance_pct": 0.4, "share_pct": 50}]),
+    st.sampled_from(["0.2:50, 0.4:30, 0.5:20", "0.1:100", "", "0.5:50, 0.2:50", "x"]),
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "distance_pct": st.one_of(AMOUNTS, st.floats(allow_nan=False)),
+                "share_pct": st.one_of(AMOUNTS, st.integers(0, 100)),
+            }
+        ),
+        max_size=11,
+    ),
+)
+TIMES = st.none() | st.sampled_from(["08:00", "18:30", "24:00", "8", ""]) | st.text(max_size=6)
+PROGRAM_SETTINGS = {
+    "name": st.text(max_size=110),
+    "certificate_type": MARKETS,
+    "bid_target_eur": AMOUNTS,
+    "ask_target_eur": AMOUNTS,
+    "ladder": LADDERS,
+    "reference_mode": st.sampled_from(["book", "fixed"]),
+    "fixed_reference_price": st.none() | AMOUNTS,
+    "refresh_interval_seconds": st.integers(min_value=-10, max_value=100_000),
+    "refresh_tolerance_pct": AMOUNTS,
+    "replenish_threshold_pct": AMOUNTS,
+    "replenish_delay_seconds": st.integers(min_value=-10, max_value=100_000),
+    "price_floor": st.none() | AMOUNTS,
+    "price_ceiling": st.none() | AMOUNTS,
+    "max_imbalance_eur": st.none() | AMOUNTS,
+    "active_from": TIMES,
+    "active_until": TIMES,
+    "active_weekdays": st.sampled_from(["12345", "67", "1234567", "8", "11", ""]) | st.text(),
+    "timezone": st.sampled_from(["UTC", "Europe/Berlin", "Asia/Shanghai", "Mars/Base", ""])
+    | st.text(max_size=70),
+    "low_funds_eur": st.none() | AMOUNTS,
+    "alert_after_refreshes": st.integers(min_value=-1, max_value=200),
+    "notes": st.text(max_size=50),
+}
+
+
+def realistic(
+    schema,
+    *,
+    operations: list[int],
+    makers: list[int],
+    users: list[int],
+    programs: list[int],
+):
     """Requests shaped like a client's, with values that are right, almost right or wrong."""
     liquidity = st.fixed_dictionaries(
         {
@@ -175,7 +238,85 @@ def realistic(schema, *, operations: list[int], makers: list[int], users: list[i
     detail_op = schema["/api/v1/liquidity/operations/{operation_id}"]["GET"]
     withdraw_op = schema["/api/v1/liquidity/operations/{operation_id}/withdraw"]["POST"]
     book_op = schema["/api/v1/market/{market_code}/book"]["GET"]
+    program_ids = st.one_of(
+        st.sampled_from(programs), st.sampled_from(programs), st.just(987654321)
+    )
+    kill_op = schema["/api/v1/liquidity/kill-switch"]["POST"]
+    program_create_op = schema["/api/v1/liquidity/programs"]["POST"]
+    program_list_op = schema["/api/v1/liquidity/programs"]["GET"]
+    program_patch_op = schema["/api/v1/liquidity/programs/{program_id}"]["PATCH"]
+    program_reads = [
+        schema["/api/v1/liquidity/programs/{program_id}"]["GET"],
+        schema["/api/v1/liquidity/programs/{program_id}/status"]["GET"],
+    ]
+    program_actions = [
+        schema[f"/api/v1/liquidity/programs/{{program_id}}/{action}"]["POST"]
+        for action in ("activate", "pause", "stop")
+    ]
+    new_program = st.fixed_dictionaries(
+        {
+            "name": st.sampled_from(["Fuzz CEA", "Fuzz EUA"]) | st.text(max_size=110),
+            "certificate_type": MARKETS,
+        },
+        optional={
+            key: value
+            for key, value in PROGRAM_SETTINGS.items()
+            if key not in ("name", "certificate_type")
+        },
+    )
+    # ... and one a careful client sends: almost always right.
+    good_program = st.fixed_dictionaries(
+        {
+            "name": st.sampled_from(["Fuzz CEA", "Fuzz EUA"]),
+            "certificate_type": st.sampled_from(["CEA", "EUA"]),
+            "bid_target_eur": GOOD_AMOUNTS,
+            "ask_target_eur": GOOD_AMOUNTS,
+        },
+        optional={
+            "ladder": LADDERS,
+            "refresh_interval_seconds": st.integers(min_value=5, max_value=3600),
+            "active_weekdays": st.sampled_from(["12345", "67", "1234567"]),
+            "timezone": st.sampled_from(["UTC", "Europe/Berlin", "Asia/Shanghai"]),
+        },
+    )
+    program_filters = st.fixed_dictionaries(
+        {},
+        optional={
+            "state": st.sampled_from(["draft", "active", "paused", "stopped"]),
+            "certificate_type": MARKETS,
+            "limit": st.integers(min_value=1, max_value=200),
+            "offset": st.integers(min_value=0, max_value=5),
+        },
+    )
     return st.one_of(
+        new_program.map(lambda body: program_create_op.Case(body=body)),
+        good_program.map(lambda body: program_create_op.Case(body=body)),
+        st.tuples(
+            st.sampled_from(programs),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "notes": st.text(max_size=50),
+                    "ask_target_eur": GOOD_AMOUNTS,
+                    "refresh_tolerance_pct": st.sampled_from(["0.5", "1", 2]),
+                },
+            ),
+        ).map(
+            lambda pair: program_patch_op.Case(
+                path_parameters={"program_id": pair[0]}, body=pair[1]
+            )
+        ),
+        program_filters.map(lambda query: program_list_op.Case(query=query)),
+        st.tuples(program_ids, st.fixed_dictionaries({}, optional=PROGRAM_SETTINGS)).map(
+            lambda pair: program_patch_op.Case(
+                path_parameters={"program_id": pair[0]}, body=pair[1]
+            )
+        ),
+        *[
+            program_ids.map(lambda pk, op=op: op.Case(path_parameters={"program_id": pk}))
+            for op in program_reads + program_actions
+        ],
+        st.just(None).map(lambda _: kill_op.Case()),
         liquidity.map(lambda body: liquidity_ops.Case(body=body)),
         st.tuples(create, st.none() | st.text(HEADER_CHARS, max_size=70)).map(
             lambda pair: create_op.Case(
@@ -205,6 +346,7 @@ def test_api_fuzz_no_server_error_and_every_response_matches_the_schema(staff_to
             operations=list(LiquidityOperation.objects.values_list("pk", flat=True)),
             makers=list(MarketMakerClient.objects.values_list("pk", flat=True)),
             users=list(LiquidityOperation.objects.values_list("created_by_id", flat=True)),
+            programs=list(LiquidityProgram.objects.values_list("pk", flat=True)),
         ),
     )
     calls = Counter()
@@ -233,19 +375,31 @@ def test_api_fuzz_no_server_error_and_every_response_matches_the_schema(staff_to
     statuses = {(method, path, status) for method, path, status in calls}
     print(f"\n{total} API requests:", dict(sorted(calls.items())))
     assert total >= 1000
-    assert len(by_operation) == 7 and min(by_operation.values()) >= 30, by_operation
+    # The kill switch takes no input: every call is the same request, Hypothesis repeats it
+    # only now and then.
+    kill = by_operation.pop(("POST", "/api/v1/liquidity/kill-switch"), 0)
+    assert len(by_operation) == 15 and min(by_operation.values()) >= 30, by_operation
+    assert kill >= 10, kill
     # The fuzzing reached the real work, not only the validation errors: plans, reads,
     # and writes that changed the market.
     for reached in [
         ("POST", "/api/v1/liquidity/preview", 200),
         ("GET", "/api/v1/liquidity/operations/{operation_id}", 200),
         ("GET", "/api/v1/market/{market_code}/book", 200),
+        ("GET", "/api/v1/liquidity/programs/{program_id}/status", 200),
+        ("POST", "/api/v1/liquidity/programs", 201),
+        ("PATCH", "/api/v1/liquidity/programs/{program_id}", 200),
     ]:
         assert reached in statuses, reached
     assert statuses & {
         ("POST", "/api/v1/liquidity/create", 201),
         ("POST", "/api/v1/liquidity/provision", 201),
         ("POST", "/api/v1/liquidity/operations/{operation_id}/withdraw", 200),
+    }
+    assert statuses & {
+        ("POST", "/api/v1/liquidity/programs/{program_id}/activate", 200),
+        ("POST", "/api/v1/liquidity/programs/{program_id}/stop", 200),
+        ("POST", "/api/v1/liquidity/kill-switch", 200),
     }
     assert_all_invariants()
 
@@ -364,3 +518,28 @@ def test_a_nul_character_is_a_400_not_a_500(api, path, body, field):
     assert response.status_code == 400, response.content
     assert field in response.json()["detail"]
     assert (LiquidityOperation.objects.count(), MarketMakerClient.objects.count()) == before
+
+
+def test_no_two_schemas_share_a_name_in_the_openapi_schema():
+    """Two response schemas named alike (the book's `LevelOut` and a ladder level's) made
+    one replace the other in the OpenAPI schema, and schemathesis found every program
+    answering against the book's: a name means one shape across the API's routers."""
+    import inspect
+
+    from django.test import Client
+    from ninja import Schema
+
+    from liquidity import api as liquidity_api
+    from liquidity import api_programs
+    from market import api as market_api
+
+    components = Client().get("/api/v1/openapi.json").json()["components"]["schemas"]
+    seen = {}
+    for module in (liquidity_api, api_programs, market_api):
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if not issubclass(cls, Schema) or cls.__module__ != module.__name__:
+                continue
+            first = seen.setdefault(name, cls)  # twice only with the same fields
+            assert first.model_fields.keys() == cls.model_fields.keys(), name
+            if name in components:
+                assert set(components[name].get("properties", {})) == set(cls.model_fields), name

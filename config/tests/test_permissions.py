@@ -33,7 +33,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import ApiToken
 from liquidity.models import LiquidityAlert, LiquidityOperation, LiquidityProgram, ProgramRefresh
-from liquidity.programs import program_create
+from liquidity.programs import program_activate, program_create
 from liquidity.services import liquidity_execute, liquidity_preview, liquidity_request_parse
 from market.models import (
     Balance,
@@ -510,6 +510,47 @@ MATRIX: list[Row] = [
         changes=frozenset({SUPER}),
     ),
     Row("GET", "/api/v1/liquidity/operations/{op}/withdraw", E(405, 405, 405, 405, 405)),
+    # Liquidity programs: {program} is a draft on CEA, {running} is active on EUA.
+    Row("GET", "/api/v1/liquidity/programs?state=draft", API),
+    Row(
+        "POST",
+        "/api/v1/liquidity/programs",
+        E(401, 403, 403, 403, 201),
+        json={"name": "Matrix", "certificate_type": "CEA", "bid_target_eur": "1000"},
+        changes=frozenset({SUPER}),
+    ),
+    Row("GET", "/api/v1/liquidity/programs/{program}", API),
+    Row("GET", f"/api/v1/liquidity/programs/{MISSING}", E(401, 403, 403, 403, 404)),
+    Row(
+        "PATCH",
+        "/api/v1/liquidity/programs/{program}",
+        API,
+        json={"notes": "matrix"},
+        changes=frozenset({SUPER}),
+    ),
+    Row(
+        "POST",
+        "/api/v1/liquidity/programs/{program}/activate",
+        API,
+        changes=frozenset({SUPER}),
+    ),
+    Row("POST", "/api/v1/liquidity/programs/{program}/pause", E(401, 403, 403, 403, 409)),
+    Row(
+        "POST",
+        "/api/v1/liquidity/programs/{running}/pause",
+        API,
+        changes=frozenset({SUPER}),
+    ),
+    Row(
+        "POST",
+        "/api/v1/liquidity/programs/{running}/stop",
+        API,
+        changes=frozenset({SUPER}),
+    ),
+    Row("GET", "/api/v1/liquidity/programs/{running}/stop", E(405, 405, 405, 405, 405)),
+    Row("GET", "/api/v1/liquidity/programs/{running}/status", API),
+    Row("POST", "/api/v1/liquidity/kill-switch", API, changes=frozenset({SUPER})),
+    Row("GET", "/api/v1/liquidity/kill-switch", E(405, 405, 405, 405, 405)),
     Row("GET", "/api/v1/market/CEA/book", API),
     Row("GET", "/api/v1/market/XYZ/book", E(401, 403, 403, 403, 404)),
     # ---------------------------------------------------------------- the Django admin
@@ -716,10 +757,12 @@ def world(db) -> World:
     access_log = AccessLog.objects.create(**attempt_fields)
     failure_log = AccessFailureLog.objects.create(**attempt_fields)
     token, _ = ApiToken.issue(user=alice.user, name="matrix")
-    program = program_create(
-        user=superuser,
-        data={"name": "Matrix draft", "certificate_type": "CEA", "bid_target_eur": "100"},
+    program_settings = {"certificate_type": "CEA", "bid_target_eur": "1000"}
+    program = program_create(user=superuser, data={"name": "Draft CEA", **program_settings})
+    running = program_create(
+        user=superuser, data={**program_settings, "name": "EUA", "certificate_type": "EUA"}
     )
+    program_activate(program_id=running.pk, user=superuser)
     refresh = ProgramRefresh.objects.create(
         program=program, outcome="failed", reason="matrix", created_at=program.created_at
     )
@@ -752,6 +795,7 @@ def world(db) -> World:
             "failure_log": failure_log.pk,
             "token": token.pk,
             "program": program.pk,
+            "running": running.pk,
             "refresh": refresh.pk,
             "alert": alert.pk,
             "fingerprint": liquidity_preview(request=form_request).fingerprint(),
@@ -796,6 +840,7 @@ DUMMY_IDS = {
         "failure_log",
         "token",
         "program",
+        "running",
         "refresh",
         "alert",
     ]
@@ -823,7 +868,7 @@ def snapshot() -> dict:
         ),
         "groups": sorted(Group.objects.values_list("id", "name")),
         "tokens": sorted(ApiToken.objects.values_list("id", "revoked_at")),
-        "programs": sorted(LiquidityProgram.objects.values_list("id", "state", "name")),
+        "programs": sorted(LiquidityProgram.objects.values_list("id", "state", "name", "notes")),
     }
 
 
@@ -973,10 +1018,13 @@ def test_every_post_refuses_a_missing_csrf_token(world, row):
     assert not changed
 
 
-# The API's read-only operations have no POST at all.
+# The API's operations with no POST at all (reads, and a program's PATCH: CSRF-checked
+# like a POST, see liquidity/tests/test_api_programs.py).
 API_GET_ONLY = {
     "api/v1/liquidity/operations",
     "api/v1/liquidity/operations/<operation_id>",
+    "api/v1/liquidity/programs/<program_id>",
+    "api/v1/liquidity/programs/<program_id>/status",
     "api/v1/market/<market_code>/book",
 }
 
