@@ -896,19 +896,14 @@ def _carry_out(
             tags=["liquidity", "program", market.code],
         )
         sheet.flush()
-        program.operation = None
-        program.ladder_reference = None
-        program.consecutive_failures = 0
-        program.last_error = ""
-        program.save()
-        return ProgramRefresh.objects.create(
-            program=program,
+        return _refreshed(
+            program,
             outcome=outcome,
-            reason=reason[:255],
+            reason=reason,
             ticket=ticket,
-            orders_withdrawn=len(cancelled),
-            worker=worker[:100],
-            created_at=now,
+            withdrawn=len(cancelled),
+            now=now,
+            worker=worker,
         )
 
     if paused := trading_refusal(market):
@@ -941,10 +936,28 @@ def _carry_out(
         notes=f"{program.name}: {decision.reason}"[:2000],
         sheet=sheet,
     )
-    program.operation = operation
-    program.ladder_reference = plan.reference_price
-    program.consecutive_failures = 0
     program.short_refreshes = 0
+    return _refreshed(
+        program,
+        outcome=outcome,
+        reason=reason,
+        ticket=operation.ticket,
+        withdrawn=len(cancelled),
+        now=now,
+        worker=worker,
+        operation=operation,
+        reference=plan.reference_price,
+    )
+
+
+def _refreshed(
+    program, *, outcome, reason, ticket, withdrawn, now, worker, operation=None, reference=None
+) -> ProgramRefresh:
+    """Record a refresh that ran: the program now rests `operation`'s ladder (none after
+    a withdrawal), placed around `reference`; its failure count starts again."""
+    program.operation = operation
+    program.ladder_reference = reference
+    program.consecutive_failures = 0
     program.last_error = ""
     program.save()
     return ProgramRefresh.objects.create(
@@ -952,12 +965,12 @@ def _carry_out(
         outcome=outcome,
         reason=reason[:255],
         operation=operation,
-        ticket=operation.ticket,
-        reference_price=plan.reference_price,
-        orders_withdrawn=len(cancelled),
-        orders_placed=operation.orders_created,
-        bid_placed_eur=operation.actual_bid_eur,
-        ask_placed_eur=operation.actual_ask_eur,
+        ticket=ticket,
+        reference_price=reference,
+        orders_withdrawn=withdrawn,
+        orders_placed=operation.orders_created if operation else 0,
+        bid_placed_eur=operation.actual_bid_eur if operation else Decimal("0"),
+        ask_placed_eur=operation.actual_ask_eur if operation else Decimal("0"),
         worker=worker[:100],
         created_at=now,
     )
