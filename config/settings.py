@@ -158,6 +158,9 @@ USE_THOUSAND_SEPARATOR = False
 # Mail (password reset). EMAIL_URL like smtp+tls://user:password@smtp.example.com:587;
 # the default writes mails to the log instead of failing to reach an SMTP server.
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+# Seconds before a mail server that does not answer is given up (the liquidity worker
+# mails alerts; a hung server must not hold it).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Carbon Cash Market <noreply@localhost>")
 
 LOGIN_URL = "login"

@@ -7,7 +7,7 @@ what the setting does in plain words."""
 
 from django import forms
 
-from liquidity.ladder import FORMAT_HELP
+from liquidity.ladder import FORMAT_HELP, MAX_LADDER_TEXT
 from liquidity.models import LiquidityProgram
 from liquidity.programs import MAX_NAME, MAX_NOTES, SETTINGS, program_ladder
 from market.forms import number_input
@@ -92,11 +92,11 @@ OPTIONAL = {
 }
 
 
-def _text(label: str, help_text: str, **attrs) -> forms.CharField:
+def _text(label: str, help_text: str, *, max_length: int = 64, **attrs) -> forms.CharField:
     return forms.CharField(
         label=label,
         required=False,
-        max_length=64,
+        max_length=max_length,
         strip=True,
         help_text=help_text,
         widget=forms.TextInput(attrs={"autocomplete": "off", **attrs}),
@@ -128,6 +128,7 @@ class ProgramForm(forms.Form):
         f"{FORMAT_HELP} Each pair is how far from the reference a level rests and what "
         "share of the side's target it holds; the same ladder for both sides.",
         placeholder="0.2:50, 0.4:30, 0.5:20",
+        max_length=MAX_LADDER_TEXT,  # ten levels; `ladder_parse` says what is wrong
     )
     reference_mode = forms.ChoiceField(
         label="Reference price",

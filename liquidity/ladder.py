@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_LADDER",
     "MAX_DISTANCE_PCT",
     "MAX_LADDER_LEVELS",
+    "MAX_LADDER_TEXT",
     "Ladder",
     "LadderLevel",
     "ladder_parse",
@@ -35,6 +36,7 @@ MAX_LADDER_LEVELS = 10
 # A bid 50 % below the reference is no longer market making; the price band refuses
 # far levels anyway, this bounds what a typo can ask for.
 MAX_DISTANCE_PCT = Decimal("50")
+MAX_LADDER_TEXT = 400  # characters of the text notation: ten levels with room to spare
 _PLACES = 2  # hundredths of a percent: a basis point is 0.01 %
 _PAIR = re.compile(r"\s*([^:\s,;]+)\s*:\s*([^:\s,;]+)\s*")
 FORMAT_HELP = (
@@ -113,8 +115,8 @@ def _pairs(value, field: str) -> list[tuple[object, object]]:
         text = value.strip()
         if not text:
             _refuse("Enter at least one level. " + FORMAT_HELP, field)
-        if len(text) > 400:
-            _refuse("Enter at most 400 characters. " + FORMAT_HELP, field)
+        if len(text) > MAX_LADDER_TEXT:
+            _refuse(f"Enter at most {MAX_LADDER_TEXT} characters. " + FORMAT_HELP, field)
         pairs = []
         for part in re.split(r"[,;\n]+", text):
             if not part.strip():

@@ -72,6 +72,27 @@ class ActiveHours:
             return (local - timedelta(days=1)).isoweekday() in self.weekdays
         return False
 
+    def next_change(self, moment: datetime) -> datetime | None:
+        """The first moment after `moment` at which `contains` may change (a session's
+        start or end, or midnight for whole days), within the next eight days; None for
+        around the clock."""
+        if self.start is None or self.end is None:
+            if len(self.weekdays) == 7:
+                return None
+            times = (time(0),)
+        else:
+            times = (self.start, self.end)
+        zone = _zone(self.timezone)
+        local = moment.astimezone(zone)
+        candidates = []
+        for offset in range(9):
+            day = (local + timedelta(days=offset)).date()
+            for clock in times:
+                at = datetime.combine(day, clock, tzinfo=zone)
+                if at > local:
+                    candidates.append(at)
+        return min(candidates).astimezone(moment.tzinfo) if candidates else None
+
     def describe(self) -> str:
         days = _describe_weekdays(self.weekdays)
         if self.start is None or self.end is None:
@@ -218,8 +239,12 @@ def decide(
     position: Position,
     now: datetime,
 ) -> Decision:
-    """The action for this tick (see the module docstring for the rules, in order)."""
+    """The action for this tick (see the module docstring for the rules, in order). The
+    next look is after one interval, or sooner when the active hours start or end."""
     later = now + settings.refresh_interval
+    boundary = settings.hours.next_change(now)
+    if boundary is not None and boundary < later:
+        later = boundary
 
     def decision(action: Action, reason: str, bid=ZERO, ask=ZERO, next_at=later, notes=()):
         return Decision(action, reason, bid, ask, next_at, tuple(notes))
@@ -300,11 +325,16 @@ def _consumed(ladder: LadderState, threshold_pct: Decimal) -> str | None:
         ("BID", ladder.bid_placed, ladder.bid_filled),
         ("ASK", ladder.ask_placed, ladder.ask_filled),
     ):
-        if placed and filled and Decimal(filled) * 100 / placed > threshold_pct:
+        # A side filled whole is topped up whatever the threshold (even 100 %).
+        if (
+            placed
+            and filled
+            and (Decimal(filled) * 100 / placed > threshold_pct or filled >= placed)
+        ):
             share = Decimal(filled) * 100 / placed
+            limit = "all of it" if filled >= placed else f"more than {_pct(threshold_pct)}"
             return (
-                f"Fills took {_pct(share)} of the {side} side ({filled:,} of {placed:,}), "
-                f"more than {_pct(threshold_pct)}."
+                f"Fills took {_pct(share)} of the {side} side ({filled:,} of {placed:,}), {limit}."
             )
     return None
 

@@ -603,6 +603,10 @@ def _stop(programs: list[LiquidityProgram], *, user, ip, action: str) -> Stopped
                 "updated_at",
             ]
         )
+    # A stopped program has nothing left to alert about.
+    LiquidityAlert.objects.filter(program__in=programs, resolved_at__isnull=True).update(
+        resolved_at=now
+    )
     ProgramRefresh.objects.bulk_create(
         ProgramRefresh(
             program=program,
@@ -664,19 +668,33 @@ def programs_refresh_due(
             if program is None:
                 break
             seen.add(program.pk)
-            refresh = _tick(program, now=tick_now, worker=worker)
+            try:
+                with transaction.atomic():
+                    refresh = _tick(program, now=tick_now, worker=worker)
+            except Exception as error:  # one broken program must not stop the others
+                logger.exception("liquidity program #%s: refresh crashed", program.pk)
+                refresh = _crashed(program.pk, error, now=tick_now, worker=worker)
         if refresh is not None:
             done.append(refresh)
             _notify_after(refresh)
     return done
 
 
+def _crashed(program_id: int, error: Exception, *, now, worker) -> ProgramRefresh:
+    """Record, after a tick raised something unexpected (and was rolled back), that it
+    could not run, and look again after one interval rather than at once."""
+    program = LiquidityProgram.objects.select_related("market").get(pk=program_id)
+    program.last_refresh_at = now
+    program.next_refresh_at = now + timedelta(seconds=program.refresh_interval_seconds)
+    reason = f"The refresh failed unexpectedly ({type(error).__name__}: {error}); see the log."
+    return _failed(program, now=now, worker=worker, reason=reason)
+
+
 def program_refresh(
     *, program_id: int, worker: str = "", now: datetime | None = None
 ) -> ProgramRefresh | None:
-    """One tick of one active program now, whether or not it is due (tests, `--program`
-    of the worker). Waits for a worker holding it. None if it only waited (or is not
-    active)."""
+    """One tick of one active program now, whether or not it is due (tests, the demo
+    seed). Waits for a worker holding it. None if it only waited (or is not active)."""
     with transaction.atomic():
         program = (
             LiquidityProgram.objects.select_for_update(of=("self",))
@@ -709,6 +727,7 @@ def _tick(program: LiquidityProgram, *, now: datetime, worker: str) -> ProgramRe
     inputs = program_inputs(program, market, with_position=program.max_imbalance_eur is not None)
     program.last_refresh_at = now
     if inputs.reference is None:
+        program.next_refresh_at = now + timedelta(seconds=program.refresh_interval_seconds)
         refresh = _failed(program, now=now, worker=worker, reason=inputs.reference_error)
         _alerts_update(program, market=market, makers=makers, reference=None, now=now)
         return refresh
@@ -720,8 +739,25 @@ def _tick(program: LiquidityProgram, *, now: datetime, worker: str) -> ProgramRe
         now=now,
     )
     program.next_refresh_at = decision.next_at
+    if refusal := _acting_refusal(program):
+        refresh = _failed(program, now=now, worker=worker, reason=refusal)
+        _alerts_update(program, market=market, makers=makers, reference=None, now=now)
+        return refresh
     if decision.action == "wait":
-        program.save(update_fields=["last_refresh_at", "next_refresh_at"])
+        # Nothing to do: whatever made earlier refreshes fail no longer holds.
+        program.consecutive_failures = program.short_refreshes = 0
+        program.last_error = ""
+        program.save(
+            update_fields=[
+                "last_refresh_at",
+                "next_refresh_at",
+                "consecutive_failures",
+                "short_refreshes",
+                "last_error",
+            ]
+        )
+        fresh = maker_balances(market, lock=False) if program.low_funds_eur is not None else makers
+        _alerts_update(program, market=market, makers=fresh, reference=inputs.reference, now=now)
         return None
     savepoint = transaction.savepoint()
     try:
@@ -744,6 +780,19 @@ def _tick(program: LiquidityProgram, *, now: datetime, worker: str) -> ProgramRe
     fresh = maker_balances(market, lock=False) if program.low_funds_eur is not None else makers
     _alerts_update(program, market=market, makers=fresh, reference=inputs.reference, now=now)
     return refresh
+
+
+def _acting_refusal(program: LiquidityProgram) -> str | None:
+    """Why the user the refreshes act for (who activated the program) may not any more,
+    or None: a program must not go on placing orders for staff who lost the right."""
+    user = program.activated_by
+    if user is not None and user.is_active and user.is_staff and user.has_perm(MANAGE_LIQUIDITY):
+        return None
+    name = user.get_username() if user is not None else "nobody"
+    return (
+        f"{name}, who activated the program, may no longer manage liquidity: pause or stop "
+        "it, then activate it again as staff who can."
+    )
 
 
 def _message(error: ValidationError) -> str:

@@ -63,7 +63,9 @@ def with_progress(queryset: QuerySet[LiquidityOperation]) -> QuerySet[LiquidityO
     the orders cancelled by market-maker deactivation, and per side (`bid_…`, `ask_…`)
     the orders placed, resting and cancelled by deactivation and the certificates still
     resting."""
-    return queryset.select_related("market", "ticket", "created_by", "withdrawn_by").annotate(
+    return queryset.select_related(
+        "market", "ticket", "created_by", "withdrawn_by", "program"
+    ).annotate(
         quantity_total=Coalesce(Sum(f"{ORDERS}__quantity"), 0),
         quantity_filled=Coalesce(Sum(f"{ORDERS}__filled_quantity"), 0),
         orders_resting=Count(ORDERS, filter=RESTING),

@@ -243,3 +243,31 @@ def test_any_tick_is_consistent(old, new, tolerance, minutes, bid_filled, ask_fi
             settings.bid_target_eur,
             settings.ask_target_eur,
         )
+
+
+def test_the_next_look_is_no_later_than_the_active_hours_starting_or_ending():
+    daily = ProgramSettings(
+        **{
+            **SETTINGS.__dict__,
+            "refresh_interval": timedelta(days=1),
+            "hours": ActiveHours(start=time(8), end=time(17), timezone="Europe/Berlin"),
+        }
+    )
+    # 12:00 UTC is 13:00 in Berlin: the session ends at 17:00 Berlin, 16:00 UTC.
+    assert tick(settings=daily).next_at == NOON.replace(hour=16)
+    evening = NOON.replace(hour=18)  # outside: the next start, 07:00 UTC tomorrow
+    withdrawn = tick(settings=daily, now=evening)
+    assert withdrawn.action == "withdraw"
+    assert withdrawn.next_at == (NOON + timedelta(days=1)).replace(hour=7)
+    weekdays = ActiveHours(weekdays=frozenset({1, 2, 3, 4, 5}))
+    assert weekdays.next_change(NOON) == (NOON + timedelta(days=1)).replace(hour=0)
+    assert ActiveHours().next_change(NOON) is None
+
+
+def test_a_side_filled_whole_is_replenished_even_with_a_100_percent_threshold():
+    never = ProgramSettings(**{**SETTINGS.__dict__, "replenish_threshold_pct": D("100")})
+    half = LadderState(**{**PLACED.__dict__, "bid_filled": 350, "last_fill_at": NOON})
+    assert tick(half, settings=never, now=NOON + timedelta(minutes=1)).action == "wait"
+    whole = LadderState(**{**PLACED.__dict__, "bid_filled": 700, "last_fill_at": NOON})
+    decision = tick(whole, settings=never, now=NOON + timedelta(minutes=1))
+    assert decision.action == "replenish" and "(700 of 700), all of it." in decision.reason

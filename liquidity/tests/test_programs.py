@@ -351,3 +351,60 @@ def test_status_shows_the_ladder_inventory_fills_and_pnl(
     assert status.makers_count == 3
     assert status.last_refresh.outcome == Outcome.PLACED
     assert any("below the €96,000.00 threshold" in w for w in status.warnings)
+
+
+def test_a_crashing_program_does_not_stop_the_others(staff, makers):
+    factories.market_maker(AH, EUA=10000)
+    broken = started(staff)
+    healthy = started(staff, name="EUA standing", certificate_type="EUA")
+    # A time zone that no longer exists (a tzdata upgrade): deciding raises.
+    LiquidityProgram.objects.filter(pk=broken.pk).update(timezone="Gone/Away")
+    now = timezone.now()
+    done = programs.programs_refresh_due(now=now, worker="w")
+    assert {(r.program_id, r.outcome) for r in done} == {
+        (broken.pk, Outcome.FAILED),
+        (healthy.pk, Outcome.PLACED),
+    }
+    broken.refresh_from_db()
+    assert "The refresh failed unexpectedly (ValueError" in broken.last_error
+    assert broken.next_refresh_at == now + timedelta(seconds=60)  # not again at once
+    assert programs.programs_refresh_due(now=now + timedelta(seconds=1)) == []
+
+
+def test_a_wait_after_failures_clears_them_and_their_alerts(staff, makers):
+    program = started(staff, alert_after_refreshes=1)
+    now = timezone.now()
+    tick(program, now)
+    programs.program_update(program_id=program.pk, user=staff, data={"bid_target_eur": "10000000"})
+    assert tick(program, now + timedelta(seconds=1)).outcome == Outcome.FAILED
+    assert LiquidityAlert.objects.filter(resolved_at__isnull=True).count() == 2
+    programs.program_update(program_id=program.pk, user=staff, data={"bid_target_eur": "10000"})
+    assert tick(program, now + timedelta(seconds=2)) is None  # the ladder matches again
+    program.refresh_from_db()
+    assert (program.consecutive_failures, program.short_refreshes, program.last_error) == (
+        0,
+        0,
+        "",
+    )
+    assert not LiquidityAlert.objects.filter(resolved_at__isnull=True).exists()
+
+
+def test_stopping_resolves_the_programs_alerts(staff, makers):
+    program = started(staff, alert_after_refreshes=1, ask_target_eur="10000000")
+    tick(program, timezone.now())
+    assert LiquidityAlert.objects.filter(resolved_at__isnull=True).exists()
+    programs.program_stop(program_id=program.pk, user=staff)
+    assert not LiquidityAlert.objects.filter(resolved_at__isnull=True).exists()
+
+
+def test_refreshes_stop_acting_for_staff_who_lost_the_permission(staff, makers):
+    program = started(staff)
+    tick(program, timezone.now())
+    before = set(resting(program).values_list("pk", flat=True))
+    staff.is_superuser = False
+    staff.save()
+    refresh = tick(program, timezone.now() + timedelta(minutes=5))
+    assert refresh.outcome == Outcome.FAILED
+    assert "may no longer manage liquidity" in refresh.reason
+    # Nothing placed for them, and the ladder resting stays as it was.
+    assert set(resting(program).values_list("pk", flat=True)) == before

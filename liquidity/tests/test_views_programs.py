@@ -523,3 +523,11 @@ def test_status_queries_do_not_grow_with_makers_and_orders(client, staff):
     assert Order.objects.filter(ticket_id=ladder.ticket_id).count() > 100
     assert count_queries(client, url) == page
     assert count_queries(client, url, **HX) == part
+
+
+def test_refresh_operations_name_their_program_on_the_list_and_the_detail(client, staff, makers):
+    made = running(staff)
+    operation = ProgramRefresh.objects.get(program=made).operation
+    for url in ("/backoffice/liquidity/", f"/backoffice/liquidity/{operation.pk}/"):
+        page = html(client.get(url))
+        assert f'href="{BASE}{made.pk}/"' in page and made.name in page

@@ -12,7 +12,7 @@ import signal
 import socket
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from liquidity.programs import programs_refresh_due
@@ -42,6 +42,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, poll, once, name, limit, **options):
+        if not poll > 0:
+            raise CommandError("--poll is the seconds to sleep between passes: more than 0.")
+        if limit < 1:
+            raise CommandError("--limit is the programs per pass: at least 1.")
         name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = False
 

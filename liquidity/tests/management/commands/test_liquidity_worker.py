@@ -44,3 +44,11 @@ def test_one_pass_refreshes_the_due_programs_and_says_what_it_did():
     # Due again only after its interval: a second pass does nothing.
     assert "Ladder placed" not in run_command("liquidity_worker", "--once")
     assert ProgramRefresh.objects.count() == 1
+
+
+@pytest.mark.parametrize(("option", "value"), [("--poll", "0"), ("--limit", "0")])
+def test_a_worker_that_would_spin_is_refused(option, value):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match=option):
+        run_command("liquidity_worker", "--once", option, value)
