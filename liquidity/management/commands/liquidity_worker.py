@@ -13,7 +13,7 @@ import socket
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 
 from liquidity.programs import programs_refresh_due
 
@@ -62,7 +62,8 @@ class Command(BaseCommand):
     def _run(self, name: str, *, poll: float, once: bool, limit: int) -> None:
         self.stdout.write(f"Liquidity worker {name} started (poll {poll:g} s).")
         while not self.stopping:
-            close_old_connections()  # a connection the database dropped is reopened
+            if not connection.in_atomic_block:  # (never, but when a test calls it)
+                close_old_connections()  # a connection the database dropped is reopened
             try:
                 refreshes = programs_refresh_due(worker=name, limit=limit)
             except Exception as error:  # the database restarting: log, wait, go on
