@@ -476,7 +476,9 @@ def assert_nothing_of_programs_rests():
     assert_all_invariants()
 
 
-def test_the_kill_switch_waits_for_a_refresh_in_progress_then_withdraws_its_ladder(staff, makers):
+def refresh_and_kill_switch(staff):
+    """A CEA program whose next refresh re-centres, and the two calls to race: its
+    refresh and the kill switch."""
     program = started(staff, "CEA")
     programs.program_refresh(program_id=program.pk, worker="test")
     retarget(program, staff, "12000")
@@ -487,6 +489,11 @@ def test_the_kill_switch_waits_for_a_refresh_in_progress_then_withdraws_its_ladd
     def kill():
         return programs.programs_kill(user=staff)
 
+    return refresh, kill
+
+
+def test_the_kill_switch_waits_for_a_refresh_in_progress_then_withdraws_its_ladder(staff, makers):
+    refresh, kill = refresh_and_kill_switch(staff)
     refreshed, killed, waited = race_behind_a_lock(refresh, kill)
     assert waited is True
     assert not isinstance(refreshed, BaseException), refreshed
@@ -497,16 +504,7 @@ def test_the_kill_switch_waits_for_a_refresh_in_progress_then_withdraws_its_ladd
 
 
 def test_a_refresh_waiting_for_the_kill_switch_places_nothing(staff, makers):
-    program = started(staff, "CEA")
-    programs.program_refresh(program_id=program.pk, worker="test")
-    retarget(program, staff, "12000")
-
-    def refresh():
-        return programs.program_refresh(program_id=program.pk, worker="racing")
-
-    def kill():
-        return programs.programs_kill(user=staff)
-
+    refresh, kill = refresh_and_kill_switch(staff)
     killed, refreshed, waited = race_behind_a_lock(kill, refresh)
     assert waited is True
     assert not isinstance(killed, BaseException), killed
