@@ -5,11 +5,12 @@ What a tick does is decided by `liquidity.program_rules.decide` (pure); this mod
 its inputs and carries the decision out.
 
 Locks, in this order, as everywhere a program is touched: the program row(s) by primary
-key, then the market row, then the makers' balance rows by primary key (all of them,
-before any order is cancelled: a provider's EUR balance serves every market, and taking
-a subset first and the rest later could deadlock with a refresh of another market), then
-the orders. A worker claims a due program with `SELECT … FOR UPDATE SKIP LOCKED`: a
-program is refreshed by one worker at a time, and a program another worker holds is
+key, then the market row, then (only when the tick acts, not when it waits) the makers'
+balance rows by primary key (all of them, before any order is cancelled: a provider's
+EUR balance serves every market, and taking a subset first and the rest later could
+deadlock with a refresh of another market), then the orders. A worker claims a due
+program with `SELECT … FOR UPDATE SKIP LOCKED`: a program is refreshed by one worker at
+a time, and a program another worker holds is
 skipped, not waited for. The whole refresh is one transaction, so a worker killed in the
 middle leaves nothing: PostgreSQL rolls it back when the connection drops, the program
 is still due, and the next worker to look takes it.
@@ -722,14 +723,13 @@ class ProgramInputs:
 def _tick(program: LiquidityProgram, *, now: datetime, worker: str) -> ProgramRefresh | None:
     """Decide and carry out one tick of a locked active program (see the module)."""
     market = MarketRead(market_id=program.market_id, lock=True).rules(today=now.date())
-    makers = maker_balances(market, lock=True)  # all of them, before any order (module)
     # The position only matters to the imbalance limit (`program_rules.side_targets`).
     inputs = program_inputs(program, market, with_position=program.max_imbalance_eur is not None)
     program.last_refresh_at = now
     if inputs.reference is None:
         program.next_refresh_at = now + timedelta(seconds=program.refresh_interval_seconds)
         refresh = _failed(program, now=now, worker=worker, reason=inputs.reference_error)
-        _alerts_update(program, market=market, makers=makers, reference=None, now=now)
+        _alerts_update(program, market=market, makers=None, reference=None, now=now)
         return refresh
     decision = rules.decide(
         settings=program_settings(program),
@@ -741,7 +741,7 @@ def _tick(program: LiquidityProgram, *, now: datetime, worker: str) -> ProgramRe
     program.next_refresh_at = decision.next_at
     if refusal := _acting_refusal(program):
         refresh = _failed(program, now=now, worker=worker, reason=refusal)
-        _alerts_update(program, market=market, makers=makers, reference=None, now=now)
+        _alerts_update(program, market=market, makers=None, reference=None, now=now)
         return refresh
     if decision.action == "wait":
         # Nothing to do: whatever made earlier refreshes fail no longer holds.
@@ -756,9 +756,12 @@ def _tick(program: LiquidityProgram, *, now: datetime, worker: str) -> ProgramRe
                 "last_error",
             ]
         )
-        fresh = maker_balances(market, lock=False) if program.low_funds_eur is not None else makers
-        _alerts_update(program, market=market, makers=fresh, reference=inputs.reference, now=now)
+        # Balances are read (not locked: nothing is moved) only for the low-funds alert.
+        funds = maker_balances(market, lock=False) if program.low_funds_eur is not None else None
+        _alerts_update(program, market=market, makers=funds, reference=inputs.reference, now=now)
         return None
+    # Every maker's balance row, locked before any order is (see the module).
+    makers = maker_balances(market, lock=True)
     savepoint = transaction.savepoint()
     try:
         refresh = _carry_out(program, market, makers, decision, now=now, worker=worker)
@@ -777,7 +780,7 @@ def _tick(program: LiquidityProgram, *, now: datetime, worker: str) -> ProgramRe
         transaction.savepoint_commit(savepoint)
     # The balances as the refresh left them (a failed one moved `makers`' rows in memory
     # before its rollback), for the low-funds alert: read only if it is set.
-    fresh = maker_balances(market, lock=False) if program.low_funds_eur is not None else makers
+    fresh = maker_balances(market, lock=False) if program.low_funds_eur is not None else None
     _alerts_update(program, market=market, makers=fresh, reference=inputs.reference, now=now)
     return refresh
 
@@ -1073,7 +1076,13 @@ def _alerts_update(program, *, market: MarketRules, makers, reference, now) -> N
         (alert.kind, alert.subject): alert
         for alert in LiquidityAlert.objects.filter(program=program, resolved_at__isnull=True)
     }
-    cleared = [alert.pk for key, alert in open_alerts.items() if key not in wanted]
+    # Without a reference, funds cannot be valued: low-funds alerts stay as they are.
+    unknown = {LiquidityAlert.Kind.MAKER_LOW_FUNDS} if reference is None else set()
+    cleared = [
+        alert.pk
+        for key, alert in open_alerts.items()
+        if key not in wanted and key[0] not in unknown
+    ]
     if cleared:
         LiquidityAlert.objects.filter(pk__in=cleared).update(resolved_at=now)
     new = [

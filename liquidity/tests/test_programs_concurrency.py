@@ -281,7 +281,10 @@ def workers(migrated_rows):
 def sessions_of(applications: list[str]) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = ANY(%s)", [applications]
+            # This test database's only: pytest-xdist runs other tests' workers beside.
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE application_name = ANY(%s) AND datname = current_database()",
+            [applications],
         )
         return [row[0] for row in cursor.fetchall()]
 
@@ -308,6 +311,7 @@ def blocked_in_refresh(application: str):
             "SELECT a.pid, a.state, a.backend_xid IS NOT NULL, a.query FROM pg_stat_activity a "
             "JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted "
             "WHERE a.application_name = %s AND a.wait_event_type = 'Lock' "
+            "AND a.datname = current_database() "
             "AND l.relation = 'liquidity_liquidityoperation'::regclass",
             [application],
         )
