@@ -20,7 +20,6 @@ from liquidity.models import LiquidityAlert, LiquidityProgram, ProgramRefresh
 from liquidity.programs import (
     active_hours,
     program_inputs,
-    program_ladder,
     program_settings,
 )
 from market.core.makers import book_side_of, side_asset
@@ -314,7 +313,6 @@ __all__ = [
     "kill_switch_reach",
     "open_alerts",
     "open_alerts_count",
-    "program_ladder",
     "program_status",
     "programs_list",
 ]

@@ -2,6 +2,7 @@
 it, the kill switch, and query counts independent of the number of programs and makers."""
 
 import json
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -102,7 +103,7 @@ def test_a_program_from_creation_to_stop(api, staff, makers):
         ("ASK", 2),
     ]
     assert [row["distance_pct"] for row in data["ladder"]] == ["0.21", "0.50", "0.21", "0.50"]
-    assert 9900 < float(data["bid_resting_eur"]) <= 10000
+    assert Decimal("9900") < Decimal(data["bid_resting_eur"]) <= Decimal("10000")
     assert data["makers_count"] == 2 and {m["asset"] for m in data["makers"]} == {"EUR", "CEA"}
     assert {t["asset"] for t in data["inventory_totals"]} == {"EUR", "CEA"}
     # Inventory valued at the reference, in cents: 10,000 CEA at €14.00.
