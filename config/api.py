@@ -5,6 +5,10 @@ Every authenticated call counts against the user's `RATE_LIMITS["api"]`; past it
 A session must have passed the second factor where staff need one (a token was issued
 to a user who had, see `create_api_token`).
 
+Amounts, prices and percentages may be sent as JSON numbers or as decimal strings: a
+JSON number is read exactly from its text (`ExactJsonParser`), then checked by the one
+strict parser like a string. Responses carry money and prices as decimal strings.
+
 Errors are JSON with a 4xx status, never a 500 for bad input:
 `{"error": "validation_error", "detail": {field: [messages]}}` for input a user can fix
 (`"bad_request"` for a body that is not JSON), `{"detail": [...]}` (422) for a request that
@@ -12,10 +16,14 @@ does not match the schema, `{"detail": "..."}` for 401 / 403. Every response is 
 in the OpenAPI schema (`liquidity.api`, `market.api`) and checked by schemathesis.
 """
 
+import json
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from ninja import NinjaAPI
+from ninja.parser import Parser
 from ninja.errors import AuthorizationError, HttpError
 from ninja.security import APIKeyCookie, HttpBearer
 
@@ -88,15 +96,31 @@ class StaffSession(APIKeyCookie):
         return request.user
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number.")
+
+
+class ExactJsonParser(Parser):
+    """JSON bodies with every number that has a fraction or an exponent read as a `Decimal`
+    from its text: `1000.5` is €1,000.50 exactly, never a binary float (which would be
+    1000.5 here but 0.1 + 0.2 elsewhere). `NaN` and `Infinity`, which Python's json
+    would accept, are refused as the JSON they are not (400 `bad_request`)."""
+
+    def parse_body(self, request):
+        return json.loads(request.body, parse_float=Decimal, parse_constant=_no_constant)
+
+
 api = NinjaAPI(
     title="Carbon Cash Market API",
     version="1",
     description=(
         "Liquidity management and market data for back-office staff. Authenticate with "
         "`Authorization: Bearer <token>` (issue one with `manage.py create_api_token "
-        "--username NAME`) or a staff session. Money travels as decimal strings."
+        "--username NAME`) or a staff session. Amounts may be sent as JSON numbers (read "
+        "exactly as written) or decimal strings; responses carry money as decimal strings."
     ),
     auth=[StaffToken(), StaffSession()],
+    parser=ExactJsonParser(),
     urls_namespace="api",
 )
 

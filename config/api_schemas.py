@@ -1,6 +1,36 @@
-"""Response schemas shared by the API's routers (`liquidity.api`, `market.api`)."""
+"""Schemas shared by the API's routers (`liquidity.api`, `market.api`, ...): the exact
+number type of requests, and the response shapes every operation may answer."""
+
+from decimal import Decimal
+from typing import Annotated
 
 from ninja import Field, Schema
+from pydantic import PlainValidator, WithJsonSchema
+
+NUMBER_KIND = "Send a JSON number or a decimal string, e.g. 1000.50 or \"1000.50\"."
+
+
+def _number_as_sent(value):
+    """A JSON number (a `Decimal` read from its text, or an `int`) or a string, unchanged:
+    the one strict parser (`market.core.money`) reads it and answers with field errors."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise ValueError(NUMBER_KIND)
+    return value
+
+
+# An amount, price or percentage in a request: a JSON number or a decimal string. The
+# API's parser (`config.api.ExactJsonParser`) reads JSON numbers as `Decimal` from their
+# text, so 1000.5 is exactly 1000.5, never a binary float's neighbour.
+ExactNumber = Annotated[
+    Decimal | int | str,
+    PlainValidator(_number_as_sent),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "number"}, {"type": "string"}],
+            "description": "A JSON number (read exactly as written) or a decimal string",
+        }
+    ),
+]
 
 
 class Out(Schema):

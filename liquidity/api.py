@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from ninja import Field, Header, Query, Router, Schema, Status
 
-from config.api_schemas import COMMON, HOSTILE_INPUT, Out, RequestErrorOut
+from config.api_schemas import COMMON, HOSTILE_INPUT, ExactNumber, Out, RequestErrorOut
 from config.http import client_ip
 from liquidity import selectors
 from liquidity.ladder import DEFAULT_LADDER, FORMAT_HELP, MAX_LADDER_LEVELS, Ladder
@@ -28,11 +28,9 @@ from market.validation import MAX_ID, IdempotencyKeyReused
 
 router = Router(tags=["Liquidity"])
 
-# Money arrives as a decimal string (or a JSON integer); floats are refused by the schema.
-Money = int | str
-# A ladder's percentage: a decimal string or a JSON number (read from its shortest text,
-# never from its binary value: 0.1 is "0.1").
-Percent = int | float | str
+# Money and a ladder's percentages arrive as JSON numbers (read exactly from their text)
+# or decimal strings; the strict parser checks both alike.
+Money = Percent = ExactNumber
 # A row id: bounded, so that no id reaches the database out of its integer range (SQLite
 # raises OverflowError beyond 64 bits).
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]

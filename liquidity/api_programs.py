@@ -13,7 +13,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from config.api_schemas import COMMON, HOSTILE_INPUT, Out
 from config.http import client_ip
-from liquidity.api import Id, Money, NotFoundOut, ValidationErrorOut
+from liquidity.api import Id, Money, NotFoundOut, Percent, ValidationErrorOut
 from liquidity.models import LiquidityAlert, LiquidityProgram, ProgramRefresh
 from liquidity.program_status import ProgramStatus, program_status, programs_list
 from liquidity.programs import (
@@ -31,8 +31,6 @@ router = Router(tags=["Liquidity programs"])
 
 CENT = Decimal("0.01")
 StateName = Literal["draft", "active", "paused", "stopped"]
-# A percentage as a decimal string or a JSON number ("0.5", 0.5, 30).
-Percent = int | float | str
 
 
 # --- requests ----------------------------------------------------------------------------

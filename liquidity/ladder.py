@@ -176,8 +176,6 @@ def ladder_parse(value, *, field: str = "ladder") -> Ladder:
 
 
 def _number(value, label: str, maximum: Decimal, field: str) -> Decimal:
-    if isinstance(value, float):
-        value = repr(value)  # a JSON number: its shortest text, never its binary value
     try:
         return parse_amount(value, field=field, places=_PLACES, maximum=maximum)
     except ValidationError as error:

@@ -117,8 +117,6 @@ def _whole(value, *, field: str, low: int, high: int, unit: str = "") -> int:
 
 
 def _percent(value, *, field: str, maximum: Decimal, allow_zero: bool = True) -> Decimal:
-    if isinstance(value, float):
-        value = repr(value)
     return parse_amount(value, field=field, maximum=maximum, allow_zero=allow_zero)
 
 
@@ -635,12 +633,19 @@ def _withdrawn_per_program(programs, cancelled) -> dict[int, int]:
 
 
 def _jsonable(data: Mapping) -> dict:
-    return {
-        str(key): value
-        if isinstance(value, str | int | bool | list | dict) or value is None
-        else str(value)
-        for key, value in data.items()
-    }
+    """`data` as the ticket records it: numbers the API read as `Decimal` (and times,
+    zones...) as their text, inside lists and objects too."""
+
+    def plain(value):
+        if isinstance(value, Mapping):
+            return {str(key): plain(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(item) for item in value]
+        if isinstance(value, str | int | bool) or value is None:
+            return value
+        return str(value)
+
+    return plain(data)
 
 
 # --- The worker's refresh ----------------------------------------------------------------

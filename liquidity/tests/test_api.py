@@ -201,9 +201,53 @@ def test_provisioning_amounts_are_parsed_strictly(staff_client, body, message):
     assert not LedgerEntry.objects.exclude(kind="DEPOSIT").exists()
 
 
-def test_floats_are_refused(staff_client):
-    response = post(staff_client, "preview", {**REQUEST, "bid_amount_eur": 100.5})
-    assert response.status_code == 422
+def post_text(client, path, text: str):
+    """`text` as the body, byte for byte: how a JSON number is written is the point."""
+    return client.post(f"/api/v1/liquidity/{path}", data=text, content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    ("number", "target"),
+    [("1000.5", "1000.50"), ("1000.50", "1000.50"), ("1000", "1000.00"), ("1e3", "1000.00")],
+)
+def test_a_json_number_is_read_exactly_as_written(staff_client, number, target):
+    factories.market_maker(LP, EUR="200000")
+    factories.market_maker(AH, CEA=10000)
+    body = f'{{"certificate_type": "CEA", "bid_amount_eur": {number}, "ask_amount_eur": 500}}'
+    response = post_text(staff_client, "preview", body)
+    assert response.status_code == 200, response.content
+    assert response.json()["bid_plan"]["target_eur"] == target
+    assert response.json()["ask_plan"]["target_eur"] == "500.00"
+
+
+@pytest.mark.parametrize(
+    ("field", "number", "message"),
+    [
+        # A binary float would read this as 1000.5 and accept it: the text has 20 decimals.
+        ("bid_amount_eur", "1000.50000000000000001", "Use at most 2 decimal places."),
+        ("bid_amount_eur", "1000.505", "Use at most 2 decimal places."),
+        ("bid_amount_eur", "-5", "Must be zero or more."),
+        ("bid_amount_eur", "1e400", "Must be at most 1,000,000,000,000."),
+        ("bid_amount_eur", "5e-324", "Use at most 2 decimal places."),
+        ("reference_price", "0", "Must be greater than zero."),
+        ("reference_price", "-0.0", "Must be greater than zero."),
+    ],
+)
+def test_a_json_number_is_checked_by_the_strict_parser(staff_client, field, number, message):
+    body = f'{{"certificate_type": "CEA", "bid_amount_eur": 1, "ask_amount_eur": 1, "{field}": {number}}}'
+    response = post_text(staff_client, "create", body)
+    assert response.status_code == 400, response.content
+    assert response.json() == {"error": "validation_error", "detail": {field: [message]}}
+    assert not LiquidityOperation.objects.exists()
+
+
+@pytest.mark.parametrize(("number", "status"), [("NaN", 400), ("Infinity", 400), ("true", 422)])
+def test_what_is_not_a_json_number_is_refused(staff_client, number, status):
+    body = f'{{"certificate_type": "CEA", "bid_amount_eur": {number}, "ask_amount_eur": "1"}}'
+    response = post_text(staff_client, "preview", body)
+    assert response.status_code == status, response.content
+    if status == 400:
+        assert response.json()["error"] == "bad_request"
 
 
 def test_withdraw_releases_exactly_what_is_still_reserved_and_shows_progress(staff_client):

@@ -242,7 +242,7 @@ def test_a_bad_patch_changes_nothing(api, makers):
     ("method", "body"),
     [
         ("post", {**SETTINGS, "colour": "red"}),
-        ("post", {**SETTINGS, "bid_target_eur": 100.5}),  # a float for money
+        ("post", {**SETTINGS, "bid_target_eur": True}),  # neither a number nor text
         ("post", {"certificate_type": "CEA"}),  # no name
         ("post", {**SETTINGS, "ladder": [{"distance_pct": "0.2"}]}),
         ("post", {**SETTINGS, "ladder": [{"distance_pct": 1, "share_pct": 100, "x": 1}]}),
@@ -454,3 +454,18 @@ def test_the_status_costs_the_same_queries_for_3_or_60_makers(api, staff):
     assert status["makers_count"] == 60 and len(status["makers"]) == 50
     assert count_queries(api, f"/programs/{program.pk}/status") == few
     assert LiquidityOperation.objects.filter(program=program).exists()
+
+
+def test_json_numbers_for_money_and_percentages_are_read_exactly(api, makers):
+    body = created(
+        api,
+        bid_target_eur=100.5,
+        refresh_tolerance_pct=0.3,
+        ladder=[{"distance_pct": 0.1, "share_pct": 100}],
+    )
+    assert body["bid_target_eur"] == "100.50"
+    assert Decimal(body["refresh_tolerance_pct"]) == Decimal("0.3")
+    assert body["ladder"] == [{"distance_pct": "0.1", "share_pct": "100"}]
+    ticket = TicketLog.objects.get(action_type="LIQUIDITY_PROGRAM_CREATED")
+    assert ticket.request_payload["bid_target_eur"] == "100.5"
+    assert ticket.request_payload["ladder"] == [{"distance_pct": "0.1", "share_pct": 100}]

@@ -49,9 +49,12 @@ def test_a_single_level_holds_the_whole_side():
     assert ladder_parse("1:100").levels == (LadderLevel(D("1"), D("100")),)
 
 
-def test_a_json_number_is_read_from_its_text_not_its_binary_value():
-    ladder = ladder_parse([{"distance_pct": 0.1, "share_pct": 100}])
+def test_a_json_number_arrives_as_the_decimal_of_its_text_and_a_float_is_refused():
+    # The API's parser reads JSON's 0.1 as Decimal("0.1"); a float only comes from code.
+    ladder = ladder_parse([{"distance_pct": D("0.1"), "share_pct": 100}])
     assert ladder.levels[0].distance_pct == D("0.1")
+    with pytest.raises(ValidationError, match="not floating point"):
+        ladder_parse([{"distance_pct": 0.1, "share_pct": 100}])
 
 
 @pytest.mark.parametrize(
