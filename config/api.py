@@ -23,8 +23,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from ninja import NinjaAPI
-from ninja.parser import Parser
 from ninja.errors import AuthorizationError, HttpError
+from ninja.parser import Parser
 from ninja.security import APIKeyCookie, HttpBearer
 
 from accounts.models import ApiToken
@@ -158,3 +158,4 @@ def http_error(request, error: HttpError):
 api.add_router("/liquidity/", "liquidity.api.router")
 api.add_router("/liquidity/", "liquidity.api_programs.router")
 api.add_router("/market/", "market.api.router")
+api.add_router("/market-makers", "market.api_market_makers.router")

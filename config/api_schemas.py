@@ -7,7 +7,9 @@ from typing import Annotated
 from ninja import Field, Schema
 from pydantic import PlainValidator, WithJsonSchema
 
-NUMBER_KIND = "Send a JSON number or a decimal string, e.g. 1000.50 or \"1000.50\"."
+from market.validation import MAX_ID
+
+NUMBER_KIND = 'Send a JSON number or a decimal string, e.g. 1000.50 or "1000.50".'
 
 
 def _number_as_sent(value):
@@ -37,6 +39,46 @@ class Out(Schema):
     """A response body: exactly its declared fields (`additionalProperties: false`)."""
 
     model_config = {"extra": "forbid"}
+
+
+class In(Schema):
+    """A request body: unknown keys are refused (422), so a misspelt field is never
+    silently ignored."""
+
+    model_config = {"extra": "forbid"}
+
+
+# A row id: bounded, so that no id reaches the database out of its integer range (SQLite
+# raises OverflowError beyond 64 bits).
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+class ValidationErrorOut(Out):
+    """400: input the user can fix, messages per field (`__all__` for the request)."""
+
+    error: str = Field(examples=["validation_error"])
+    detail: dict[str, list[str]]
+
+
+class NotFoundOut(Out):
+    error: str = Field(examples=["not_found"])
+    message: str
+
+
+class ConflictOut(Out):
+    """409: the request is valid but the thing is not in a state that allows it (already
+    inactive, already active...); nothing was written."""
+
+    error: str = Field(examples=["conflict"])
+    message: str
+
+
+class IdempotencyKeyReusedOut(Out):
+    """422 `idempotency_key_reused`: the key already did something else for this user;
+    that stands and nothing was changed."""
+
+    error: str = Field(examples=["idempotency_key_reused"])
+    message: str
 
 
 class DetailOut(Out):

@@ -3,11 +3,23 @@ price level's `percentage`) beside the project's own."""
 
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
+from django.core.exceptions import ValidationError
 from ninja import Field, Header, Query, Router, Schema, Status
+from ninja.errors import AuthorizationError
 
-from config.api_schemas import COMMON, HOSTILE_INPUT, ExactNumber, Out, RequestErrorOut
+from config.api_schemas import (
+    COMMON,
+    HOSTILE_INPUT,
+    ExactNumber,
+    Id,
+    IdempotencyKeyReusedOut,
+    NotFoundOut,
+    Out,
+    RequestErrorOut,
+    ValidationErrorOut,
+)
 from config.http import client_ip
 from liquidity import selectors
 from liquidity.ladder import DEFAULT_LADDER, FORMAT_HELP, MAX_LADDER_LEVELS, Ladder
@@ -22,18 +34,18 @@ from liquidity.services import (
     liquidity_request_parse,
     liquidity_withdraw,
 )
+from market.core.makers import ASSET_HOLDER, LIQUIDITY_PROVIDER, maker_type_for
+from market.core.money import EUR
 from market.models import MarketMakerClient
+from market.permissions import MANAGE_MARKET_MAKERS
 from market.services.market_makers import market_makers_create_bulk, market_makers_fund_bulk
-from market.validation import MAX_ID, IdempotencyKeyReused
+from market.validation import IdempotencyKeyReused
 
 router = Router(tags=["Liquidity"])
 
 # Money and a ladder's percentages arrive as JSON numbers (read exactly from their text)
 # or decimal strings; the strict parser checks both alike.
 Money = Percent = ExactNumber
-# A row id: bounded, so that no id reaches the database out of its integer range (SQLite
-# raises OverflowError beyond 64 bits).
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class LadderLevelIn(Schema):
@@ -72,7 +84,12 @@ class CreateIn(LiquidityIn):
 class ProvisionIn(Schema):
     action: Literal["create_new", "fund_existing"]
     mm_type: Literal["LIQUIDITY_PROVIDER", "ASSET_HOLDER"]
-    asset: str = Field(examples=["EUR"])
+    asset: str | None = Field(
+        None,
+        examples=["EUR"],
+        description="EUR for liquidity providers (the default, as the reference plan has "
+        "no asset field); the certificate (CEA, EUA...) for asset holders",
+    )
     amount: Money = Field(description="create_new: the total shared; fund_existing: each")
     count: int | None = Field(None, ge=1, le=1000)
     mm_ids: list[Id] | None = None
@@ -82,18 +99,6 @@ class ProvisionIn(Schema):
 # --- responses --------------------------------------------------------------------------
 # Exactly what the endpoints return: every field, with its type. Money and prices are
 # decimal strings; certificates and counts are integers.
-
-
-class ValidationErrorOut(Out):
-    """400: input the user can fix, messages per field (`__all__` for the request)."""
-
-    error: str = Field(examples=["validation_error"])
-    detail: dict[str, list[str]]
-
-
-class NotFoundOut(Out):
-    error: str = Field(examples=["not_found"])
-    message: str
 
 
 class NothingToWithdrawOut(Out):
@@ -202,15 +207,15 @@ class PlanChangedOut(Out):
     plan: PlanOut
 
 
-class IdempotencyKeyReusedOut(Out):
-    """422 `idempotency_key_reused`: the key already made an operation for a different
-    request; that operation stands and nothing was changed."""
-
-    error: str = Field(examples=["idempotency_key_reused"])
-    message: str
-
-
 class MakerUsedOut(Out):
+    mm_id: int = Field(
+        description="The market maker (the reference's name; also `market_maker_id`)"
+    )
+    mm_type: str = Field(description="LIQUIDITY_PROVIDER for a BID, ASSET_HOLDER for an ASK")
+    amount: str = Field(
+        description="The reference's amount: EUR committed by a provider (= `value_eur`), "
+        "certificates offered by a holder (= `quantity`)"
+    )
     market_maker_id: int
     code: str
     side: str
@@ -317,6 +322,14 @@ class WithdrawnOut(Out):
     success: bool
     orders_cancelled: int
     operation: OperationOut
+
+
+def maker_used_json(used: dict) -> dict:
+    """One entry of an operation's `market_makers_used` (as recorded) with the reference's
+    `mm_id`, `mm_type` and `amount` beside it."""
+    mm_type = maker_type_for(used["side"])
+    amount = used["value_eur"] if mm_type == LIQUIDITY_PROVIDER else str(used["quantity"])
+    return {"mm_id": used["market_maker_id"], "mm_type": mm_type, "amount": amount, **used}
 
 
 def shortfall_json(shortfall) -> dict:
@@ -437,7 +450,7 @@ def operation_json(operation: LiquidityOperation, orders=None) -> dict:
         "actual_ask_eur": str(operation.actual_ask_eur),
         "actual_ask_quantity": operation.actual_ask_quantity,
         "orders_created": operation.orders_created,
-        "market_makers_used": operation.market_makers_used,
+        "market_makers_used": [maker_used_json(used) for used in operation.market_makers_used],
         "notes": operation.notes,
         "created_by": operation.created_by.get_username(),
         "created_at": operation.created_at.isoformat(),
@@ -550,7 +563,7 @@ def create(
             "ask_quantity": operation.actual_ask_quantity,
             "reference_price": str(operation.reference_price),
             "ladder": ladder_json(selectors.operation_ladder(operation)),
-            "market_makers_used": operation.market_makers_used,
+            "market_makers_used": [maker_used_json(used) for used in operation.market_makers_used],
         },
     )
 
@@ -558,12 +571,22 @@ def create(
 @router.post("/provision", response={201: ProvisionedOut, 400: ValidationErrorOut, **COMMON})
 def provision(request, payload: ProvisionIn):
     """Create N market makers sharing a total (`create_new`), or fund the listed ones with
-    an amount each (`fund_existing`)."""
+    an amount each (`fund_existing`). Needs the market-maker permission too, as on the
+    Create Liquidity page."""
+    if not request.user.has_perm(MANAGE_MARKET_MAKERS):
+        raise AuthorizationError(message="Provisioning needs the market-maker permission.")
+    asset = payload.asset
+    if asset is None:
+        if payload.mm_type == ASSET_HOLDER:
+            raise ValidationError(
+                {"asset": "Name the certificate to provision an asset holder with, e.g. CEA."}
+            )
+        asset = EUR
     if payload.action == "create_new":
         created = market_makers_create_bulk(
             count=payload.count or 1,
             mm_type=payload.mm_type,
-            asset=payload.asset,
+            asset=asset,
             total_amount=payload.amount,
             name_prefix=payload.name_prefix,
             created_by=request.user,
@@ -574,7 +597,7 @@ def provision(request, payload: ProvisionIn):
         ids = payload.mm_ids or []
         market_makers_fund_bulk(
             market_makers=ids,
-            asset=payload.asset,
+            asset=asset,
             amount_each=payload.amount,
             actor=request.user,
             ip=client_ip(request),

@@ -11,9 +11,10 @@ from typing import Literal
 from django.core.exceptions import ValidationError
 from ninja import Field, Query, Router, Schema, Status
 
-from config.api_schemas import COMMON, HOSTILE_INPUT, Out
+from config.api_schemas import COMMON, HOSTILE_INPUT, Id, NotFoundOut, Out, ValidationErrorOut
+from config.api_schemas import In as Forbid
 from config.http import client_ip
-from liquidity.api import Id, Money, NotFoundOut, Percent, ValidationErrorOut
+from liquidity.api import Money, Percent
 from liquidity.models import LiquidityAlert, LiquidityProgram, ProgramRefresh
 from liquidity.program_status import ProgramStatus, program_status, programs_list
 from liquidity.programs import (
@@ -34,12 +35,6 @@ StateName = Literal["draft", "active", "paused", "stopped"]
 
 
 # --- requests ----------------------------------------------------------------------------
-
-
-class Forbid(Schema):
-    """A request body: unknown keys are refused (422), as the services refuse them."""
-
-    model_config = {"extra": "forbid"}
 
 
 class LadderLevelIn(Forbid):

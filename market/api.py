@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from ninja import Field, Query, Router, Schema, Status
 
-from config.api_schemas import COMMON, HOSTILE_INPUT, Out
+from config.api_schemas import COMMON, HOSTILE_INPUT, NotFoundOut, Out
 from market.models import Market
 from market.selectors import cached_order_book, market_stats, recent_trades
 
@@ -51,11 +51,6 @@ class BookOut(Out):
     low_24h: str | None
     volume_24h: int
     recent_trades: list[TradeOut]
-
-
-class NotFoundOut(Out):
-    error: str = Field(examples=["not_found"])
-    message: str
 
 
 MarketCode = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]{1,11}$", examples=["CEA"])]

@@ -272,10 +272,20 @@ class TicketLog(ImmutableModel):
     related_ticket_ids = models.JSONField(default=list, blank=True)
     tags = models.JSONField(default=list, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
+    # The client's `Idempotency-Key` of the staff action this ticket records (API calls):
+    # a retry with the same key finds this ticket instead of acting twice.
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="ticket_idempotency_key_per_user",
+            )
+        ]
 
     def __str__(self):
         return self.ticket_id or f"ticket #{self.pk}"

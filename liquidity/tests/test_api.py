@@ -234,7 +234,8 @@ def test_a_json_number_is_read_exactly_as_written(staff_client, number, target):
     ],
 )
 def test_a_json_number_is_checked_by_the_strict_parser(staff_client, field, number, message):
-    body = f'{{"certificate_type": "CEA", "bid_amount_eur": 1, "ask_amount_eur": 1, "{field}": {number}}}'
+    fields = '"certificate_type": "CEA", "bid_amount_eur": 1, "ask_amount_eur": 1'
+    body = f'{{{fields}, "{field}": {number}}}'
     response = post_text(staff_client, "create", body)
     assert response.status_code == 400, response.content
     assert response.json() == {"error": "validation_error", "detail": {field: [message]}}

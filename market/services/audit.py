@@ -1,14 +1,22 @@
 """Audit tickets: one for every staff action, liquidity operation and trade. Read-only
-once written, everywhere."""
+once written, everywhere.
 
-from collections.abc import Sequence
+A staff action sent with an idempotency key records the key on its ticket (unique per
+user), so the ticket is also the action's receipt: `keyed_action` finds it for a retry
+instead of acting twice."""
 
-from django.db import connection, transaction
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from market.db.bulk import insert_rows
 from market.db.pipeline import allocate_ids
 from market.models import TicketLog
+from market.validation import IdempotencyKeyReused
+
+Result = TypeVar("Result")
 
 COLUMNS = (
     "id",
@@ -26,6 +34,7 @@ COLUMNS = (
     "tags",
     "ip_address",
     "created_at",
+    "idempotency_key",
 )
 
 
@@ -82,6 +91,7 @@ def ticket_record(
     tags: Sequence[str] = (),
     ip: str | None = None,
     status: str = TicketLog.Status.SUCCESS,
+    idempotency_key: str | None = None,
 ) -> TicketLog:
     """Write one audit ticket and return it with its ticket id."""
     ticket = TicketLog(
@@ -97,5 +107,50 @@ def ticket_record(
         tags=list(tags),
         ip_address=ip,
         status=status,
+        idempotency_key=idempotency_key or None,
     )
     return tickets_record([ticket])[0]
+
+
+def ticket_for_key(
+    *, user, idempotency_key: str | None, action_type: str, payload: dict, entity_id=None
+) -> TicketLog | None:
+    """The ticket `user` recorded under `idempotency_key` if it records this action
+    (`action_type`, `payload`, and `entity_id` unless None): the action was done. None if
+    the key is new (or not given). `IdempotencyKeyReused` if the key recorded another
+    action or request."""
+    if not idempotency_key:
+        return None
+    ticket = (
+        TicketLog.objects.select_related("market_maker")
+        .filter(user=user, idempotency_key=idempotency_key)
+        .first()
+    )
+    if ticket is None:
+        return None
+    same = ticket.action_type == action_type and ticket.request_payload == payload
+    if entity_id is not None:
+        same = same and ticket.entity_id == str(entity_id)
+    if not same:
+        raise IdempotencyKeyReused(
+            message=f"{ticket.ticket_id} was already recorded with this idempotency key, "
+            "for a different request; nothing was changed. Send a new key for a new request."
+        )
+    return ticket
+
+
+def keyed_action(
+    act: Callable[[], Result], *, replay: Callable[[], Result | None]
+) -> tuple[Result, bool]:
+    """`(act(), False)`, or `(replay(), True)` when `replay` finds the result of an earlier
+    call under the same idempotency key: looked up first, and again when `act` hits the
+    key's unique index (a twin committed it meanwhile; `act`'s transaction, rolled back,
+    wrote nothing)."""
+    if (earlier := replay()) is not None:
+        return earlier, True
+    try:
+        return act(), False
+    except IntegrityError:
+        if (earlier := replay()) is not None:
+            return earlier, True
+        raise

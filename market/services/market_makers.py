@@ -32,7 +32,7 @@ from market.core.money import ZERO, describe, parse_quantity, split_evenly, unit
 from market.core.placement import DEPOSIT, WITHDRAWAL, Move
 from market.models import Holder, Market, MarketMakerClient, Order, TicketLog
 from market.selectors import asset_codes, market_codes
-from market.services.audit import ticket_record, tickets_record
+from market.services.audit import keyed_action, ticket_for_key, ticket_record, tickets_record
 from market.services.holders import holders_create
 from market.services.ledger import BalanceSheet, parse_transfer
 from market.services.orders import orders_cancel, released_by_asset
@@ -48,10 +48,12 @@ DEACTIVATION_REASON = "market maker deactivated"
 
 @dataclass(frozen=True)
 class MarketMakerCreated:
-    """A maker just created, and the `MM_CREATED` ticket of its creation and funding."""
+    """A maker just created, and the `MM_CREATED` ticket of its creation and funding;
+    `replayed` when an earlier call with the same idempotency key created it."""
 
     market_maker: MarketMakerClient
     ticket: TicketLog
+    replayed: bool = False
 
 
 # ---------------------------------------------------------------------------- validation
@@ -77,6 +79,13 @@ def deactivate_refusal(maker: MarketMakerClient) -> str | None:
     if maker.is_active:
         return None
     return f"{maker.code} is already inactive: there is nothing to deactivate."
+
+
+def reactivate_refusal(maker: MarketMakerClient) -> str | None:
+    """Why `maker` cannot be reactivated (it is active), or None."""
+    if not maker.is_active:
+        return None
+    return f"{maker.code} is already active."
 
 
 def _mm_type(mm_type) -> str:
@@ -236,13 +245,20 @@ def market_maker_create(
     funding: Mapping[str, Decimal | str] = NO_FUNDING,
     created_by,
     ip: str | None = None,
+    extra_payload: Mapping[str, str] = MappingProxyType({}),
+    idempotency_key: str | None = None,
 ) -> MarketMakerCreated:
     """Create a market maker (its holder, balance rows and `MM-NNN` code) and deposit its
     initial funding, with one `MM_CREATED` ticket.
 
     `funding` is `{asset: amount}`, type-specific (see `market_maker_funding_parse`):
     EUR into an asset holder or certificates into a liquidity provider is refused and
-    nothing is created.
+    nothing is created. `extra_payload` is recorded on the ticket as sent (the API's
+    contact e-mail).
+
+    With `idempotency_key` (per user): a retry of the same request returns the maker the
+    first call created (`replayed`), writing nothing; another request under the key raises
+    `IdempotencyKeyReused`.
     """
     errors = FieldErrors()
     name = errors.collect(lambda: _name(name))
@@ -254,34 +270,50 @@ def market_maker_create(
     )
     errors.raise_any()
     description = str(description or "").strip()
+    payload = {
+        "name": name,
+        "mm_type": mm_type,
+        "description": description,
+        "funding": {asset: str(amount) for asset, amount in amounts.items()},
+        **extra_payload,
+    }
 
-    with transaction.atomic():
-        (maker,) = _insert_makers(
-            names=[name], mm_type=mm_type, description=description, created_by=created_by
-        )
-        sheet = BalanceSheet.lock((maker.holder_id, asset) for asset in amounts)
-        balances = _sheet_state(sheet, maker.holder_id, amounts)
-        ticket = ticket_record(
-            action_type="MM_CREATED",
-            entity_type=ENTITY,
-            entity_id=maker.pk,
+    def create() -> MarketMakerCreated:
+        with transaction.atomic():
+            (maker,) = _insert_makers(
+                names=[name], mm_type=mm_type, description=description, created_by=created_by
+            )
+            sheet = BalanceSheet.lock((maker.holder_id, asset) for asset in amounts)
+            balances = _sheet_state(sheet, maker.holder_id, amounts)
+            ticket = ticket_record(
+                action_type="MM_CREATED",
+                entity_type=ENTITY,
+                entity_id=maker.pk,
+                user=created_by,
+                market_maker=maker,
+                payload=payload,
+                after={**_maker_state(maker), "balances": _state_after(balances, amounts)},
+                tags=["market_maker", mm_type],
+                ip=ip,
+                idempotency_key=idempotency_key,
+            )
+            sheet.apply(
+                _deposit(maker.holder_id, asset, amount, ticket)
+                for asset, amount in amounts.items()
+            )
+            sheet.flush()
+        return MarketMakerCreated(maker, ticket)
+
+    def replay() -> MarketMakerCreated | None:
+        ticket = ticket_for_key(
             user=created_by,
-            market_maker=maker,
-            payload={
-                "name": name,
-                "mm_type": mm_type,
-                "description": description,
-                "funding": {asset: str(amount) for asset, amount in amounts.items()},
-            },
-            after={**_maker_state(maker), "balances": _state_after(balances, amounts)},
-            tags=["market_maker", mm_type],
-            ip=ip,
+            idempotency_key=idempotency_key,
+            action_type="MM_CREATED",
+            payload=payload,
         )
-        sheet.apply(
-            _deposit(maker.holder_id, asset, amount, ticket) for asset, amount in amounts.items()
-        )
-        sheet.flush()
-    return MarketMakerCreated(maker, ticket)
+        return MarketMakerCreated(ticket.market_maker, ticket, True) if ticket else None
+
+    return keyed_action(create, replay=replay)[0]
 
 
 def _deposit(holder_id: int, asset: str, amount: Decimal, ticket: TicketLog) -> Move:
@@ -409,6 +441,7 @@ def market_makers_fund_bulk(
     total_amount: Decimal | str | None = None,
     actor,
     ip: str | None = None,
+    idempotency_key: str | None = None,
 ) -> list[TicketLog]:
     """Deposit `asset` into every listed (active) maker: `amount_each` into each, or
     `total_amount` split equally among them (EUR to the cent, certificates whole; the
@@ -417,7 +450,8 @@ def market_makers_fund_bulk(
     One `MM_FUNDED` ticket per maker (its payload holds the maker's own amount and, for a
     split, the total), returned in primary-key order. Locks the maker rows, then their
     balance rows. Constant number of queries. An inactive maker in the list refuses the
-    whole call (`fund_refusal`), before anything is written."""
+    whole call (`fund_refusal`), before anything is written. `idempotency_key` (one
+    maker only, see `market_maker_fund`) is recorded on the ticket."""
     ids = list(
         dict.fromkeys(
             maker.pk if isinstance(maker, MarketMakerClient) else int(maker)
@@ -430,6 +464,8 @@ def market_makers_fund_bulk(
         raise ValidationError(
             {NON_FIELD_ERRORS: f"Fund at most {MAX_BULK_MAKERS} market makers at once."}
         )
+    if idempotency_key and len(ids) > 1:
+        raise ValueError("An idempotency key names the funding of one market maker.")
     shares = fund_amounts(
         asset=asset, count=len(ids), amount_each=amount_each, total_amount=total_amount
     )
@@ -475,6 +511,7 @@ def market_makers_fund_bulk(
                     ip=ip,
                 )
             )
+        tickets[0].idempotency_key = idempotency_key or None
         tickets = tickets_record(tickets)
         sheet.apply(
             _deposit(maker.holder_id, asset, share, ticket)
@@ -527,11 +564,52 @@ def market_maker_fund(
     amount: Decimal | str,
     actor,
     ip: str | None = None,
+    idempotency_key: str | None = None,
 ) -> TicketLog:
-    """Deposit into one active maker (type-specific asset); returns its `MM_FUNDED` ticket."""
-    return market_makers_fund_bulk(
-        market_makers=[market_maker], asset=asset, amount_each=amount, actor=actor, ip=ip
-    )[0]
+    """Deposit into one active maker (type-specific asset); returns its `MM_FUNDED` ticket.
+
+    With `idempotency_key` (per user): a retry of the same deposit returns the first
+    call's ticket with `replayed` set and deposits nothing; another request under the key
+    raises `IdempotencyKeyReused`."""
+    amount = parse_transfer(asset, amount)
+    payload = {"asset": asset, "amount": str(amount), "bulk": False}
+
+    def fund() -> TicketLog:
+        return market_makers_fund_bulk(
+            market_makers=[market_maker],
+            asset=asset,
+            amount_each=amount,
+            actor=actor,
+            ip=ip,
+            idempotency_key=idempotency_key,
+        )[0]
+
+    return _replayable(
+        fund,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        action_type="MM_FUNDED",
+        payload=payload,
+        maker=market_maker,
+    )
+
+
+def _replayable(act, *, actor, idempotency_key, action_type, payload, maker) -> TicketLog:
+    """`act()`'s ticket, or the ticket an earlier call under `idempotency_key` recorded
+    for the same request on `maker`; either way marked with `replayed`."""
+
+    def replay():
+        return ticket_for_key(
+            user=actor,
+            idempotency_key=idempotency_key,
+            action_type=action_type,
+            payload=payload,
+            entity_id=maker.pk,
+        )
+
+    ticket, replayed = keyed_action(act, replay=replay)
+    ticket.replayed = replayed
+    return ticket
 
 
 def market_maker_withdraw(
@@ -541,42 +619,57 @@ def market_maker_withdraw(
     amount: Decimal | str,
     actor,
     ip: str | None = None,
+    idempotency_key: str | None = None,
 ) -> TicketLog:
     """Withdraw available funds of any asset (also from an inactive maker); locked funds
-    stay behind their orders. Returns the `MM_WITHDRAWN` ticket."""
+    stay behind their orders. Returns the `MM_WITHDRAWN` ticket. `idempotency_key` as for
+    `market_maker_fund`."""
     amount = parse_transfer(asset, amount)
-    with transaction.atomic():
-        maker = MarketMakerClient.objects.get(pk=market_maker.pk)
-        sheet = BalanceSheet.lock([(maker.holder_id, asset)])
-        row = sheet.balance(maker.holder_id, asset)
-        if row.available < amount:
-            locked = (
-                f"; {describe(asset, row.locked)} is locked behind open orders"
-                if row.locked
-                else ""
+    payload = {"asset": asset, "amount": str(amount)}
+
+    def withdraw() -> TicketLog:
+        with transaction.atomic():
+            maker = MarketMakerClient.objects.get(pk=market_maker.pk)
+            sheet = BalanceSheet.lock([(maker.holder_id, asset)])
+            row = sheet.balance(maker.holder_id, asset)
+            if row.available < amount:
+                locked = (
+                    f"; {describe(asset, row.locked)} is locked behind open orders"
+                    if row.locked
+                    else ""
+                )
+                raise ValidationError(
+                    {
+                        "amount": f"{maker.code} has only {describe(asset, row.available)} "
+                        f"available to withdraw, not {describe(asset, amount)}{locked}."
+                    }
+                )
+            before = _sheet_state(sheet, maker.holder_id, [asset])
+            ticket = ticket_record(
+                action_type="MM_WITHDRAWN",
+                entity_type=ENTITY,
+                entity_id=maker.pk,
+                user=actor,
+                market_maker=maker,
+                payload=payload,
+                before={"balances": before},
+                after={"balances": _state_after(before, {asset: -amount})},
+                tags=["market_maker", "funding", asset],
+                ip=ip,
+                idempotency_key=idempotency_key,
             )
-            raise ValidationError(
-                {
-                    "amount": f"{maker.code} has only {describe(asset, row.available)} "
-                    f"available to withdraw, not {describe(asset, amount)}{locked}."
-                }
-            )
-        before = _sheet_state(sheet, maker.holder_id, [asset])
-        ticket = ticket_record(
-            action_type="MM_WITHDRAWN",
-            entity_type=ENTITY,
-            entity_id=maker.pk,
-            user=actor,
-            market_maker=maker,
-            payload={"asset": asset, "amount": str(amount)},
-            before={"balances": before},
-            after={"balances": _state_after(before, {asset: -amount})},
-            tags=["market_maker", "funding", asset],
-            ip=ip,
-        )
-        sheet.apply([_withdrawal(maker.holder_id, asset, amount, ticket)], field="amount")
-        sheet.flush()
-    return ticket
+            sheet.apply([_withdrawal(maker.holder_id, asset, amount, ticket)], field="amount")
+            sheet.flush()
+        return ticket
+
+    return _replayable(
+        withdraw,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        action_type="MM_WITHDRAWN",
+        payload=payload,
+        maker=market_maker,
+    )
 
 
 # ---------------------------------------------------------------------------- deactivate
@@ -661,8 +754,8 @@ def market_maker_reactivate(
     """
     with transaction.atomic():
         maker = MarketMakerClient.objects.select_for_update().get(pk=market_maker.pk)
-        if maker.is_active:
-            raise ValidationError({NON_FIELD_ERRORS: f"{maker.code} is already active."})
+        if refusal := reactivate_refusal(maker):
+            raise ValidationError({NON_FIELD_ERRORS: refusal})
         maker.is_active = True
         maker.save(update_fields=["is_active", "updated_at"])
         ticket = ticket_record(

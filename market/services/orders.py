@@ -294,6 +294,7 @@ def _trade_tickets(outcome: Outcome, ticket_ids, *, actor, ip, now) -> list[tupl
                 ["trade", code],
                 ip,
                 now,
+                None,  # a trade is no staff action: no idempotency key
             )
         )
     return rows
