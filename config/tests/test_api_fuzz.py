@@ -9,6 +9,9 @@ Cases come from three generators, mixed by Hypothesis:
   operations and market makers), which reach the plan, execute and withdraw logic that
   random strings are refused before.
 
+The market-maker endpoints get bodies of the reference plan's shape (initial balances as
+numbers or strings, right or wrong kinds) and retries under the same idempotency key.
+
 Every response must be no server error, carry a documented status code and content type,
 and match the declared response schema. At the end, the market's invariants still hold.
 """
@@ -43,7 +46,7 @@ from market.tests.helpers import assert_all_invariants
 
 pytestmark = pytest.mark.django_db
 
-CASES = 1600  # at least 1,000 requests in all, 30 per operation
+CASES = 2000  # at least 1,000 requests in all, 30 per operation
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -288,7 +291,65 @@ def realistic(
             "offset": st.integers(min_value=0, max_value=5),
         },
     )
+    maker_ids = st.one_of(st.sampled_from(makers), st.sampled_from(makers), st.just(987654321))
+    maker_list_op = schema["/api/v1/market-makers"]["GET"]
+    maker_create_op = schema["/api/v1/market-makers"]["POST"]
+    maker_read_op = schema["/api/v1/market-makers/{maker_id}"]["GET"]
+    maker_transfers = [
+        schema[f"/api/v1/market-makers/{{maker_id}}/{action}"]["POST"]
+        for action in ("fund", "withdraw")
+    ]
+    maker_states = [
+        schema[f"/api/v1/market-makers/{{maker_id}}/{action}"]["POST"]
+        for action in ("deactivate", "reactivate")
+    ]
+    new_maker = st.fixed_dictionaries(
+        {"name": st.sampled_from(["Fuzz LP", "Fuzz AH"]) | st.text(max_size=160)},
+        optional={
+            "mm_type": st.sampled_from(["LIQUIDITY_PROVIDER", "ASSET_HOLDER"]),
+            "description": st.text(max_size=40),
+            "email": st.sampled_from(["desk@example.com", "x"]) | st.text(max_size=20),
+            "initial_eur_balance": st.none() | AMOUNTS,
+            "initial_balances": st.none()
+            | st.dictionaries(st.sampled_from(["CEA", "EUA", "eur", "XYZ"]), AMOUNTS, max_size=3),
+        },
+    )
+    transfer = st.fixed_dictionaries(
+        {"asset": st.sampled_from(["EUR", "CEA", "EUA", "eur", "XYZ", ""]), "amount": AMOUNTS}
+    )
+    keys = st.none() | st.sampled_from(["key-1", "key-2"]) | st.text(HEADER_CHARS, max_size=70)
     return st.one_of(
+        st.tuples(new_maker, keys).map(
+            lambda pair: maker_create_op.Case(
+                body=pair[0], headers={"Idempotency-Key": pair[1]} if pair[1] else None
+            )
+        ),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "mm_type": st.sampled_from(["LIQUIDITY_PROVIDER", "ASSET_HOLDER"]),
+                "is_active": st.sampled_from(["true", "false"]),
+                "limit": st.integers(min_value=1, max_value=200),
+                "offset": st.integers(min_value=0, max_value=5),
+            },
+        ).map(lambda query: maker_list_op.Case(query=query)),
+        maker_ids.map(lambda pk: maker_read_op.Case(path_parameters={"maker_id": pk})),
+        *[
+            st.tuples(maker_ids, transfer, keys).map(
+                lambda triple, op=op: op.Case(
+                    path_parameters={"maker_id": triple[0]},
+                    body=triple[1],
+                    headers={"Idempotency-Key": triple[2]} if triple[2] else None,
+                )
+            )
+            for op in maker_transfers
+        ],
+        st.tuples(maker_ids, st.booleans()).map(
+            lambda pair: maker_states[0].Case(
+                path_parameters={"maker_id": pair[0]}, body={"cancel_open_orders": pair[1]}
+            )
+        ),
+        maker_ids.map(lambda pk: maker_states[1].Case(path_parameters={"maker_id": pk})),
         new_program.map(lambda body: program_create_op.Case(body=body)),
         good_program.map(lambda body: program_create_op.Case(body=body)),
         st.tuples(
@@ -378,7 +439,7 @@ def test_api_fuzz_no_server_error_and_every_response_matches_the_schema(staff_to
     # The kill switch takes no input: every call is the same request, Hypothesis repeats it
     # only now and then.
     kill = by_operation.pop(("POST", "/api/v1/liquidity/kill-switch"), 0)
-    assert len(by_operation) == 15 and min(by_operation.values()) >= 30, by_operation
+    assert len(by_operation) == 22 and min(by_operation.values()) >= 30, by_operation
     assert kill >= 10, kill
     # The fuzzing reached the real work, not only the validation errors: plans, reads,
     # and writes that changed the market.
@@ -389,6 +450,9 @@ def test_api_fuzz_no_server_error_and_every_response_matches_the_schema(staff_to
         ("GET", "/api/v1/liquidity/programs/{program_id}/status", 200),
         ("POST", "/api/v1/liquidity/programs", 201),
         ("PATCH", "/api/v1/liquidity/programs/{program_id}", 200),
+        ("POST", "/api/v1/market-makers", 201),
+        ("GET", "/api/v1/market-makers/{maker_id}", 200),
+        ("POST", "/api/v1/market-makers/{maker_id}/fund", 200),
     ]:
         assert reached in statuses, reached
     assert statuses & {

@@ -551,6 +551,47 @@ MATRIX: list[Row] = [
     Row("GET", "/api/v1/liquidity/programs/{running}/status", API),
     Row("POST", "/api/v1/liquidity/kill-switch", API, changes=frozenset({SUPER})),
     Row("GET", "/api/v1/liquidity/kill-switch", E(405, 405, 405, 405, 405)),
+    # Market makers: the market-maker permission, as on the back-office pages.
+    Row("GET", "/api/v1/market-makers", API),
+    Row("GET", "/api/v1/market-makers?mm_type=ASSET_HOLDER&is_active=true", API),
+    Row(
+        "POST",
+        "/api/v1/market-makers",
+        E(401, 403, 403, 403, 201),
+        json={"name": "Matrix LP", "mm_type": "LIQUIDITY_PROVIDER", "initial_eur_balance": 100},
+        changes=frozenset({SUPER}),
+    ),
+    Row("GET", "/api/v1/market-makers/{lp}", API),
+    Row("GET", f"/api/v1/market-makers/{MISSING}", E(401, 403, 403, 403, 404)),
+    Row(
+        "POST",
+        "/api/v1/market-makers/{lp}/fund",
+        API,
+        json={"asset": "EUR", "amount": 100.5},
+        changes=frozenset({SUPER}),
+    ),
+    Row(
+        "POST",
+        "/api/v1/market-makers/{lp}/withdraw",
+        API,
+        json={"asset": "EUR", "amount": "1"},
+        changes=frozenset({SUPER}),
+    ),
+    Row(
+        "POST",
+        "/api/v1/market-makers/{ah}/deactivate",
+        API,
+        json={"cancel_open_orders": True},
+        changes=frozenset({SUPER}),
+    ),
+    Row(
+        "POST",
+        "/api/v1/market-makers/{inactive}/reactivate",
+        API,
+        json={},
+        changes=frozenset({SUPER}),
+    ),
+    Row("GET", "/api/v1/market-makers/{lp}/fund", E(405, 405, 405, 405, 405)),
     Row("GET", "/api/v1/market/CEA/book", API),
     Row("GET", "/api/v1/market/XYZ/book", E(401, 403, 403, 403, 404)),
     # ---------------------------------------------------------------- the Django admin
@@ -1026,6 +1067,7 @@ API_GET_ONLY = {
     "api/v1/liquidity/programs/<program_id>",
     "api/v1/liquidity/programs/<program_id>/status",
     "api/v1/market/<market_code>/book",
+    "api/v1/market-makers/<maker_id>",
 }
 
 
@@ -1071,7 +1113,8 @@ def test_the_api_session_with_the_csrf_token_is_accepted(world):
 API_ROWS = [
     row
     for row in MATRIX
-    if row.url.startswith(("/api/v1/liquidity/", "/api/v1/market/")) and 405 not in row.expect
+    if row.url.startswith(("/api/v1/liquidity/", "/api/v1/market/", "/api/v1/market-makers"))
+    and 405 not in row.expect
 ]
 
 
@@ -1104,7 +1147,11 @@ THROTTLED_ROWS = [
     row
     for row in MATRIX
     if row.method == "POST"
-    and ("/orders/new/" in row.url or "/cancel/" in row.url or row.url.startswith("/api/v1/l"))
+    and (
+        "/orders/new/" in row.url
+        or "/cancel/" in row.url
+        or row.url.startswith(("/api/v1/l", "/api/v1/market-makers"))
+    )
 ] + [row for row in API_ROWS if row.method == "GET"]
 
 
