@@ -78,6 +78,17 @@ def fee_pct(rate) -> str:
     return f"{percent:f}%"
 
 
+@register.filter
+def status_note(reason, status_label) -> str:
+    """An order's status reason without the status it repeats beside its badge:
+    ("cancelled by owner", "Cancelled") → "by owner", so the row reads "Cancelled by
+    owner" once; other reasons as they are."""
+    reason, label = str(reason or "").strip(), str(status_label or "").strip()
+    if label and reason.lower().startswith(label.lower() + " "):
+        return reason[len(label) + 1 :]
+    return reason
+
+
 @dataclass(frozen=True)
 class _NoBalance:
     available: Decimal = Decimal("0")
