@@ -415,6 +415,7 @@ def order_preview(request, code: str):
         "balances": balances,
         "review": review,
         "preview_problems": _preview_problems(form),
+        "requote": requote,
         **confirmation,
     }
     if (fill_max or review) and not requote:
