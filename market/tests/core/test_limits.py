@@ -294,7 +294,6 @@ def moved(average, reviewed, *, market_order=True, quantity=10, reviewed_quantit
 
 
 def test_a_market_orders_quote_moves_beyond_half_a_percent():
-    assert limits.REQUOTE_TOLERANCE_PCT == D("0.5")
     assert not moved(D("14.0700"), D("14.0000"))  # exactly 0.5 %
     assert moved(D("14.0701"), D("14.0000"))
     assert moved(D("13.9299"), D("14.0000"))

@@ -158,9 +158,7 @@ def requote(client, reviewed: str, **fields) -> str:
     return text(client.post(PREVIEW, data, headers=HTMX))
 
 
-def test_the_confirmation_carries_what_was_reviewed_and_asks_to_be_re_quoted(
-    client_alice, makers
-):
+def test_the_confirmation_carries_what_was_reviewed_and_asks_to_be_re_quoted(client_alice, makers):
     # 10 at 14.10 and 5 at 14.20.
     body = review_market_buy(client_alice)
     assert hidden(body, "reviewed_average") == "14.1333"
@@ -271,6 +269,6 @@ def test_a_cancelled_order_says_cancelled_once(client_alice, alice, makers):
 
 def test_the_live_status_is_hidden_until_javascript_shows_it(client_alice, makers):
     body = text(client_alice.get(PAGE))
-    status = re.search(r'<span[^>]*data-live-status[^>]*>', body).group(0)
+    status = re.search(r"<span[^>]*data-live-status[^>]*>", body).group(0)
     assert " hidden" in status
     assert "animate-ping" not in body  # no always-green pulsing dot

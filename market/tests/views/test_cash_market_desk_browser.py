@@ -157,7 +157,9 @@ def test_live_status_turns_stale_then_offline_when_polls_fail_and_back(
     wait_for_text(page, "live-status", r"^Live · updated")
 
 
-def test_the_live_status_is_not_shown_without_javascript(browser, live_server, trader):
+def test_without_javascript_no_live_status_and_enter_still_reviews(
+    browser, live_server, trader
+):
     small_book()
     context = browser.new_context(java_script_enabled=False, viewport=DESKTOP)
     try:
@@ -169,6 +171,13 @@ def test_the_live_status_is_not_shown_without_javascript(browser, live_server, t
         page.goto(f"{live_server.url}/market/CEA/")
         assert page.get_by_test_id("live-status").is_hidden()
         assert "Live" not in page.get_by_test_id("order-book").inner_text()
+        # Enter in a field presses the form's default button, the hidden Review.
+        page.locator("#id_price").fill("14.00")
+        page.locator("#id_quantity").fill("3")
+        page.locator("#id_quantity").press("Enter")
+        page.get_by_test_id("order-confirm").wait_for()
+        assert "Buy 3 CEA" in page.get_by_test_id("order-confirm").inner_text()
+        assert not Order.objects.filter(owner=trader).exists()
     finally:
         context.close()
 
@@ -314,8 +323,10 @@ def test_the_page_at_phone_width(page, browser_login, live_server, trader, scree
         path=str(screenshot(page, "desk-phone-history", full_page=False))
     )
     # Every figure of a row keeps its label (drawn before it, as the header is hidden).
-    labels = page.get_by_test_id("my-order").first.locator("td").evaluate_all(
-        "cells => cells.map(c => getComputedStyle(c, '::before').content)"
+    labels = (
+        page.get_by_test_id("my-order")
+        .first.locator("td")
+        .evaluate_all("cells => cells.map(c => getComputedStyle(c, '::before').content)")
     )
     assert '"Avg price"' in labels and '"Status"' in labels, labels
 
