@@ -157,9 +157,7 @@ def test_live_status_turns_stale_then_offline_when_polls_fail_and_back(
     wait_for_text(page, "live-status", r"^Live · updated")
 
 
-def test_without_javascript_no_live_status_and_enter_still_reviews(
-    browser, live_server, trader
-):
+def test_without_javascript_no_live_status_and_enter_still_reviews(browser, live_server, trader):
     small_book()
     context = browser.new_context(java_script_enabled=False, viewport=DESKTOP)
     try:
