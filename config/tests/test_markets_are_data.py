@@ -72,7 +72,7 @@ def test_a_third_market_is_created_by_a_command_and_works_everywhere():
         {"side": "BUY", "order_type": "MARKET", "amount_mode": "quantity", "quantity": "10"},
         follow=True,
     )
-    assert "Order #" in response.content.decode() and "10 UKA at avg €40.08" in (
+    assert "Order #" in response.content.decode() and "10 UKA at avg €40.0800" in (
         response.content.decode()
     )
     assert Trade.objects.filter(market=market).count() == 1

@@ -223,13 +223,12 @@ def format_quantity(quantity) -> str:
 
 
 def format_average_price(price: Decimal | None) -> str:
-    """An average price with the € sign: two decimals, or up to four when it is not on a
-    cent (€14.0333); "—" if none. The same everywhere an average is shown."""
+    """An average price with the € sign and always four decimals (€14.1000, €14.0333), so
+    that averages line up in a column and read alike in the estimate, My Orders and the
+    placement's message; "—" if none."""
     if price is None:
         return "—"
-    if price == price.quantize(CENT):
-        return format_eur(price)
-    places = price.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP).normalize()
+    places = price.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
     sign = "-" if places < 0 else ""
     return f"{sign}€{abs(places):,f}"
 

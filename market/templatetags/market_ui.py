@@ -78,6 +78,17 @@ def fee_pct(rate) -> str:
     return f"{percent:f}%"
 
 
+@register.filter
+def status_note(reason, status_label) -> str:
+    """An order's status reason without the status it repeats beside its badge:
+    ("cancelled by owner", "Cancelled") → "by owner", so the row reads "Cancelled by
+    owner" once; other reasons as they are."""
+    reason, label = str(reason or "").strip(), str(status_label or "").strip()
+    if label and reason.lower().startswith(label.lower() + " "):
+        return reason[len(label) + 1 :]
+    return reason
+
+
 @dataclass(frozen=True)
 class _NoBalance:
     available: Decimal = Decimal("0")
@@ -118,6 +129,7 @@ class DepthChart:
     mid_x: Decimal | None = None
     mid_label: str = ""
     empty: bool = True
+    narrow: bool = False  # the phone's drawing (see `depth_charts`)
 
 
 def nice_step(raw: Decimal, *, minimum: Decimal) -> Decimal:
@@ -150,11 +162,12 @@ def depth_chart_geometry(
     tick: Decimal = Decimal("0.01"),
     width: int = 720,
     height: int = 300,
+    narrow: bool = False,
 ) -> DepthChart:
     """Step curves of cumulative quantity against price: bids falling to the best bid,
     asks rising from the best ask, each closed into an area."""
     left, right, top, bottom = 52, width - 12, 12, height - 26
-    chart = DepthChart(width, height, left, right, top, bottom)
+    chart = DepthChart(width, height, left, right, top, bottom, narrow=narrow)
     if curve.low_price is None or curve.max_cumulative <= 0:
         return chart
     chart.empty = False
@@ -216,3 +229,22 @@ def depth_chart(book: OrderBook, width: int = 720, height: int = 300) -> DepthCh
     return depth_chart_geometry(
         book.depth_curve(), mid=book.mid, tick=book.tick, width=width, height=height
     )
+
+
+# The phone's drawing: about as many SVG units as a phone has CSS pixels across, so its
+# 10-unit labels are drawn about 10 px tall (the 720-unit one would shrink them to 5).
+NARROW_CHART = (360, 260)
+
+
+@register.simple_tag
+def depth_charts(book: OrderBook) -> list[DepthChart]:
+    """`{% depth_charts book as charts %}`: the depth chart drawn for a wide screen and
+    for a phone (`narrow`), from one depth curve."""
+    curve = book.depth_curve()
+    width, height = NARROW_CHART
+    return [
+        depth_chart_geometry(curve, mid=book.mid, tick=book.tick),
+        depth_chart_geometry(
+            curve, mid=book.mid, tick=book.tick, width=width, height=height, narrow=True
+        ),
+    ]

@@ -33,7 +33,15 @@ from django_htmx.http import HttpResponseClientRedirect
 from config.http import client_ip
 from config.throttle import throttled
 from market import live, selectors
-from market.core.money import EUR, describe, parse_price
+from market.core import limits
+from market.core.money import (
+    EUR,
+    MAX_PRICE,
+    describe,
+    parse_amount,
+    parse_price,
+    parse_quantity,
+)
 from market.forms import OrderEntryForm
 from market.models import Market, Order
 from market.services.holders import trader_holder_for
@@ -221,7 +229,7 @@ def _my_orders(holder, market: Market, tab: str) -> dict:
     return {"tab": tab, "orders": read(holder=holder, market=market, limit=MY_ORDERS)}
 
 
-def _render_page(request, market: Market, *, form=None, estimate=None, review=False):
+def _render_page(request, market: Market, *, form=None, estimate=None, review=False, **extra):
     holder = trader_holder_for(request.user)
     if form is None:
         initial = {}
@@ -240,6 +248,8 @@ def _render_page(request, market: Market, *, form=None, estimate=None, review=Fa
         "estimate": estimate,
         "review": review,
         "preview_problems": _preview_problems(form),
+        **_confirmation(estimate, review=review),
+        **extra,
     }
     response = render(request, PAGE, context)
     patch_vary_headers(response, ["HX-Request"])
@@ -385,20 +395,19 @@ def order_preview(request, code: str):
     holder = trader_holder_for(request.user)
     fill_max = bool(request.POST.get("fill_max"))
     review = bool(request.POST.get("review")) and not fill_max
+    requote = review and bool(request.POST.get("requote"))
     data = request.POST
     if fill_max:
         data = _with_max_amount(data, holder=holder, market=market)
     form = OrderEntryForm(data, market_code=market.code)
     balances = selectors.holder_balances(holder=holder)
-    estimate = None
-    if form.is_valid():
-        estimate = selectors.order_estimate(
-            holder=holder,
-            request=form.order_request,
-            available={asset: row.available for asset, row in balances.items()},
-        )
+    estimate = _estimate(form, holder=holder, balances=balances)
+    reviewed = _reviewed(request.POST) if requote else None
+    confirmation = _confirmation(estimate, review=review, reviewed=reviewed)
     if not request.htmx:
-        return _render_page(request, market, form=form, estimate=estimate, review=review)
+        return _render_page(
+            request, market, form=form, estimate=estimate, review=review, **confirmation
+        )
     context = {
         **_base_context(request, market),
         "form": form,
@@ -406,11 +415,72 @@ def order_preview(request, code: str):
         "balances": balances,
         "review": review,
         "preview_problems": _preview_problems(form),
+        "requote": requote,
+        **confirmation,
     }
-    if fill_max or review:
+    if (fill_max or review) and not requote:
         # The whole panel: errors next to their fields, or none left from an earlier try.
+        # A re-quote answers with the estimate alone: the trader may be in an input.
         return _render_partials(request, "order-entry", context)
     return _render_partials(request, "order-preview", context)
+
+
+def _estimate(form: OrderEntryForm, *, holder, balances):
+    """The estimate of a valid form (the placement core on an unlocked read), else None."""
+    if not form.is_valid():
+        return None
+    return selectors.order_estimate(
+        holder=holder,
+        request=form.order_request,
+        available={asset: row.available for asset, row in balances.items()},
+    )
+
+
+def _reviewed(data) -> tuple:
+    """The (average price, quantity) the open confirmation was reviewed with, carried in
+    its hidden inputs; None when absent or not figures this page wrote (a fresh review)."""
+    average, quantity = data.get("reviewed_average", ""), data.get("reviewed_quantity", "")
+    try:
+        return (
+            parse_amount(average, field="reviewed_average", places=4, maximum=MAX_PRICE)
+            if average
+            else None,
+            parse_quantity(quantity, field="reviewed_quantity", allow_zero=True),
+        )
+    except ValidationError:
+        return None
+
+
+def _confirmation(estimate, *, review: bool, reviewed: tuple | None = None) -> dict:
+    """What the confirmation step shows beside the estimate.
+
+    - `confirm_blocked`: why the order cannot succeed as estimated (the placement core's
+      refusal: not enough funds, nothing to trade…); Confirm is then disabled with it.
+    - `reviewed`: the figures the trader confirms, carried in hidden inputs so that a
+      re-quote (the estimate re-requested while the confirmation is open) compares
+      against what was reviewed, not against the previous re-quote.
+    - `price_moved`: (was, now) average prices when a market order's re-quote moved
+      beyond `limits.REQUOTE_TOLERANCE_PCT`: the trader must review again.
+    """
+    if not review or estimate is None:
+        return {}
+    blocked = estimate.refusal.message if estimate.refusal else ""
+    if not blocked and estimate.total <= 0:
+        blocked = "The estimate is €0.00: this order would trade nothing."
+    current = (estimate.average_price, estimate.quantity)
+    reviewed = reviewed or current
+    moved = limits.quote_moved(
+        market_order=estimate.order_type == Order.Type.MARKET,
+        reviewed_average=reviewed[0],
+        reviewed_quantity=reviewed[1],
+        average=current[0],
+        quantity=current[1],
+    )
+    return {
+        "confirm_blocked": blocked,
+        "reviewed": {"average": reviewed[0], "quantity": reviewed[1]},
+        "price_moved": (reviewed, current) if moved and not blocked else None,
+    }
 
 
 def _preview_problems(form: OrderEntryForm) -> list[str]:
@@ -483,12 +553,20 @@ def place_order(request, code: str):
         except ValidationError as error:
             form.add_service_error(error)
     if placement is None:
+        # The estimate of the inputs as filled in, beside the refusal (a refused order's
+        # form no longer carries its parsed request).
+        balances = selectors.holder_balances(holder=holder)
+        estimate = _estimate(
+            OrderEntryForm(form.data, market_code=market.code), holder=holder, balances=balances
+        )
         if not request.htmx:
-            return _render_page(request, market, form=form)
+            return _render_page(request, market, form=form, estimate=estimate)
         context = {
             **_base_context(request, market),
             "form": form,
-            "balances": selectors.holder_balances(holder=holder),
+            "balances": balances,
+            "estimate": estimate,
+            "preview_problems": _preview_problems(form),
         }
         response = _render_partials(request, "order-entry", context)
         if key_reused:

@@ -10,7 +10,13 @@
  *   htmx evaluates those with Function(), which the Content-Security-Policy forbids.
  * - A bodiless 304 from the book poll is never swapped (also set in the page's htmx-config).
  * - Order-form answers land newest-last, and a live preview of unchanged inputs never
- *   replaces the confirmation step.
+ *   replaces the confirmation step. The estimate re-requests itself when the book or the
+ *   balances change (a re-quote while the confirmation is open), but never while another
+ *   order-form request is on its way, whose answer it would otherwise overtake.
+ * - Keyboard: Enter in a field presses the visible Review (busy while it loads); Escape
+ *   closes the confirmation; after Edit, focus is back in the amount input.
+ * - The book's live status: "Live · updated hh:mm:ss" while polls answer (a 304 too),
+ *   "Stale" when they go unanswered or some fail, "Offline" when they keep failing.
  * - Toasts dismiss themselves after a while, or on their close button.
  */
 (function () {
@@ -60,6 +66,7 @@
   var issued = 0;
   var applied = 0;
   var reviewing = null; // the inputs of a Review request in flight
+  var entries = []; // order-form requests in flight, other than the estimate's refresh
 
   function inputSignature(form) {
     return ["side", "order_type", "amount_mode", "price", "quantity", "eur_budget"]
@@ -81,11 +88,22 @@
   document.addEventListener("htmx:confirm", function (event) {
     var source = event.detail.elt;
     var form = orderForm();
-    if (!source || source.id !== "order-inputs" || !form) {
+    if (!source || (source.id !== "order-inputs" && source.id !== "order-preview") || !form) {
       return;
     }
     var current = inputSignature(form);
     var confirmBar = document.querySelector("[data-testid=order-confirm]");
+    if (source.id === "order-preview") {
+      // The estimate's own refresh (book or balances changed): not while a preview, Review,
+      // MAX or placement is on its way; their answers are newer than what it would bring.
+      entries = entries.filter(function (xhr) {
+        return xhr.readyState > 0 && xhr.readyState < 4;
+      });
+      if (entries.length) {
+        event.preventDefault();
+      }
+      return;
+    }
     if (reviewing === current || (confirmBar && confirmBar.getAttribute("data-inputs") === current)) {
       event.preventDefault();
     }
@@ -97,14 +115,89 @@
       return;
     }
     event.detail.xhr.orderSequence = ++issued;
+    if (elt.id !== "order-preview") {
+      entries.push(event.detail.xhr);
+    }
     if (isReview(elt)) {
       reviewing = inputSignature(orderForm());
+      elt.setAttribute("aria-busy", "true");
     }
   });
 
   document.addEventListener("htmx:afterRequest", function (event) {
-    if (isReview(event.detail.elt)) {
+    var elt = event.detail.elt;
+    if (isReview(elt)) {
       reviewing = null;
+      elt.removeAttribute("aria-busy");
+    }
+    if (elt && elt.hasAttribute && elt.hasAttribute("data-edit-order") && event.detail.successful) {
+      focusAmount();
+    }
+  });
+
+  // --- Order entry: keyboard ---------------------------------------------------------------
+  function focusAmount() {
+    var form = orderForm();
+    if (!form) {
+      return;
+    }
+    var inputs = form.querySelectorAll('input[name="quantity"], input[name="eur_budget"]');
+    for (var i = 0; i < inputs.length; i++) {
+      if (inputs[i].offsetParent !== null) {
+        inputs[i].focus();
+        return;
+      }
+    }
+  }
+
+  // Enter in a field clicks the form's default button, a hidden Review first in the
+  // document: press the visible Review instead, which shows that it is busy.
+  document.addEventListener(
+    "click",
+    function (event) {
+      var fallback = event.target.closest && event.target.closest("[data-default-review]");
+      var review = document.querySelector("[data-testid=review-order]");
+      if (!fallback || !review) {
+        return;
+      }
+      event.preventDefault();
+      event.stopPropagation();
+      if (!review.disabled) {
+        review.click();
+      }
+    },
+    true
+  );
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape" || event.defaultPrevented) {
+      return;
+    }
+    var edit = document.querySelector("[data-testid=order-confirm] [data-edit-order]");
+    if (edit) {
+      event.preventDefault();
+      edit.click();
+    }
+  });
+
+  // A re-quote re-renders the confirmation: focus stays on its button, if it was there.
+  var confirmHadFocus = false;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    confirmHadFocus = !!(target && target.id === "order-preview" && target.contains(document.activeElement));
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    if (!confirmHadFocus) {
+      return;
+    }
+    confirmHadFocus = false;
+    var next = document.querySelector(
+      "[data-testid=confirm-order]:not(:disabled), [data-testid=review-again], [data-edit-order]"
+    );
+    if (next) {
+      next.focus({ preventScroll: true });
+    } else {
+      focusAmount();
     }
   });
 
@@ -166,6 +259,65 @@
       bookScrollTop = null;
     }
   });
+
+  // --- Live status of the book's polls --------------------------------------------------------
+  // The book polls every 2 s; any answer (a 304 included) is a sign of life.
+  var STALE_AFTER_MS = 7000; // no answer for three polls and a bit
+  var OFFLINE_AFTER_FAILURES = 3; // failed polls in a row
+  var live = { updated: new Date(), failures: 0 };
+
+  function clock(date) {
+    return [date.getUTCHours(), date.getUTCMinutes(), date.getUTCSeconds()]
+      .map(function (part) {
+        return (part < 10 ? "0" : "") + part;
+      })
+      .join(":");
+  }
+
+  function liveState() {
+    if (navigator.onLine === false || live.failures >= OFFLINE_AFTER_FAILURES) {
+      return "offline";
+    }
+    if (live.failures > 0 || Date.now() - live.updated.getTime() > STALE_AFTER_MS) {
+      return "stale";
+    }
+    return "live";
+  }
+
+  var LIVE_LABELS = { live: "Live · updated ", stale: "Stale · updated ", offline: "Offline · last update " };
+
+  function showLiveStatus() {
+    var status = document.querySelector("[data-live-status]");
+    var text = status && status.querySelector("[data-live-text]");
+    if (!text) {
+      return;
+    }
+    var state = liveState();
+    text.textContent = LIVE_LABELS[state] + clock(live.updated);
+    status.setAttribute("data-state", state);
+    status.hidden = false;
+  }
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    if (!elt || elt.id !== "order-book") {
+      return;
+    }
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    if (status >= 200 && status < 400) {
+      live.updated = new Date();
+      live.failures = 0;
+    } else {
+      live.failures += 1; // a network error (status 0), a timeout or a server error
+    }
+    showLiveStatus();
+  });
+  // A swapped-in book comes with the status hidden, as the server renders it.
+  document.addEventListener("htmx:afterSwap", showLiveStatus);
+  window.addEventListener("offline", showLiveStatus);
+  window.addEventListener("online", showLiveStatus);
+  window.setInterval(showLiveStatus, 1000);
+  showLiveStatus();
 
   // --- Toasts --------------------------------------------------------------------------------
   function armToasts(root) {

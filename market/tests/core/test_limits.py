@@ -276,3 +276,39 @@ def test_a_stop_reason_fits_the_orders_status_reason(price, pct):
             kind=kind, best=price, band=band, slippage_pct=pct, next_price=price
         )
         assert len(f"{core.REMAINDER_CANCELLED}: {reason}") <= 255
+
+
+# --- Re-quote of an open confirmation --------------------------------------------------------
+
+AVERAGES = st.decimals(min_value=D("0.01"), max_value=D("100000"), places=4)
+
+
+def moved(average, reviewed, *, market_order=True, quantity=10, reviewed_quantity=10):
+    return limits.quote_moved(
+        market_order=market_order,
+        reviewed_average=reviewed,
+        reviewed_quantity=reviewed_quantity,
+        average=average,
+        quantity=quantity,
+    )
+
+
+def test_a_market_orders_quote_moves_beyond_half_a_percent():
+    assert not moved(D("14.0700"), D("14.0000"))  # exactly 0.5 %
+    assert moved(D("14.0701"), D("14.0000"))
+    assert moved(D("13.9299"), D("14.0000"))
+    assert not moved(D("13.9300"), D("14.0000"))
+    # Another quantity (a thinner book, an EUR amount buying fewer) is a move.
+    assert moved(D("14.0000"), D("14.0000"), quantity=9)
+    assert moved(None, D("14.0000"), quantity=0)
+    # A limit order is bounded by its price: never asked again.
+    assert not moved(D("15.0000"), D("14.0000"), market_order=False, quantity=3)
+
+
+@given(AVERAGES, AVERAGES)
+def test_a_quote_moved_exactly_when_its_average_left_the_tolerance(average, reviewed):
+    assert not moved(reviewed, reviewed)
+    assert moved(average, reviewed) is (
+        abs(average - reviewed) / reviewed > limits.REQUOTE_TOLERANCE_PCT / 100
+    )
+    assert not moved(average, reviewed, market_order=False)

@@ -208,5 +208,9 @@ def test_display():
     assert describe("EUR", D("1234.5")) == "€1,234.50"
     assert describe("UKA", D("1234")) == "1,234 UKA"
     assert format_average_price(D("14.1167")) == "€14.1167"
-    assert format_average_price(D("14.1000")) == "€14.10"
+    # Always four decimals, so that averages line up and read alike everywhere.
+    assert format_average_price(D("14.1000")) == "€14.1000"
+    assert format_average_price(D("14.1")) == "€14.1000"
+    assert format_average_price(D("14.125")) == "€14.1250"
+    assert format_average_price(D("1234.56789")) == "€1,234.5679"
     assert format_average_price(None) == "—"

@@ -157,7 +157,9 @@ def test_a_market_order_never_rests():
     assert (
         "Partial fill: only 4 CEA can trade now; the other 6 will be cancelled." in outcome.notes
     )
-    assert outcome.message(500) == "Order #500: 4 CEA at avg €14.00; unfilled remainder cancelled."
+    assert outcome.message(500) == (
+        "Order #500: 4 CEA at avg €14.0000; unfilled remainder cancelled."
+    )
 
 
 def test_a_market_buy_by_budget_buys_what_it_affords_and_releases_the_rest():
