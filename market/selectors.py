@@ -7,8 +7,8 @@ trades (pinned by `market/tests/test_selectors.py`):
   served by the partial index `order_book_idx`, so it reads only the orders at the levels
   it returns).
 - `cached_order_book`: 1 on a cache hit (the market's `book_version`), 3 on a miss.
-- `own_book_levels`: 2 (one per side, the trader's own resting orders by price), cached
-  per book version.
+- `own_book_levels`: 0 on a cache hit, 3 on a miss (the market, then the trader's own
+  resting orders by price, one query per side).
 - `candles`: 3 (last trade id and previous close; the bucket aggregate; the open and close
   prices). `market_last_trade_id`: 1.
 - `market_stats`: 2. `recent_trades`: 1.
@@ -203,21 +203,31 @@ class OwnLevels:
 
 
 def own_book_levels(
-    *, user_id: int, market: Market, depth: int = DEFAULT_DEPTH, grouping: int = 1
+    *,
+    user_id: int,
+    market_code: str,
+    version: int,
+    depth: int = DEFAULT_DEPTH,
+    grouping: int = 1,
 ) -> OwnLevels:
-    """The user's own resting orders of `market` at the levels a book of `depth` levels in
-    steps of `grouping` ticks can show. Two queries (one per side, as `price_levels`),
-    through Django's cache per (user, market, book_version, depth, grouping): every change
-    to a resting order bumps the version, so an entry is never served for newer orders.
+    """The user's own resting orders of a market at the levels a book of `depth` levels in
+    steps of `grouping` ticks can show, as of the market's book `version`.
+
+    Through Django's cache per (user, market, version, depth, grouping): every change to a
+    resting order bumps the version, so an entry is never served for newer orders. No query
+    on a hit; three on a miss (the market row, then one per side, as `price_levels`). Read
+    after the version: the orders may be newer than the key, never older.
 
     The user's best depth × grouping prices of a side are enough: a book of `depth` grouped
     levels spans at most that many tick prices, and any of the user's prices inside it is
-    better than every one of theirs outside. `market` must carry its `book_version`."""
+    better than every one of theirs outside."""
     depth = _clamp(depth, MAX_DEPTH, "depth")
     grouping = _grouping(grouping)
-    key = f"market:own-levels:{user_id}:{market.code}:{market.book_version}:{depth}:{grouping}"
+    code = str(market_code).upper()
+    key = f"market:own-levels:{user_id}:{code}:{version}:{depth}:{grouping}"
     levels = cache.get(key)
     if levels is None:
+        market = Market.objects.only("id", "code", "tick_size").get(code=code)
         step = market.tick_size * grouping
         sides = {}
         for side in (Side.BUY, Side.SELL):

@@ -517,20 +517,25 @@ def test_own_levels_are_the_traders_own_resting_orders_grouped_like_the_book(
     order_cancel(order_id=cancelled.pk, user=alice.user)
     cea.refresh_from_db()
 
-    with django_assert_num_queries(2):
-        own = selectors.own_book_levels(user_id=alice.user_id, market=cea)
-    assert own.bids == {D("13.97"): 3, D("13.96"): 2} and own.asks == {D("14.20"): 4}
+    def own(user, **options):
+        return selectors.own_book_levels(
+            user_id=user.user_id, market_code="CEA", version=cea.book_version, **options
+        )
+
+    with django_assert_num_queries(3):
+        mine = own(alice)
+    assert mine.bids == {D("13.97"): 3, D("13.96"): 2} and mine.asks == {D("14.20"): 4}
     with django_assert_num_queries(0):  # cached for this book version
-        assert selectors.own_book_levels(user_id=alice.user_id, market=cea) == own
-    grouped = selectors.own_book_levels(user_id=alice.user_id, market=cea, grouping=10)
+        assert own(alice) == mine
+    grouped = own(alice, grouping=10)
     assert grouped.bids == {D("13.90"): 5} and grouped.asks == {D("14.20"): 4}
     # The prices are those the book shows, so the marks land on its levels.
     book = selectors.cached_order_book(market_code="CEA", grouping=10)
     assert set(grouped.bids) <= {lv.price for lv in book.bids}
-    assert {str(price) for price in own.bids} == {"13.97", "13.96"}
-    assert selectors.own_book_levels(user_id=bob.user_id, market=cea).bids == {D("13.99"): 9}
-    nobody = factories.trader()
-    assert not selectors.own_book_levels(user_id=nobody.user_id, market=cea)
+    assert {str(price) for price in mine.bids} == {"13.97", "13.96"}
+    assert own(bob).bids == {D("13.99"): 9}
+    assert not own(factories.trader())
+    assert own(alice, depth=1).bids == {D("13.97"): 3}
 
 
 # --- Candles -------------------------------------------------------------------------------------
