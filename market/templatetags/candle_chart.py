@@ -141,7 +141,7 @@ def candle_chart_geometry(series: CandleSeries, *, tick: Decimal = UNIT) -> Cand
         )
 
     # Price labels at a nice step, kept inside the price area.
-    step = nice_step((y_high - y_low) / 4, minimum=tick)
+    step = nice_step((y_high - y_low) / 6, minimum=tick)
     price = (y_low / step).to_integral_value(rounding=ROUND_CEILING) * step
     while price <= y_high:
         at = y(price)
@@ -169,6 +169,10 @@ def candle_chart_geometry(series: CandleSeries, *, tick: Decimal = UNIT) -> Cand
         )
 
     last = series.last
+    # The last-price tag covers the axis labels next to it.
+    chart.price_ticks = [
+        tick_row for tick_row in chart.price_ticks if abs(Decimal(tick_row[0]) - y(last.close)) > 5
+    ]
     chart.last_y = _units(y(last.close))
     chart.last_pct = _pct(y(last.close), HEIGHT)
     chart.last_label = format_eur(last.close)

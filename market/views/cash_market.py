@@ -280,7 +280,7 @@ def _own_marks(request, code: str, version: int, depth: int, grouping: int) -> d
             version=version,
             depth=depth,
             grouping=grouping,
-        )
+        ),
     }
 
 

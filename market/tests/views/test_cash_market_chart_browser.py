@@ -134,6 +134,9 @@ def test_on_a_phone_nothing_scrolls_sideways(page, browser_login, live_server, t
         "own-mark"
     ).wait_for()
     full_page(page, screenshot, "trader-desk-phone")
+    page.get_by_test_id("price-chart").screenshot(
+        path=str(screenshot(page, "trader-desk-phone").with_name("trader-desk-phone-chart.png"))
+    )
     page.get_by_test_id("group-5").click()
     wait_for_js(page, "document.getElementById('order-book').dataset.bookShape === '50-5'")
     assert no_sideways_scroll(page)
