@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("<str:code>/", views.cash_market, name="cash_market"),
     path("<str:code>/book/", views.order_book, name="order_book"),
+    path("<str:code>/chart/", views.price_chart, name="price_chart"),
     path("<str:code>/balances/", views.balances, name="balances"),
     path("<str:code>/orders/", views.my_orders, name="my_orders"),
     path("<str:code>/orders/new/", views.place_order, name="place_order"),

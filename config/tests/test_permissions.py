@@ -253,6 +253,8 @@ MATRIX: list[Row] = [
     Row("POST", "/market/CEA/", E(LOGIN, 405, 405, 405, 405)),
     Row("GET", "/market/CEA/book/", PARTIAL, htmx=True),
     Row("GET", "/market/CEA/book/", PAGE),  # without htmx: the whole page
+    Row("GET", "/market/CEA/chart/?interval=1h", PARTIAL, htmx=True),
+    Row("GET", "/market/CEA/chart/", PAGE),
     Row("GET", "/market/CEA/balances/", PARTIAL, htmx=True),
     Row("GET", "/market/EUA/balances/", PAGE),
     Row("GET", "/market/CEA/orders/?tab=history", PARTIAL, htmx=True),

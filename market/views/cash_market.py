@@ -6,9 +6,17 @@ request with the whole page, so the page works without JavaScript (plain form po
 redirects). Placing or cancelling answers with an `HX-Trigger: market-changed` header; the
 book, balances and My Orders listen for it.
 
-The order book is polled; its ETag is the market's `book_version` and the depth, checked
-before anything else is read, so an unchanged book costs one query and a `304` (none at
-all on PostgreSQL, where `market.live` knows the versions and the sessions in memory).
+The order book is polled; its ETag is the market's `book_version`, the depth and the
+grouping, checked before anything else is read, so an unchanged book costs one query and a
+`304` (none at all on PostgreSQL, where `market.live` knows the versions and the sessions
+in memory). The book's HTML is the same for every trader and cached per version; the
+trader's own orders are marked by a small per-trader block beside it (`book-own-marks`, a
+style sheet that highlights their levels), so nothing of one trader's ever enters the
+shared HTML. The version covers those marks too: a trader's resting orders are part of the
+book, and every change to them bumps it.
+
+The price chart (`price_chart`) is polled the same way; its ETag is the interval, the
+market's newest trade id and the current slot (a new interval starts a new candle).
 """
 
 import time
@@ -24,6 +32,7 @@ from django.http import Http404, HttpResponse, HttpResponseNotModified
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_etags, quote_etag
 from django.utils.translation import get_language
@@ -34,6 +43,8 @@ from config.http import client_ip
 from config.throttle import throttled
 from market import live, selectors
 from market.core import limits
+from market.core.book import GROUPINGS
+from market.core.candles import DEFAULT_INTERVAL, INTERVALS, interval_seconds, slot_index
 from market.core.money import (
     EUR,
     MAX_PRICE,
@@ -50,6 +61,8 @@ from market.validation import IdempotencyKeyReused
 
 PAGE = "market/cash_market.html"
 BOOK_DEPTH = 50
+BOOK_DEPTHS = (10, 20, 50)  # the depth selector's choices (any 1..MAX_DEPTH is accepted)
+CHART_POLL_EVERY = 10  # seconds
 RECENT_TRADES = 40
 MY_ORDERS = 50
 TABS = ("open", "history")
@@ -137,8 +150,36 @@ def _is_htmx_poll(request) -> bool:
     return request.META.get("HTTP_HX_REQUEST") == "true"
 
 
-def _book_etag(version: int, depth: int) -> str:
-    return quote_etag(f"book-{version}-{depth}")
+def _book_etag(version: int, depth: int, grouping: int = 1) -> str:
+    shape = f"{depth}" if grouping == 1 else f"{depth}-x{grouping}"
+    return quote_etag(f"book-{version}-{shape}")
+
+
+def _grouping(request) -> int:
+    """The book's grouping (steps of this many ticks): one of `GROUPINGS`, else 1."""
+    value = request.GET.get("group", "1") if request.META.get("QUERY_STRING") else "1"
+    return int(value) if value in {str(choice) for choice in GROUPINGS} else 1
+
+
+def _interval(request) -> str:
+    interval = request.GET.get("interval", DEFAULT_INTERVAL)
+    return interval if interval in INTERVALS else DEFAULT_INTERVAL
+
+
+def _chart_etag(interval: str, last_trade_id: int, now) -> str:
+    return quote_etag(
+        f"chart-{interval}-{last_trade_id}-{slot_index(now, interval_seconds(interval))}"
+    )
+
+
+def _book_query(depth: int, grouping: int) -> str:
+    """The book poll's query string for a depth and grouping ("" for the defaults)."""
+    params = []
+    if depth != BOOK_DEPTH:
+        params.append(f"depth={depth}")
+    if grouping != 1:
+        params.append(f"group={grouping}")
+    return f"?{'&'.join(params)}" if params else ""
 
 
 def _depth(request) -> int:
@@ -188,7 +229,7 @@ def _book_fragments(request, context) -> dict[str, str]:
     book = context["book"]
     key = (
         f"market:book-html:{book.market_code}:{book.version}:{context['book_depth']}:"
-        f"{get_language()}"
+        f"{book.grouping}:{get_language()}"
     )
     fragments = cache.get(key)
     if fragments is None:
@@ -211,16 +252,55 @@ def _base_context(request, market: Market) -> dict:
     }
 
 
-def _market_data(market: Market, depth: int = BOOK_DEPTH) -> dict:
+def _last_tick(trades) -> str:
+    """ "up" / "down" / "flat": the newest trade's price against the one before it."""
+    if len(trades) < 2 or trades[0].price == trades[1].price:
+        return "flat"
+    return "up" if trades[0].price > trades[1].price else "down"
+
+
+def _market_data(market: Market, depth: int = BOOK_DEPTH, grouping: int = 1) -> dict:
     """Book, 24 h stats and recent trades: the parts every trader sees alike."""
-    book = selectors.cached_order_book(market_code=market.code, depth=depth)
+    book = selectors.cached_order_book(market_code=market.code, depth=depth, grouping=grouping)
+    trades = selectors.recent_trades(market=market, limit=RECENT_TRADES)
     return {
         "book": book,
         "book_rows": list(zip_longest(book.bids, book.asks)),
-        "book_etag": _book_etag(book.version, depth),
+        "book_etag": _book_etag(book.version, depth, grouping),
         "book_depth": depth,
+        "book_depths": sorted({*BOOK_DEPTHS, depth}),
+        "book_groupings": [(choice, book.tick * choice) for choice in GROUPINGS],
+        "book_query": _book_query(depth, grouping),
         "stats": selectors.market_stats(market=market),
-        "trades": selectors.recent_trades(market=market, limit=RECENT_TRADES),
+        "trades": trades,
+        "last_tick": _last_tick(trades),
+    }
+
+
+def _own_marks(request, code: str, version: int, depth: int, grouping: int) -> dict:
+    """The trader's own levels for the `book-own-marks` block (per trader, never cached
+    with the shared book)."""
+    return {
+        "market_code": code,
+        "own_levels": selectors.own_book_levels(
+            user_id=request.user.pk,
+            market_code=code,
+            version=version,
+            depth=depth,
+            grouping=grouping,
+        ),
+    }
+
+
+def _chart_data(market: Market, interval: str, now=None) -> dict:
+    now = now or timezone.now()
+    series = selectors.candles(market=market, interval=interval, now=now)
+    return {
+        "candles": series,
+        "chart_interval": interval,
+        "chart_intervals": list(INTERVALS),
+        "chart_etag": _chart_etag(interval, series.last_trade_id or 0, now),
+        "chart_poll_every": CHART_POLL_EVERY,
     }
 
 
@@ -239,9 +319,13 @@ def _render_page(request, market: Market, *, form=None, estimate=None, review=Fa
         if initial.get("price"):
             initial["order_type"] = Order.Type.LIMIT
         form = OrderEntryForm(market_code=market.code, initial=initial)
+    depth, grouping = _depth(request), _grouping(request)
+    market_data = _market_data(market, depth, grouping)
     context = {
         **_base_context(request, market),
-        **_market_data(market, _depth(request)),
+        **market_data,
+        **_own_marks(request, market.code, market_data["book"].version, depth, grouping),
+        **_chart_data(market, _interval(request)),
         **_my_orders(holder, market, _tab(request)),
         "balances": selectors.holder_balances(holder=holder),
         "form": form,
@@ -287,18 +371,21 @@ def cash_market(request, code: str):
 POLL_STATS_EVERY = 60  # seconds: a cached poll body is rebuilt at least this often
 
 
-def _poll_body(request, code: str, depth: int, version: int) -> tuple[bytes, str]:
-    """The body of a changed-book poll and its ETag, through Django's cache.
+def _poll_body(
+    request, code: str, depth: int, version: int, grouping: int = 1
+) -> tuple[bytes, str, int]:
+    """The body of a changed-book poll, its ETag and book version, through Django's cache.
 
     Everything in it (book, depth chart, stats, recent trades) is the same for every
     trader and changes only with the book, except the 24 h stats, which age with the
-    clock: the key is (market, version, depth, language, minute). A body is filed under
-    the version it was rendered from, which may be newer than the one asked for.
+    clock: the key is (market, version, depth, grouping, language, minute). A body is
+    filed under the version it was rendered from, which may be newer than the one asked
+    for. Nothing per trader goes in (their own marks are added by `order_book`).
     """
 
     def key(book_version: int) -> str:
         return (
-            f"market:poll:{code}:{book_version}:{depth}:{get_language()}:"
+            f"market:poll:{code}:{book_version}:{depth}:{grouping}:{get_language()}:"
             f"{int(time.time() // POLL_STATS_EVERY)}"
         )
 
@@ -306,7 +393,7 @@ def _poll_body(request, code: str, depth: int, version: int) -> tuple[bytes, str
     if cached is not None:
         return cached
     market = _market(code)
-    context = {**_base_context(request, market), **_market_data(market, depth)}
+    context = {**_base_context(request, market), **_market_data(market, depth, grouping)}
     response = _render_partials(
         request,
         "order-book",
@@ -314,7 +401,7 @@ def _poll_body(request, code: str, depth: int, version: int) -> tuple[bytes, str
         oob=["market-stats", "depth-chart", "recent-trades"],
         rendered=_book_fragments(request, context),
     )
-    body = (response.content, context["book_etag"])
+    body = (response.content, context["book_etag"], context["book"].version)
     cache.set(key(context["book"].version), body, POLL_STATS_EVERY)
     return body
 
@@ -329,26 +416,68 @@ def order_book(request, code: str):
     `HX-Trigger: book-changed` event (balances and My Orders refresh on it).
 
     The version comes from the live feed when it is connected, else from one query; the
-    body is cached per version (`_poll_body`). So on PostgreSQL a poll by a known session
-    makes no query at all, whether it answers 304 or 200.
+    body is cached per version (`_poll_body`), and so are the trader's own levels that
+    follow it (`book-own-marks`, out of band). So on PostgreSQL a poll by a known session
+    makes no query at all when it answers 304, nor a 200 at a version this trader has
+    already fetched (their first at a new version reads their own orders: 3 queries).
     """
     if not _is_htmx_poll(request):
         return _render_page(request, _market(code))
-    code, depth = _market_code(code), _depth(request)
+    code, depth, grouping = _market_code(code), _depth(request), _grouping(request)
     version = live.feed.book_version(code)
     if version is None:
         version = selectors.market_book_version(market_code=code)
     if version is None:
         raise Http404("No such market.")
-    etag = _book_etag(version, depth)
+    etag = _book_etag(version, depth, grouping)
     if etag in parse_etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
         response = HttpResponseNotModified()
         response["ETag"] = etag
     else:
-        body, etag = _poll_body(request, code, depth, version)
-        response = HttpResponse(body)
+        body, etag, body_version = _poll_body(request, code, depth, version, grouping)
+        marks = _render_partial(
+            request,
+            "book-own-marks",
+            _own_marks(request, code, body_version, depth, grouping),
+            oob=True,
+        )
+        response = HttpResponse(body + marks.encode())
         response["ETag"] = etag
         response["HX-Trigger"] = BOOK_CHANGED
+    response["Cache-Control"] = "private, no-cache"
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@poll_authenticated
+@trader_required
+@require_GET
+def price_chart(request, code: str):
+    """The price chart partial, polled every `CHART_POLL_EVERY` s and on `book-changed`.
+    Its ETag (interval, newest trade id, current slot) is checked first: unchanged → 304
+    after one query. A changed chart is the same for every trader: its HTML is cached per
+    ETag. Without HTMX: the whole page, with the chart at `?interval=`."""
+    if not _is_htmx_poll(request):
+        return _render_page(request, _market(code))
+    code, interval = _market_code(code), _interval(request)
+    last_trade_id = selectors.market_last_trade_id(market_code=code)
+    if last_trade_id is None:
+        raise Http404("No such market.")
+    now = timezone.now()
+    etag = _chart_etag(interval, last_trade_id, now)
+    if etag in parse_etags(request.META.get("HTTP_IF_NONE_MATCH", "")):
+        response = HttpResponseNotModified()
+    else:
+        key = f"market:chart-html:{code}:{etag}:{get_language()}"
+        body = cache.get(key)
+        if body is None:
+            market = _market(code)
+            context = {**_base_context(request, market), **_chart_data(market, interval, now)}
+            etag = context["chart_etag"]
+            body = _render_partial(request, "price-chart", context, oob=False)
+            cache.set(key, body, CHART_POLL_EVERY * 6)
+        response = HttpResponse(body)
+    response["ETag"] = etag
     response["Cache-Control"] = "private, no-cache"
     patch_vary_headers(response, ["HX-Request"])
     return response

@@ -18,6 +18,8 @@
  * - The book's live status: "Live · updated hh:mm:ss" while polls answer (a 304 too),
  *   "Stale" when they go unanswered or some fail, "Offline" when they keep failing.
  * - Toasts dismiss themselves after a while, or on their close button.
+ * - Book levels whose quantity changed since the last poll flash briefly (not with
+ *   prefers-reduced-motion: see the page's CSS); the price chart polls only while visible.
  */
 (function () {
   "use strict";
@@ -318,6 +320,56 @@
   window.addEventListener("online", showLiveStatus);
   window.setInterval(showLiveStatus, 1000);
   showLiveStatus();
+
+  // --- Order book: flash the levels that changed since the last poll ---------------------
+  // Compared before and after the swap by side, price and quantity. A new depth or grouping
+  // (data-book-shape) is a different book, not a change: nothing flashes then.
+  var previousLevels = null;
+
+  function bookLevels(book) {
+    var levels = {};
+    Array.prototype.forEach.call(book.querySelectorAll("[data-book-price]"), function (level) {
+      var key = level.getAttribute("data-book-side") + " " + level.getAttribute("data-book-price");
+      levels[key] = level.getAttribute("data-book-quantity");
+    });
+    return { shape: book.getAttribute("data-book-shape"), levels: levels };
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.id === "order-book" && event.detail.shouldSwap) {
+      previousLevels = bookLevels(target);
+    }
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    var book = document.getElementById("order-book");
+    if (!book || !previousLevels) {
+      return;
+    }
+    var before = previousLevels;
+    previousLevels = null;
+    if (before.shape !== book.getAttribute("data-book-shape")) {
+      return;
+    }
+    Array.prototype.forEach.call(book.querySelectorAll("[data-book-price]"), function (level) {
+      var key = level.getAttribute("data-book-side") + " " + level.getAttribute("data-book-price");
+      if (before.levels[key] !== level.getAttribute("data-book-quantity")) {
+        level.classList.add("book-level-changed");
+        window.setTimeout(function () {
+          level.classList.remove("book-level-changed");
+        }, 1500);
+      }
+    });
+  });
+
+  // --- Price chart: poll only while visible (its 304s are never swapped, as the book's) ---
+  document.addEventListener("htmx:confirm", function (event) {
+    var source = event.detail.elt;
+    if (source && source.id === "price-chart" && document.visibilityState !== "visible") {
+      event.preventDefault();
+    }
+  });
 
   // --- Toasts --------------------------------------------------------------------------------
   function armToasts(root) {

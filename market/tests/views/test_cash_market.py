@@ -27,6 +27,7 @@ PREVIEW = "/market/CEA/orders/preview/"
 PLACE = "/market/CEA/orders/new/"
 MY_ORDERS = "/market/CEA/orders/"
 BALANCES = "/market/CEA/balances/"
+CHART = "/market/CEA/chart/"
 
 
 def place(holder, side, *, market="CEA", order_type="LIMIT", **fields):
@@ -626,6 +627,8 @@ def query_counts(client) -> dict[str, int]:
         "my orders": lambda: client.get(MY_ORDERS, headers=HTMX),
         "history": lambda: client.get(MY_ORDERS, {"tab": "history"}, headers=HTMX),
         "balances": lambda: client.get(BALANCES, headers=HTMX),
+        "chart": lambda: client.get(CHART, {"interval": "1h"}, headers=HTMX),
+        "book grouped": lambda: client.get(BOOK, {"group": "10", "depth": "20"}, headers=HTMX),
         "preview": lambda: client.post(
             PREVIEW, order_data(order_type="MARKET", quantity="5000"), headers=HTMX
         ),
@@ -668,11 +671,16 @@ def test_page_and_partials_cost_the_same_for_10_and_10000_orders_and_trades(cea)
     small = query_counts(client)
     assert small["304"] == 3  # session, user, book version
     # A miss: session, user, version, market, the markets (for the selector), the book
-    # (3: the market row and both sides), 24 h stats (2), recent trades. A hit serves the
-    # body cached for the version: session, user, version (and none at all through the
+    # (3: the market row and both sides), 24 h stats (2), recent trades, and the trader's
+    # own levels (3: the market row and both sides). A hit serves the body and the own
+    # levels cached for the version: session, user, version (and none at all through the
     # live feed: test_live.py).
-    assert small["book"] == (11, 3)
-    assert small["page"] == (13, 11)  # + the trader, their orders and balances
+    assert small["book"] == small["book grouped"] == (14, 3)
+    # + the trader, their orders and balances, and the candles (3).
+    assert small["page"] == (19, 14)
+    # Session, user, the newest trade id (the ETag), then on a miss the market, the
+    # markets and the candles (3); a hit serves the HTML cached for the ETag.
+    assert small["chart"] == (8, 3)
 
     bulk_history(cea, trader, maker, 9_990, seed=2)
     assert Order.objects.filter(owner=maker, status__in=Order.RESTING).count() == 10_000
@@ -740,3 +748,113 @@ def test_the_order_form_shows_the_allowed_range_and_refuses_outside_it(client_al
     placed = html(client_alice.post(PLACE, outside, headers=HTMX))
     assert message in estimate and message in placed
     assert not Order.objects.exists()
+
+
+# --- Price chart ------------------------------------------------------------------------------
+
+
+def test_the_chart_answers_304_until_a_trade_prints_then_draws_its_candle(
+    client_alice, alice, book
+):
+    page = html(client_alice.get(PAGE))
+    assert 'id="price-chart"' in page and 'data-testid="chart-empty"' in page
+    first = client_alice.get(CHART, headers=HTMX)
+    assert first.status_code == 200 and first["ETag"].startswith('"chart-5m-0-')
+    assert "<html" not in html(first)
+    with CaptureQueriesContext(connection) as queries:
+        unchanged = client_alice.get(CHART, headers={**HTMX, "If-None-Match": first["ETag"]})
+    assert unchanged.status_code == 304 and unchanged.content == b""
+    assert len(queries.captured_queries) == 3  # session, user, the newest trade id
+
+    # Alice lifts the best ask: a trade, so a new ETag and a candle.
+    place(alice, "BUY", order_type="MARKET", quantity=4)
+    changed = client_alice.get(CHART, headers={**HTMX, "If-None-Match": first["ETag"]})
+    assert changed.status_code == 200 and changed["ETag"] != first["ETag"]
+    body = text(changed)
+    assert body.count('data-testid="candle"') == 1 and "€14.10" in body
+    assert 'role="img"' in body and "<desc" in body and "Candles as a table" in body
+    assert (
+        client_alice.get(CHART, headers={**HTMX, "If-None-Match": changed["ETag"]}).status_code
+        == 304
+    )
+
+    hourly = client_alice.get(CHART, {"interval": "1h"}, headers=HTMX)
+    assert hourly["ETag"].startswith(
+        '"chart-1h-'
+    ) and 'aria-current="true" data-testid="interval-1h"' in html(hourly)
+    # Interval links work without JavaScript: the page draws the chart at ?interval=.
+    assert 'href="/market/CEA/?interval=1d#price-chart"' in page
+    no_js = html(client_alice.get(PAGE, {"interval": "1d"}))
+    assert 'aria-current="true" data-testid="interval-1d"' in no_js
+    assert client_alice.get(CHART, {"interval": "2m"}, headers=HTMX)["ETag"].startswith(
+        '"chart-5m-'
+    )
+    assert client_alice.get("/market/XYZ/chart/", headers=HTMX).status_code == 404
+
+
+# --- The book: own orders, grouping, depth, spread row ------------------------------------------
+
+
+def test_each_trader_sees_only_their_own_orders_marked_and_the_shared_book_carries_none(
+    client, alice, book
+):
+    bob = factories.trader("bob", EUR="1000", CEA=50)
+    place(alice, "BUY", price="13.85", quantity=2)
+    place(alice, "SELL", price="14.40", quantity=3)
+
+    def marks(user):
+        client.force_login(user)
+        response = client.get(BOOK, headers=HTMX)
+        assert response.status_code == 200
+        body = html(response)
+        (own,) = re.findall(r'<div id="book-own-marks".*?</div>', body, re.S)
+        return body.replace(own, ""), own
+
+    alice_book, alice_marks = marks(alice.user)
+    assert 'data-own-bids="1" data-own-asks="1"' in alice_marks
+    assert '[data-book-side="BUY"][data-book-price="13.85"]' in alice_marks
+    assert '[data-book-side="SELL"][data-book-price="14.40"]' in alice_marks
+    assert "buy 2 CEA at €13.85" in alice_marks
+    bob_book, bob_marks = marks(bob.user)  # served the same cached book
+    assert 'data-own-bids="0" data-own-asks="0"' in bob_marks and "13.85" not in bob_marks
+    # The shared HTML is identical for both and names nobody's orders.
+    assert alice_book == bob_book and "Your resting orders" not in bob_book
+    # The full page marks them too (without JavaScript nothing else would).
+    client.force_login(alice.user)
+    assert '[data-book-price="13.85"]' in html(client.get(PAGE))
+    client.force_login(bob.user)
+    assert '[data-book-price="13.85"]' not in html(client.get(PAGE))
+
+    # Bob's own order changes the book version: his next poll gets his mark.
+    etag = client.get(BOOK, headers=HTMX)["ETag"]
+    place(bob, "BUY", price="13.80", quantity=1)
+    changed = client.get(BOOK, headers={**HTMX, "If-None-Match": etag})
+    assert changed.status_code == 200
+    assert '[data-book-side="BUY"][data-book-price="13.80"]' in html(changed)
+
+
+def test_grouping_and_depth_selectors_reshape_the_book(client_alice, book):
+    page = html(client_alice.get(PAGE))
+    assert 'data-testid="book-spread-row"' in page
+    assert re.search(r'data-testid="book-spread">€0.20</span> <span>\(1.43%\)', page)
+    assert 'hx-get="/market/CEA/book/?depth=10&amp;group=1"' in page
+    assert 'href="/market/CEA/?depth=50&amp;group=10#order-book"' in page
+    assert ">€13.90<" in page.replace("</span>€", "€")  # prices with the € sign
+    grouped = client_alice.get(BOOK, {"depth": "50", "group": "10"}, headers=HTMX)
+    assert grouped["ETag"].endswith('-50-x10"')
+    body = html(grouped)
+    # Bids 13.90 / 13.85 / 13.80 group down to 13.80 (13.90 is its own step); asks up.
+    assert re.findall(r'data-book-price="([\d.]+)" data-book-side="BUY"', body) == [
+        "13.90",
+        "13.80",
+    ]
+    assert re.findall(r'data-book-price="([\d.]+)" data-book-side="SELL"', body) == [
+        "14.10",
+        "14.20",
+        "14.30",
+    ]
+    assert 'hx-get="/market/CEA/book/?group=10"' in body  # the poll keeps the grouping
+    shallow = client_alice.get(BOOK, {"depth": "1", "group": "5"}, headers=HTMX)
+    assert html(shallow).count('data-testid="bid-level"') == 1
+    # An unknown grouping is the plain book.
+    assert client_alice.get(BOOK, {"group": "7"}, headers=HTMX)["ETag"].endswith('-50"')
