@@ -33,7 +33,9 @@ def place(holder, side, *, market="CEA", order_type="LIMIT", **fields):
 
 
 def fills(holder, **filters):
-    return [fill_of(holder.pk, row) for row in fills_for(holder=holder, filters=FillFilters(**filters))]
+    return [
+        fill_of(holder.pk, row) for row in fills_for(holder=holder, filters=FillFilters(**filters))
+    ]
 
 
 @pytest.fixture
@@ -106,7 +108,7 @@ def test_fill_values_stream_every_fill_in_one_query(traded, django_assert_num_qu
 
 
 def test_maker_fills_after_a_trade_id_newest_first(traded):
-    alice, bob, _carol, orders = traded
+    alice, bob, _carol, _orders = traded
     cea, eua = Trade.objects.order_by("id")
     assert [f.trade_id for f in maker_fills_after(holder=alice, trade_id=0, limit=5)] == [cea.pk]
     assert maker_fills_after(holder=alice, trade_id=cea.pk, limit=5) == []
@@ -127,7 +129,9 @@ def summed(holder, *, before=None) -> dict:
     entries = LedgerEntry.objects.filter(holder=holder)
     if before is not None:
         entries = entries.filter(created_at__lt=before)
-    for asset, available, locked in entries.values_list("asset", "available_delta", "locked_delta"):
+    for asset, available, locked in entries.values_list(
+        "asset", "available_delta", "locked_delta"
+    ):
         sums[asset][0] += available
         sums[asset][1] += locked
     return sums
@@ -169,13 +173,14 @@ def test_statement_reads_a_fixed_number_of_queries(traded, django_assert_num_que
     for _ in range(30):
         deposit(holder=alice, asset="EUR", amount="1.00")
     with django_assert_num_queries(3):
-        assert len(list(statement(holder=alice, date_from=today, date_to=today).lines)) == len(
-            lines
-        ) + 30
+        assert (
+            len(list(statement(holder=alice, date_from=today, date_to=today).lines))
+            == len(lines) + 30
+        )
 
 
 def test_statement_lists_only_the_holders_own_entries(traded):
-    alice, bob, carol, _ = traded
+    *_, carol, _ = traded
     today = datetime.now(UTC).date()
     lines = list(statement(holder=carol, date_from=today, date_to=today).lines)
     entries = [x.entry.entry_id for x in lines if x.line == ENTRY]
@@ -211,14 +216,22 @@ class TestStatementIdentity(TestCase):
             mark = LedgerEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
             if action == "deposit":
                 deposit(holder=holder, asset="EUR", amount=D(amount))
-            elif action == "withdraw" and Balance.objects.get(holder=holder, asset="EUR").available >= amount:
+            elif (
+                action == "withdraw"
+                and Balance.objects.get(holder=holder, asset="EUR").available >= amount
+            ):
                 withdraw(holder=holder, asset="EUR", amount=D(amount))
-            elif action == "bid" and Balance.objects.get(holder=holder, asset="EUR").available >= amount:
+            elif (
+                action == "bid"
+                and Balance.objects.get(holder=holder, asset="EUR").available >= amount
+            ):
                 resting.append(place(holder, "BUY", price="1.00", quantity=amount // 2 or 1).order)
             elif action == "cancel" and resting:
                 order_cancel(order_id=resting.pop().pk, user=holder.user)
             LedgerEntry.objects.filter(id__gt=mark).update(
-                created_at=datetime.combine(DAY0 + timedelta(days=day), datetime.min.time(), tzinfo=UTC)
+                created_at=datetime.combine(
+                    DAY0 + timedelta(days=day), datetime.min.time(), tzinfo=UTC
+                )
                 + timedelta(hours=12)
             )
         first, last = (DAY0 + timedelta(days=day) for day in period)

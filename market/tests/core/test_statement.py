@@ -4,6 +4,7 @@ statement's running balances (opening + changes == closing, for every asset)."""
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -104,9 +105,7 @@ def test_entries_out_of_the_assets_order_are_refused(entries):
 
 ASSETS = ["EUR", "AAA", "BBB"]
 amounts = st.decimals(min_value=D("-1000000"), max_value=D("1000000"), places=2)
-entries_strategy = st.lists(
-    st.tuples(st.sampled_from(ASSETS), amounts, amounts), max_size=40
-).map(
+entries_strategy = st.lists(st.tuples(st.sampled_from(ASSETS), amounts, amounts), max_size=40).map(
     lambda rows: [
         line(index, asset, available, locked)
         for index, (asset, available, locked) in enumerate(
@@ -142,7 +141,7 @@ def test_opening_plus_the_changes_is_the_closing_balance_of_every_asset(opening,
         available, locked = changes[asset]
         assert last.balance == Position(start.available + available, start.locked + locked)
         # Each entry's balance is the one before it moved by the entry.
-        for before, after in zip(rows, rows[1:-1], strict=False):
+        for before, after in pairwise(rows[:-1]):
             assert after.balance == before.balance.moved(
                 after.entry.available_delta, after.entry.locked_delta
             )
