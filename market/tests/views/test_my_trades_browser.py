@@ -131,9 +131,7 @@ def test_a_passive_fill_toasts_once_shows_in_my_trades_and_downloads(
     with page.expect_download() as download:
         page.get_by_test_id("download-statement").click()
     header, *lines = read_download(download.value)
-    closing = {
-        line[0]: line for line in lines if line[header.index("Line")] == "Closing balance"
-    }
+    closing = {line[0]: line for line in lines if line[header.index("Line")] == "Closing balance"}
     eur = Balance.objects.get(holder=alice, asset="EUR")
     available, locked = header.index("Available"), header.index("Locked")
     assert (D(closing["EUR"][available]), D(closing["EUR"][locked])) == (
