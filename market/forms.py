@@ -26,12 +26,14 @@ from market.core.money import (
     parse_rate,
 )
 from market.core.placement import OrderRequest
+from market.core.statement import MAKER, TAKER
 from market.models import Market, MarketMakerClient, Order
 from market.selectors import asset_codes
 from market.services.market_makers import market_maker_funding_parse
 from market.services.markets import SETTINGS as MARKET_SETTINGS
 from market.services.markets import market_settings_check
 from market.services.orders import order_request_parse
+from market.trade_history import FillFilters
 
 AMOUNT_BY_QUANTITY = "quantity"
 AMOUNT_BY_EUR = "eur"
@@ -422,3 +424,74 @@ class MarketMakerFiltersForm(forms.Form):
         if data.get("active"):
             filters["is_active"] = data["active"] == "yes"
         return filters
+
+
+# --- a trader's history: My trades and the account statement -------------------------------
+
+
+def _date_input(label: str, *, required: bool = False) -> forms.DateField:
+    return forms.DateField(
+        label=label, required=required, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+class TradeFiltersForm(forms.Form):
+    """The filters of My trades (page and CSV): market, side, maker or taker, a date range
+    (UTC, inclusive). Every field is optional; `filters()` is only for a valid form."""
+
+    market = forms.ChoiceField(label="Market", required=False)
+    side = forms.ChoiceField(
+        label="Side", required=False, choices=[("", "Buy and sell"), *Order.Side.choices]
+    )
+    role = forms.ChoiceField(
+        label="Maker / taker",
+        required=False,
+        choices=[("", "Maker and taker"), (MAKER, "Maker"), (TAKER, "Taker")],
+    )
+    date_from = _date_input("From")
+    date_to = _date_input("To")
+
+    def __init__(self, *args, market_codes: Iterable[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["market"].choices = [
+            ("", "All markets"),
+            *((code, f"{code} / {EUR}") for code in market_codes),
+        ]
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        return data
+
+    def filters(self) -> FillFilters:
+        data = self.cleaned_data
+        return FillFilters(
+            market=data.get("market") or None,
+            side=data.get("side") or None,
+            role=data.get("role") or None,
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+        )
+
+
+class StatementFiltersForm(forms.Form):
+    """The period of an account statement: two dates (UTC, inclusive), the first not in
+    the future."""
+
+    date_from = _date_input("From", required=True)
+    date_to = _date_input("To", required=True)
+
+    def __init__(self, *args, today, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.today = today
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and start > self.today:
+            self.add_error("date_from", "The period cannot start in the future.")
+        elif start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        return data

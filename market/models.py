@@ -183,6 +183,9 @@ class Holder(models.Model):
         related_name="holder",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The highest trade id up to which this holder has been told of its passive (maker)
+    # fills: each one toasts once on the cash market page (`market.services.fill_notices`).
+    fills_notified_through = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         constraints = [

@@ -3,11 +3,17 @@
 from django.urls import path
 
 from market.views import cash_market as views
+from market.views import my_trades
 
 app_name = "market"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    # A hyphen: no market code can shadow these (codes are capital letters and digits).
+    path("my-trades/", my_trades.my_trades, name="my_trades"),
+    path("my-trades/export.csv", my_trades.my_trades_csv, name="my_trades_csv"),
+    path("my-trades/statement.csv", my_trades.statement_csv, name="statement_csv"),
+    path("my-trades/notices/", my_trades.fill_notices, name="fill_notices"),
     path("<str:code>/", views.cash_market, name="cash_market"),
     path("<str:code>/book/", views.order_book, name="order_book"),
     path("<str:code>/chart/", views.price_chart, name="price_chart"),

@@ -298,6 +298,18 @@ MATRIX: list[Row] = [
         E(LOGIN, *[Redirect("/market/CEA/#my-orders")] * 4),
     ),
     Row("GET", "/market/CEA/orders/{order}/cancel/", E(LOGIN, 405, 405, 405, 405)),
+    # My trades, its CSV, the statement and the fill-notice poll: each user's own rows only
+    # (no URL names a trade or an order). Alice's bid was filled by Bob's sell: she alone
+    # has a maker fill to be told of.
+    Row("GET", "/market/my-trades/", PAGE),
+    Row("GET", "/market/my-trades/?market=CEA&side=BUY&role=MAKER&date_from=2026-01-01", PAGE),
+    Row("GET", "/market/my-trades/?role=CEA", PARTIAL, htmx=True),  # the error on its field
+    Row("GET", "/market/my-trades/export.csv?role=MAKER", PAGE),
+    Row("GET", "/market/my-trades/export.csv?side=nope", E(LOGIN, 400, 400, 400, 400)),
+    Row("GET", "/market/my-trades/statement.csv?date_from=2026-01-01&date_to=2026-01-31", PAGE),
+    Row("GET", "/market/my-trades/statement.csv?date_from=x", E(LOGIN, 400, 400, 400, 400)),
+    Row("GET", "/market/my-trades/notices/", E(HX_LOGIN, 200, 204, 204, 204), htmx=True),
+    Row("GET", "/market/my-trades/notices/", E(LOGIN, *[Redirect("/market/my-trades/")] * 4)),
     # ---------------------------------------------------------------- the back office
     Row("GET", "/backoffice/liquidity/", BACKOFFICE),
     Row("GET", "/backoffice/liquidity/?market=CEA&page=2", BACKOFFICE),
