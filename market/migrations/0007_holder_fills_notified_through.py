@@ -14,7 +14,7 @@ def notified_up_to_now(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("market", "0005_wider_status_reason"),
+        ("market", "0006_ticket_idempotency_key"),
     ]
 
     operations = [
