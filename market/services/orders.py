@@ -29,7 +29,7 @@ from market.services.audit import ticket_number, ticket_rows_insert, tickets_rec
 from market.services.ledger import BalanceSheet
 from market.validation import FieldErrors, IdempotencyKeyReused
 
-Side, Type, Status = Order.Side, Order.Type, Order.Status
+Side, Type, Status, TimeInForce = Order.Side, Order.Type, Order.Status, Order.TimeInForce
 MAX_CLIENT_ORDER_ID = 64
 # The first batch of the book travels with the market lock: enough for most walks in that
 # one round trip, without reading much more than the walk needs while the lock is held.
@@ -82,8 +82,15 @@ def order_request_parse(
     price=None,
     eur_budget=None,
     client_order_id: str | None = None,
+    time_in_force=None,
+    post_only=False,
 ) -> OrderRequest:
     """Validate raw order input (form, API or code) into an `OrderRequest`.
+
+    `time_in_force` is GTC (the default, also for an empty value), IOC or FOK; a market
+    order is IOC by nature (GTC or IOC given, it is stored as IOC; FOK is refused).
+    `post_only` (limit GTC only) is a bool or the text a form or API sends ("on",
+    "true", "1"; "", "false", "0" for off).
 
     Raises ValidationError keyed by field with every problem a user can fix.
     """
@@ -124,8 +131,33 @@ def order_request_parse(
             price = collect(parse_price, price, tick=market.tick)
     else:
         price = None
+    time_in_force = collect(
+        _choice, time_in_force or TimeInForce.GTC, TimeInForce.values, "time_in_force",
+        "time in force",
+    )  # fmt: skip
+    post_only = collect(_flag, post_only, "post_only")
+    if time_in_force is not None and post_only is not None and order_type is not None:
+        refusal = core.time_in_force_refusal(order_type, time_in_force, post_only)
+        if refusal is not None:
+            errors.add(refusal.field, refusal.message)
+        elif order_type == Type.MARKET:
+            time_in_force = TimeInForce.IOC
     errors.raise_any()
-    return OrderRequest(market, side, order_type, quantity, price, eur_budget, client_order_id)
+    return OrderRequest(
+        market, side, order_type, quantity, price, eur_budget, client_order_id,
+        time_in_force, post_only,
+    )  # fmt: skip
+
+
+def _flag(value, field_name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value or "").strip().lower()
+    if text in ("", "0", "false", "off", "no"):
+        return False
+    if text in ("1", "true", "on", "yes"):
+        return True
+    raise ValidationError({field_name: "Give true or false."})
 
 
 def _refused(refusal: core.Refusal) -> ValidationError:
@@ -193,8 +225,8 @@ def _already_placed(owner: Holder, request: OrderRequest) -> Placement | None:
 
 def _same_order(order: Order, request: OrderRequest) -> bool:
     """Whether `order` is what `request` asks for: the same market, side, type, limit
-    price and size. A market buy by EUR amount is sized by its amount (its stored
-    quantity is what it bought)."""
+    price, size, time in force and post-only. A market buy by EUR amount is sized by its
+    amount (its stored quantity is what it bought)."""
     if request.eur_budget is not None:
         size_matches = order.eur_budget == request.eur_budget
     else:
@@ -205,6 +237,8 @@ def _same_order(order: Order, request: OrderRequest) -> bool:
         and order.side == request.side
         and order.order_type == request.order_type
         and order.price == request.price
+        and order.time_in_force == request.time_in_force
+        and order.post_only == request.post_only
     )
 
 

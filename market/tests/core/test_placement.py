@@ -186,8 +186,9 @@ def test_a_market_buy_by_budget_buys_what_it_affords_and_releases_the_rest():
             request(order_type="MARKET"),
             [ask(11, "14.00", 5, owner=TAKER), ask(12, "14.10", 5)],
             "quantity",
-            "Your own sell order at €14.00 is first in line, and an account never trades "
-            "with itself. Cancel it, or place a limit order.",
+            "Your own sell order at €14.00 is first in line, and we do not trade anyone "
+            "with themselves: nothing trades, and orders behind yours are not reached. "
+            "Cancel your order, or place a limit order.",
         ),
     ],
 )
