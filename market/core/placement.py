@@ -25,7 +25,7 @@ longer needs.
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import chain
 from typing import NamedTuple
@@ -1132,3 +1132,271 @@ def cancel(
                 )
             )
     return updates, moves
+
+
+# --- Amending a resting order -------------------------------------------------------------
+
+
+class AmendingOrder(NamedTuple):
+    """A resting limit order to amend, as read (and locked) under its market's lock."""
+
+    id: int
+    owner_id: int
+    side: str
+    price: Decimal
+    quantity: int
+    filled_quantity: int
+    filled_value: Decimal
+    fee_rate: Decimal
+    fee_paid: Decimal
+    reserved: Decimal
+    post_only: bool = False
+
+    @property
+    def remaining(self) -> int:
+        return self.quantity - self.filled_quantity
+
+
+class QuantityUpdate(NamedTuple):
+    """A resting order shrunk in place: its new quantity and what it still reserves."""
+
+    id: int
+    quantity: int
+    reserved: Decimal
+
+
+@dataclass(frozen=True)
+class AmendPlan:
+    """What an amendment is, before the book is read: the order's new price and open
+    quantity (what will rest or trade), and whether it keeps its place in the queue. A
+    replacement's `request` is the new order's."""
+
+    market: MarketRules
+    order: AmendingOrder
+    price: Decimal
+    open_quantity: int
+    keeps_priority: bool
+    request: OrderRequest | None = None
+    refusal: Refusal | None = None
+
+
+NOTHING_TO_AMEND = "Nothing to change: give a new price or a new open quantity."
+
+
+def replaced_reason(new_order_id: int | None) -> str:
+    return f"replaced by #{new_order_id}" if new_order_id else "replaced by a new order"
+
+
+def amend_plan(
+    *,
+    market: MarketRules,
+    order: AmendingOrder,
+    price: Decimal | None = None,
+    quantity: int | None = None,
+) -> AmendPlan:
+    """Step one of an amendment: the order's new limit `price` and open `quantity` (the
+    certificates still to trade; None keeps either). Only shrinking the open quantity at
+    the same price keeps the order's place in the queue (the same order, smaller); a new
+    price or a larger quantity cancels it and places a new order at the back of its
+    price's queue, through the placement core (it may trade at once)."""
+    price = order.price if price is None else price
+    quantity = order.remaining if quantity is None else quantity
+    keeps = price == order.price and quantity < order.remaining
+    plan = AmendPlan(market, order, price, quantity, keeps)
+    if price == order.price and quantity == order.remaining:
+        return replace(plan, refusal=Refusal(NON_FIELD, NOTHING_TO_AMEND))
+    if quantity <= 0:
+        return replace(plan, refusal=Refusal("quantity", "The open quantity must be at least 1."))
+    if keeps:
+        return plan
+    request = OrderRequest(
+        market, order.side, LIMIT, quantity, price, None, None, GTC, order.post_only
+    )
+    return replace(plan, request=request)
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """Everything an amendment does. In place (`keeps_priority`): `shrunk` and a release.
+    Replaced: the old order's cancellation (`cancelled`, its release first in `moves`)
+    and the new order's `placement`, settled with the old order's funds added to what is
+    available. With a `refusal`, nothing may be written."""
+
+    plan: AmendPlan
+    available: Mapping[str, Decimal]  # the owner's, by asset, before the amendment
+    moves: tuple[Move, ...] = ()
+    shrunk: QuantityUpdate | None = None
+    cancelled: OrderUpdate | None = None
+    placement: Outcome | None = None
+    refusal: Refusal | None = None
+
+    @property
+    def order(self) -> AmendingOrder:
+        return self.plan.order
+
+    @property
+    def keeps_priority(self) -> bool:
+        return self.plan.keeps_priority
+
+    @property
+    def asset(self) -> str:
+        return self.plan.market.code
+
+    @property
+    def reserve_asset(self) -> str:
+        return reserve_asset_of(self.order.side, self.asset)
+
+    @property
+    def released(self) -> Decimal:
+        """What the old order gives back (all of it, when replaced)."""
+        return sum((m.available for m in self.moves if m.order_id == self.order.id), ZERO)
+
+    @property
+    def reserved_after(self) -> Decimal:
+        """What stays locked for the order (or its replacement) afterwards."""
+        if self.shrunk is not None:
+            return self.shrunk.reserved
+        return self.placement.order.reserved if self.placement is not None else ZERO
+
+    def available_after(self, asset: str) -> Decimal:
+        owner = self.order.owner_id
+        moves = chain(self.moves, self.placement.moves if self.placement else ())
+        change = sum(
+            (m.available for m in moves if m.holder_id == owner and m.asset == asset), ZERO
+        )
+        return self.available.get(asset, ZERO) + change
+
+    @property
+    def eur_after(self) -> Decimal:
+        return self.available_after(EUR)
+
+    @property
+    def certificates_after(self) -> Decimal:
+        return self.available_after(self.asset)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        plan = self.plan
+        old = self.order
+        change = f"{format_quantity(old.remaining)} → {format_quantity(plan.open_quantity)}"
+        if plan.keeps_priority:
+            return (
+                f"Keeps its place in the queue: only the open quantity shrinks ({change} "
+                f"{self.asset}); {describe(self.reserve_asset, self.released)} released.",
+            )
+        what = []
+        if plan.price != old.price:
+            what.append(f"price {format_eur(old.price)} → {format_eur(plan.price)}")
+        if plan.open_quantity != old.remaining:
+            what.append(f"open quantity {change}")
+        head = (
+            f"Loses its place in the queue ({', '.join(what)}): the order is cancelled and "
+            "a new one placed with its funds."
+        )
+        placement_notes = self.placement.notes if self.placement is not None else ()
+        return (head, *placement_notes)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.notes + ((self.refusal.message,) if self.refusal else ())
+
+    def message(self, new_order_id: int | None = None) -> str:
+        """The result, as the trader reads it."""
+        plan, old = self.plan, self.order
+        if plan.keeps_priority:
+            return (
+                f"Order #{old.id} amended: {format_quantity(plan.open_quantity)} {self.asset} "
+                f"open at {format_eur(plan.price)}, still in its place in the queue; "
+                f"{describe(self.reserve_asset, self.released)} released."
+            )
+        return f"Order #{old.id} replaced by #{new_order_id}. " + self.placement.message(
+            new_order_id
+        )
+
+
+def amend_settle(
+    plan: AmendPlan,
+    *,
+    account: Account,
+    walk: Walk | None,
+    available: Mapping[str, Decimal],
+    house_id: int | None = None,
+    new_order_id: int | None = None,
+    trade_ids: Iterable[int] | None = None,
+) -> Amendment:
+    """Step two: the amendment's rows, given the owner's `available` balances (read under
+    the balance locks when amending) and, for a replacement, the new order's `walk`
+    (`match_order` of `plan.request`) and the ids allocated for it and its trades."""
+    order, market = plan.order, plan.market
+    asset = reserve_asset_of(order.side, market.code)
+    if plan.refusal is not None:
+        return Amendment(plan, available, refusal=plan.refusal)
+    if plan.keeps_priority:
+        keep = still_reserved(
+            side=order.side,
+            price=order.price,
+            remaining=plan.open_quantity,
+            filled_value=order.filled_value,
+            fee_paid=order.fee_paid,
+            fee_rate=order.fee_rate,
+        )
+        released = order.reserved - keep
+        moves = (Move(order.owner_id, asset, RELEASE, released, -released, order.id),)
+        return Amendment(
+            plan,
+            available,
+            moves=tuple(m for m in moves if m.available),
+            shrunk=QuantityUpdate(order.id, order.filled_quantity + plan.open_quantity, keep),
+        )
+    # Replaced: the old order's funds are released first, then the new order reserves.
+    release = Move(order.owner_id, asset, RELEASE, order.reserved, -order.reserved, order.id)
+    cancelled = OrderUpdate(
+        order.id,
+        order.filled_quantity,
+        order.filled_value,
+        order.fee_paid,
+        ZERO,
+        CANCELLED,
+        replaced_reason(new_order_id),
+    )
+    with_funds = dict(available)
+    with_funds[asset] = with_funds.get(asset, ZERO) + order.reserved
+    placement = settle(
+        walk, available=with_funds, house_id=house_id, order_id=new_order_id, trade_ids=trade_ids
+    )
+    refusal = placement.refusal
+    if refusal is None and placement.order.status == CANCELLED and not placement.fill_quantity:
+        # Nothing would trade and nothing rest (the trader's own order first in line):
+        # the amendment would only cancel the order.
+        refusal = Refusal(
+            "price",
+            "At this price the order would meet your own order first and be cancelled; "
+            "nothing was changed. Choose another price, or cancel the order.",
+        )
+    return Amendment(
+        plan,
+        available,
+        moves=(release,) if order.reserved else (),
+        cancelled=cancelled,
+        placement=placement,
+        refusal=refusal,
+    )
+
+
+def amend(
+    *,
+    market: MarketRules,
+    account: Account,
+    order: AmendingOrder,
+    price: Decimal | None,
+    quantity: int | None,
+    book: Iterable[BookOrder],
+    available: Mapping[str, Decimal],
+) -> Amendment:
+    """Both steps at once, for a caller that reads without locks (the amend estimate);
+    `book` is the other side, read only for a replacement."""
+    plan = amend_plan(market=market, order=order, price=price, quantity=quantity)
+    walk = None
+    if plan.refusal is None and plan.request is not None:
+        walk = match_order(market=market, account=account, request=plan.request, book=book)
+    return amend_settle(plan, account=account, walk=walk, available=available)
