@@ -296,6 +296,41 @@ MATRIX: list[Row] = [
         E(LOGIN, *[Redirect("/market/CEA/#my-orders")] * 4),
     ),
     Row("GET", "/market/CEA/orders/{order}/cancel/", E(LOGIN, 405, 405, 405, 405)),
+    # Amending: only the owner (staff cancel, never amend, others' orders).
+    Row(
+        "GET",
+        "/market/CEA/orders/{order}/amend/",
+        E(LOGIN, 200, *[Redirect("/market/CEA/#my-orders")] * 3),
+    ),
+    Row("GET", "/market/CEA/orders/{order}/amend/", PARTIAL, htmx=True),
+    Row(
+        "POST",
+        "/market/CEA/orders/{order}/amend/",
+        E(LOGIN, *[Redirect("/market/CEA/#my-orders")] * 4),
+        data={"price": "13.00", "quantity": "2"},
+        changes=frozenset({TRADER}),
+    ),
+    Row(
+        "POST",
+        "/market/CEA/orders/{order}/amend/",
+        PARTIAL,
+        data={"price": "13.00", "quantity": "2", "preview": "1"},
+        htmx=True,
+    ),
+    Row(
+        "POST",
+        "/market/CEA/orders/cancel-all/",
+        E(LOGIN, *[Redirect("/market/CEA/#my-orders")] * 4),
+        changes=frozenset({TRADER}),
+    ),
+    Row(
+        "POST",
+        "/market/CEA/orders/cancel-all/",
+        PARTIAL,
+        htmx=True,
+        changes=frozenset({TRADER}),
+    ),
+    Row("GET", "/market/CEA/orders/cancel-all/", E(LOGIN, 405, 405, 405, 405)),
     # ---------------------------------------------------------------- the back office
     Row("GET", "/backoffice/liquidity/", BACKOFFICE),
     Row("GET", "/backoffice/liquidity/?market=CEA&page=2", BACKOFFICE),
@@ -1104,7 +1139,13 @@ THROTTLED_ROWS = [
     row
     for row in MATRIX
     if row.method == "POST"
-    and ("/orders/new/" in row.url or "/cancel/" in row.url or row.url.startswith("/api/v1/l"))
+    and (
+        "/orders/new/" in row.url
+        or "/cancel/" in row.url
+        or "/cancel-all/" in row.url
+        or "/amend/" in row.url
+        or row.url.startswith("/api/v1/l")
+    )
 ] + [row for row in API_ROWS if row.method == "GET"]
 
 
