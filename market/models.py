@@ -378,10 +378,14 @@ class Order(models.Model):
     client_order_id = models.CharField(max_length=64, null=True, blank=True)
     # How long the order may rest (`market.core.placement.POLICIES`): a market order is
     # always IOC; post-only is a limit GTC that never takes.
+    # Defaults in the database too: bulk inserts name only the columns they set.
     time_in_force = models.CharField(
-        max_length=3, choices=TimeInForce.choices, default=TimeInForce.GTC
+        max_length=3,
+        choices=TimeInForce.choices,
+        default=TimeInForce.GTC,
+        db_default=TimeInForce.GTC,
     )
-    post_only = models.BooleanField(default=False)
+    post_only = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

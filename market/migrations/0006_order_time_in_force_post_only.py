@@ -19,12 +19,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='order',
             name='post_only',
-            field=models.BooleanField(default=False),
+            field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddField(
             model_name='order',
             name='time_in_force',
-            field=models.CharField(choices=[('GTC', 'Good till cancelled'), ('IOC', 'Immediate or cancel'), ('FOK', 'Fill or kill')], default='GTC', max_length=3),
+            field=models.CharField(choices=[('GTC', 'Good till cancelled'), ('IOC', 'Immediate or cancel'), ('FOK', 'Fill or kill')], db_default='GTC', default='GTC', max_length=3),
         ),
         migrations.RunPython(market_orders_are_ioc, migrations.RunPython.noop),
         migrations.AddConstraint(

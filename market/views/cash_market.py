@@ -405,6 +405,11 @@ def order_preview(request, code: str):
             request=form.order_request,
             available={asset: row.available for asset, row in balances.items()},
         )
+    if review and estimate is not None and estimate.refusal is not None:
+        # The review offers no Confirm for an order that would be refused: the reason
+        # goes next to its input, as placing it would say.
+        field = estimate.refusal.field
+        form.add_error(field if field in form.fields else None, estimate.refusal.message)
     if not request.htmx:
         return _render_page(request, market, form=form, estimate=estimate, review=review)
     context = {
