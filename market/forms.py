@@ -32,7 +32,7 @@ from market.selectors import asset_codes
 from market.services.market_makers import market_maker_funding_parse
 from market.services.markets import SETTINGS as MARKET_SETTINGS
 from market.services.markets import market_settings_check
-from market.services.orders import order_request_parse
+from market.services.orders import amend_inputs_parse, order_request_parse
 from market.trade_history import FillFilters
 
 AMOUNT_BY_QUANTITY = "quantity"
@@ -134,6 +134,13 @@ class OrderEntryForm(forms.Form):
     client_order_id = forms.CharField(
         required=False, max_length=64, widget=forms.HiddenInput, strip=True
     )
+    time_in_force = forms.ChoiceField(
+        label="Time in force",
+        choices=Order.TimeInForce.choices,
+        initial=Order.TimeInForce.GTC,
+        required=False,
+    )
+    post_only = forms.BooleanField(label="Post-only", required=False)
 
     def __init__(self, *args, market_code: str, **kwargs):
         super().__init__(*args, **kwargs)
@@ -185,6 +192,9 @@ class OrderEntryForm(forms.Form):
                 eur_budget=cleaned.get("eur_budget") if by_eur else None,
                 price=cleaned.get("price") if limit else None,
                 client_order_id=cleaned.get("client_order_id") or None,
+                # A market order is IOC by nature: its form hides these inputs.
+                time_in_force=cleaned.get("time_in_force") if limit else None,
+                post_only=bool(cleaned.get("post_only")) and limit,
             )
         except ValidationError as error:
             self.add_service_error(error)
@@ -208,7 +218,41 @@ class OrderEntryForm(forms.Form):
         keep = {name: self.value(name) for name in ("side", "order_type", "amount_mode")}
         if self.chosen_type == Order.Type.LIMIT:
             keep["price"] = self.value("price")
+            keep["time_in_force"] = self.value("time_in_force") or Order.TimeInForce.GTC
+            keep["post_only"] = bool(self["post_only"].value())
         return OrderEntryForm(market_code=self.market_code, initial=keep)
+
+
+class OrderAmendForm(forms.Form):
+    """Amend a resting limit order: a new limit price and/or open quantity (what is still
+    to trade). Parsing is `amend_inputs_parse`; empty keeps the order's own."""
+
+    price = number_input("Limit price")
+    quantity = number_input("Open quantity", whole=True)
+
+    def __init__(self, *args, order: Order, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.order = order
+        self.amend_inputs: tuple | None = None
+        if not self.is_bound:
+            self.initial.setdefault("price", str(order.price))
+            self.initial.setdefault("quantity", str(order.remaining_quantity))
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            self.amend_inputs = amend_inputs_parse(
+                order=self.order, price=cleaned.get("price"), quantity=cleaned.get("quantity")
+            )
+        except ValidationError as error:
+            apply_service_errors(self, error)
+        return cleaned
+
+    def add_service_error(self, error: ValidationError) -> None:
+        apply_service_errors(self, error)
+        self.amend_inputs = None
 
 
 # --- Market makers ------------------------------------------------------------------------

@@ -22,4 +22,6 @@ urlpatterns = [
     path("<str:code>/orders/new/", views.place_order, name="place_order"),
     path("<str:code>/orders/preview/", views.order_preview, name="order_preview"),
     path("<str:code>/orders/<int:order_id>/cancel/", views.cancel_order, name="cancel_order"),
+    path("<str:code>/orders/<int:order_id>/amend/", views.amend_order, name="amend_order"),
+    path("<str:code>/orders/cancel-all/", views.cancel_all_orders, name="cancel_all_orders"),
 ]

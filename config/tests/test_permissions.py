@@ -310,6 +310,41 @@ MATRIX: list[Row] = [
     Row("GET", "/market/my-trades/statement.csv?date_from=x", E(LOGIN, 400, 400, 400, 400)),
     Row("GET", "/market/my-trades/notices/", E(HX_LOGIN, 200, 204, 204, 204), htmx=True),
     Row("GET", "/market/my-trades/notices/", E(LOGIN, *[Redirect("/market/my-trades/")] * 4)),
+    # Amending: only the owner (staff cancel, never amend, others' orders).
+    Row(
+        "GET",
+        "/market/CEA/orders/{order}/amend/",
+        E(LOGIN, 200, *[Redirect("/market/CEA/#my-orders")] * 3),
+    ),
+    Row("GET", "/market/CEA/orders/{order}/amend/", PARTIAL, htmx=True),
+    Row(
+        "POST",
+        "/market/CEA/orders/{order}/amend/",
+        E(LOGIN, *[Redirect("/market/CEA/#my-orders")] * 4),
+        data={"price": "13.00", "quantity": "2"},
+        changes=frozenset({TRADER}),
+    ),
+    Row(
+        "POST",
+        "/market/CEA/orders/{order}/amend/",
+        PARTIAL,
+        data={"price": "13.00", "quantity": "2", "preview": "1"},
+        htmx=True,
+    ),
+    Row(
+        "POST",
+        "/market/CEA/orders/cancel-all/",
+        E(LOGIN, *[Redirect("/market/CEA/#my-orders")] * 4),
+        changes=frozenset({TRADER}),
+    ),
+    Row(
+        "POST",
+        "/market/CEA/orders/cancel-all/",
+        PARTIAL,
+        htmx=True,
+        changes=frozenset({TRADER}),
+    ),
+    Row("GET", "/market/CEA/orders/cancel-all/", E(LOGIN, 405, 405, 405, 405)),
     # ---------------------------------------------------------------- the back office
     Row("GET", "/backoffice/liquidity/", BACKOFFICE),
     Row("GET", "/backoffice/liquidity/?market=CEA&page=2", BACKOFFICE),
@@ -1164,6 +1199,8 @@ THROTTLED_ROWS = [
     and (
         "/orders/new/" in row.url
         or "/cancel/" in row.url
+        or "/cancel-all/" in row.url
+        or "/amend/" in row.url
         or row.url.startswith(("/api/v1/l", "/api/v1/market-makers"))
     )
 ] + [row for row in API_ROWS if row.method == "GET"]

@@ -36,7 +36,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.http import parse_etags, quote_etag
 from django.utils.translation import get_language
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from config.http import client_ip
@@ -53,13 +53,21 @@ from market.core.money import (
     parse_price,
     parse_quantity,
 )
-from market.forms import OrderEntryForm
+from market.forms import OrderAmendForm, OrderEntryForm
 from market.models import Market, Order
 from market.services.holders import trader_holder_for
-from market.services.orders import order_cancel, order_place
+from market.services.orders import (
+    order_amend,
+    order_cancel,
+    order_for_amend,
+    order_place,
+    orders_cancel_all,
+    released_by_asset,
+)
 from market.validation import IdempotencyKeyReused
 
 PAGE = "market/cash_market.html"
+AMEND_PAGE = "market/amend_order.html"
 BOOK_DEPTH = 50
 BOOK_DEPTHS = (10, 20, 50)  # the depth selector's choices (any 1..MAX_DEPTH is accepted)
 CHART_POLL_EVERY = 10  # seconds
@@ -533,6 +541,11 @@ def order_preview(request, code: str):
     estimate = _estimate(form, holder=holder, balances=balances)
     reviewed = _reviewed(request.POST) if requote else None
     confirmation = _confirmation(estimate, review=review, reviewed=reviewed)
+    if review and estimate is not None and estimate.refusal is not None:
+        # The reason goes next to its input too, as placing the order would say it; the
+        # confirmation shows it beside a disabled Confirm.
+        field = estimate.refusal.field
+        form.add_error(field if field in form.fields else None, estimate.refusal.message)
     if not request.htmx:
         return _render_page(
             request, market, form=form, estimate=estimate, review=review, **confirmation
@@ -738,4 +751,106 @@ def cancel_order(request, code: str, order_id: int):
     response = _render_partials(request, None, _base_context(request, market), oob=["toasts"])
     if changed:
         response["HX-Trigger"] = MARKET_CHANGED
+    return response
+
+
+@trader_required
+@require_POST
+@throttled("order_cancel", htmx_partial=f"{PAGE}#toasts")
+def cancel_all_orders(request, code: str):
+    """Cancel every resting order of the trader in this market, in one transaction."""
+    market = _market(code)
+    cancelled = orders_cancel_all(
+        user=request.user, market_code=market.code, ip=client_ip(request)
+    )
+    if cancelled:
+        released = " and ".join(
+            describe(asset, amount) for asset, amount in released_by_asset(cancelled).items()
+        )
+        count = len(cancelled)
+        messages.success(
+            request,
+            f"{count} order{'s' if count != 1 else ''} cancelled in {market.code}; "
+            f"{released} released.",
+        )
+    else:
+        messages.info(request, f"You have no open orders in {market.code}.")
+    if not request.htmx:
+        return redirect(f"{_page_url(market)}#my-orders")
+    response = _render_partials(request, None, _base_context(request, market), oob=["toasts"])
+    if cancelled:
+        response["HX-Trigger"] = MARKET_CHANGED
+    return response
+
+
+def _amend_response(request, market: Market, order: Order, form, estimate=None, status=200):
+    """The amend panel (HTMX, into #amend-order) or its page without JavaScript."""
+    context = {
+        **_base_context(request, market),
+        "order": order,
+        "amend_form": form,
+        "amend_estimate": estimate,
+    }
+    template = AMEND_PAGE
+    if request.htmx:
+        # Typing updates only the estimate, so the inputs keep their focus.
+        typing = request.htmx.target == "amend-preview"
+        template = f"{AMEND_PAGE}#{'amend-preview' if typing else 'amend-order'}"
+    response = render(request, template, context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@trader_required
+@require_http_methods(["GET", "POST"])
+@throttled("order_place", htmx_partial=f"{PAGE}#toasts")
+def amend_order(request, code: str, order_id: int):
+    """Amend one of the trader's resting limit orders. GET: the form (price, open
+    quantity) with its estimate. POST with `preview`: the estimate for the inputs; POST:
+    amend, then back to the market (HTMX: the panel closes, a toast, `market-changed`)."""
+    market = _market(code)
+    try:
+        order = order_for_amend(order_id=order_id, user=request.user)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        if not request.htmx:
+            return redirect(f"{_page_url(market)}#my-orders")
+        return _render_partials(request, None, _base_context(request, market), oob=["toasts"])
+    if order.market_id != market.pk:
+        raise Http404("No such order in this market.")
+    holder = trader_holder_for(request.user)
+    if request.method == "GET":
+        form = OrderAmendForm(order=order)
+        return _amend_response(request, market, order, form)
+    form = OrderAmendForm(request.POST, order=order)
+    if not form.is_valid():
+        return _amend_response(request, market, order, form)
+    price, quantity = form.amend_inputs
+    if request.POST.get("preview"):
+        estimate = selectors.amend_estimate(
+            holder=holder, order=order, price=price, quantity=quantity
+        )
+        return _amend_response(request, market, order, form, estimate)
+    try:
+        amended = order_amend(
+            order_id=order.pk,
+            user=request.user,
+            price=price,
+            quantity=quantity,
+            ip=client_ip(request),
+        )
+    except ValidationError as error:
+        form.add_service_error(error)
+        estimate = (
+            selectors.amend_estimate(holder=holder, order=order, price=price, quantity=quantity)
+            if order.is_resting
+            else None
+        )
+        return _amend_response(request, market, order, form, estimate)
+    messages.success(request, amended.message)
+    if not request.htmx:
+        return redirect(f"{_page_url(market)}#my-orders")
+    response = render(request, f"{AMEND_PAGE}#amend-closed", _base_context(request, market))
+    response.write(_render_partial(request, "toasts", _base_context(request, market), oob=True))
+    response["HX-Trigger"] = MARKET_CHANGED
     return response

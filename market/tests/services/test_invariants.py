@@ -38,7 +38,13 @@ from market.models import (
 )
 from market.services.holders import house_holder
 from market.services.ledger import deposit, withdraw
-from market.services.orders import order_cancel, order_place, order_request_parse
+from market.services.orders import (
+    order_amend,
+    order_cancel,
+    order_place,
+    order_request_parse,
+    orders_cancel_all,
+)
 from market.tests import factories
 from market.tests.helpers import (
     assert_all_invariants,
@@ -454,6 +460,95 @@ class MarketMachine(RuleBasedStateMachine):
         self._place(
             holder, market, side, LIMIT, price=price, quantity=quantity, client_order_id=key
         )
+
+    @rule(
+        who=st.integers(min_value=0, max_value=3),
+        market=markets,
+        side=st.sampled_from([BUY, SELL]),
+        price=price_indexes,
+        quantity=quantities,
+        kind=st.sampled_from(["IOC", "FOK", "POST_ONLY"]),
+    )
+    def immediate_or_post_only_order(self, who, market, side, price, quantity, kind):
+        """IOC and FOK limits never rest (FOK fills in full); post-only never trades."""
+        holder = self.traders[who]
+        before = snapshot()
+        fields = {"time_in_force": "GTC", "post_only": True}
+        if kind != "POST_ONLY":
+            fields = {"time_in_force": kind}
+        try:
+            request = order_request_parse(
+                market_code=market, side=side, order_type=LIMIT,
+                price=PRICES[market][price], quantity=quantity, **fields,
+            )  # fmt: skip
+            placement = order_place(owner=holder, request=request)
+        except ValidationError as error:
+            assert snapshot() == before, "a refused order changed something"
+            event(f"{kind} refused: {error.messages[0][:20]}")
+            return
+        self._mutated()
+        order = placement.order
+        event(f"{kind}: {order.status}")
+        assert order.time_in_force == ("GTC" if kind == "POST_ONLY" else kind)
+        if kind == "POST_ONLY":
+            assert not placement.trades and order.is_resting and order.post_only
+        else:
+            assert not order.is_resting and order.reserved == 0 and placement.trades
+        if kind == "FOK":
+            assert order.status == Order.Status.FILLED
+
+    @precondition(lambda self: self._order_ids("TRADER"))
+    @rule(
+        data=st.data(),
+        price=st.one_of(st.none(), price_indexes),
+        change=st.integers(min_value=-10, max_value=10),
+    )
+    def owner_amends(self, data, price, change):
+        """Shrinking keeps the order (and its place); anything else replaces it."""
+        order_id = data.draw(st.sampled_from(self._order_ids("TRADER")), label="order")
+        order = Order.objects.select_related("owner__user", "market").get(pk=order_id)
+        if order.order_type != LIMIT:
+            return
+        new_price = None if price is None else PRICES[order.market.code][price]
+        quantity = max(1, order.remaining_quantity + change)
+        before = snapshot()
+        try:
+            amended = order_amend(
+                order_id=order_id, user=order.owner.user, price=new_price, quantity=quantity
+            )
+        except ValidationError as error:
+            assert snapshot() == before, "a refused amendment changed something"
+            event(f"amend refused: {error.messages[0][:20]}")
+            return
+        self._mutated()
+        old = Order.objects.get(pk=order_id)
+        if amended.keeps_priority:
+            event("amended in place")
+            assert amended.order.pk == order_id and old.is_resting
+            assert old.remaining_quantity == quantity < order.remaining_quantity
+            assert old.reserved < order.reserved or order.side == SELL
+        else:
+            event("amended: replaced")
+            assert old.status == Order.Status.CANCELLED and old.reserved == 0
+            assert old.status_reason == f"replaced by #{amended.order.pk}"
+            assert amended.order.pk > order_id and amended.order.quantity == quantity
+            released = LedgerEntry.objects.filter(order_id=order_id, kind="RELEASE")
+            assert released.order_by("-pk")[0].locked_delta == -order.reserved
+
+    @rule(who=st.integers(min_value=0, max_value=3), market=markets)
+    def owner_cancels_all(self, who, market):
+        holder = self.traders[who]
+        resting = set(
+            Order.objects.filter(
+                owner=holder, market__code=market, status__in=Order.RESTING
+            ).values_list("pk", flat=True)
+        )
+        cancelled = orders_cancel_all(user=holder.user, market_code=market)
+        self._mutated()
+        assert {order.id for order in cancelled} == resting
+        assert not Order.objects.filter(
+            owner=holder, market__code=market, status__in=Order.RESTING
+        ).exists()
 
     # Cancels -----------------------------------------------------------------------------
 

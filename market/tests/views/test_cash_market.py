@@ -858,3 +858,130 @@ def test_grouping_and_depth_selectors_reshape_the_book(client_alice, book):
     assert html(shallow).count('data-testid="bid-level"') == 1
     # An unknown grouping is the plain book.
     assert client_alice.get(BOOK, {"group": "7"}, headers=HTMX)["ETag"].endswith('-50"')
+
+
+# --- Order types, amend, cancel all ---------------------------------------------------------
+
+AMEND = "/market/CEA/orders/{}/amend/"
+CANCEL_ALL = "/market/CEA/orders/cancel-all/"
+
+
+def test_a_market_sell_behind_the_traders_own_bid_says_why_and_cannot_be_confirmed(
+    client_alice, alice, book
+):
+    """The self-trade bug: the trader's own bid is first, others' bids rest below it. The
+    estimate says what happens, its Confirm is disabled at €0.00 with the reason, and
+    placing says the same."""
+    place(alice, "BUY", price="13.95", quantity=2)
+    data = order_data(side="SELL", order_type="MARKET", price=None, quantity="3")
+    review = text(client_alice.post(PREVIEW, {**data, "review": "1"}, headers=HTMX))
+    said = (
+        "Your own buy order at €13.95 is first in line, and we do not trade anyone with "
+        "themselves: nothing trades, and orders behind yours are not reached. Cancel your "
+        "order, or place a limit order."
+    )
+    assert said in review and "There are no buy orders" not in review
+    (confirm,) = re.findall(r'<button[^>]*data-testid="confirm-order"[^>]*>', review)
+    assert re.search(r"\sdisabled(?=[\s>=])", confirm)
+    assert 'data-testid="confirm-blocked"' in review
+    placed = text(client_alice.post(PLACE, data, headers=HTMX))
+    assert said in placed
+    assert Order.objects.filter(owner=alice).count() == 1
+
+
+def test_the_form_places_an_ioc_limit_and_shows_it_in_the_estimate(client_alice, alice, book):
+    data = order_data(price="14.10", quantity="15", time_in_force="IOC")
+    preview = text(client_alice.post(PREVIEW, data, headers=HTMX))
+    assert "IOC: 10 fill now, the remaining 5 are cancelled." in preview
+    client_alice.post(PLACE, data)
+    order = Order.objects.get(owner=alice)
+    assert (order.time_in_force, order.status, order.filled_quantity) == ("IOC", "CANCELLED", 10)
+
+
+def test_fok_and_post_only_refusals_show_next_to_their_inputs(client_alice, alice, book):
+    fok = text(
+        client_alice.post(PREVIEW, order_data(price="14.10", quantity="15", time_in_force="FOK"),
+                          headers=HTMX)
+    )  # fmt: skip
+    assert "Fill or kill: only 10 of 15 CEA can trade now at €14.10 or better" in fok
+    post_only = text(
+        client_alice.post(
+            PLACE, order_data(price="14.10", quantity="1", post_only="on"), headers=HTMX
+        )
+    )
+    assert 'data-error-for="price"' in post_only
+    assert "Post-only: this order would trade at once (best ask €14.10)" in post_only
+    # The checkbox is hidden for a market order and counts only for limits: it trades.
+    client_alice.post(
+        PLACE, order_data(order_type="MARKET", price=None, quantity="1", post_only="on")
+    )
+    market = Order.objects.get(owner=alice)
+    assert (market.order_type, market.post_only, market.time_in_force) == ("MARKET", False, "IOC")
+
+
+def test_amend_without_javascript_shrinks_in_place_then_replaces(client_alice, alice, book):
+    order = place(alice, "BUY", price="13.00", quantity=10).order
+    page = html(client_alice.get(AMEND.format(order.pk)))
+    assert "<html" in page and 'value="13.00"' in page and 'value="10"' in page
+    preview = text(
+        client_alice.post(AMEND.format(order.pk), {"price": "13.00", "quantity": "4",
+                                                  "preview": "1"})
+    )  # fmt: skip
+    assert "Keeps its place in the queue" in preview
+    response = client_alice.post(AMEND.format(order.pk), {"price": "13.00", "quantity": "4"})
+    assert response.status_code == 302
+    order.refresh_from_db()
+    assert (order.quantity, order.status) == (4, "OPEN")
+    client_alice.post(AMEND.format(order.pk), {"price": "13.05", "quantity": "4"})
+    order.refresh_from_db()
+    new = Order.objects.filter(owner=alice).order_by("-pk").first()
+    assert order.status == "CANCELLED" and order.status_reason == f"replaced by #{new.pk}"
+    assert (new.price, new.quantity, new.status) == (D("13.05"), 4, "OPEN")
+
+
+def test_amend_htmx_previews_and_refuses_with_the_reason(client_alice, alice, book):
+    order = place(alice, "BUY", price="13.00", quantity=10).order
+    panel = text(client_alice.get(AMEND.format(order.pk), headers=HTMX))
+    assert panel.lstrip().startswith('<section id="amend-order"')
+    typing = text(
+        client_alice.post(AMEND.format(order.pk), {"price": "13.00", "quantity": "900",
+                                                  "preview": "1"},
+                          headers={**HTMX, "HX-Target": "amend-preview"})
+    )  # fmt: skip
+    assert typing.lstrip().startswith('<div id="amend-preview"')
+    assert "Insufficient EUR" in typing and "Loses its place in the queue" in typing
+    refused = text(
+        client_alice.post(AMEND.format(order.pk), {"price": "13.00", "quantity": "900"},
+                          headers=HTMX)
+    )  # fmt: skip
+    assert "Insufficient EUR" in refused
+    order.refresh_from_db()
+    assert (order.quantity, order.status) == (10, "OPEN")
+
+
+def test_another_trader_cannot_amend_and_sees_it_is_not_theirs(client, alice, book):
+    order = place(alice, "BUY", price="13.00", quantity=10).order
+    bob = factories.trader("bob", EUR="1000")
+    client.force_login(bob.user)
+    response = client.post(AMEND.format(order.pk), {"price": "13.00", "quantity": "4"},
+                           follow=True)  # fmt: skip
+    assert f"Order #{order.pk} is not one of your orders." in text(response)
+    order.refresh_from_db()
+    assert order.quantity == 10
+
+
+def test_cancel_all_cancels_only_the_traders_orders_in_this_market(client_alice, alice, book):
+    place(alice, "BUY", price="13.00", quantity=10)
+    place(alice, "SELL", price="15.00", quantity=5)
+    place(alice, "BUY", market="EUA", price="80.00", quantity=1)
+    page = html(client_alice.get(PAGE))
+    assert 'data-testid="cancel-all"' in page and 'data-testid="amend-order-link"' in page
+    response = client_alice.post(CANCEL_ALL, headers=HTMX)
+    assert response["HX-Trigger"] == "market-changed"
+    assert "2 orders cancelled in CEA; €130.65 and 5 CEA released." in text(response)
+    assert set(
+        Order.objects.filter(owner=alice, status__in=Order.RESTING).values_list(
+            "market__code", flat=True
+        )
+    ) == {"EUA"}
+    assert "You have no open orders in CEA." in text(client_alice.post(CANCEL_ALL, follow=True))

@@ -512,3 +512,60 @@ def test_an_order_past_the_rate_limit_shows_a_toast_and_keeps_the_form(
     screenshot(page, "cash-market-rate-limited-phone", full_page=False)
     page.set_viewport_size({"width": 1280, "height": 900})
     screenshot(page, "cash-market-rate-limited-desktop", full_page=False)
+
+
+def test_a_trader_places_a_limit_amends_it_then_cancels_all(
+    page, browser_login, live_server, trader, screenshot
+):
+    seed_book(levels=4)
+    open_market(page, browser_login, live_server, trader)
+    page.locator("#id_price").fill("13.90")
+    page.locator("#id_quantity").fill("50")
+    page.get_by_test_id("post-only").check()
+    review_and_confirm(page)
+    order = Order.objects.get(owner=trader)
+    assert order.post_only and order.status == Order.Status.OPEN
+    row = page.locator(f"[data-testid=my-order][data-order-id='{order.pk}']")
+    row.wait_for()
+
+    # Amend: shrink first (same order, same place), estimated as the trader types.
+    row.get_by_test_id("amend-order-link").click()
+    panel = page.get_by_test_id("amend-order")
+    panel.wait_for()
+    page.locator("#amend-order #id_quantity").fill("20")
+    page.get_by_text("Keeps its place in the queue").wait_for()
+    for width, name in ((1280, "cash-market-amend"), (390, "cash-market-amend-phone")):
+        page.set_viewport_size({"width": width, "height": 900})
+        panel.scroll_into_view_if_needed()
+        screenshot(page, name)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    panel.get_by_test_id("amend-confirm").click()
+    page.get_by_text(f"Order #{order.pk} amended: 20 CEA open").wait_for()
+    order.refresh_from_db()
+    assert order.quantity == 20 and order.is_resting
+    wait_for_js(page, "!document.querySelector('[data-testid=amend-order]')")
+
+    # Then a new price: the order is replaced by a new one.
+    row.get_by_test_id("amend-order-link").click()
+    panel.wait_for()
+    page.locator("#amend-order #id_price").fill("13.92")
+    page.get_by_text("Loses its place in the queue").wait_for()
+    panel.get_by_test_id("amend-confirm").click()
+    page.get_by_text(f"Order #{order.pk} replaced by #").wait_for()
+    new = Order.objects.filter(owner=trader, status=Order.Status.OPEN).get()
+    assert (new.price, new.quantity, new.post_only) == (D("13.92"), 20, True)
+    page.locator(f"[data-testid=my-order][data-order-id='{new.pk}']").wait_for()
+
+    # Cancel all, after the confirmation.
+    # A second resting order, placed elsewhere (say, the API): the page shows it on load.
+    place(trader, "SELL", price="14.50", quantity=5)
+    page.goto(f"{live_server.url}/market/CEA/")
+    page.locator("[data-testid=my-order]").nth(1).wait_for()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("cancel-all").click()
+    page.get_by_text("2 orders cancelled in CEA").wait_for()
+    page.get_by_test_id("my-orders-empty").wait_for()
+    assert not Order.objects.filter(owner=trader, status__in=Order.RESTING).exists()
+    for width, name in ((1280, "cash-market-cancel-all"), (390, "cash-market-cancel-all-phone")):
+        page.set_viewport_size({"width": width, "height": 900})
+        full_page(page, screenshot, name)
