@@ -96,18 +96,31 @@ class StaffSession(APIKeyCookie):
         return request.user
 
 
+# No amount, price, count or id comes near 10^1000: a number beyond is refused as the body
+# it spoils (400), before anything builds an integer of a million digits from `1e999999`.
+MAX_EXPONENT = 1000
+
+
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON number.")
+
+
+def _exact_number(text: str) -> Decimal:
+    number = Decimal(text)
+    if abs(number.adjusted()) > MAX_EXPONENT:
+        raise ValueError(f"{text[:20]} is beyond 10^{MAX_EXPONENT}.")
+    return number
 
 
 class ExactJsonParser(Parser):
     """JSON bodies with every number that has a fraction or an exponent read as a `Decimal`
     from its text: `1000.5` is €1,000.50 exactly, never a binary float (which would be
     1000.5 here but 0.1 + 0.2 elsewhere). `NaN` and `Infinity`, which Python's json
-    would accept, are refused as the JSON they are not (400 `bad_request`)."""
+    would accept, are refused as the JSON they are not (400 `bad_request`), and so are
+    numbers beyond `MAX_EXPONENT`."""
 
     def parse_body(self, request):
-        return json.loads(request.body, parse_float=Decimal, parse_constant=_no_constant)
+        return json.loads(request.body, parse_float=_exact_number, parse_constant=_no_constant)
 
 
 api = NinjaAPI(

@@ -9,6 +9,8 @@ from pydantic import PlainValidator, WithJsonSchema
 
 from market.validation import MAX_ID
 
+# An `Idempotency-Key`: any text but control characters (a NUL cannot be stored).
+KEY_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 NUMBER_KIND = 'Send a JSON number or a decimal string, e.g. 1000.50 or "1000.50".'
 
 

@@ -12,6 +12,7 @@ from ninja.errors import AuthorizationError
 from config.api_schemas import (
     COMMON,
     HOSTILE_INPUT,
+    KEY_PATTERN,
     ExactNumber,
     Id,
     IdempotencyKeyReusedOut,
@@ -506,7 +507,9 @@ def preview(request, payload: LiquidityIn):
 def create(
     request,
     payload: CreateIn,
-    idempotency_key: str | None = Header(None, alias="Idempotency-Key", max_length=64),
+    idempotency_key: str | None = Header(
+        None, alias="Idempotency-Key", max_length=64, pattern=KEY_PATTERN
+    ),
 ):
     """Place the plan's orders in one transaction. A plan that no longer matches
     `fingerprint` answers 409 with the fresh plan; a short side answers 400

@@ -104,11 +104,10 @@ def _blank(value) -> bool:
 
 
 def _whole(value, *, field: str, low: int, high: int, unit: str = "") -> int:
-    text = str(value).strip() if not isinstance(value, bool) else ""
     if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif re.fullmatch(r"[0-9]{1,9}", text):
-        number = int(text)
+        number = value  # before any text of it: a JSON 1e4000 is an int too long to print
+    elif isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value.strip()):
+        number = int(value)
     else:
         raise ValidationError({field: f"Enter a whole number{unit}, e.g. {low}."})
     if not low <= number <= high:

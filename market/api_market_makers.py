@@ -20,6 +20,7 @@ from ninja.errors import AuthorizationError
 from config.api_schemas import (
     COMMON,
     HOSTILE_INPUT,
+    KEY_PATTERN,
     ConflictOut,
     ExactNumber,
     Id,
@@ -60,10 +61,11 @@ IDEMPOTENCY_KEY = Header(
     None,
     alias="Idempotency-Key",
     max_length=64,
+    pattern=KEY_PATTERN,
     description="Per user: a retry with the same key and request answers what the first "
     "call did, and does nothing again; another request under the key answers 422.",
 )
-_ZERO_TEXT = re.compile(r"\s*(?:0+(?:\.0*)?|\.0+)\s*")
+_ZERO_TEXT = re.compile(r"\s*-?(?:0+(?:\.0*)?|\.0+)\s*")
 
 
 # --- requests ---------------------------------------------------------------------------
@@ -86,7 +88,7 @@ class MarketMakerIn(In):
         examples=["200000.00"],
         description="A liquidity provider's initial EUR (to the cent); 0 or null: none.",
     )
-    initial_balances: dict[str, ExactNumber] | None = Field(
+    initial_balances: dict[str, ExactNumber | None] | None = Field(
         None,
         examples=[{"CEA": "10000"}],
         description="An asset holder's initial certificates per market (whole); 0: none.",
@@ -213,18 +215,21 @@ def _asks_for_funds(value) -> bool:
 
 def _funding(payload: MarketMakerIn) -> tuple[dict, dict[str, str]]:
     """The service's `{asset: amount}` from the reference's two fields, and the API field
-    each asset came from (for the errors). EUR sent in both answers 400."""
+    each asset came from (for the errors). Zero and null ask for nothing: they reach the
+    service as None, which still checks that the asset exists. EUR sent in both answers
+    400."""
     funding, fields = {}, {}
     if _asks_for_funds(payload.initial_eur_balance):
         funding[EUR], fields[EUR] = payload.initial_eur_balance, "initial_eur_balance"
     for asset, amount in (payload.initial_balances or {}).items():
-        if _asks_for_funds(amount):
-            key = str(asset).strip().upper()
-            if key in funding:
-                raise ValidationError(
-                    {f"initial_balances.{key}": f"{key} is given twice: send it once."}
-                )
-            funding[key], fields[key] = amount, f"initial_balances.{key}"
+        key = str(asset).strip().upper()
+        if key in funding and _asks_for_funds(amount):
+            raise ValidationError(
+                {f"initial_balances.{key}": f"{key} is given twice: send it once."}
+            )
+        if key not in funding:
+            funding[key] = amount if _asks_for_funds(amount) else None
+            fields[key] = f"initial_balances.{key}"
     return funding, fields
 
 
@@ -393,12 +398,18 @@ def deactivate(request, maker_id: Id, payload: DeactivateIn | None = None):
         return _not_found(maker_id)
     if refusal := deactivate_refusal(maker):
         return Status(409, {"error": "conflict", "message": refusal})
-    ticket = market_maker_deactivate(
-        market_maker=maker,
-        actor=request.user,
-        cancel_open_orders=payload.cancel_open_orders if payload else False,
-        ip=client_ip(request),
-    )
+    try:
+        ticket = market_maker_deactivate(
+            market_maker=maker,
+            actor=request.user,
+            cancel_open_orders=payload.cancel_open_orders if payload else False,
+            ip=client_ip(request),
+        )
+    except ValidationError:
+        maker.refresh_from_db()
+        if refusal := deactivate_refusal(maker):  # deactivated meanwhile by someone else
+            return Status(409, {"error": "conflict", "message": refusal})
+        raise
     return {
         "success": True,
         "ticket_id": ticket.ticket_id,
@@ -420,5 +431,13 @@ def reactivate(request, maker_id: Id):
         return _not_found(maker_id)
     if refusal := reactivate_refusal(maker):
         return Status(409, {"error": "conflict", "message": refusal})
-    ticket = market_maker_reactivate(market_maker=maker, actor=request.user, ip=client_ip(request))
+    try:
+        ticket = market_maker_reactivate(
+            market_maker=maker, actor=request.user, ip=client_ip(request)
+        )
+    except ValidationError:
+        maker.refresh_from_db()
+        if refusal := reactivate_refusal(maker):
+            return Status(409, {"error": "conflict", "message": refusal})
+        raise
     return {"success": True, "ticket_id": ticket.ticket_id, "market_maker": _maker_body(maker_id)}

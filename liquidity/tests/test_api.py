@@ -242,7 +242,10 @@ def test_a_json_number_is_checked_by_the_strict_parser(staff_client, field, numb
     assert not LiquidityOperation.objects.exists()
 
 
-@pytest.mark.parametrize(("number", "status"), [("NaN", 400), ("Infinity", 400), ("true", 422)])
+@pytest.mark.parametrize(
+    ("number", "status"),
+    [("NaN", 400), ("Infinity", 400), ("true", 422), ("1e999999999", 400), ("-1E-1001", 400)],
+)
 def test_what_is_not_a_json_number_is_refused(staff_client, number, status):
     body = f'{{"certificate_type": "CEA", "bid_amount_eur": {number}, "ask_amount_eur": "1"}}'
     response = post_text(staff_client, "preview", body)
@@ -629,3 +632,15 @@ def test_the_same_key_with_another_ladder_answers_422_and_changes_nothing(staff_
         assert changed.json()["error"] == "idempotency_key_reused"
     assert (TicketLog.objects.count(), Order.objects.count()) == before
     assert LiquidityOperation.objects.count() == 1
+
+
+def test_a_number_beyond_all_reason_is_refused_before_any_integer_is_built(staff_client):
+    """`1e999999999` as an id would have made pydantic build a billion-digit integer (a
+    worker busy for minutes); it is refused with the body."""
+    body = '{"action": "fund_existing", "mm_type": "LIQUIDITY_PROVIDER", "amount": "1", '
+    response = post_text(staff_client, "provision", body + '"mm_ids": [1e999999999]}')
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+    # Large but within reason: the schema's bound answers.
+    response = post_text(staff_client, "provision", body + '"mm_ids": [1e999]}')
+    assert response.status_code == 422

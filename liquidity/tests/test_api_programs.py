@@ -469,3 +469,12 @@ def test_json_numbers_for_money_and_percentages_are_read_exactly(api, makers):
     ticket = TicketLog.objects.get(action_type="LIQUIDITY_PROGRAM_CREATED")
     assert ticket.request_payload["bid_target_eur"] == "100.5"
     assert ticket.request_payload["ladder"] == [{"distance_pct": "0.1", "share_pct": 100}]
+
+
+@pytest.mark.parametrize("field", ["refresh_interval_seconds", "replenish_delay_seconds"])
+def test_a_huge_whole_number_is_a_field_error(api, makers, field):
+    body = json.dumps({**SETTINGS})[:-1] + f', "{field}": 1e999}}'
+    response = api.post("/api/v1/liquidity/programs", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert set(response.json()["detail"]) == {field}
+    assert not LiquidityProgram.objects.exists()

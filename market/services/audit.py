@@ -8,6 +8,7 @@ instead of acting twice."""
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -143,14 +144,17 @@ def keyed_action(
     act: Callable[[], Result], *, replay: Callable[[], Result | None]
 ) -> tuple[Result, bool]:
     """`(act(), False)`, or `(replay(), True)` when `replay` finds the result of an earlier
-    call under the same idempotency key: looked up first, and again when `act` hits the
-    key's unique index (a twin committed it meanwhile; `act`'s transaction, rolled back,
-    wrote nothing)."""
+    call under the same idempotency key: looked up first, and again when `act` fails (its
+    transaction rolled back, it wrote nothing). A twin may have committed meanwhile: then
+    `act` hits the key's unique index, or a check the twin's own effect now fails (a
+    withdrawal of what the twin took), and the answer is the twin's result, not an error."""
     if (earlier := replay()) is not None:
         return earlier, True
     try:
         return act(), False
-    except IntegrityError:
+    except IdempotencyKeyReused:
+        raise
+    except (IntegrityError, ValidationError):
         if (earlier := replay()) is not None:
             return earlier, True
         raise

@@ -96,6 +96,13 @@ def _mm_type(mm_type) -> str:
     return str(mm_type)
 
 
+def _description(description) -> str:
+    description = str(description or "").strip()
+    if "\x00" in description:  # PostgreSQL refuses it in any text
+        raise ValidationError({"description": "Null characters are not allowed."})
+    return description
+
+
 def _name(name, field: str = "name", max_length: int = NAME_MAX) -> str:
     name = str(name or "").strip()
     if not name:
@@ -262,6 +269,7 @@ def market_maker_create(
     """
     errors = FieldErrors()
     name = errors.collect(lambda: _name(name))
+    description = errors.collect(lambda: _description(description))
     valid_type = errors.collect(lambda: _mm_type(mm_type))
     amounts = (
         errors.collect(lambda: market_maker_funding_parse(mm_type=mm_type, funding=funding))
@@ -269,7 +277,6 @@ def market_maker_create(
         else None
     )
     errors.raise_any()
-    description = str(description or "").strip()
     payload = {
         "name": name,
         "mm_type": mm_type,
@@ -406,7 +413,7 @@ def market_maker_update(
     `MM_UPDATED` ticket with the fields before and after. Its type and funds are not
     editable."""
     name = _name(name)
-    description = str(description or "").strip()
+    description = _description(description)
     with transaction.atomic():
         maker = MarketMakerClient.objects.select_for_update().get(pk=market_maker.pk)
         before = {"name": maker.name, "description": maker.description}

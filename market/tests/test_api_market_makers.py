@@ -95,6 +95,21 @@ def test_zero_initial_balances_ask_for_no_deposit_as_the_reference_reads_them(ap
     assert LedgerEntry.objects.count() == 1
 
 
+def test_null_initial_balances_ask_for_nothing(api):
+    body = {"name": "AH", "mm_type": "ASSET_HOLDER", "initial_balances": {"CEA": None}}
+    response = send(api, "post", "", body)
+    assert response.status_code == 201, response.content
+    assert not LedgerEntry.objects.exists()
+
+
+@pytest.mark.parametrize("key", ["a\x00b", "line\nbreak", "x" * 65])
+def test_an_idempotency_key_with_control_characters_or_too_long_answers_422(api, key):
+    body = {"name": "LP", "mm_type": "LIQUIDITY_PROVIDER"}
+    response = send(api, "post", "", body, HTTP_IDEMPOTENCY_KEY=key)
+    assert response.status_code == 422, response.content
+    assert not MarketMakerClient.objects.exists()
+
+
 def test_the_type_defaults_to_asset_holder_as_the_reference(api):
     response = send(api, "post", "", {"name": "Holder", "initial_balances": {"cea": 10}})
     assert response.status_code == 201, response.content
@@ -145,6 +160,8 @@ def test_the_type_defaults_to_asset_holder_as_the_reference(api):
             "EUR is given twice",
         ),
         ({"mm_type": "LIQUIDITY_PROVIDER", "name": "  "}, "name", "This field is required."),
+        ({"mm_type": "LIQUIDITY_PROVIDER", "description": "a\x00b"}, "description", "Null"),
+        ({"mm_type": "ASSET_HOLDER", "initial_balances": {"XYZ": 0}}, "initial_balances", "XYZ"),
         ({"mm_type": "LIQUIDITY_PROVIDER", "email": "not-an-address"}, "email", "valid email"),
     ],
 )
@@ -396,6 +413,45 @@ def test_keys_are_per_user(api, staff):
     other.force_login(factories.StaffFactory())
     assert send(other, "post", "", body, HTTP_IDEMPOTENCY_KEY="shared").status_code == 201
     assert MarketMakerClient.objects.count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_twin_withdrawals_under_one_key_withdraw_once_and_both_answer_it():
+    """The twin waits on the balance row; when it gets it the money is gone, and it
+    answers the first call's withdrawal, not "not enough available"."""
+    staff = factories.StaffFactory()
+    _, token = ApiToken.issue(user=staff)
+    maker = factories.market_maker(LP, EUR="100")
+    barrier = threading.Barrier(2)
+    answers = []
+
+    def call():
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+        barrier.wait()
+        try:
+            answers.append(
+                send(
+                    client,
+                    "post",
+                    f"/{maker.pk}/withdraw",
+                    {"asset": "EUR", "amount": 100},
+                    HTTP_IDEMPOTENCY_KEY="twin-withdrawal",
+                )
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [answer.status_code for answer in answers] == [200, 200], [a.content for a in answers]
+    assert len({answer.json()["ticket_id"] for answer in answers}) == 1
+    assert available(maker, "EUR") == D("0.00")
+    assert TicketLog.objects.filter(action_type="MM_WITHDRAWN").count() == 1
+    assert_all_invariants()
 
 
 @pytest.mark.postgres
