@@ -23,6 +23,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# No deadline per example: property tests assert rules, never time, and under a loaded CI
+# machine (pytest-xdist beside Chromium) one slow example is no failure of the rule.
+hypothesis_settings.register_profile("project", deadline=None)
+hypothesis_settings.load_profile("project")
 
 ROOT = Path(__file__).resolve().parent
 SCREENSHOT_DIR = ROOT / "test-artifacts" / "screenshots"

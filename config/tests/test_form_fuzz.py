@@ -255,6 +255,46 @@ def test_order_entry(world):
     assert outcomes["accepted"] and outcomes["refused"], outcomes
 
 
+AMEND = form(
+    price=field(st.sampled_from(["13.50", "13.60", "13.70", "14.50"]), money(1, 30)),
+    quantity=field(st.integers(min_value=1, max_value=30).map(str)),
+)
+
+
+def test_order_amend(world):
+    """Amend a resting order (preview and amend, through htmx): whatever the inputs, no
+    500, and the book changes only for an amendment the page says was made."""
+    client, outcomes, alice = world["trader"], Counter(), world["holder"]
+
+    def resting_bid():
+        """One of Alice's resting bids; a new one when amendments filled them all."""
+        mine = Order.objects.filter(owner=alice, status__in=Order.RESTING, order_type="LIMIT")
+        if not mine.exists():
+            order_place(
+                owner=alice,
+                request=order_request_parse(
+                    market_code="CEA", side="BUY", order_type="LIMIT", price="13.50", quantity=10
+                ),
+            )
+        return mine.order_by("?").first()
+
+    @FUZZ
+    @example(data={"price": "13.55", "quantity": "4"}, preview=False)
+    @given(data=AMEND, preview=st.booleans())
+    def fuzz(data, preview):
+        order = resting_bid()
+        before = snapshot()
+        body = {**data, **({"preview": "1"} if preview else {})}
+        response = client.post(
+            f"/market/CEA/orders/{order.pk}/amend/", body, HTTP_HX_REQUEST="true"
+        )
+        accepted = response.get("HX-Trigger") == "market-changed"
+        check(outcomes, response, changed=snapshot() != before, accepted=accepted)
+
+    fuzz()
+    assert outcomes["accepted"] and outcomes["refused"], outcomes
+
+
 # --- Create Liquidity: preview and execute ---------------------------------------------------
 
 LIQUIDITY = dict(
@@ -532,6 +572,7 @@ def test_every_form_is_fuzzed():
     """The forms of the project that write, and the test above that covers each."""
     covered = {
         "market.forms.OrderEntryForm": test_order_entry,
+        "market.forms.OrderAmendForm": test_order_amend,
         "liquidity.forms.LiquidityForm": test_create_liquidity,
         "liquidity.forms.ExecuteForm": test_create_liquidity,
         "liquidity.forms.ProvisionCreateForm": test_provisioning,

@@ -241,7 +241,9 @@ def test_a_re_quote_with_tampered_reviewed_figures_is_a_fresh_review(client_alic
 def test_book_and_recent_trade_prices_carry_the_euro_sign(client_alice, makers):
     place(factories.trader(EUR="1000"), "BUY", order_type="MARKET", quantity=1)
     body = text(client_alice.get(PAGE))
-    assert re.search(r'class="book-price[^"]*">€13.90<', body)
+    # The price, after the (hidden unless it is yours) mark of a bid level.
+    own_mark = r'(?:<span class="book-own[^"]*"[^>]*>●</span>)?'
+    assert re.search(rf'class="book-price[^"]*">{own_mark}€13.90<', body)
     assert re.search(r'class="book-price[^"]*">€14.10<', body)
     trade_price = re.search(r'data-testid="trade-price"[^>]*>([^<]*)<', body).group(1)
     assert trade_price == "€14.10"

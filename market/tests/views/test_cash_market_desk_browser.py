@@ -77,10 +77,18 @@ def test_tab_order_follows_the_visual_order_of_the_form(page, browser_login, liv
     open_market(page, browser_login, live_server, trader)
     page.locator("input[name=side]:checked").focus()
     order = []
-    for _ in range(5):
+    for _ in range(7):
         page.keyboard.press("Tab")
         order.append(active(page))
-    assert order == ["order_type", "price", "quantity", "max-quantity", "review-order"]
+    assert order == [
+        "order_type",
+        "price",
+        "quantity",
+        "max-quantity",
+        "time-in-force",
+        "post-only",
+        "review-order",
+    ]
     # Backwards from the first field leaves the form: Review is no longer before it.
     page.locator("input[name=side]:checked").focus()
     page.keyboard.press("Shift+Tab")
