@@ -21,7 +21,8 @@ from ninja.security import APIKeyCookie, HttpBearer
 
 from accounts.models import ApiToken
 from accounts.two_factor import second_factor_missing
-from config import throttle
+from config.api_auth import wrong_scope
+from config.throttle import RateLimited, count_call
 from liquidity.permissions import MANAGE_LIQUIDITY
 
 # The API is the back office's: liquidity management, and the market data it needs.
@@ -31,19 +32,6 @@ API_PERMISSION = MANAGE_LIQUIDITY
 def api_user_allowed(user) -> bool:
     """Whether `user` may call the API: active staff with the liquidity permission."""
     return user.is_active and user.is_staff and user.has_perm(API_PERMISSION)
-
-
-class RateLimited(Exception):
-    def __init__(self, retry_after: int):
-        super().__init__(throttle.MESSAGE.format(seconds=retry_after))
-        self.retry_after = retry_after
-
-
-def count_call(user) -> None:
-    """Count one API call of `user`; raises `RateLimited` past the limit."""
-    seconds = throttle.retry_after(scope="api", user_id=user.pk)
-    if seconds is not None:
-        raise RateLimited(seconds)
 
 
 class StaffToken(HttpBearer):
@@ -57,6 +45,8 @@ class StaffToken(HttpBearer):
         )
         if row is None:
             return None
+        if row.scope != ApiToken.Scope.STAFF:
+            raise AuthorizationError(message=wrong_scope(row))
         if not api_user_allowed(row.user):
             raise AuthorizationError(message="This token's user may not manage liquidity.")
         count_call(row.user)
@@ -134,3 +124,4 @@ def http_error(request, error: HttpError):
 api.add_router("/liquidity/", "liquidity.api.router")
 api.add_router("/liquidity/", "liquidity.api_programs.router")
 api.add_router("/market/", "market.api.router")
+api.add_router("/", "market.api_trader.router")

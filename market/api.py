@@ -1,9 +1,10 @@
-"""JSON API for market data."""
+"""JSON API for market data: for staff and traders alike (`config.api_auth`)."""
 
 from typing import Annotated, Literal
 
 from ninja import Field, Query, Router, Schema, Status
 
+from config.api_auth import MARKET_DATA_AUTH
 from config.api_schemas import COMMON, HOSTILE_INPUT, Out
 from market.models import Market
 from market.selectors import cached_order_book, market_stats, recent_trades
@@ -62,10 +63,13 @@ MarketCode = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9]{1,11}$", exampl
 
 
 @router.get(
-    "/{market_code}/book", response={200: BookOut, 404: NotFoundOut, **HOSTILE_INPUT, **COMMON}
+    "/{market_code}/book",
+    response={200: BookOut, 404: NotFoundOut, **HOSTILE_INPUT, **COMMON},
+    auth=MARKET_DATA_AUTH,
 )
 def book(request, market_code: MarketCode, query: Query[BookQuery]):
-    """The order book by price level, the 24 h statistics and the latest trades."""
+    """The order book by price level, the 24 h statistics and the latest trades. Staff
+    and traders alike: a staff token, a trader token or a signed-in session."""
     market = Market.objects.filter(code=market_code.upper()).first()
     if market is None:
         return Status(404, {"error": "not_found", "message": f"No market {market_code}."})
