@@ -4,6 +4,7 @@ staff in the admin."""
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -60,7 +61,7 @@ def trader_token_create(
         errors.add("__all__", "This account is inactive.")
     errors.raise_any()
     with transaction.atomic():
-        type(user).objects.select_for_update().filter(pk=user.pk).first()
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         mine = ApiToken.objects.filter(user=user)
         if creation_key is not None:
             earlier = mine.filter(creation_key=creation_key).first()

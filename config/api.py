@@ -1,4 +1,6 @@
-"""The JSON API at /api/v1/: staff only, by bearer API token or by session (with CSRF).
+"""The JSON API at /api/v1/: the staff endpoints by staff token or session (with CSRF);
+the trader endpoints (`market.api_trader`) and market data by trader token or session
+(`config.api_auth`). A token opens only the endpoints of its scope.
 
 Every authenticated call counts against the user's `RATE_LIMITS["api"]`; past it,
 `429 {"error": "rate_limited", "detail": ..., "retry_after": seconds}` with `Retry-After`.
@@ -84,7 +86,8 @@ api = NinjaAPI(
     description=(
         "Liquidity management and market data for back-office staff. Authenticate with "
         "`Authorization: Bearer <token>` (issue one with `manage.py create_api_token "
-        "--username NAME`) or a staff session. Money travels as decimal strings."
+        "--username NAME`) or a staff session. Money travels as decimal strings. Traders: "
+        "the Trading endpoints, with a trader token from /accounts/tokens/ (docs/trader-api.md)."
     ),
     auth=[StaffToken(), StaffSession()],
     urls_namespace="api",

@@ -111,6 +111,8 @@ PAGE = E(LOGIN, 200, 200, 200, 200)
 PARTIAL = E(HX_LOGIN, 200, 200, 200, 200)
 BACKOFFICE = E(LOGIN, 403, 403, 403, 200)
 API = E(401, 403, 403, 403, 200)
+TRADER_API = E(401, 200, 200, 200, 200)
+OWN_ORDER = E(401, 200, 404, 404, 404)  # the first trader's order, by the trader API
 ADMIN = E(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, 200)
 ADMIN_READ_ONLY = E(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, 403)  # nobody may
 ADMIN_SITE = E(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, 200)  # any staff member
@@ -245,6 +247,15 @@ MATRIX: list[Row] = [
         changes=frozenset({TRADER}),
     ),
     Row("GET", "/accounts/tokens/{token}/revoke/", E(LOGIN, 405, 405, 405, 405)),
+    # Anyone signed in creates trader tokens of their own (the page shows the secret once).
+    Row(
+        "POST",
+        "/accounts/tokens/new/",
+        E(LOGIN, 200, 200, 200, 200),
+        data={"name": "matrix bot", "creation_key": "matrix"},
+        changes=LOGGED_IN,
+    ),
+    Row("GET", "/accounts/tokens/new/", E(LOGIN, 405, 405, 405, 405)),
     # ---------------------------------------------------------------- the cash market
     Row("GET", "/market/", E(LOGIN, *[Redirect("/market/CEA/")] * 4)),
     Row("GET", "/market/CEA/", PAGE),
@@ -551,8 +562,32 @@ MATRIX: list[Row] = [
     Row("GET", "/api/v1/liquidity/programs/{running}/status", API),
     Row("POST", "/api/v1/liquidity/kill-switch", API, changes=frozenset({SUPER})),
     Row("GET", "/api/v1/liquidity/kill-switch", E(405, 405, 405, 405, 405)),
-    Row("GET", "/api/v1/market/CEA/book", API),
-    Row("GET", "/api/v1/market/XYZ/book", E(401, 403, 403, 403, 404)),
+    # Market data: staff and traders alike.
+    Row("GET", "/api/v1/market/CEA/book", TRADER_API),
+    Row("GET", "/api/v1/market/XYZ/book", E(401, 404, 404, 404, 404)),
+    # The trader API: everyone signed in trades their own account, and only their own:
+    # {order} is the first trader's resting order, not found for anyone else (superusers
+    # too: this is not the back office).
+    Row("GET", "/api/v1/balances", TRADER_API),
+    Row("GET", "/api/v1/orders?status=open&symbol=CEA/EUR", TRADER_API),
+    Row(
+        "POST",
+        "/api/v1/orders",
+        E(401, 201, 201, 201, 201),
+        json={
+            "symbol": "CEA/EUR",
+            "type": "limit",
+            "side": "buy",
+            "amount": "1",
+            "price": "12.00",
+            "client_order_id": "matrix-1",
+        },
+        changes=LOGGED_IN,
+    ),
+    Row("GET", "/api/v1/orders/{order}", OWN_ORDER),
+    Row("GET", f"/api/v1/orders/{MISSING}", E(401, 404, 404, 404, 404)),
+    Row("DELETE", "/api/v1/orders/{order}", OWN_ORDER, changes=frozenset({TRADER})),
+    Row("GET", "/api/v1/trades?symbol=CEA/EUR", TRADER_API),
     # ---------------------------------------------------------------- the Django admin
     Row("GET", "/admin/", ADMIN_SITE),
     Row("GET", "/admin/login/", E(200, 200, 200, Redirect("/admin/"), Redirect("/admin/"))),
@@ -756,7 +791,7 @@ def world(db) -> World:
     )
     access_log = AccessLog.objects.create(**attempt_fields)
     failure_log = AccessFailureLog.objects.create(**attempt_fields)
-    token, _ = ApiToken.issue(user=alice.user, name="matrix")
+    token, _ = ApiToken.issue(user=alice.user, name="matrix", scope=ApiToken.Scope.TRADER)
     program_settings = {"certificate_type": "CEA", "bid_target_eur": "1000"}
     program = program_create(user=superuser, data={"name": "Draft CEA", **program_settings})
     running = program_create(
@@ -1026,6 +1061,9 @@ API_GET_ONLY = {
     "api/v1/liquidity/programs/<program_id>",
     "api/v1/liquidity/programs/<program_id>/status",
     "api/v1/market/<market_code>/book",
+    "api/v1/balances",
+    "api/v1/orders/<order_id>",
+    "api/v1/trades",
 }
 
 

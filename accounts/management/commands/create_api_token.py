@@ -8,7 +8,8 @@ from config.api import API_PERMISSION, api_user_allowed
 
 class Command(BaseCommand):
     help = (
-        "Issue a bearer token for the JSON API. Only its hash is stored: the token is "
+        "Issue a staff bearer token for the JSON API's staff endpoints (traders create "
+        "their own trader tokens on /accounts/tokens/). Only its hash is stored: the token is "
         "printed once, alone on the last line. Where staff need two-factor sign-in, the "
         "token's user must have enrolled, and --code is a current code of theirs."
     )
@@ -44,6 +45,6 @@ class Command(BaseCommand):
                 raise CommandError(f"Give --code: a current authenticator code of {username!r}.")
             if two_factor.verify_code(user=user, code=code) is None:
                 raise CommandError("That code is not valid (or was already used).")
-        row, token = ApiToken.issue(user=user, name=name)
+        row, token = ApiToken.issue(user=user, name=name, scope=ApiToken.Scope.STAFF)
         self.stderr.write(f"API token {row.prefix}… issued for {username}; keep it secret.")
         self.stdout.write(token)
