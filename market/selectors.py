@@ -7,6 +7,10 @@ trades (pinned by `market/tests/test_selectors.py`):
   served by the partial index `order_book_idx`, so it reads only the orders at the levels
   it returns).
 - `cached_order_book`: 1 on a cache hit (the market's `book_version`), 3 on a miss.
+- `own_book_levels`: 2 (one per side, the trader's own resting orders by price), cached
+  per book version.
+- `candles`: 3 (last trade id and previous close; the bucket aggregate; the open and close
+  prices). `market_last_trade_id`: 1.
 - `market_stats`: 2. `recent_trades`: 1.
   `open_orders_for` / `order_history_for`: 1. `market_codes` / `asset_codes`: 1.
 
@@ -26,9 +30,18 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from market.core import placement as core
-from market.core.book import OrderBook, build_order_book
+from market.core.book import GROUPINGS, OrderBook, build_order_book, group_levels
+from market.core.candles import (
+    DEFAULT_INTERVAL,
+    CandleSeries,
+    build_candles,
+    interval_seconds,
+    slot_start,
+    window_slots,
+)
 from market.core.money import EUR
 from market.core.placement import Account, MarketRules, OrderRequest, Outcome
+from market.db import trades as trade_reads
 from market.db.balances import available_of
 from market.db.orders import RestingBook, first_batch, opposite
 from market.models import Balance, Holder, Market, MarketMakerClient, Order, Trade, money_field
@@ -45,6 +58,8 @@ STATS_WINDOW = timedelta(hours=24)
 ESTIMATE_FIRST_BATCH_CAP = 4096
 # Entries are keyed by version, so they never go stale; the timeout only frees memory.
 BOOK_CACHE_TIMEOUT = 300
+CANDLE_SLOTS = 72  # candles in a chart window (6 h of 5 min, 3 days of 1 h, …)
+MAX_CANDLE_SLOTS = 500
 
 Side = Order.Side
 
@@ -77,17 +92,19 @@ def asset_codes() -> tuple[str, ...]:
 # --- Order book -------------------------------------------------------------------------
 
 
-def price_levels(*, market: Market, side: str, depth: int):
+def price_levels(*, market: Market, side: str, depth: int, owner_user_id: int | None = None):
     """The best `depth` price levels of one side, best first, as a values_list queryset of
-    (price, remaining quantity, order count).
+    (price, remaining quantity, order count); only one user's orders with `owner_user_id`.
 
     GROUP BY price over resting orders, ORDER BY price, LIMIT depth. The filter matches
     the partial index's condition exactly, so PostgreSQL walks `order_book_idx` in price
     order and stops after `depth` groups: it reads only the orders at the levels returned.
     """
+    orders = Order.objects.filter(market=market, side=side, status__in=Order.RESTING)
+    if owner_user_id is not None:
+        orders = orders.filter(owner__user_id=owner_user_id)
     return (
-        Order.objects.filter(market=market, side=side, status__in=Order.RESTING)
-        .values("price")
+        orders.values("price")
         .annotate(
             remaining=Sum(F("quantity") - F("filled_quantity")),
             order_count=Count("id"),
@@ -102,24 +119,37 @@ def _level_rows(market: Market, side: str, depth: int) -> list[tuple[Decimal, in
     return [(price, int(remaining), int(count)) for price, remaining, count in rows]
 
 
-def order_book(*, market: Market, depth: int = DEFAULT_DEPTH) -> OrderBook:
-    """The book of `market`, at most `depth` (≤ `MAX_DEPTH`) levels per side. Two queries.
+def _grouping(grouping: int) -> int:
+    if grouping not in GROUPINGS:
+        raise ValueError(f"grouping must be one of {GROUPINGS}")
+    return grouping
+
+
+def order_book(*, market: Market, depth: int = DEFAULT_DEPTH, grouping: int = 1) -> OrderBook:
+    """The book of `market`, at most `depth` (≤ `MAX_DEPTH`) levels per side, in steps of
+    `grouping` ticks (one of `GROUPINGS`). Two queries.
+
+    A grouped book reads the best depth × grouping price levels of each side: enough for
+    `depth` complete grouped levels (`market.core.book`), at most 500 × 50 rows.
 
     `version` is `market.book_version` as loaded by the caller: read the market before the
     book (as `cached_order_book` does) so the content is never older than its version.
     """
     depth = _clamp(depth, MAX_DEPTH, "depth")
+    grouping = _grouping(grouping)
     return build_order_book(
         market_code=market.code,
-        bids=_level_rows(market, Side.BUY, depth),
-        asks=_level_rows(market, Side.SELL, depth),
+        bids=_level_rows(market, Side.BUY, depth * grouping),
+        asks=_level_rows(market, Side.SELL, depth * grouping),
         tick=market.tick_size,
         version=market.book_version,
+        grouping=grouping,
+        depth=depth,
     )
 
 
-def book_cache_key(*, market_code: str, version: int, depth: int) -> str:
-    return f"market:book:{market_code}:{version}:{depth}"
+def book_cache_key(*, market_code: str, version: int, depth: int, grouping: int = 1) -> str:
+    return f"market:book:{market_code}:{version}:{depth}:{grouping}"
 
 
 def market_book_version(*, market_code: str) -> int | None:
@@ -132,8 +162,10 @@ def market_book_version(*, market_code: str) -> int | None:
     )
 
 
-def cached_order_book(*, market_code: str, depth: int = DEFAULT_DEPTH) -> OrderBook:
-    """`order_book` through Django's cache, keyed by (code, book_version, depth).
+def cached_order_book(
+    *, market_code: str, depth: int = DEFAULT_DEPTH, grouping: int = 1
+) -> OrderBook:
+    """`order_book` through Django's cache, keyed by (code, book_version, depth, grouping).
 
     One query (the market row) when the book has not changed since it was last computed;
     three on a miss. Every change to the resting book bumps `book_version` in the same
@@ -144,15 +176,112 @@ def cached_order_book(*, market_code: str, depth: int = DEFAULT_DEPTH) -> OrderB
     Raises `Market.DoesNotExist` for an unknown market code.
     """
     depth = _clamp(depth, MAX_DEPTH, "depth")
+    grouping = _grouping(grouping)
     market = Market.objects.only("id", "code", "tick_size", "book_version").get(
         code=str(market_code).upper()
     )
-    key = book_cache_key(market_code=market.code, version=market.book_version, depth=depth)
+    key = book_cache_key(
+        market_code=market.code, version=market.book_version, depth=depth, grouping=grouping
+    )
     book = cache.get(key)
     if book is None:
-        book = order_book(market=market, depth=depth)
+        book = order_book(market=market, depth=depth, grouping=grouping)
         cache.set(key, book, BOOK_CACHE_TIMEOUT)
     return book
+
+
+@dataclass(frozen=True)
+class OwnLevels:
+    """Where one trader's own resting orders sit in a (grouped) book: price → the
+    certificates of theirs resting at that level, per side. For marking the book."""
+
+    bids: Mapping[Decimal, int]
+    asks: Mapping[Decimal, int]
+
+    def __bool__(self) -> bool:
+        return bool(self.bids or self.asks)
+
+
+def own_book_levels(
+    *, user_id: int, market: Market, depth: int = DEFAULT_DEPTH, grouping: int = 1
+) -> OwnLevels:
+    """The user's own resting orders of `market` at the levels a book of `depth` levels in
+    steps of `grouping` ticks can show. Two queries (one per side, as `price_levels`),
+    through Django's cache per (user, market, book_version, depth, grouping): every change
+    to a resting order bumps the version, so an entry is never served for newer orders.
+
+    The user's best depth × grouping prices of a side are enough: a book of `depth` grouped
+    levels spans at most that many tick prices, and any of the user's prices inside it is
+    better than every one of theirs outside. `market` must carry its `book_version`."""
+    depth = _clamp(depth, MAX_DEPTH, "depth")
+    grouping = _grouping(grouping)
+    key = f"market:own-levels:{user_id}:{market.code}:{market.book_version}:{depth}:{grouping}"
+    levels = cache.get(key)
+    if levels is None:
+        step = market.tick_size * grouping
+        sides = {}
+        for side in (Side.BUY, Side.SELL):
+            rows = price_levels(
+                market=market, side=side, depth=depth * grouping, owner_user_id=user_id
+            )
+            grouped = group_levels(
+                [(price, int(quantity), int(count)) for price, quantity, count in rows],
+                step=step,
+                bids=side == Side.BUY,
+            )
+            sides[side] = {price: quantity for price, quantity, _ in grouped[:depth]}
+        levels = OwnLevels(bids=sides[Side.BUY], asks=sides[Side.SELL])
+        cache.set(key, levels, BOOK_CACHE_TIMEOUT)
+    return levels
+
+
+# --- Price chart -------------------------------------------------------------------------
+
+
+def market_last_trade_id(*, market_code: str) -> int | None:
+    """The id of the market's newest trade (0 before any), None for an unknown market: what
+    changes a chart, besides the clock. One query."""
+    return trade_reads.last_trade_id(market_code=str(market_code).upper())
+
+
+def candles(
+    *,
+    market: Market,
+    interval: str = DEFAULT_INTERVAL,
+    slots: int = CANDLE_SLOTS,
+    now: datetime | None = None,
+) -> CandleSeries:
+    """The market's candles over the `slots` (≤ `MAX_CANDLE_SLOTS`) intervals up to `now`,
+    oldest first (`market.core.candles`: empty intervals carry the previous close with zero
+    volume). Three queries whatever the number of trades: the newest trade id with the
+    last price before the window, the per-slot aggregate in SQL (one row per slot), and the
+    open and close prices of the slots. ValueError for an unknown interval."""
+    seconds = interval_seconds(interval)
+    slots = _clamp(slots, MAX_CANDLE_SLOTS, "slots")
+    first, last = window_slots(now or timezone.now(), seconds, slots)
+    start, end = slot_start(first, seconds), slot_start(last + 1, seconds)
+    last_id, previous_close = trade_reads.last_trade_and_close_before(
+        market_id=market.pk, before=start
+    )
+    buckets = trade_reads.candle_buckets(
+        market_id=market.pk, seconds=seconds, start=start, end=end
+    )
+    return CandleSeries(
+        market_code=market.code,
+        interval=interval,
+        interval_seconds=seconds,
+        start=start,
+        end=end,
+        slots=slots,
+        candles=build_candles(
+            buckets,
+            seconds=seconds,
+            first_slot=first,
+            last_slot=last,
+            previous_close=previous_close,
+        ),
+        last_trade_id=last_id or None,
+    )
 
 
 # --- Market data ------------------------------------------------------------------------

@@ -30,17 +30,27 @@ Definitions and invariants (checked by `market/tests/test_book.py`):
   screen are consistent with each other.
 - **Depth curves** (`OrderBook.depth_curve`) are the cumulative points of each side, for a
   depth chart.
+- **Grouping** (`group_levels`, `build_order_book(grouping=g)`) merges levels into steps of
+  g ticks (`GROUPINGS`): a bid goes to its price rounded *down* to a multiple of the step,
+  an ask *up*, so a grouped level never shows a better price than any order in it and the
+  best bid stays below the best ask. Quantities and order counts are added, so a grouped
+  side holds exactly what the ungrouped side holds. With a `depth` limit the sides are
+  cut to that many grouped levels; fed the best `depth × g` ungrouped levels (what the
+  selector reads), those grouped levels are complete: each holds at most g distinct tick
+  prices, so any incomplete group lies beyond the first `depth`.
 """
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from market.core.money import round_half_down_to_tick
+from market.core.money import round_half_down_to_tick, round_to_tick
 
 ZERO = Decimal("0")
 HUNDRED = Decimal("100")
 SPREAD_PCT_PLACES = Decimal("0.01")
+# Book grouping: steps of this many ticks. 1 is the ungrouped book.
+GROUPINGS = (1, 5, 10, 50)
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,12 @@ class OrderBook:
     version: int
     max_cumulative: int = 0
     tick: Decimal = field(default=Decimal("0.01"))
+    grouping: int = 1  # levels are steps of `grouping` ticks
+
+    @property
+    def step(self) -> Decimal:
+        """The price step between levels: the tick times the grouping."""
+        return self.tick * self.grouping
 
     @property
     def is_empty(self) -> bool:
@@ -194,6 +210,23 @@ def _merged(rows: Iterable[LevelRow], *, descending: bool) -> list[tuple[Decimal
     ]
 
 
+def group_levels(
+    rows: Iterable[LevelRow], *, step: Decimal, bids: bool
+) -> list[tuple[Decimal, int, int]]:
+    """Level rows merged into steps of `step` EUR, best first: bids rounded down to a
+    multiple of the step, asks up (module docstring). Empty levels are dropped."""
+    if step <= 0:
+        raise ValueError("The step must be positive.")
+    merged = _merged(rows, descending=bids)
+    return _merged(
+        (
+            (round_to_tick(price, step, up=not bids), quantity, count)
+            for price, quantity, count in merged
+        ),
+        descending=bids,
+    )
+
+
 def _cumulate(
     rows: list[tuple[Decimal, int, int]],
 ) -> list[tuple[Decimal, int, int, int, Decimal]]:
@@ -262,12 +295,25 @@ def build_order_book(
     asks: Iterable[LevelRow],
     tick: Decimal = Decimal("0.01"),
     version: int = 0,
+    grouping: int = 1,
+    depth: int | None = None,
 ) -> OrderBook:
-    """The `OrderBook` of price-level rows `(price, quantity, order_count)`, in any order."""
+    """The `OrderBook` of price-level rows `(price, quantity, order_count)`, in any order,
+    grouped into steps of `grouping` ticks and cut to `depth` levels per side if given."""
     if tick <= 0:
         raise ValueError("The tick must be positive.")
-    bid_rows = _cumulate(_merged(bids, descending=True))
-    ask_rows = _cumulate(_merged(asks, descending=False))
+    if grouping < 1:
+        raise ValueError("The grouping must be at least one tick.")
+    if grouping == 1:
+        bid_levels, ask_levels = _merged(bids, descending=True), _merged(asks, descending=False)
+    else:
+        step = tick * grouping
+        bid_levels = group_levels(bids, step=step, bids=True)
+        ask_levels = group_levels(asks, step=step, bids=False)
+    if depth is not None:
+        bid_levels, ask_levels = bid_levels[:depth], ask_levels[:depth]
+    bid_rows = _cumulate(bid_levels)
+    ask_rows = _cumulate(ask_levels)
     max_cumulative = max(
         bid_rows[-1][3] if bid_rows else 0,
         ask_rows[-1][3] if ask_rows else 0,
@@ -308,4 +354,5 @@ def build_order_book(
         version=version,
         max_cumulative=max_cumulative,
         tick=tick,
+        grouping=grouping,
     )

@@ -482,3 +482,147 @@ def test_the_estimate_is_what_placing_the_order_does(cea, scenario):
             )
             assert_all_invariants()
         transaction.set_rollback(True)
+
+
+# --- Grouped book and the trader's own levels ---------------------------------------------------
+
+
+def test_a_grouped_book_merges_levels_into_steps_of_the_tick(cea):
+    maker = factories.trader(EUR="100000", CEA=1000)
+    for price, quantity in (("13.99", 5), ("13.96", 2), ("13.94", 1), ("13.90", 4)):
+        place(maker, "BUY", price=price, quantity=quantity)
+    for price, quantity in (("14.01", 3), ("14.05", 4), ("14.06", 6)):
+        place(maker, "SELL", price=price, quantity=quantity)
+    book = selectors.cached_order_book(market_code="CEA", grouping=5)
+    assert levels(book.bids) == [(D("13.95"), 7, 2), (D("13.90"), 5, 2)]
+    assert levels(book.asks) == [(D("14.05"), 7, 2), (D("14.10"), 6, 1)]
+    # Two grouped levels a side need up to 2 × 5 tick prices: all four bids are read.
+    assert levels(selectors.order_book(market=cea, depth=1, grouping=5).bids) == [
+        (D("13.95"), 7, 2)
+    ]
+    assert selectors.cached_order_book(market_code="CEA").grouping == 1
+    with pytest.raises(ValueError):
+        selectors.cached_order_book(market_code="CEA", grouping=3)
+
+
+def test_own_levels_are_the_traders_own_resting_orders_grouped_like_the_book(
+    cea, django_assert_num_queries
+):
+    alice, bob = factories.trader(EUR="10000", CEA=100), factories.trader(EUR="10000", CEA=100)
+    place(alice, "BUY", price="13.97", quantity=3)
+    place(alice, "BUY", price="13.96", quantity=2)
+    place(alice, "SELL", price="14.20", quantity=4)
+    place(bob, "BUY", price="13.99", quantity=9)
+    cancelled = place(alice, "BUY", price="13.50", quantity=1).order
+    order_cancel(order_id=cancelled.pk, user=alice.user)
+    cea.refresh_from_db()
+
+    with django_assert_num_queries(2):
+        own = selectors.own_book_levels(user_id=alice.user_id, market=cea)
+    assert own.bids == {D("13.97"): 3, D("13.96"): 2} and own.asks == {D("14.20"): 4}
+    with django_assert_num_queries(0):  # cached for this book version
+        assert selectors.own_book_levels(user_id=alice.user_id, market=cea) == own
+    grouped = selectors.own_book_levels(user_id=alice.user_id, market=cea, grouping=10)
+    assert grouped.bids == {D("13.90"): 5} and grouped.asks == {D("14.20"): 4}
+    # The prices are those the book shows, so the marks land on its levels.
+    book = selectors.cached_order_book(market_code="CEA", grouping=10)
+    assert set(grouped.bids) <= {lv.price for lv in book.bids}
+    assert {str(price) for price in own.bids} == {"13.97", "13.96"}
+    assert selectors.own_book_levels(user_id=bob.user_id, market=cea).bids == {D("13.99"): 9}
+    nobody = factories.trader()
+    assert not selectors.own_book_levels(user_id=nobody.user_id, market=cea)
+
+
+# --- Candles -------------------------------------------------------------------------------------
+
+
+def test_candles_from_trades_agree_with_the_core_aggregation(cea):
+    from market.core.candles import TradePoint, aggregate_candles
+
+    seller, buyer = factories.trader(CEA=1000), factories.trader(EUR="100000")
+    ages = [timedelta(hours=7), timedelta(minutes=44), timedelta(minutes=43, seconds=10)]
+    ages += [timedelta(minutes=12), timedelta(minutes=11), timedelta(seconds=20)]
+    for index, age in enumerate(ages):
+        made = trade(seller, buyer, D("13.50") + D(index % 4) / 10, 1 + index, aggressor="BUY")
+        backdate(made, age)
+    trade(factories.trader(EUA=10), factories.trader(EUR="10000"), "90.00", 1, market="EUA")
+    now = timezone.now()
+    raw = [
+        TradePoint(*row)
+        for row in Trade.objects.filter(market=cea)
+        .order_by("id")
+        .values_list("created_at", "price", "quantity")
+    ]
+    for interval in ("1m", "5m", "1h", "1d"):
+        series = selectors.candles(market=cea, interval=interval, slots=60, now=now)
+        expected = aggregate_candles(raw, interval=interval, now=now, slots=60)
+        assert series.candles == expected.candles, interval
+        assert (series.start, series.end, series.market_code) == (
+            expected.start,
+            expected.end,
+            "CEA",
+        )
+        assert series.last_trade_id == Trade.objects.filter(market=cea).latest("id").pk
+    five = selectors.candles(market=cea, interval="5m", slots=12, now=now)
+    # The 7-hour-old trade is before the window: its price opens it, flat.
+    assert five.candles[0].trade_count == 0 and five.candles[0].close == D("13.50")
+    assert five.volume == sum(range(2, 7))
+    assert selectors.market_last_trade_id(market_code="cea") == five.last_trade_id
+    assert selectors.market_last_trade_id(market_code="XYZ") is None
+    with pytest.raises(ValueError):
+        selectors.candles(market=cea, interval="2m")
+
+
+def test_candles_without_trades(cea):
+    series = selectors.candles(market=cea, interval="1h")
+    assert series.is_empty and series.last_trade_id is None
+    assert selectors.market_last_trade_id(market_code="CEA") == 0
+    assert series.slots == selectors.CANDLE_SLOTS
+
+
+def bulk_trades(market: Market, count: int, *, seed: int) -> None:
+    """`count` trades spread over the last three days, straight into the table."""
+    rng = random.Random(seed)
+    maker, taker = factories.trader(CEA=10), factories.trader(EUR="100")
+    buy = Order.objects.create(
+        owner=taker, market=market, side="BUY", order_type="LIMIT", price=D("14"), quantity=1
+    )
+    sell = Order.objects.create(
+        owner=maker, market=market, side="SELL", order_type="LIMIT", price=D("14"), quantity=1
+    )
+    now = timezone.now()
+    made = Trade.objects.bulk_create(
+        Trade(
+            market=market,
+            buy_order=buy,
+            sell_order=sell,
+            buyer=taker,
+            seller=maker,
+            price=D("13.00") + D(rng.randrange(200)) / 100,
+            quantity=rng.randint(1, 50),
+            value=D("1"),
+            aggressor_side="BUY",
+        )
+        for _ in range(count)
+    )
+    for trade_row in made:
+        trade_row.created_at = now - timedelta(seconds=rng.randrange(3 * 86400))
+    Trade.objects.bulk_update(made, ["created_at"], batch_size=2000)
+
+
+@pytest.mark.parametrize("interval", ["1m", "5m", "1h", "1d"])
+def test_candle_queries_and_rows_do_not_grow_with_the_trades(
+    cea, interval, django_assert_num_queries
+):
+    bulk_trades(cea, 10, seed=1)
+    with django_assert_num_queries(3):
+        selectors.candles(market=cea, interval=interval)
+    bulk_trades(cea, 3000, seed=2)
+    with django_assert_num_queries(3) as captured:
+        series = selectors.candles(market=cea, interval=interval)
+    assert len(series.candles) <= selectors.CANDLE_SLOTS
+    # The volumes are those of the window's trades, counted in the database.
+    in_window = Trade.objects.filter(market=cea, created_at__gte=series.start)
+    assert series.volume == sum(in_window.values_list("quantity", flat=True))
+    assert sum(c.trade_count for c in series.candles) == in_window.count()
+    assert "GROUP BY" in captured.captured_queries[1]["sql"]

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from market.core.book import build_order_book, depth_pct, mid_price, reference_price
+from market.core.book import (
+    GROUPINGS,
+    build_order_book,
+    depth_pct,
+    group_levels,
+    mid_price,
+    reference_price,
+)
 
 D = Decimal
 TICK = D("0.01")
@@ -228,3 +235,72 @@ def test_the_reference_price_is_on_the_tick_even_when_the_book_is_not():
     assert reference_price(
         best_bid=D("14.02"), best_ask=None, last_price=None, default=D("14.00"), tick=D("0.05")
     ) == (D("14.00"), "best_bid")
+
+
+# --- Grouping by multiples of the tick ----------------------------------------------------------
+
+
+def test_grouping_worked_example():
+    book = build_order_book(
+        market_code="CEA",
+        bids=[(D("13.99"), 5, 1), (D("13.95"), 7, 2), (D("13.94"), 1, 1), (D("13.90"), 2, 1)],
+        asks=[(D("14.01"), 3, 1), (D("14.05"), 4, 1), (D("14.06"), 6, 2)],
+        tick=TICK,
+        grouping=5,
+    )
+    # Bids down to a multiple of €0.05, asks up.
+    assert [(lv.price, lv.quantity, lv.order_count) for lv in book.bids] == [
+        (D("13.95"), 12, 3),
+        (D("13.90"), 3, 2),
+    ]
+    assert [(lv.price, lv.quantity, lv.order_count) for lv in book.asks] == [
+        (D("14.05"), 7, 2),
+        (D("14.10"), 6, 2),
+    ]
+    assert book.step == D("0.05") and book.grouping == 5
+    assert book.spread == D("0.10")
+    cut = build_order_book(
+        market_code="CEA", bids=[(D("13.99"), 5, 1)], asks=[], tick=TICK, grouping=5, depth=0
+    )
+    assert cut.bids == ()
+    with pytest.raises(ValueError):
+        build_order_book(market_code="CEA", bids=[], asks=[], tick=TICK, grouping=0)
+    with pytest.raises(ValueError):
+        group_levels([], step=D("0"), bids=True)
+
+
+@given(uncrossed_books(), st.sampled_from(GROUPINGS))
+def test_grouped_sides_hold_exactly_what_the_ungrouped_sides_hold(book_rows, grouping):
+    bid_rows, ask_rows = book_rows
+    step = TICK * grouping
+    for rows, bids in ((bid_rows, True), (ask_rows, False)):
+        grouped = group_levels(rows, step=step, bids=bids)
+        assert sum(q for _, q, _ in grouped) == sum(q for _, q, _ in rows)
+        assert sum(c for _, _, c in grouped) == sum(c for _, _, c in rows)
+        prices = [price for price, _, _ in grouped]
+        assert prices == sorted(set(prices), reverse=bids)
+        assert all(price % step == 0 for price in prices)
+        for price, _, _ in rows:
+            # Every order sits in the one group within a step on its far side (Decimal's %
+            # of positive numbers is the remainder of the division).
+            group = price - price % step if bids else price + (step - price % step) % step
+            assert group in prices
+            assert (group <= price < group + step) if bids else (group - step < price <= group)
+    book = build_order_book(
+        market_code="CEA", bids=bid_rows, asks=ask_rows, tick=TICK, grouping=grouping
+    )
+    if book.best_bid is not None and book.best_ask is not None:
+        assert book.best_bid < book.best_ask  # grouping never crosses the book
+    if grouping == 1:
+        ungrouped = build_order_book(market_code="CEA", bids=bid_rows, asks=ask_rows, tick=TICK)
+        assert book == ungrouped
+
+
+@given(side_rows(1, 2_000, max_size=120), st.sampled_from(GROUPINGS), st.integers(1, 20))
+def test_the_best_depth_times_grouping_levels_give_complete_grouped_levels(rows, grouping, depth):
+    """What the selector relies on: reading only the best depth × grouping ungrouped levels
+    yields the same first `depth` grouped levels as reading them all."""
+    for bids in (True, False):
+        best = sorted(rows, key=lambda row: row[0], reverse=bids)[: depth * grouping]
+        everything = group_levels(rows, step=TICK * grouping, bids=bids)[:depth]
+        assert group_levels(best, step=TICK * grouping, bids=bids)[:depth] == everything
