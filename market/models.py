@@ -328,6 +328,11 @@ class Order(models.Model):
         LIMIT = "LIMIT", "Limit"
         MARKET = "MARKET", "Market"
 
+    class TimeInForce(models.TextChoices):
+        GTC = "GTC", "Good till cancelled"
+        IOC = "IOC", "Immediate or cancel"
+        FOK = "FOK", "Fill or kill"
+
     class Status(models.TextChoices):
         OPEN = "OPEN", "Open"
         PARTIALLY_FILLED = "PARTIALLY_FILLED", "Partially filled"
@@ -371,6 +376,12 @@ class Order(models.Model):
         db_index=False,  # partial index in Meta: traders' orders have none
     )
     client_order_id = models.CharField(max_length=64, null=True, blank=True)
+    # How long the order may rest (`market.core.placement.POLICIES`): a market order is
+    # always IOC; post-only is a limit GTC that never takes.
+    time_in_force = models.CharField(
+        max_length=3, choices=TimeInForce.choices, default=TimeInForce.GTC
+    )
+    post_only = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -405,6 +416,19 @@ class Order(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=["OPEN", "PARTIALLY_FILLED"]) | Q(reserved=0),
                 name="order_closed_reserves_nothing",
+            ),
+            models.CheckConstraint(
+                condition=Q(order_type="LIMIT") | Q(time_in_force="IOC"),
+                name="order_market_is_ioc",
+            ),
+            models.CheckConstraint(
+                condition=Q(post_only=False) | Q(order_type="LIMIT", time_in_force="GTC"),
+                name="order_post_only_rests",
+            ),
+            # Only a GTC order ever rests.
+            models.CheckConstraint(
+                condition=Q(time_in_force="GTC") | ~Q(status__in=["OPEN", "PARTIALLY_FILLED"]),
+                name="order_only_gtc_rests",
             ),
         ]
         indexes = [

@@ -40,7 +40,14 @@ from market.core.candles import (
     window_slots,
 )
 from market.core.money import EUR
-from market.core.placement import Account, MarketRules, OrderRequest, Outcome
+from market.core.placement import (
+    Account,
+    AmendingOrder,
+    Amendment,
+    MarketRules,
+    OrderRequest,
+    Outcome,
+)
 from market.db import trades as trade_reads
 from market.db.balances import available_of
 from market.db.orders import RestingBook, first_batch, opposite
@@ -474,6 +481,51 @@ def order_estimate(
         request=request,
         book=book,
         available=lambda keys: available,
+    )
+
+
+def amending_order(order: Order) -> AmendingOrder:
+    """A resting limit order as the amend rule reads it."""
+    return AmendingOrder(
+        order.pk, order.owner_id, order.side, order.price, order.quantity,
+        order.filled_quantity, order.filled_value, order.fee_rate, order.fee_paid,
+        order.reserved, order.post_only,
+    )  # fmt: skip
+
+
+def amend_estimate(
+    *,
+    holder: Holder,
+    order: Order,
+    price: Decimal | None,
+    quantity: int | None,
+    available: Mapping[str, Decimal] | None = None,
+) -> Amendment:
+    """What amending `order` (to `price` and open `quantity`, None keeping either) would
+    do now: the placement core's `amend` on an unlocked read, as `order_amend` computes
+    it under the locks. The book is read only when the order would be replaced."""
+    market = order.market.rules
+    plan = core.amend_plan(
+        market=market, order=amending_order(order), price=price, quantity=quantity
+    )
+    book = ()
+    if plan.request is not None:
+        book = RestingBook(
+            market_id=market.market_id,
+            side=opposite(order.side),
+            limit_price=plan.price,
+            first=first_batch(plan.open_quantity, cap=ESTIMATE_FIRST_BATCH_CAP),
+        )
+    if available is None:
+        available = available_of(holder.pk)
+    return core.amend(
+        market=market,
+        account=Account(holder.pk, holder.kind),
+        order=plan.order,
+        price=price,
+        quantity=quantity,
+        book=book,
+        available=available,
     )
 
 

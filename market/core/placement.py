@@ -25,7 +25,7 @@ longer needs.
 """
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import chain
 from typing import NamedTuple
@@ -53,6 +53,8 @@ from market.core.money import (
 )
 
 LIMIT, MARKET = "LIMIT", "MARKET"
+# Time in force: good till cancelled (rests), immediate or cancel, fill or kill.
+GTC, IOC, FOK = "GTC", "IOC", "FOK"
 OPEN, PARTIALLY_FILLED, FILLED, CANCELLED = "OPEN", "PARTIALLY_FILLED", "FILLED", "CANCELLED"
 RESTING = (OPEN, PARTIALLY_FILLED)
 TRADER, MARKET_MAKER, HOUSE = "TRADER", "MARKET_MAKER", "HOUSE"
@@ -120,6 +122,9 @@ class OrderRequest:
     price: Decimal | None
     eur_budget: Decimal | None
     client_order_id: str | None = None
+    # A market order is IOC by nature; post-only is a limit GTC that refuses to take.
+    time_in_force: str = GTC
+    post_only: bool = False
 
     @property
     def amount_field(self) -> str:
@@ -186,8 +191,10 @@ class OrderPolicy:
     """What one order type does. Subclasses set the class attributes and may override."""
 
     order_type: str
+    time_in_force: str
     rests: bool  # a remainder rests in the book (else it is cancelled)
     refuses_unfilled: bool  # an order that trades nothing is refused, nothing written
+    refuses_partial: bool = False  # an order that cannot trade in full is refused (FOK)
 
     def reservation(self, request: OrderRequest, fee_rate: Decimal, walk: MatchResult):
         """What the order locks before it trades."""
@@ -195,7 +202,9 @@ class OrderPolicy:
 
 
 class LimitPolicy(OrderPolicy):
-    order_type = LIMIT
+    """A limit order good till cancelled: what does not trade at once rests."""
+
+    order_type, time_in_force = LIMIT, GTC
     rests = True
     refuses_unfilled = False
 
@@ -208,8 +217,10 @@ class LimitPolicy(OrderPolicy):
         )
 
 
-class MarketPolicy(OrderPolicy):
-    order_type = MARKET
+class ImmediatePolicy(OrderPolicy):
+    """An order that never rests: it trades what it can at once and cancels the rest. The
+    book is locked while it walks, so a buy by quantity reserves the walk's exact cost."""
+
     rests = False
     refuses_unfilled = True
 
@@ -218,13 +229,57 @@ class MarketPolicy(OrderPolicy):
             return Decimal(request.quantity)
         if request.eur_budget is not None:
             return request.eur_budget
-        # A market buy by quantity: the book is locked, so the walk's cost is exact.
         return walk.total_debit
 
 
-POLICIES: dict[str, OrderPolicy] = {
-    policy.order_type: policy for policy in (LimitPolicy(), MarketPolicy())
+class MarketPolicy(ImmediatePolicy):
+    order_type, time_in_force = MARKET, IOC
+
+
+class LimitIocPolicy(ImmediatePolicy):
+    """Immediate or cancel: what crosses the limit now trades, the remainder is cancelled."""
+
+    order_type, time_in_force = LIMIT, IOC
+
+
+class LimitFokPolicy(ImmediatePolicy):
+    """Fill or kill: the whole quantity trades now within the limit, or nothing does."""
+
+    order_type, time_in_force = LIMIT, FOK
+    refuses_partial = True
+
+
+POLICIES: dict[tuple[str, str], OrderPolicy] = {
+    (policy.order_type, policy.time_in_force): policy
+    for policy in (LimitPolicy(), LimitIocPolicy(), LimitFokPolicy(), MarketPolicy())
 }
+
+
+def policy_of(request: OrderRequest) -> OrderPolicy:
+    """The policy of a request's order type and time in force (a market order is IOC
+    whatever it says: `order_request_parse` refuses the combinations that mean nothing)."""
+    time_in_force = IOC if request.order_type == MARKET else request.time_in_force
+    return POLICIES[(request.order_type, time_in_force)]
+
+
+def time_in_force_refusal(order_type: str, time_in_force: str, post_only: bool):
+    """Why a combination of order type, time in force and post-only means nothing, as a
+    `Refusal` of the input to change; None for a sensible one."""
+    if order_type == MARKET and time_in_force == FOK:
+        return Refusal(
+            "time_in_force",
+            "A market order already trades what it can at once and cancels the rest; "
+            "fill or kill is for limit orders.",
+        )
+    if post_only and order_type == MARKET:
+        return Refusal("post_only", "Post-only is for limit orders: a market order always takes.")
+    if post_only and time_in_force != GTC:
+        return Refusal(
+            "post_only",
+            "A post-only order rests in the book; it cannot be immediate-or-cancel or "
+            "fill-or-kill.",
+        )
+    return None
 
 
 # --- Outputs ----------------------------------------------------------------------------
@@ -263,6 +318,8 @@ class OrderRow(NamedTuple):
     status_reason: str
     client_order_id: str | None
     ticket_id: int | None
+    time_in_force: str = GTC
+    post_only: bool = False
 
 
 class OrderUpdate(NamedTuple):
@@ -495,6 +552,12 @@ def match_order(
         refusal = _size_refusal(market, request, request.quantity, _entered_value(request))
     if refusal is not None:
         return Walk(market, account, request, fee_rate, MatchResult(), refusal)
+    if request.post_only:
+        # A post-only order only rests: it reads the first resting order it could meet.
+        first = next(iter(book), None)
+        if first is not None and _crosses(request.side, request.price, first.price):
+            refusal = Refusal("price", _post_only_refusal(account, request, first))
+        return Walk(market, account, request, fee_rate, MatchResult(), refusal)
     limit_price, bound = request.price, ""
     best = None
     passed_over: list[BookOrder] = []
@@ -545,8 +608,11 @@ def match_order(
             next_price=passed_over[0].price,
         )
     walk = Walk(market, account, request, fee_rate, result, None, stop_reason)
-    if POLICIES[request.order_type].refuses_unfilled and not result.filled_quantity:
+    policy = policy_of(request)
+    if policy.refuses_unfilled and not result.filled_quantity:
         refusal = Refusal(request.amount_field, _why_nothing_traded(walk))
+    elif policy.refuses_partial and result.filled_quantity < request.quantity:
+        refusal = Refusal(request.amount_field, _why_not_filled(walk))
     elif request.price is None:
         # What a market order trades is known only now: its value, and the quantity an
         # EUR amount buys, are checked here.
@@ -598,7 +664,7 @@ def settle(
     (read under the balance locks when placing) and, when it will be written, the house
     fee account's holder id and the ids allocated for the order and its trades."""
     market, account, request, result = walk.market, walk.account, walk.request, walk.result
-    policy = POLICIES[request.order_type]
+    policy = policy_of(request)
     side, code, fee_rate = request.side, market.code, walk.fee_rate
     reserve_asset = reserve_asset_of(side, code)
     reservation = policy.reservation(request, fee_rate, result)
@@ -646,6 +712,8 @@ def settle(
         status_reason=reason,
         client_order_id=request.client_order_id,
         ticket_id=None,
+        time_in_force=policy.time_in_force,
+        post_only=request.post_only,
     )
 
     taker = account.holder_id
@@ -813,23 +881,78 @@ def _settlement_moves(
     ]
 
 
+def _crosses(side: str, limit: Decimal, resting_price: Decimal) -> bool:
+    """Whether an order at `limit` would trade with a resting order at `resting_price`."""
+    return resting_price <= limit if side == BUY else resting_price >= limit
+
+
+def _post_only_refusal(account: Account, request: OrderRequest, first: BookOrder) -> str:
+    best, other = ("ask", "sell") if request.side == BUY else ("bid", "buy")
+    move, beyond = ("lower", "below") if request.side == BUY else ("raise", "above")
+    price = format_eur(first.price)
+    if first.owner_id == account.holder_id:
+        # It would meet the trader's own order: it could neither trade nor rest.
+        return (
+            f"Post-only: your own {other} order at {price} is first in line, so this order "
+            f"could neither trade nor rest; {move} the price {beyond} {price}."
+        )
+    return (
+        f"Post-only: this order would trade at once (best {best} {price}); "
+        f"{move} the price to rest it."
+    )
+
+
+def _immediate_label(request: OrderRequest) -> str:
+    return {IOC: "An immediate-or-cancel", FOK: "A fill-or-kill"}.get(request.time_in_force, "")
+
+
 def _why_nothing_traded(walk: Walk) -> str:
     result, request, market = walk.result, walk.request, walk.market
     other = "sell" if request.side == BUY else "buy"
     if result.stop == Stop.SELF_TRADE:
-        return _own_order_first(result.stopped_at, other) + " Cancel it, or place a limit order."
+        return _own_order_first(result.stopped_at, other, request)
     if result.stop == Stop.BUDGET:
         return "This amount does not buy a single certificate at the best offer."
     if walk.stop_reason:
         return f"Nothing can trade: {walk.stop_reason}."
+    if request.price is not None:
+        better = "or below" if request.side == BUY else "or above"
+        best = (
+            f" (the best is {format_eur(result.stopped_at.price)})"
+            if result.stopped_at is not None
+            else ""
+        )
+        return (
+            f"Nothing can trade now: there are no {other} orders at "
+            f"{format_eur(request.price)} {better}{best}. {_immediate_label(request)} order "
+            "does not rest; nothing was placed."
+        )
     return f"There are no {other} orders to trade with in {market.code}."
 
 
-def _own_order_first(own: BookOrder, other: str) -> str:
+def _why_not_filled(walk: Walk) -> str:
+    """A fill-or-kill order that would trade only part of its quantity."""
+    request, filled = walk.request, walk.result.filled_quantity
+    because = ""
+    if walk.result.stop == Stop.SELF_TRADE:
+        because = f" before your own order at {format_eur(walk.result.stopped_at.price)}"
     return (
-        f"Your own {other} order at {format_eur(own.price)} is first in line, and an "
-        "account never trades with itself."
+        f"Fill or kill: only {filled:,} of {request.quantity:,} {walk.market.code} can trade "
+        f"now at {format_eur(request.price)} or better{because}; nothing was placed."
     )
+
+
+def _own_order_first(own: BookOrder, other: str, request: OrderRequest) -> str:
+    """Nothing traded because the trader's own order is first in line: say so, and what
+    to do (the other traders' orders behind it are not reached)."""
+    head = (
+        f"Your own {other} order at {format_eur(own.price)} is first in line, and we do not "
+        "trade anyone with themselves: nothing trades, and orders behind yours are not "
+        "reached."
+    )
+    if request.order_type == MARKET:
+        return head + " Cancel your order, or place a limit order."
+    return head + " Cancel your order first."
 
 
 def _notes(walk: Walk, order: OrderRow) -> list[str]:
@@ -838,7 +961,18 @@ def _notes(walk: Walk, order: OrderRow) -> list[str]:
     filled = result.filled_quantity
     notes = []
     other = "sell" if request.side == BUY else "buy"
-    if request.order_type == LIMIT:
+    if request.post_only:
+        notes.append("Post-only: it rests in the book and trades only when others take it.")
+    elif request.order_type == LIMIT and request.time_in_force != GTC:
+        unfilled = request.quantity - filled
+        label = "IOC" if request.time_in_force == IOC else "Fill or kill"
+        if unfilled and result.stop != Stop.SELF_TRADE:
+            notes.append(
+                f"{label}: {filled:,} fill now, the remaining {unfilled:,} are cancelled."
+            )
+        elif not unfilled:
+            notes.append(f"{label}: all {filled:,} fill now; nothing rests.")
+    elif request.order_type == LIMIT:
         rest = order.quantity - filled if order.status in RESTING else 0
         if filled:
             notes.append(
@@ -872,7 +1006,9 @@ def _notes(walk: Walk, order: OrderRow) -> list[str]:
         )
     elif result.stop == Stop.SELF_TRADE and request.order_type == LIMIT and not filled:
         notes.append(
-            _own_order_first(result.stopped_at, other) + " Nothing trades; the order is cancelled."
+            f"Your own {other} order at {format_eur(result.stopped_at.price)} is first in "
+            "line, and we do not trade anyone with themselves: nothing trades, and the order "
+            "is cancelled rather than rest crossing yours."
         )
     return notes
 
@@ -996,3 +1132,271 @@ def cancel(
                 )
             )
     return updates, moves
+
+
+# --- Amending a resting order -------------------------------------------------------------
+
+
+class AmendingOrder(NamedTuple):
+    """A resting limit order to amend, as read (and locked) under its market's lock."""
+
+    id: int
+    owner_id: int
+    side: str
+    price: Decimal
+    quantity: int
+    filled_quantity: int
+    filled_value: Decimal
+    fee_rate: Decimal
+    fee_paid: Decimal
+    reserved: Decimal
+    post_only: bool = False
+
+    @property
+    def remaining(self) -> int:
+        return self.quantity - self.filled_quantity
+
+
+class QuantityUpdate(NamedTuple):
+    """A resting order shrunk in place: its new quantity and what it still reserves."""
+
+    id: int
+    quantity: int
+    reserved: Decimal
+
+
+@dataclass(frozen=True)
+class AmendPlan:
+    """What an amendment is, before the book is read: the order's new price and open
+    quantity (what will rest or trade), and whether it keeps its place in the queue. A
+    replacement's `request` is the new order's."""
+
+    market: MarketRules
+    order: AmendingOrder
+    price: Decimal
+    open_quantity: int
+    keeps_priority: bool
+    request: OrderRequest | None = None
+    refusal: Refusal | None = None
+
+
+NOTHING_TO_AMEND = "Nothing to change: give a new price or a new open quantity."
+
+
+def replaced_reason(new_order_id: int | None) -> str:
+    return f"replaced by #{new_order_id}" if new_order_id else "replaced by a new order"
+
+
+def amend_plan(
+    *,
+    market: MarketRules,
+    order: AmendingOrder,
+    price: Decimal | None = None,
+    quantity: int | None = None,
+) -> AmendPlan:
+    """Step one of an amendment: the order's new limit `price` and open `quantity` (the
+    certificates still to trade; None keeps either). Only shrinking the open quantity at
+    the same price keeps the order's place in the queue (the same order, smaller); a new
+    price or a larger quantity cancels it and places a new order at the back of its
+    price's queue, through the placement core (it may trade at once)."""
+    price = order.price if price is None else price
+    quantity = order.remaining if quantity is None else quantity
+    keeps = price == order.price and quantity < order.remaining
+    plan = AmendPlan(market, order, price, quantity, keeps)
+    if price == order.price and quantity == order.remaining:
+        return replace(plan, refusal=Refusal(NON_FIELD, NOTHING_TO_AMEND))
+    if quantity <= 0:
+        return replace(plan, refusal=Refusal("quantity", "The open quantity must be at least 1."))
+    if keeps:
+        return plan
+    request = OrderRequest(
+        market, order.side, LIMIT, quantity, price, None, None, GTC, order.post_only
+    )
+    return replace(plan, request=request)
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """Everything an amendment does. In place (`keeps_priority`): `shrunk` and a release.
+    Replaced: the old order's cancellation (`cancelled`, its release first in `moves`)
+    and the new order's `placement`, settled with the old order's funds added to what is
+    available. With a `refusal`, nothing may be written."""
+
+    plan: AmendPlan
+    available: Mapping[str, Decimal]  # the owner's, by asset, before the amendment
+    moves: tuple[Move, ...] = ()
+    shrunk: QuantityUpdate | None = None
+    cancelled: OrderUpdate | None = None
+    placement: Outcome | None = None
+    refusal: Refusal | None = None
+
+    @property
+    def order(self) -> AmendingOrder:
+        return self.plan.order
+
+    @property
+    def keeps_priority(self) -> bool:
+        return self.plan.keeps_priority
+
+    @property
+    def asset(self) -> str:
+        return self.plan.market.code
+
+    @property
+    def reserve_asset(self) -> str:
+        return reserve_asset_of(self.order.side, self.asset)
+
+    @property
+    def released(self) -> Decimal:
+        """What the old order gives back (all of it, when replaced)."""
+        return sum((m.available for m in self.moves if m.order_id == self.order.id), ZERO)
+
+    @property
+    def reserved_after(self) -> Decimal:
+        """What stays locked for the order (or its replacement) afterwards."""
+        if self.shrunk is not None:
+            return self.shrunk.reserved
+        return self.placement.order.reserved if self.placement is not None else ZERO
+
+    def available_after(self, asset: str) -> Decimal:
+        owner = self.order.owner_id
+        moves = chain(self.moves, self.placement.moves if self.placement else ())
+        change = sum(
+            (m.available for m in moves if m.holder_id == owner and m.asset == asset), ZERO
+        )
+        return self.available.get(asset, ZERO) + change
+
+    @property
+    def eur_after(self) -> Decimal:
+        return self.available_after(EUR)
+
+    @property
+    def certificates_after(self) -> Decimal:
+        return self.available_after(self.asset)
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        plan = self.plan
+        old = self.order
+        change = f"{format_quantity(old.remaining)} → {format_quantity(plan.open_quantity)}"
+        if plan.keeps_priority:
+            return (
+                f"Keeps its place in the queue: only the open quantity shrinks ({change} "
+                f"{self.asset}); {describe(self.reserve_asset, self.released)} released.",
+            )
+        what = []
+        if plan.price != old.price:
+            what.append(f"price {format_eur(old.price)} → {format_eur(plan.price)}")
+        if plan.open_quantity != old.remaining:
+            what.append(f"open quantity {change}")
+        head = (
+            f"Loses its place in the queue ({', '.join(what)}): the order is cancelled and "
+            "a new one placed with its funds."
+        )
+        placement_notes = self.placement.notes if self.placement is not None else ()
+        return (head, *placement_notes)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.notes + ((self.refusal.message,) if self.refusal else ())
+
+    def message(self, new_order_id: int | None = None) -> str:
+        """The result, as the trader reads it."""
+        plan, old = self.plan, self.order
+        if plan.keeps_priority:
+            return (
+                f"Order #{old.id} amended: {format_quantity(plan.open_quantity)} {self.asset} "
+                f"open at {format_eur(plan.price)}, still in its place in the queue; "
+                f"{describe(self.reserve_asset, self.released)} released."
+            )
+        return f"Order #{old.id} replaced by #{new_order_id}. " + self.placement.message(
+            new_order_id
+        )
+
+
+def amend_settle(
+    plan: AmendPlan,
+    *,
+    account: Account,
+    walk: Walk | None,
+    available: Mapping[str, Decimal],
+    house_id: int | None = None,
+    new_order_id: int | None = None,
+    trade_ids: Iterable[int] | None = None,
+) -> Amendment:
+    """Step two: the amendment's rows, given the owner's `available` balances (read under
+    the balance locks when amending) and, for a replacement, the new order's `walk`
+    (`match_order` of `plan.request`) and the ids allocated for it and its trades."""
+    order, market = plan.order, plan.market
+    asset = reserve_asset_of(order.side, market.code)
+    if plan.refusal is not None:
+        return Amendment(plan, available, refusal=plan.refusal)
+    if plan.keeps_priority:
+        keep = still_reserved(
+            side=order.side,
+            price=order.price,
+            remaining=plan.open_quantity,
+            filled_value=order.filled_value,
+            fee_paid=order.fee_paid,
+            fee_rate=order.fee_rate,
+        )
+        released = order.reserved - keep
+        moves = (Move(order.owner_id, asset, RELEASE, released, -released, order.id),)
+        return Amendment(
+            plan,
+            available,
+            moves=tuple(m for m in moves if m.available),
+            shrunk=QuantityUpdate(order.id, order.filled_quantity + plan.open_quantity, keep),
+        )
+    # Replaced: the old order's funds are released first, then the new order reserves.
+    release = Move(order.owner_id, asset, RELEASE, order.reserved, -order.reserved, order.id)
+    cancelled = OrderUpdate(
+        order.id,
+        order.filled_quantity,
+        order.filled_value,
+        order.fee_paid,
+        ZERO,
+        CANCELLED,
+        replaced_reason(new_order_id),
+    )
+    with_funds = dict(available)
+    with_funds[asset] = with_funds.get(asset, ZERO) + order.reserved
+    placement = settle(
+        walk, available=with_funds, house_id=house_id, order_id=new_order_id, trade_ids=trade_ids
+    )
+    refusal = placement.refusal
+    if refusal is None and placement.order.status == CANCELLED and not placement.fill_quantity:
+        # Nothing would trade and nothing rest (the trader's own order first in line):
+        # the amendment would only cancel the order.
+        refusal = Refusal(
+            "price",
+            "At this price the order would meet your own order first and be cancelled; "
+            "nothing was changed. Choose another price, or cancel the order.",
+        )
+    return Amendment(
+        plan,
+        available,
+        moves=(release,) if order.reserved else (),
+        cancelled=cancelled,
+        placement=placement,
+        refusal=refusal,
+    )
+
+
+def amend(
+    *,
+    market: MarketRules,
+    account: Account,
+    order: AmendingOrder,
+    price: Decimal | None,
+    quantity: int | None,
+    book: Iterable[BookOrder],
+    available: Mapping[str, Decimal],
+) -> Amendment:
+    """Both steps at once, for a caller that reads without locks (the amend estimate);
+    `book` is the other side, read only for a replacement."""
+    plan = amend_plan(market=market, order=order, price=price, quantity=quantity)
+    walk = None
+    if plan.refusal is None and plan.request is not None:
+        walk = match_order(market=market, account=account, request=plan.request, book=book)
+    return amend_settle(plan, account=account, walk=walk, available=available)

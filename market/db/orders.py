@@ -18,10 +18,12 @@ from market.core.limits import previous_close_on
 from market.core.matching import BUY, SELL, BookOrder
 from market.core.placement import (
     RESTING,
+    AmendingOrder,
     CancellingOrder,
     MarketRules,
     OrderRow,
     OrderUpdate,
+    QuantityUpdate,
     TradeRow,
     reserve_asset_of,
 )
@@ -304,3 +306,51 @@ def market_ids_of(order_ids: Iterable[int]) -> list[int]:
         f"SELECT DISTINCT market_id FROM {_table(Order)} WHERE {among}", params
     ).rows()
     return sorted(market_id for (market_id,) in rows)
+
+
+_AMEND_COLUMNS = (
+    "id",
+    "owner_id",
+    "side",
+    "price",
+    "quantity",
+    "filled_quantity",
+    "filled_value",
+    "fee_rate",
+    "fee_paid",
+    "reserved",
+    "post_only",
+)
+
+
+def lock_amending_order(order_id: int, *, market_id: int) -> AmendingOrder | None:
+    """The resting limit order `order_id` of market `market_id`, locked, as the amend rule
+    needs it; None if it no longer rests. Its market must be locked first."""
+    row = pipeline.send(
+        f"SELECT {', '.join(_AMEND_COLUMNS)} FROM {_table(Order)} "
+        f"WHERE id = %s AND market_id = %s AND order_type = 'LIMIT' "
+        f"AND status IN ({_RESTING_SQL}){pipeline.for_update()}",
+        [order_id, market_id],
+        model=Order,
+        columns=_AMEND_COLUMNS,
+    ).one()
+    return None if row is None else AmendingOrder(*row)
+
+
+def shrink_order(update: QuantityUpdate, *, now: datetime) -> None:
+    """A resting order's smaller quantity and reservation, in place (its id, and so its
+    place in the queue, stay)."""
+    pipeline.write(
+        f"UPDATE {_table(Order)} SET quantity = %s, reserved = %s, updated_at = %s WHERE id = %s",
+        [update.quantity, update.reserved, now, update.id],
+    )
+
+
+def resting_order_ids(*, owner_id: int, market_id: int) -> list[int]:
+    """The ids of one owner's resting orders in one market."""
+    rows = pipeline.send(
+        f"SELECT id FROM {_table(Order)} WHERE owner_id = %s AND market_id = %s "
+        f"AND status IN ({_RESTING_SQL}) ORDER BY id",
+        [owner_id, market_id],
+    ).rows()
+    return [order_id for (order_id,) in rows]

@@ -26,10 +26,11 @@ from market.db.pipeline import allocate_ids, pipelined_atomic
 from market.models import Holder, MarketMakerClient, Order, TicketLog, Trade
 from market.permissions import CANCEL_ORDERS
 from market.services.audit import ticket_number, ticket_rows_insert, tickets_record
+from market.services.holders import trader_holder_for
 from market.services.ledger import BalanceSheet
 from market.validation import FieldErrors, IdempotencyKeyReused
 
-Side, Type, Status = Order.Side, Order.Type, Order.Status
+Side, Type, Status, TimeInForce = Order.Side, Order.Type, Order.Status, Order.TimeInForce
 MAX_CLIENT_ORDER_ID = 64
 # The first batch of the book travels with the market lock: enough for most walks in that
 # one round trip, without reading much more than the walk needs while the lock is held.
@@ -82,8 +83,15 @@ def order_request_parse(
     price=None,
     eur_budget=None,
     client_order_id: str | None = None,
+    time_in_force=None,
+    post_only=False,
 ) -> OrderRequest:
     """Validate raw order input (form, API or code) into an `OrderRequest`.
+
+    `time_in_force` is GTC (the default, also for an empty value), IOC or FOK; a market
+    order is IOC by nature (GTC or IOC given, it is stored as IOC; FOK is refused).
+    `post_only` (limit GTC only) is a bool or the text a form or API sends ("on",
+    "true", "1"; "", "false", "0" for off).
 
     Raises ValidationError keyed by field with every problem a user can fix.
     """
@@ -124,8 +132,33 @@ def order_request_parse(
             price = collect(parse_price, price, tick=market.tick)
     else:
         price = None
+    time_in_force = collect(
+        _choice, time_in_force or TimeInForce.GTC, TimeInForce.values, "time_in_force",
+        "time in force",
+    )  # fmt: skip
+    post_only = collect(_flag, post_only, "post_only")
+    if time_in_force is not None and post_only is not None and order_type is not None:
+        refusal = core.time_in_force_refusal(order_type, time_in_force, post_only)
+        if refusal is not None:
+            errors.add(refusal.field, refusal.message)
+        elif order_type == Type.MARKET:
+            time_in_force = TimeInForce.IOC
     errors.raise_any()
-    return OrderRequest(market, side, order_type, quantity, price, eur_budget, client_order_id)
+    return OrderRequest(
+        market, side, order_type, quantity, price, eur_budget, client_order_id,
+        time_in_force, post_only,
+    )  # fmt: skip
+
+
+def _flag(value, field_name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value or "").strip().lower()
+    if text in ("", "0", "false", "off", "no"):
+        return False
+    if text in ("1", "true", "on", "yes"):
+        return True
+    raise ValidationError({field_name: "Give true or false."})
 
 
 def _refused(refusal: core.Refusal) -> ValidationError:
@@ -193,8 +226,8 @@ def _already_placed(owner: Holder, request: OrderRequest) -> Placement | None:
 
 def _same_order(order: Order, request: OrderRequest) -> bool:
     """Whether `order` is what `request` asks for: the same market, side, type, limit
-    price and size. A market buy by EUR amount is sized by its amount (its stored
-    quantity is what it bought)."""
+    price, size, time in force and post-only. A market buy by EUR amount is sized by its
+    amount (its stored quantity is what it bought)."""
     if request.eur_budget is not None:
         size_matches = order.eur_budget == request.eur_budget
     else:
@@ -205,6 +238,8 @@ def _same_order(order: Order, request: OrderRequest) -> bool:
         and order.side == request.side
         and order.order_type == request.order_type
         and order.price == request.price
+        and order.time_in_force == request.time_in_force
+        and order.post_only == request.post_only
     )
 
 
@@ -422,6 +457,161 @@ def order_cancel(*, order_id: int, user, ip: str | None = None) -> Cancelled:
         order.refresh_from_db()
         raise ValidationError(f"Order #{order_id} is {order.get_status_display().lower()}.")
     return cancelled[0]
+
+
+# --- Cancelling all, amending -----------------------------------------------------------
+
+
+def orders_cancel_all(*, user, market_code: str, ip: str | None = None) -> list[Cancelled]:
+    """Cancel every resting order of `user`'s trader holder in one market, in one
+    transaction, releasing their reservations; returns what was cancelled (empty when
+    nothing rested). The orders are picked under the market's lock, so none placed
+    before the cancellation is missed. Raises ValidationError for an unknown market."""
+    rules = market_rules(market_code)
+    if rules is None:
+        raise ValidationError({"market": f"Unknown market {market_code!r}."})
+    holder = trader_holder_for(user)
+    with transaction.atomic():
+        db.lock_markets([rules.market_id])
+        ids = db.resting_order_ids(owner_id=holder.pk, market_id=rules.market_id)
+        return orders_cancel(orders=ids, reason="cancelled by owner (cancel all)")
+
+
+@dataclass
+class Amended:
+    """What `order_amend` did. `order` is the order as it now stands: the same order,
+    smaller (`keeps_priority`), or the new order that replaced it (`replaced_id` names the
+    old one, now cancelled "replaced by #N"); `trades` are the new order's, if it crossed."""
+
+    order: Order
+    message: str
+    keeps_priority: bool
+    replaced_id: int | None = None
+    trades: list[Trade] = field(default_factory=list)
+
+
+def order_for_amend(*, order_id: int, user) -> Order:
+    """`user`'s own resting limit order `order_id` (market loaded), or ValidationError."""
+    order = Order.objects.select_related("owner", "market").filter(pk=order_id).first()
+    if order is None or order.owner.user_id != user.pk:
+        raise ValidationError(f"Order #{order_id} is not one of your orders.")
+    if order.order_type != Type.LIMIT or not order.is_resting:
+        state = order.get_status_display().lower()
+        raise ValidationError(f"Order #{order_id} is {state}; only a resting order is amended.")
+    return order
+
+
+def amend_inputs_parse(*, order: Order, price=None, quantity=None):
+    """(new price or None, new open quantity or None) from raw input; empty keeps it.
+    Raises ValidationError keyed by field."""
+    errors = FieldErrors()
+    if price not in (None, ""):
+        price = errors.collect(parse_price, price, tick=order.market.tick_size)
+    else:
+        price = None
+    if quantity not in (None, ""):
+        quantity = errors.collect(parse_quantity, quantity, field="quantity")
+    else:
+        quantity = None
+    errors.raise_any()
+    return price, quantity
+
+
+def order_amend(
+    *, order_id: int, user, price=None, quantity=None, ip: str | None = None
+) -> Amended:
+    """Amend `user`'s resting limit order: a new limit `price` and/or open `quantity`
+    (the certificates still to trade; raw input, empty or None keeps it).
+
+    Only a smaller open quantity at the same price keeps the order's place in the queue:
+    the same order, its surplus reservation released. Otherwise it is cancel-replace,
+    atomically: the old order is cancelled ("replaced by #N") and its whole reservation
+    released, then a new limit order (same side, post-only if the old one was) is placed
+    with those funds plus the available balance, through the placement core (it may trade
+    at once). Refused, changing nothing, when funds fall short, when the old order no
+    longer rests, or when the new order would be refused.
+
+    Locks: the market row, then the order row, then the balances the new order's walk
+    touches (or the owner's reserve asset) in primary-key order; ledger RELEASE/RESERVE
+    entries name the orders.
+    """
+    order = order_for_amend(order_id=order_id, user=user)
+    new_price, new_quantity = amend_inputs_parse(order=order, price=price, quantity=quantity)
+    with pipelined_atomic():
+        market_read = db.MarketRead(market_id=order.market_id, lock=True)
+        market_read.wait()
+        now = timezone.now()
+        market = market_read.rules(today=now.date())
+        locked = db.lock_amending_order(order.pk, market_id=market.market_id)
+        if locked is None:
+            order.refresh_from_db()
+            state = order.get_status_display().lower()
+            raise ValidationError(f"Order #{order_id} is {state}; nothing was changed.")
+        plan = core.amend_plan(market=market, order=locked, price=new_price, quantity=new_quantity)
+        if plan.refusal is not None:
+            raise _refused(plan.refusal)
+        account = Account(order.owner_id, order.owner.kind)
+        walk, keys, house = None, {(locked.owner_id, order.reserve_asset)}, False
+        if plan.request is not None:
+            book = db.RestingBook(
+                market_id=market.market_id,
+                side=db.opposite(locked.side),
+                limit_price=plan.price,
+                first=db.first_batch(plan.open_quantity, cap=PLACEMENT_FIRST_BATCH_CAP),
+            )
+            walk = core.match_order(
+                market=market, account=account, request=plan.request, book=book
+            )
+            if walk.refusal is not None:
+                raise _refused(walk.refusal)
+            keys, house = walk.balance_keys, walk.takes_fees
+        balances = BalanceLock(keys, house=house)
+        fills = len(walk.result.fills) if walk else 0
+        ids = allocate_ids({Order: 0 if walk is None else 1, Trade: fills, TicketLog: fills})
+        sheet = BalanceSheet(balances.rows(), house_id=balances.house_id)
+        new_ids = ids.take(Order)
+        amendment = core.amend_settle(
+            plan,
+            account=account,
+            walk=walk,
+            available=sheet.available_of(locked.owner_id),
+            house_id=sheet.house_id,
+            new_order_id=new_ids[0] if new_ids else None,
+            trade_ids=ids.take(Trade),
+        )
+        if amendment.refusal is not None:
+            raise _refused(amendment.refusal)
+        outcome = amendment.placement
+        ticket_ids = ids.take(TicketLog)
+        if outcome is None:
+            sheet.apply(amendment.moves, field="quantity")
+            db.shrink_order(amendment.shrunk, now=now)
+            sheet.flush()
+            db.bump_book_version(market.market_id)
+        else:
+            sheet.apply((*amendment.moves, *outcome.moves), field="quantity")
+            db.update_orders([amendment.cancelled], now=now)
+            db.insert_orders([outcome.order], now=now)
+            if outcome.trades:
+                ticket_rows_insert(_trade_tickets(outcome, ticket_ids, actor=user, ip=ip, now=now))
+                db.insert_trades(outcome.trades, ticket_ids=ticket_ids, now=now)
+                db.update_orders(outcome.maker_updates, now=now)
+            sheet.flush()
+            if outcome.trades:
+                db.record_trading(market, last_price=outcome.trades[-1].price, today=now.date())
+            else:
+                db.bump_book_version(market.market_id)
+    if outcome is None:
+        order.refresh_from_db()
+        return Amended(order=order, message=amendment.message(), keeps_priority=True)
+    placement = _placement(outcome, ticket_ids, now)
+    return Amended(
+        order=placement.order,
+        message=amendment.message(placement.order.pk),
+        keeps_priority=False,
+        replaced_id=locked.id,
+        trades=placement.trades,
+    )
 
 
 # --- Resting orders of a liquidity operation ---------------------------------------------

@@ -16,8 +16,13 @@ from hypothesis import strategies as st
 
 from market import selectors
 from market.db.orders import best_prices
-from market.models import Market, Order, Trade
-from market.services.orders import order_cancel, order_place, order_request_parse
+from market.models import LedgerEntry, Market, Order, Trade
+from market.services.orders import (
+    order_amend,
+    order_cancel,
+    order_place,
+    order_request_parse,
+)
 from market.tests import factories
 from market.tests.helpers import assert_all_invariants
 
@@ -389,6 +394,8 @@ def estimate_scenarios(draw):
     fields = {"quantity": draw(st.integers(min_value=1, max_value=30))}
     if order_type == "LIMIT":
         fields["price"] = draw(st.sampled_from(REQUEST_PRICES))
+        fields["time_in_force"] = draw(st.sampled_from(["GTC", "IOC", "FOK"]))
+        fields["post_only"] = fields["time_in_force"] == "GTC" and draw(st.booleans())
     elif side == "BUY" and draw(st.booleans()):
         fields = {"eur_budget": draw(st.sampled_from(["5.00", "14.05", "100.00", "350.00"]))}
     funds = {
@@ -435,6 +442,7 @@ def test_the_estimate_is_what_placing_the_order_does(cea, scenario):
         )
         estimate = selectors.order_estimate(holder=taker, request=request)
         event(f"walk stopped: {estimate.walk.result.stop}")
+        event(f"time in force: {request.time_in_force}, post-only: {request.post_only}")
         refusal = estimate.refusal
         event(
             "outcome: "
@@ -626,3 +634,114 @@ def test_candle_queries_and_rows_do_not_grow_with_the_trades(
     assert series.volume == sum(in_window.values_list("quantity", flat=True))
     assert sum(c.trade_count for c in series.candles) == in_window.count()
     assert "GROUP BY" in captured.captured_queries[1]["sql"]
+
+
+# --- The amend estimate is the amendment ---------------------------------------------------
+
+AMEND_EXAMPLES = 150
+
+
+@st.composite
+def amend_scenarios(draw):
+    book, sweeps, *_ = draw(estimate_scenarios())
+    side = draw(st.sampled_from(["BUY", "SELL"]))
+    resting = (draw(st.sampled_from([0, 1, 2, 3])), draw(st.integers(2, 12)))
+    post_only = draw(st.booleans())
+    price = draw(st.one_of(st.none(), st.sampled_from(REQUEST_PRICES)))
+    # The new open quantity, relative to what is open: shrinking is as likely as not.
+    quantity = draw(st.one_of(st.none(), st.integers(-11, -1), st.integers(0, 8)))
+    funds = {"EUR": draw(st.sampled_from(["200", "400", "100000"])), "CEA": "40"}
+    return book, sweeps, side, resting, post_only, price, quantity, funds
+
+
+@settings(
+    max_examples=AMEND_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(scenario=amend_scenarios())
+def test_the_amend_estimate_is_what_amending_does(cea, scenario):
+    book, sweeps, side, (level, size), post_only, price, quantity, funds = scenario
+    with transaction.atomic():
+        taker = factories.trader(**funds)
+        # The order to amend rests first: it is first in line at its price.
+        prices = BOOK_PRICES if side == "BUY" else ASK_PRICES
+        try:
+            order = place(taker, side, price=prices[level], quantity=size, post_only=post_only)
+        except ValidationError:  # not enough EUR for it
+            transaction.set_rollback(True)
+            return
+        order = order.order
+        others = {
+            "taker": taker,
+            "other": factories.trader(EUR="100000", CEA=100),
+            "maker": factories.trader(EUR="100000", CEA=100),
+        }
+        for owner, resting_side, at, amount in book:
+            resting_prices = BOOK_PRICES if resting_side == "BUY" else ASK_PRICES
+            with contextlib.suppress(ValidationError):
+                place(others[owner], resting_side, price=resting_prices[at], quantity=amount)
+        sweeper = factories.trader(EUR="100000", CEA=100)
+        for sweep_side, amount in sweeps:
+            with contextlib.suppress(ValidationError):
+                place(sweeper, sweep_side, order_type="MARKET", quantity=amount)
+        order.refresh_from_db()
+        if not order.is_resting:
+            transaction.set_rollback(True)
+            return
+        if quantity is not None:
+            quantity = max(1, order.remaining_quantity + quantity)
+        estimate = selectors.amend_estimate(
+            holder=taker, order=order, price=price, quantity=quantity
+        )
+        event("keeps priority" if estimate.keeps_priority else "replaced")
+        event(f"refused: {estimate.refusal.message[:30]}" if estimate.refusal else "amended")
+        counts = (Order.objects.count(), Trade.objects.count(), LedgerEntry.objects.count())
+        try:
+            amended = order_amend(
+                order_id=order.pk, user=taker.user, price=price, quantity=quantity
+            )
+        except ValidationError as refused:
+            assert estimate.refusal is not None, refused
+            key = "__all__" if estimate.refusal.field == "__all__" else estimate.refusal.field
+            assert refused.message_dict == {key: [estimate.refusal.message]}
+            counts_after = (
+                Order.objects.count(), Trade.objects.count(), LedgerEntry.objects.count()
+            )  # fmt: skip
+            assert counts_after == counts
+            stored = Order.objects.get(pk=order.pk)
+            assert (stored.status, stored.quantity, stored.reserved) == (
+                order.status, order.quantity, order.reserved
+            )  # fmt: skip
+        else:
+            assert estimate.refusal is None, estimate.refusal
+            assert amended.keeps_priority == estimate.keeps_priority
+            assert amended.message == estimate.message(amended.order.pk)
+            after = _balances_of(taker)
+            assert (after["EUR"], after["CEA"]) == (
+                estimate.eur_after, estimate.certificates_after
+            )  # fmt: skip
+            stored = Order.objects.get(pk=amended.order.pk)
+            if estimate.keeps_priority:
+                assert stored.pk == order.pk
+                assert (stored.quantity, stored.reserved) == estimate.shrunk[1:]
+            else:
+                expected = estimate.placement.order._replace(id=stored.pk)
+                assert tuple(getattr(stored, name) for name in expected._fields) == expected
+                old = Order.objects.get(pk=order.pk)
+                assert (old.status, old.status_reason, old.reserved) == (
+                    Order.Status.CANCELLED, f"replaced by #{stored.pk}", 0
+                )  # fmt: skip
+                assert stored.post_only == order.post_only
+                made = [
+                    (t.price, t.quantity, t.buyer_fee, t.seller_fee)
+                    for t in Trade.objects.filter(pk__in=[t.pk for t in amended.trades])
+                    .order_by("pk")
+                ]  # fmt: skip
+                promised = [
+                    (t.price, t.quantity, t.buyer_fee, t.seller_fee)
+                    for t in estimate.placement.trades
+                ]
+                assert made == promised
+            assert_all_invariants()
+        transaction.set_rollback(True)

@@ -186,8 +186,9 @@ def test_a_market_buy_by_budget_buys_what_it_affords_and_releases_the_rest():
             request(order_type="MARKET"),
             [ask(11, "14.00", 5, owner=TAKER), ask(12, "14.10", 5)],
             "quantity",
-            "Your own sell order at €14.00 is first in line, and an account never trades "
-            "with itself. Cancel it, or place a limit order.",
+            "Your own sell order at €14.00 is first in line, and we do not trade anyone "
+            "with themselves: nothing trades, and orders behind yours are not reached. "
+            "Cancel your order, or place a limit order.",
         ),
     ],
 )
@@ -329,14 +330,22 @@ levels = st.sampled_from(["13.90", "13.95", "14.00", "14.05", "14.10"])
     quantity=st.integers(1, 40),
     price=levels,
     funds=st.sampled_from([D("0"), D("50"), D("100000")]),
+    time_in_force=st.sampled_from(["GTC", "IOC", "FOK"]),
+    post_only=st.booleans(),
 )
 def test_every_placement_conserves_assets_and_locks_exactly_what_rests(
-    book, side, order_type, quantity, price, funds
+    book, side, order_type, quantity, price, funds, time_in_force, post_only
 ):
     maker = bid if side == "SELL" else ask
     ordered = sorted(book, key=lambda row: D(row[0]), reverse=side == "SELL")
     resting = [maker(n, p, q, owner=o) for n, (p, q, o) in enumerate(ordered, start=1)]
-    req = request(side=side, order_type=order_type, quantity=quantity, price=price)
+    if core.time_in_force_refusal(order_type, time_in_force, post_only) is not None:
+        post_only, time_in_force = False, "IOC" if order_type == "MARKET" else time_in_force
+    req = replace(
+        request(side=side, order_type=order_type, quantity=quantity, price=price),
+        time_in_force=time_in_force,
+        post_only=post_only,
+    )
     outcome = place(req, resting, available={EUR: funds, "CEA": funds})
     change = net(outcome)
     totals = defaultdict(D)
@@ -348,7 +357,244 @@ def test_every_placement_conserves_assets_and_locks_exactly_what_rests(
     assert change[(TAKER, reserve_asset)][1] == outcome.order.reserved
     assert outcome.order.status in core.RESTING or outcome.order.reserved == 0
     assert all(t.buyer_id != t.seller_id for t in outcome.trades)
+    if outcome.order.status in core.RESTING:
+        assert outcome.order.time_in_force == "GTC" and order_type == "LIMIT"
+    if post_only:
+        assert outcome.trades == ()
+    if outcome.refusal is None and time_in_force == "FOK":
+        assert outcome.order.status == core.FILLED
     if outcome.refusal is None:
         assert outcome.reservation <= funds
         # Nobody's available balance goes below zero.
         assert change[(TAKER, reserve_asset)][0] >= -funds
+
+
+# --- Time in force and post-only ------------------------------------------------------------
+
+
+def tif(time_in_force, *, post_only=False, **fields):
+    return replace(request(**fields), time_in_force=time_in_force, post_only=post_only)
+
+
+def test_an_ioc_limit_trades_what_crosses_now_and_cancels_the_remainder():
+    book = [ask(11, "13.90", 4), ask(12, "14.10", 50)]
+    outcome = place(tif("IOC", quantity=10, price="14.00"), book)
+    assert outcome.refusal is None and outcome.fill_quantity == 4
+    assert (outcome.order.status, outcome.order.status_reason) == (
+        core.CANCELLED,
+        core.REMAINDER_CANCELLED,
+    )
+    assert outcome.order.time_in_force == "IOC" and outcome.order.reserved == 0
+    assert outcome.rest_quantity == 0 and outcome.unfilled_quantity == 6
+    # It reserves only what it spends (the book is locked while it walks).
+    assert outcome.reservation == outcome.walk.result.total_debit
+    assert "IOC: 4 fill now, the remaining 6 are cancelled." in outcome.notes
+    assert net(outcome)[(TAKER, EUR)][1] == 0
+
+
+def test_an_ioc_that_fills_in_full_is_filled_and_one_that_cannot_trade_is_refused():
+    filled = place(tif("IOC", quantity=4, price="14.00"), [ask(11, "13.90", 10)])
+    assert filled.order.status == core.FILLED and "IOC: all 4 fill now; nothing rests." in (
+        filled.notes
+    )
+    nothing = place(tif("IOC", quantity=4, price="13.80"), [ask(11, "13.90", 10)])
+    assert nothing.refusal == core.Refusal(
+        "quantity",
+        "Nothing can trade now: there are no sell orders at €13.80 or below (the best is "
+        "€13.90). An immediate-or-cancel order does not rest; nothing was placed.",
+    )
+
+
+def test_a_fok_limit_fills_completely_or_is_refused():
+    book = [ask(11, "13.90", 4), ask(12, "14.00", 3), ask(13, "14.10", 50)]
+    whole = place(tif("FOK", quantity=7, price="14.00"), book)
+    assert whole.refusal is None and whole.order.status == core.FILLED
+    assert whole.order.time_in_force == "FOK" and whole.fill_quantity == 7
+    part = place(tif("FOK", quantity=8, price="14.00"), book)
+    assert part.refusal == core.Refusal(
+        "quantity",
+        "Fill or kill: only 7 of 8 CEA can trade now at €14.00 or better; nothing was placed.",
+    )
+    own = place(
+        tif("FOK", quantity=8, price="14.00"),
+        [ask(11, "13.90", 4), ask(12, "13.95", 4, owner=TAKER), ask(13, "14.00", 9)],
+    )
+    assert own.refusal.message.startswith("Fill or kill: only 4 of 8 CEA") and (
+        "before your own order at €13.95" in own.refusal.message
+    )
+
+
+def test_a_post_only_order_rests_or_is_refused_when_it_would_take():
+    rested = place(tif("GTC", post_only=True, quantity=5, price="13.90"), [ask(11, "13.95", 5)])
+    assert rested.refusal is None and rested.order.status == core.OPEN and rested.order.post_only
+    assert rested.trades == () and rested.order.reserved == rested.reservation
+    taking = place(tif("GTC", post_only=True, quantity=5, price="14.00"), [ask(11, "13.95", 5)])
+    assert taking.refusal == core.Refusal(
+        "price",
+        "Post-only: this order would trade at once (best ask €13.95); lower the price to rest it.",
+    )
+    assert taking.trades == ()
+    selling = place(
+        tif("GTC", post_only=True, side="SELL", quantity=5, price="13.90"),
+        [bid(11, "13.95", 5, owner=TAKER)],
+    )
+    assert selling.refusal == core.Refusal(
+        "price",
+        "Post-only: your own buy order at €13.95 is first in line, so this order could "
+        "neither trade nor rest; raise the price above €13.95.",
+    )
+
+
+@pytest.mark.parametrize(
+    ("order_type", "time_in_force", "post_only", "field"),
+    [
+        ("MARKET", "FOK", False, "time_in_force"),
+        ("MARKET", "IOC", True, "post_only"),
+        ("LIMIT", "IOC", True, "post_only"),
+        ("LIMIT", "FOK", True, "post_only"),
+    ],
+)
+def test_meaningless_combinations_are_refused_on_their_input(
+    order_type, time_in_force, post_only, field
+):
+    refusal = core.time_in_force_refusal(order_type, time_in_force, post_only)
+    assert refusal is not None and refusal.field == field
+
+
+def test_sensible_combinations_have_their_policy():
+    for order_type, time_in_force in (("LIMIT", "GTC"), ("LIMIT", "IOC"), ("LIMIT", "FOK")):
+        assert core.time_in_force_refusal(order_type, time_in_force, False) is None
+        assert core.policy_of(tif(time_in_force, order_type=order_type)).time_in_force == (
+            time_in_force
+        )
+    assert core.policy_of(request(order_type="MARKET")).time_in_force == "IOC"
+
+
+# --- Amending -------------------------------------------------------------------------------
+
+
+def resting_buy(quantity=10, price="14.00", filled=0, filled_value="0", fee_paid="0"):
+    """The trader's resting limit buy #70, reserving what the rule says it must."""
+    reserved = still_reserved(
+        side="BUY", price=D(price), remaining=quantity - filled, filled_value=D(filled_value),
+        fee_paid=D(fee_paid), fee_rate=D("0.005"),
+    )  # fmt: skip
+    return core.AmendingOrder(
+        70, TAKER, "BUY", D(price), quantity, filled, D(filled_value), D("0.005"),
+        D(fee_paid), reserved,
+    )  # fmt: skip
+
+
+def amend(order, price=None, quantity=None, book=(), available=None):
+    plan = core.amend_plan(market=CEA, order=order, price=price, quantity=quantity)
+    walk = None
+    if plan.refusal is None and plan.request is not None:
+        walk = core.match_order(market=CEA, account=TRADER, request=plan.request, book=book)
+    return core.amend_settle(
+        plan, account=TRADER, walk=walk,
+        available=available or {EUR: D("1000"), "CEA": D("0")},
+        house_id=HOUSE_ID, new_order_id=501, trade_ids=range(900, 950),
+    )  # fmt: skip
+
+
+def test_shrinking_the_quantity_keeps_the_order_and_its_place_and_releases_the_surplus():
+    order = resting_buy(quantity=10, filled=4, filled_value="56.00", fee_paid="0.28")
+    amended = amend(order, quantity=2)  # open 6 → 2
+    assert amended.refusal is None and amended.keeps_priority and amended.placement is None
+    keep = still_reserved(
+        side="BUY", price=D("14.00"), remaining=2, filled_value=D("56.00"),
+        fee_paid=D("0.28"), fee_rate=D("0.005"),
+    )  # fmt: skip
+    assert amended.shrunk == core.QuantityUpdate(70, 6, keep)
+    assert [(m.kind, m.available, m.locked, m.order_id) for m in amended.moves] == [
+        ("RELEASE", order.reserved - keep, keep - order.reserved, 70)
+    ]
+    assert amended.eur_after == D("1000") + order.reserved - keep
+    assert amended.notes[0].startswith("Keeps its place in the queue")
+    assert amended.message() == (
+        f"Order #70 amended: 2 CEA open at €14.00, still in its place in the queue; "
+        f"€{order.reserved - keep} released."
+    )
+
+
+def test_a_new_price_or_a_larger_quantity_replaces_the_order_with_its_funds():
+    order = resting_buy(quantity=10, price="14.00")  # reserves 140.70
+    grown = amend(order, quantity=12, available={EUR: D("30"), "CEA": D("0")})
+    assert grown.refusal is None and not grown.keeps_priority
+    assert grown.cancelled == core.OrderUpdate(
+        70, 0, D("0"), D("0"), D("0"), core.CANCELLED, "replaced by #501"
+    )
+    assert grown.placement.order.id == 501 and grown.placement.order.quantity == 12
+    assert grown.placement.order.reserved == D("168.84")  # 12 × 14.00 + 0.5 %
+    # 140.70 of its own funds plus 28.14 of the 30.00 available.
+    assert grown.eur_after == D("30") + D("140.70") - D("168.84")
+    assert grown.moves[0] == core.Move(TAKER, EUR, "RELEASE", D("140.70"), D("-140.70"), 70)
+    short = amend(order, quantity=13, available={EUR: D("30"), "CEA": D("0")})
+    assert short.refusal == core.Refusal(
+        "quantity", "Insufficient EUR: €182.91 needed, €170.70 available."
+    )
+    crossing = amend(order, price=D("14.10"), book=[ask(11, "14.05", 4)])
+    assert [t.quantity for t in crossing.placement.trades] == [4]
+    assert crossing.placement.order.status == core.PARTIALLY_FILLED
+    assert crossing.message(501).startswith("Order #70 replaced by #501. Order #501 partly filled")
+
+
+def test_amend_refusals_change_nothing():
+    order = resting_buy()
+    assert amend(order, price=D("14.00"), quantity=10).refusal == core.Refusal(
+        core.NON_FIELD, core.NOTHING_TO_AMEND
+    )
+    own = amend(order, price=D("14.10"), book=[ask(11, "14.05", 4, owner=TAKER)])
+    assert own.refusal.field == "price" and "your own order" in own.refusal.message
+    post_only = amend(order._replace(post_only=True), price=D("14.10"), book=[ask(11, "14.05", 4)])
+    assert post_only.refusal.message.startswith("Post-only: this order would trade at once")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    book=st.lists(
+        st.tuples(levels, st.integers(1, 10), st.sampled_from([MAKER, TAKER])), max_size=6
+    ),
+    quantity=st.integers(2, 20),
+    filled=st.integers(0, 1),
+    new_price=st.one_of(st.none(), levels),
+    new_quantity=st.one_of(st.none(), st.integers(1, 25)),
+    funds=st.sampled_from([D("0"), D("50"), D("100000")]),
+)
+def test_every_amendment_conserves_assets_and_locks_exactly_what_rests(
+    book, quantity, filled, new_price, new_quantity, funds
+):
+    ordered = sorted(book, key=lambda row: D(row[0]))
+    resting = [ask(n, p, q, owner=o) for n, (p, q, o) in enumerate(ordered, start=1)]
+    order = resting_buy(
+        quantity=quantity,
+        price="13.90",
+        filled=filled,
+        filled_value="13.90" if filled else "0",
+        fee_paid="0.07" if filled else "0",
+    )
+    amended = amend(
+        order,
+        price=D(new_price) if new_price else None,
+        quantity=new_quantity,
+        book=resting,
+        available={EUR: funds, "CEA": D("0")},
+    )
+    if amended.refusal is not None:
+        return
+    moves = list(amended.moves) + list(amended.placement.moves if amended.placement else ())
+    totals = defaultdict(D)
+    locked = D("0")
+    for move in moves:
+        totals[move.asset] += move.available + move.locked
+        if move.holder_id == TAKER and move.asset == EUR:
+            locked += move.locked
+    assert all(total == 0 for total in totals.values()), totals
+    # What stays locked for the taker is exactly what the amended (or new) order keeps.
+    assert order.reserved + locked == amended.reserved_after
+    assert amended.eur_after >= 0
+    assert amended.keeps_priority == (
+        (new_price is None or D(new_price) == order.price)
+        and new_quantity is not None
+        and new_quantity < order.remaining
+    )

@@ -185,8 +185,9 @@ def test_market_order_against_only_own_orders_is_refused(cea):
         place(trader, "BUY", order_type="MARKET", quantity=1)
     assert refused.value.message_dict == {
         "quantity": [
-            "Your own sell order at €14.10 is first in line, and an account never trades "
-            "with itself. Cancel it, or place a limit order."
+            "Your own sell order at €14.10 is first in line, and we do not trade anyone "
+            "with themselves: nothing trades, and orders behind yours are not reached. "
+            "Cancel your order, or place a limit order."
         ]
     }
     assert Order.objects.count() == before
