@@ -39,9 +39,16 @@ from market.selectors_trader import (
     trader_fills,
     trader_order,
     trader_orders,
+    trader_orders_by_id,
 )
 from market.services.holders import trader_holder_for
-from market.services.orders import order_cancel, order_place, order_request_parse
+from market.services.orders import (
+    order_amend,
+    order_cancel,
+    order_place,
+    order_request_parse,
+    orders_cancel_all,
+)
 from market.validation import MAX_ID, FieldErrors, IdempotencyKeyReused
 
 router = Router(tags=["Trading"], auth=TRADER_AUTH)
@@ -106,6 +113,10 @@ class OrderInfoOut(Out):
     status: str = Field(examples=["PARTIALLY_FILLED"])
     status_reason: str = Field(description="Why it was cancelled, when it was")
     eur_budget: str | None = Field(description="A market buy's EUR amount")
+    replaced_order_id: str | None = Field(
+        description="On an amend's answer: the order this one replaced (cancel-replace), "
+        "null when the order was amended in place"
+    )
 
 
 class OrderOut(Out):
@@ -186,15 +197,36 @@ class OrderIn(Schema):
         description="EUR to spend: a market buy by amount of money instead of `amount`",
     )
     time_in_force: str | None = Field(
-        None, max_length=10, examples=["GTC"], description="GTC (default), IOC or FOK"
+        None,
+        max_length=10,
+        examples=["GTC"],
+        description="GTC (default: rests until cancelled), IOC (trades what it can now, "
+        "cancels the rest) or FOK (trades all of it now, or nothing); a market order is IOC",
     )
-    post_only: bool = Field(False, description="Rest only: refused if it would take")
+    post_only: bool = Field(
+        False, description="A limit GTC order that only rests: refused if it would trade at once"
+    )
     client_order_id: str | None = Field(
         None,
         max_length=64,
         examples=["bot-7f3a-0001"],
         description="Your id for the order, unique per account: a retried request with it "
         "returns the order it placed",
+    )
+
+
+class AmendIn(Schema):
+    price: Money | None = Field(None, examples=["13.95"], description="The new limit price")
+    amount: Money | None = Field(
+        None,
+        examples=["1"],
+        description="The certificates still to trade (the new `remaining`)",
+    )
+
+
+class CancelAllIn(Schema):
+    symbol: str | None = Field(
+        None, max_length=40, examples=["CEA/EUR"], description="One market; all when left out"
     )
 
 
@@ -277,13 +309,6 @@ def _fill_out(fill: Fill) -> dict:
     }
 
 
-def _time_in_force(order: Order) -> str:
-    # A market order trades at once and cancels the rest; a limit order rests until
-    # cancelled. (Limit IOC / FOK and post-only: see `market.core.placement`.)
-    natural = "IOC" if order.order_type == Order.Type.MARKET else "GTC"
-    return getattr(order, "time_in_force", natural)
-
-
 def order_out(
     order: Order, *, last_trade_at: datetime | None, fills: Sequence[Fill] | None = None
 ) -> dict:
@@ -299,8 +324,8 @@ def order_out(
         "status": CCXT_STATUS[order.status],
         "symbol": symbol_of(order.market.code),
         "type": order.order_type.lower(),
-        "timeInForce": _time_in_force(order),
-        "postOnly": bool(getattr(order, "post_only", False)),
+        "timeInForce": order.time_in_force,
+        "postOnly": order.post_only,
         "side": order.side.lower(),
         "price": str(order.price) if order.price is not None else None,
         "average": str(average) if average is not None else None,
@@ -314,6 +339,7 @@ def order_out(
             "status": order.status,
             "status_reason": order.status_reason,
             "eur_budget": str(order.eur_budget) if order.eur_budget is not None else None,
+            "replaced_order_id": None,
         },
     }
 
@@ -425,8 +451,9 @@ def _order_request(payload: OrderIn):
         price=payload.price,
         eur_budget=payload.cost,
         client_order_id=payload.client_order_id,
+        time_in_force=payload.time_in_force,
+        post_only=payload.post_only,
     )
-    errors.collect(_order_options, payload)
     if errors.errors:
         renamed = {
             REQUEST_FIELDS.get(field, field): texts for field, texts in errors.errors.items()
@@ -437,22 +464,26 @@ def _order_request(payload: OrderIn):
     return order_request
 
 
-def _order_options(payload: OrderIn) -> None:
-    """Time in force and post-only, as the placement core knows them."""
-    errors = FieldErrors()
-    tif = (payload.time_in_force or "GTC").strip().upper()
-    natural = "IOC" if str(payload.type).strip().upper() == Order.Type.MARKET else "GTC"
-    if tif not in ("GTC", "IOC", "FOK"):
-        errors.add("time_in_force", "Choose a time in force: GTC, IOC, FOK.")
-    elif tif != natural and payload.time_in_force is not None:
-        errors.add(
-            "time_in_force",
-            f"Not available yet: this market places a {str(payload.type).lower()} order "
-            f"as {natural} only.",
-        )
-    if payload.post_only:
-        errors.add("post_only", "Post-only orders are not available yet.")
-    errors.raise_any()
+@router.post(
+    "/orders/cancel-all",
+    response={200: list[OrderOut], 400: BadRequestOut, **COMMON},
+)
+def orders_cancel_all_endpoint(request, payload: CancelAllIn):
+    """Cancel every open order of the trader (of one `symbol`, or of every market) and
+    release what they reserved: 200 with the orders cancelled, now `canceled` (an empty
+    list when none was open). Each market's orders go in one transaction, picked under
+    the market's lock, so none placed before the call is missed."""
+    count_call(request.user, "order_cancel")
+    holder = trader_holder_for(request.user)
+    if payload.symbol is not None:
+        codes = [market_of_symbol(payload.symbol).code]
+    else:
+        codes = list(selectors.market_codes())
+    cancelled = []
+    for code in codes:
+        cancelled += orders_cancel_all(user=request.user, market_code=code, ip=client_ip(request))
+    orders = trader_orders_by_id(holder=holder, order_ids=[order.id for order in cancelled])
+    return _orders_out(orders)
 
 
 @router.get("/orders/{order_id}", response={200: OrderOut, 404: NotFoundOut, **COMMON})
@@ -494,6 +525,50 @@ def _not_open(holder, order: Order):
         409,
         {"error": "order_not_open", "message": message, "order": _one_order_out(holder, order)},
     )
+
+
+@router.patch(
+    "/orders/{order_id}",
+    response={
+        200: OrderOut,
+        400: BadRequestOut,
+        404: NotFoundOut,
+        409: OrderNotOpenOut,
+        **COMMON,
+    },
+)
+def order_patch(request, order_id: Id, payload: AmendIn):
+    """Amend one of the trader's open limit orders: a new `price` and/or `amount` (the
+    certificates still to trade). Only a smaller amount at the same price keeps the
+    order (and its place in the queue); anything else cancels it and places a new order
+    in its place, atomically, with its funds (it may trade at once, and keeps post-only):
+    the answer is the order as it now stands, with `info.replaced_order_id` naming the
+    old one. 400 `validation_error` for input to fix or a new order that would be
+    refused (nothing changes); 409 `order_not_open` for an order that is no longer open."""
+    count_call(request.user, "order_place")
+    holder = trader_holder_for(request.user)
+    order = trader_order(holder=holder, order_id=order_id)
+    if order is None:
+        return _not_found(order_id)
+    if not order.is_resting:
+        return _not_open(holder, order)
+    try:
+        amended = order_amend(
+            order_id=order.pk,
+            user=request.user,
+            price=payload.price,
+            quantity=payload.amount,
+            ip=client_ip(request),
+        )
+    except ValidationError as error:
+        order = trader_order(holder=holder, order_id=order_id)
+        if not order.is_resting:  # it traded away or was cancelled meanwhile
+            return _not_open(holder, order)
+        raise _renamed(error, REQUEST_FIELDS) from None
+    body = _one_order_out(holder, trader_order(holder=holder, order_id=amended.order.pk))
+    if amended.replaced_id is not None:
+        body["info"]["replaced_order_id"] = str(amended.replaced_id)
+    return body
 
 
 @router.get("/trades", response={200: list[MyTradeOut], 400: BadRequestOut, **COMMON})

@@ -2,7 +2,8 @@
 
 Each function reads only `holder`'s rows and runs a fixed number of queries, whatever the
 number of orders or trades (pinned by `market/tests/test_selectors_trader.py`):
-`trader_orders`, `trader_order`, `trader_fills`, `order_fills`: 1; `last_fill_times`: 2.
+`trader_orders`, `trader_order`, `trader_orders_by_id`, `trader_fills`, `order_fills`: 1
+(none for no ids); `last_fill_times`: 2.
 Lists are at most `MAX_LIMIT` long, oldest first (as CCXT returns them): from `since` on
 when given, else the latest `limit`.
 """
@@ -70,6 +71,17 @@ def trader_order(*, holder: Holder, order_id: int) -> Order | None:
     """One of `holder`'s orders, None for an id that is not theirs (or no order at all:
     the caller cannot tell the two apart). One query."""
     return Order.objects.select_related("market").filter(pk=order_id, owner=holder).first()
+
+
+def trader_orders_by_id(*, holder: Holder, order_ids: Sequence[int]) -> list[Order]:
+    """Those of `order_ids` that are `holder`'s orders, oldest first, with their market
+    loaded. One query."""
+    ids = list(order_ids)
+    if not ids:
+        return []
+    return list(
+        Order.objects.filter(owner=holder, pk__in=ids).select_related("market").order_by("id")
+    )
 
 
 def _fill_rows(queryset, holder_id: int):

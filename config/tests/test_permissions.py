@@ -1105,11 +1105,16 @@ def test_the_api_session_with_the_csrf_token_is_accepted(world):
 
 # --- bearer tokens ------------------------------------------------------------------------
 
-# The API's operations (the schema and docs are public, and take no token).
+# The staff API's operations (the schema and docs are public, and take no token).
 API_ROWS = [
+    row for row in MATRIX if row.url.startswith("/api/v1/liquidity/") and 405 not in row.expect
+]
+# The trader API's and the market data (staff and traders alike).
+TRADER_API_ROWS = [
     row
     for row in MATRIX
-    if row.url.startswith(("/api/v1/liquidity/", "/api/v1/market/")) and 405 not in row.expect
+    if row.url.startswith(("/api/v1/market/", "/api/v1/balances", "/api/v1/orders"))
+    or row.url.startswith("/api/v1/trades")
 ]
 
 
@@ -1134,6 +1139,45 @@ def test_bearer_tokens_need_no_csrf_and_follow_the_same_rules(world, row):
         response, changed = request_as(world, ANON, row, client=client)
         assert response.status_code == expected, (token[:6], response.content[:200])
         assert changed == changes
+
+
+@pytest.mark.parametrize("row", TRADER_API_ROWS, ids=[row.id for row in TRADER_API_ROWS])
+def test_trader_tokens_do_what_the_traders_session_does_and_staff_tokens_do_not(world, row):
+    """The first trader's trader token, without cookies or CSRF token, answers as their
+    session does; a staff token (even a superuser's) opens the market data only, never
+    a trader's account (403, naming the trader token); a revoked or unknown token is
+    unauthenticated (401)."""
+    trader_scope = ApiToken.Scope.TRADER
+    trader_token = ApiToken.issue(user=world.users[TRADER], scope=trader_scope)[1]
+    staff_token = ApiToken.issue(user=world.users[SUPER])[1]
+    revoked_row, revoked = ApiToken.issue(user=world.users[TRADER], scope=trader_scope)
+    revoked_row.revoked_at = revoked_row.created_at
+    revoked_row.save()
+    market_data = row.url.startswith("/api/v1/market/")
+    cases = [
+        (trader_token, row.expect[ROLES.index(TRADER)], TRADER in row.changes),
+        (staff_token, row.expect[ROLES.index(SUPER)] if market_data else 403, False),
+        (revoked, 401, False),
+        ("not-a-token", 401, False),
+    ]
+    for token, expected, changes in cases:
+        client = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Bearer {token}")
+        response, changed = request_as(world, ANON, row, client=client)
+        assert matches(response, expected), (token[:6], response.content[:200])
+        assert changed == changes
+        if expected == 403:
+            assert "trader token" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("row", API_ROWS, ids=[row.id for row in API_ROWS])
+def test_a_trader_token_never_opens_the_staff_api(world, row):
+    """Not even a superuser's trader token: its scope is the trader's own account."""
+    token = ApiToken.issue(user=world.users[SUPER], scope=ApiToken.Scope.TRADER)[1]
+    client = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Bearer {token}")
+    response, changed = request_as(world, ANON, row, client=client)
+    assert response.status_code == 403
+    assert "This is a trader token" in response.json()["detail"]
+    assert not changed
 
 
 # --- request limits, the sign-in lockout, two-factor sign-in required ---------------------
@@ -1162,6 +1206,19 @@ def test_past_the_request_limit_every_user_gets_429_and_nothing_changes(world, r
             assert int(response["Retry-After"]) >= 1
             if api:
                 assert json.loads(response.content)["error"] == "rate_limited"
+
+
+@pytest.mark.parametrize("row", TRADER_API_ROWS, ids=[row.id for row in TRADER_API_ROWS])
+def test_past_the_request_limit_every_trader_gets_429_and_nothing_changes(world, row, settings):
+    settings.RATE_LIMITS_ENABLED = True
+    settings.RATE_LIMITS = {"order_place": "0/m", "order_cancel": "0/m", "api": "0/m"}
+    for role, status in zip(ROLES, E(401, 429, 429, 429, 429), strict=True):
+        response, changed = request_as(world, role, row)
+        assert response.status_code == status, role
+        assert not changed, role
+        if status == 429:
+            assert int(response["Retry-After"]) >= 1
+            assert json.loads(response.content)["error"] == "rate_limited"
 
 
 LOGIN_ROWS = [
@@ -1218,3 +1275,13 @@ def test_where_two_factor_is_required_the_api_refuses_an_unverified_session(worl
     response, changed = request_as(world, SUPER, row)
     assert response.status_code == 403 and "two-factor" in response.json()["detail"]
     assert not changed
+
+
+@pytest.mark.parametrize("row", TRADER_API_ROWS, ids=[row.id for row in TRADER_API_ROWS])
+def test_the_trader_api_asks_no_second_factor_as_the_cash_market_does_not(world, row, settings):
+    """Trading one's own account is not staff ground: an unverified superuser's session
+    answers as a verified one's (the cash market pages ask no second factor either)."""
+    settings.STAFF_2FA_REQUIRED = True
+    response, changed = request_as(world, SUPER, row)
+    assert matches(response, row.expect[ROLES.index(SUPER)])
+    assert changed == (SUPER in row.changes)
