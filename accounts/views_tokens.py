@@ -60,9 +60,7 @@ def api_token_create(request):
                 ip=client_ip(request),
             )
         except ValidationError as error:
-            for field, texts in error.message_dict.items():
-                for text in texts:
-                    form.add_error(None if field == "__all__" else field, text)
+            form.add_error(None, error)  # by field, or above the form
         else:
             if not result.created:
                 messages.info(
