@@ -148,7 +148,10 @@ def order_fills(*, holder: Holder, order_ids: Sequence[int]) -> dict[int, list[F
     fills: dict[int, list[Fill]] = {pk: [] for pk in ids}
     if not ids:
         return fills
-    queryset = _holder_trades(holder).filter(Q(buy_order_id__in=ids) | Q(sell_order_id__in=ids))
+    # The holder's side of each trade is the one that names their order.
+    queryset = Trade.objects.filter(
+        Q(buyer=holder, buy_order_id__in=ids) | Q(seller=holder, sell_order_id__in=ids)
+    )
     for row in _fill_rows(queryset.order_by("id"), holder.pk):
         fill = _fill(row, holder.pk)
         fills[fill.order_id].append(fill)
