@@ -75,8 +75,10 @@ class CandlesQuery(Schema):
     limit: int = Field(100, ge=1, le=MAX_CANDLE_SLOTS)
 
 
-# CCXT's OHLCV: [open time (ms since the epoch), open, high, low, close, volume].
-Candle = tuple[int, str, str, str, str, str]
+# CCXT's OHLCV: [open time (ms since the epoch), open, high, low, close, volume]. (Not a
+# tuple schema: its OpenAPI 3.1 `prefixItems` is not read by every client, schemathesis
+# among them.)
+Candle = Annotated[list[int | str], Field(min_length=6, max_length=6)]
 
 
 class NotFoundOut(Out):
@@ -147,13 +149,13 @@ def market_candles(request, market_code: MarketCode, query: Query[CandlesQuery])
     series = candles(market=market, interval=query.timeframe, slots=slots, now=end)
     epoch = slot_start(0, seconds)
     return [
-        (
+        [
             (candle.open_time - epoch) // timedelta(milliseconds=1),
             str(candle.open),
             str(candle.high),
             str(candle.low),
             str(candle.close),
             str(candle.volume),
-        )
+        ]
         for candle in series.candles
     ]
