@@ -102,6 +102,9 @@ def main() -> None:
     assert retried["id"] == order["id"], "a retry placed a second order"
     print(f"  retried with the same client_order_id: the same order {retried['id']}")
 
+    print("Balances with the order open (its EUR is `used`):")
+    show_balances(api)
+
     _, open_orders = api.call("GET", f"/orders?status=open&symbol={SYMBOL}")
     print(f"  {len(open_orders)} open order(s): {[o['id'] for o in open_orders]}")
     assert order["id"] in [o["id"] for o in open_orders]
