@@ -587,6 +587,25 @@ MATRIX: list[Row] = [
     Row("GET", "/api/v1/orders/{order}", OWN_ORDER),
     Row("GET", f"/api/v1/orders/{MISSING}", E(401, 404, 404, 404, 404)),
     Row("DELETE", "/api/v1/orders/{order}", OWN_ORDER, changes=frozenset({TRADER})),
+    Row(
+        "PATCH",
+        "/api/v1/orders/{order}",
+        OWN_ORDER,
+        json={"price": "12.90"},
+        changes=frozenset({TRADER}),
+    ),
+    # Cancel all: each user's own open orders (the superuser's and the staff member's
+    # have none, the other trader's sell filled at once).
+    Row(
+        "POST",
+        "/api/v1/orders/cancel-all",
+        TRADER_API,
+        json={"symbol": "CEA/EUR"},
+        changes=frozenset({TRADER}),
+    ),
+    Row("GET", "/api/v1/orders/cancel-all", E(405, 405, 405, 405, 405)),
+    Row("GET", "/api/v1/market/CEA/candles?timeframe=1h&limit=24", TRADER_API),
+    Row("GET", "/api/v1/market/XYZ/candles", E(401, 404, 404, 404, 404)),
     Row("GET", "/api/v1/trades?symbol=CEA/EUR", TRADER_API),
     # ---------------------------------------------------------------- the Django admin
     Row("GET", "/admin/", ADMIN_SITE),
@@ -1064,6 +1083,7 @@ API_GET_ONLY = {
     "api/v1/balances",
     "api/v1/orders/<order_id>",
     "api/v1/trades",
+    "api/v1/market/<market_code>/candles",
 }
 
 
@@ -1113,8 +1133,10 @@ API_ROWS = [
 TRADER_API_ROWS = [
     row
     for row in MATRIX
-    if row.url.startswith(("/api/v1/market/", "/api/v1/balances", "/api/v1/orders"))
-    or row.url.startswith("/api/v1/trades")
+    if row.url.startswith(
+        ("/api/v1/market/", "/api/v1/balances", "/api/v1/orders", "/api/v1/trades")
+    )
+    and 405 not in row.expect
 ]
 
 
