@@ -486,7 +486,10 @@ def orders_cancel_all_endpoint(request, payload: CancelAllIn):
     return _orders_out(orders)
 
 
-@router.get("/orders/{order_id}", response={200: OrderOut, 404: NotFoundOut, **COMMON})
+@router.get(
+    "/orders/{order_id}",
+    response={200: OrderOut, 404: NotFoundOut, **HOSTILE_INPUT, **COMMON},
+)
 def order_detail(request, order_id: Id):
     """One of the trader's orders, with its trades."""
     holder = trader_holder_for(request.user)
@@ -498,7 +501,7 @@ def order_detail(request, order_id: Id):
 
 @router.delete(
     "/orders/{order_id}",
-    response={200: OrderOut, 404: NotFoundOut, 409: OrderNotOpenOut, **COMMON},
+    response={200: OrderOut, 404: NotFoundOut, 409: OrderNotOpenOut, **HOSTILE_INPUT, **COMMON},
 )
 def order_delete(request, order_id: Id):
     """Cancel one of the trader's open orders and release what it reserved: 200 with the

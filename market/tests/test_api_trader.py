@@ -406,3 +406,24 @@ def test_queries_do_not_grow_with_the_number_of_orders(
         place(alice, side="BUY", price="14.00", quantity=1)
         place(alice, side="BUY", price="12.00", quantity=1)
     assert counts() == few
+
+
+def test_a_post_only_order_that_would_trade_is_refused_and_an_ioc_one_trades(api, bob):
+    place(bob, side="SELL", price="14.00", quantity=1)
+    crossing = {**LIMIT_BUY, "price": "14.00", "client_order_id": None}
+
+    refused = post(api, "/api/v1/orders", crossing)
+    assert refused.status_code == 400
+    assert "would trade at once" in refused.json()["detail"]["price"][0]
+
+    taken = post(api, "/api/v1/orders", {**crossing, "post_only": False, "time_in_force": "IOC"})
+    assert taken.status_code == 201
+    body = taken.json()
+    # One certificate was offered: it trades, the rest is cancelled (IOC never rests).
+    assert (body["timeInForce"], body["status"], body["filled"], body["remaining"]) == (
+        "IOC",
+        "canceled",
+        "1",
+        "1",
+    )
+    assert body["trades"][0]["takerOrMaker"] == "taker"
