@@ -67,3 +67,18 @@ class CodeForm(forms.Form):
     """One code: to verify a session, or to confirm a new authenticator."""
 
     code = CodeField()
+
+
+class TraderTokenForm(forms.Form):
+    """A new trader API token: a name to tell it apart, and the page's one-time key (a
+    resubmitted form names the token it made instead of making another)."""
+
+    name = forms.CharField(
+        label="Token name",
+        max_length=100,
+        required=False,
+        strip=True,
+        help_text="What it is for, e.g. “Trading bot on my laptop”.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "Trading bot"}),
+    )
+    creation_key = forms.CharField(max_length=64, required=False, widget=forms.HiddenInput)

@@ -1,15 +1,102 @@
-"""Writes on API tokens: revocation, by their owner or by staff in the admin."""
+"""Writes on API tokens: a trader creating their own, revocation by their owner or by
+staff in the admin."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ApiToken
 from market.models import TicketLog
 from market.services.audit import ticket_record
-from market.validation import MAX_ID
+from market.validation import MAX_ID, FieldErrors
+
+# Active trader tokens one user may hold: enough for a few bots and machines, and a bound
+# on what a stolen session can mint.
+MAX_ACTIVE_TRADER_TOKENS = 10
+MAX_TOKEN_NAME = 100
+MAX_CREATION_KEY = 64
+
+
+@dataclass(frozen=True)
+class TokenCreated:
+    """A trader token: the row, and the secret to show once (None when `creation_key`
+    named a token this user created before: its secret was shown then and is not kept)."""
+
+    token: ApiToken
+    secret: str | None
+    ticket: TicketLog | None
+
+    @property
+    def created(self) -> bool:
+        return self.secret is not None
+
+
+def trader_token_create(
+    *, user, name: str = "", creation_key: str | None = None, ip: str | None = None
+) -> TokenCreated:
+    """Issue a trader-scope token to `user` (any active user: everyone signed in may
+    trade), with an `API_TOKEN_CREATED` ticket. The token opens the trader endpoints of
+    the API for `user`'s own account only, never the staff ones.
+
+    `creation_key` makes a retried form submit return the token it created (without its
+    secret) instead of creating another. Refuses (ValidationError keyed by field) a name
+    longer than `MAX_TOKEN_NAME` or with a NUL, and a user who already holds
+    `MAX_ACTIVE_TRADER_TOKENS` active trader tokens.
+
+    Locks the user's row (`select_for_update`), so two concurrent submits neither pass
+    the cap together nor both create under one key.
+    """
+    errors = FieldErrors()
+    name = str(name or "").strip()
+    if len(name) > MAX_TOKEN_NAME:
+        errors.add("name", f"Give the token a name of at most {MAX_TOKEN_NAME} characters.")
+    elif "\x00" in name:
+        errors.add("name", "Null characters are not allowed.")
+    creation_key = str(creation_key or "").strip()[:MAX_CREATION_KEY] or None
+    if not user.is_active:
+        errors.add("__all__", "This account is inactive.")
+    errors.raise_any()
+    with transaction.atomic():
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+        mine = ApiToken.objects.filter(user=user)
+        if creation_key is not None:
+            earlier = mine.filter(creation_key=creation_key).first()
+            if earlier is not None:
+                return TokenCreated(token=earlier, secret=None, ticket=None)
+        active = mine.filter(scope=ApiToken.Scope.TRADER, revoked_at__isnull=True).count()
+        if active >= MAX_ACTIVE_TRADER_TOKENS:
+            raise ValidationError(
+                f"You have {active} active trader tokens, the most one account may hold: "
+                "revoke one you no longer use first."
+            )
+        try:
+            with transaction.atomic():
+                row, secret = ApiToken.issue(
+                    user=user,
+                    name=name,
+                    scope=ApiToken.Scope.TRADER,
+                    creation_key=creation_key,
+                )
+        except IntegrityError:
+            # A twin submit under the same key committed first (SQLite has no row locks).
+            return TokenCreated(
+                token=mine.get(creation_key=creation_key), secret=None, ticket=None
+            )
+        ticket = ticket_record(
+            action_type="API_TOKEN_CREATED",
+            entity_type="ApiToken",
+            entity_id=row.pk,
+            user=user,
+            payload={"name": name, "scope": row.scope},
+            after={"prefix": row.prefix, "scope": row.scope},
+            tags=["api_token", row.prefix, user.get_username()],
+            ip=ip,
+        )
+    return TokenCreated(token=row, secret=secret, ticket=ticket)
 
 
 @dataclass(frozen=True)

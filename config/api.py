@@ -1,4 +1,6 @@
-"""The JSON API at /api/v1/: staff only, by bearer API token or by session (with CSRF).
+"""The JSON API at /api/v1/: the staff endpoints by staff token or session (with CSRF);
+the trader endpoints (`market.api_trader`) and market data by trader token or session
+(`config.api_auth`). A token opens only the endpoints of its scope.
 
 Every authenticated call counts against the user's `RATE_LIMITS["api"]`; past it,
 `429 {"error": "rate_limited", "detail": ..., "retry_after": seconds}` with `Retry-After`.
@@ -29,7 +31,8 @@ from ninja.security import APIKeyCookie, HttpBearer
 
 from accounts.models import ApiToken
 from accounts.two_factor import second_factor_missing
-from config import throttle
+from config.api_auth import wrong_scope
+from config.throttle import RateLimited, count_call
 from liquidity.permissions import MANAGE_LIQUIDITY
 
 # The API is the back office's: liquidity management, and the market data it needs.
@@ -39,19 +42,6 @@ API_PERMISSION = MANAGE_LIQUIDITY
 def api_user_allowed(user) -> bool:
     """Whether `user` may call the API: active staff with the liquidity permission."""
     return user.is_active and user.is_staff and user.has_perm(API_PERMISSION)
-
-
-class RateLimited(Exception):
-    def __init__(self, retry_after: int):
-        super().__init__(throttle.MESSAGE.format(seconds=retry_after))
-        self.retry_after = retry_after
-
-
-def count_call(user) -> None:
-    """Count one API call of `user`; raises `RateLimited` past the limit."""
-    seconds = throttle.retry_after(scope="api", user_id=user.pk)
-    if seconds is not None:
-        raise RateLimited(seconds)
 
 
 class StaffToken(HttpBearer):
@@ -65,6 +55,8 @@ class StaffToken(HttpBearer):
         )
         if row is None:
             return None
+        if row.scope != ApiToken.Scope.STAFF:
+            raise AuthorizationError(message=wrong_scope(row))
         if not api_user_allowed(row.user):
             raise AuthorizationError(message="This token's user may not manage liquidity.")
         count_call(row.user)
@@ -130,7 +122,9 @@ api = NinjaAPI(
         "Liquidity management and market data for back-office staff. Authenticate with "
         "`Authorization: Bearer <token>` (issue one with `manage.py create_api_token "
         "--username NAME`) or a staff session. Amounts may be sent as JSON numbers (read "
-        "exactly as written) or decimal strings; responses carry money as decimal strings."
+        "exactly as written) or decimal strings; responses carry money as decimal strings. "
+        "Traders: the Trading endpoints, with a trader token from /accounts/tokens/ "
+        "(docs/trader-api.md)."
     ),
     auth=[StaffToken(), StaffSession()],
     parser=ExactJsonParser(),
@@ -172,3 +166,4 @@ api.add_router("/liquidity/", "liquidity.api.router")
 api.add_router("/liquidity/", "liquidity.api_programs.router")
 api.add_router("/market/", "market.api.router")
 api.add_router("/market-makers", "market.api_market_makers.router")
+api.add_router("/", "market.api_trader.router")

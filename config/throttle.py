@@ -70,6 +70,21 @@ def retry_after(*, scope: str, user_id: int, now: float | None = None) -> int | 
     return max(1, math.ceil((window + 1) * rate.seconds - now))
 
 
+class RateLimited(Exception):
+    """A JSON API call past a limit; `config.api` answers it with 429 and `Retry-After`."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(MESSAGE.format(seconds=retry_after))
+        self.retry_after = retry_after
+
+
+def count_call(user, scope: str = "api") -> None:
+    """Count one API call of `user` in `scope`; raises `RateLimited` past the limit."""
+    seconds = retry_after(scope=scope, user_id=user.pk)
+    if seconds is not None:
+        raise RateLimited(seconds)
+
+
 def throttled(scope: str, *, htmx_partial: str | None = None):
     """View decorator: the signed-in user's requests in `scope` are counted (put it inside
     the login check). Past the limit: a 429 page, or to an htmx request the message as

@@ -70,3 +70,36 @@ def test_staff_revoking_someone_elses_token_is_recorded_as_not_the_owner():
     result = api_tokens_revoke(token_ids=[row.pk], actor=admin)
     assert result.tickets[0].request_payload == {"by_owner": False}
     assert result.tickets[0].user == admin
+
+
+# --- trader_token_create ------------------------------------------------------------------
+
+
+def test_a_trader_token_is_issued_once_per_creation_key():
+    from accounts.services import trader_token_create
+
+    user = factories.UserFactory(username="svc-trader")
+    first = trader_token_create(user=user, name=" bot ", creation_key="k", ip="10.0.0.2")
+    again = trader_token_create(user=user, name="other", creation_key="k")
+
+    assert first.created and first.secret and first.token.scope == ApiToken.Scope.TRADER
+    assert first.token.name == "bot"
+    assert not again.created and again.secret is None and again.token.pk == first.token.pk
+    assert ApiToken.objects.filter(user=user).count() == 1
+    ticket = TicketLog.objects.get(action_type="API_TOKEN_CREATED")
+    assert (ticket.user, ticket.ip_address) == (user, "10.0.0.2")
+    # Without a key, each call is a new token.
+    trader_token_create(user=user)
+    assert ApiToken.objects.filter(user=user).count() == 2
+
+
+def test_a_nul_in_the_name_is_refused():
+    from django.core.exceptions import ValidationError
+
+    from accounts.services import trader_token_create
+
+    user = factories.UserFactory(username="svc-nul")
+    with pytest.raises(ValidationError) as refused:
+        trader_token_create(user=user, name="a\x00b")
+    assert "name" in refused.value.message_dict
+    assert not ApiToken.objects.exists()

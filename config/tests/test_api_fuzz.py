@@ -1,6 +1,7 @@
 """Fuzzing the JSON API with schemathesis, through the WSGI app.
 
-The schema is loaded from `/api/v1/openapi.json`; requests carry a staff bearer token.
+The schema is loaded from `/api/v1/openapi.json`; requests carry a staff bearer token, and
+a trader's token on the trader endpoints and the candles.
 Cases come from three generators, mixed by Hypothesis:
 
 - schemathesis' positive mode (data the schema allows),
@@ -39,14 +40,14 @@ from config.wsgi import application
 from liquidity.models import LiquidityOperation, LiquidityProgram
 from liquidity.programs import program_activate, program_create, program_refresh
 from liquidity.services import liquidity_execute, liquidity_request_parse
-from market.models import MarketMakerClient
+from market.models import MarketMakerClient, Order
 from market.services.orders import order_place, order_request_parse
 from market.tests import factories
 from market.tests.helpers import assert_all_invariants
 
 pytestmark = pytest.mark.django_db
 
-CASES = 2000  # at least 1,000 requests in all, 30 per operation
+CASES = 2800  # at least 1,000 requests in all, 30 per operation
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -144,6 +145,79 @@ def staff_token(db, wsgi_keeps_the_connection):
     return token
 
 
+@pytest.fixture
+def trader_token(staff_token):
+    """A token of the trader of `staff_token`'s world, who also has resting orders."""
+    trader = Order.objects.filter(owner__kind="TRADER").first().owner
+    for price in ("13.00", "12.50"):
+        order_place(
+            owner=trader,
+            request=order_request_parse(
+                market_code="CEA", side="BUY", order_type="LIMIT", quantity=3, price=price
+            ),
+        )
+    _, token = ApiToken.issue(user=trader.user, scope=ApiToken.Scope.TRADER)
+    return token
+
+
+def trader_order_ids() -> list[int]:
+    """The trader's orders, those the fuzzing will place (the next ids), and others'."""
+    mine = list(Order.objects.filter(owner__kind="TRADER").values_list("pk", flat=True))
+    latest = Order.objects.order_by("-pk").values_list("pk", flat=True).first()
+    theirs = Order.objects.exclude(owner__kind="TRADER").values_list("pk", flat=True)[:3]
+    return [*mine, *range(latest + 1, latest + 40), *theirs]
+
+
+# The operations a trader's token calls (the others take the staff token).
+TRADER_PATHS = {
+    "/api/v1/balances",
+    "/api/v1/orders",
+    "/api/v1/orders/cancel-all",
+    "/api/v1/orders/{order_id}",
+    "/api/v1/trades",
+    "/api/v1/market/{market_code}/candles",
+}
+SYMBOLS = st.one_of(
+    st.sampled_from(["CEA/EUR", "EUA/EUR"]),
+    st.sampled_from(["cea/eur", "CEA", "CEA/USD", "XYZ/EUR", "", "/"]) | st.text(max_size=8),
+)
+# An order as a trading client sends it: mostly right, sometimes not.
+TRADER_ORDERS = st.fixed_dictionaries(
+    {
+        "symbol": SYMBOLS,
+        "type": st.sampled_from(["limit", "market", "LIMIT", "stop"]),
+        "side": st.sampled_from(["buy", "sell", "BUY", "short"]),
+    },
+    optional={
+        "amount": st.one_of(st.integers(min_value=1, max_value=50).map(str), AMOUNTS),
+        "price": st.one_of(
+            st.decimals(min_value=12, max_value=16, places=2).map(str), st.none(), AMOUNTS
+        ),
+        "cost": st.none() | AMOUNTS,
+        "time_in_force": st.none() | st.sampled_from(["GTC", "IOC", "FOK", "gtc", "GTD"]),
+        "post_only": st.booleans(),
+        "client_order_id": st.none()
+        | st.sampled_from(["fuzz-1", "fuzz-2"])
+        | st.text(max_size=70),
+    },
+)
+
+# ... and one a careful client sends: almost always placed.
+GOOD_TRADER_ORDERS = st.fixed_dictionaries(
+    {
+        "symbol": st.just("CEA/EUR"),
+        "type": st.just("limit"),
+        "side": st.sampled_from(["buy", "sell"]),
+        "amount": st.integers(min_value=1, max_value=5).map(str),
+        "price": st.decimals(min_value=13, max_value=15, places=2).map(str),
+    },
+    optional={
+        "time_in_force": st.sampled_from(["GTC", "IOC"]),
+        "client_order_id": st.sampled_from(["fuzz-good-1", "fuzz-good-2"]),
+    },
+)
+
+
 LADDERS = st.one_of(
     st.none(),
     st.just([{"distance_pct": "0.2", "share_pct": "50"}, {"distance_pct": 0.4, "share_pct": 50}]),
@@ -151,7 +225,9 @@ LADDERS = st.one_of(
     st.lists(
         st.fixed_dictionaries(
             {
-                "distance_pct": st.one_of(AMOUNTS, st.floats(allow_nan=False)),
+                "distance_pct": st.one_of(
+                    AMOUNTS, st.floats(allow_nan=False, allow_infinity=False)
+                ),
                 "share_pct": st.one_of(AMOUNTS, st.integers(0, 100)),
             }
         ),
@@ -193,6 +269,7 @@ def realistic(
     spare_makers: list[int],
     users: list[int],
     programs: list[int],
+    orders: list[int],
 ):
     """Requests shaped like a client's, with values that are right, almost right or wrong."""
     liquidity = st.fixed_dictionaries(
@@ -325,7 +402,58 @@ def realistic(
         {"asset": st.sampled_from(["EUR", "CEA", "EUA", "eur", "XYZ", ""]), "amount": AMOUNTS}
     )
     keys = st.none() | st.sampled_from(["key-1", "key-2"]) | st.text(HEADER_CHARS, max_size=70)
+    order_ids = st.sampled_from([*orders, 987654321])
+    create_order_op = schema["/api/v1/orders"]["POST"]
+    order_ops = [
+        schema["/api/v1/orders/{order_id}"][method] for method in ("GET", "DELETE", "PATCH")
+    ]
+    amendment = st.fixed_dictionaries(
+        {}, optional={"price": AMOUNTS | st.just("13.10"), "amount": AMOUNTS | st.just("1")}
+    )
+    listing = st.fixed_dictionaries(
+        {},
+        optional={
+            "symbol": SYMBOLS,
+            "status": st.sampled_from(["open", "closed", "canceled"]),
+            "since": st.integers(min_value=0, max_value=2_000_000_000_000),
+            "limit": st.integers(min_value=1, max_value=500),
+        },
+    )
+    trader_cases = [
+        TRADER_ORDERS.map(lambda body: create_order_op.Case(body=body)),
+        GOOD_TRADER_ORDERS.map(lambda body: create_order_op.Case(body=body)),
+        order_ids.map(lambda pk: order_ops[0].Case(path_parameters={"order_id": pk})),
+        order_ids.map(lambda pk: order_ops[1].Case(path_parameters={"order_id": pk})),
+        st.tuples(order_ids, amendment).map(
+            lambda pair: order_ops[2].Case(path_parameters={"order_id": pair[0]}, body=pair[1])
+        ),
+        st.fixed_dictionaries({}, optional={"symbol": SYMBOLS}).map(
+            lambda body: schema["/api/v1/orders/cancel-all"]["POST"].Case(body=body)
+        ),
+        listing.map(lambda query: schema["/api/v1/orders"]["GET"].Case(query=query)),
+        listing.map(
+            lambda query: schema["/api/v1/trades"]["GET"].Case(
+                query={k: v for k, v in query.items() if k != "status"}
+            )
+        ),
+        st.tuples(
+            st.sampled_from(["CEA", "EUA"]),
+            st.sampled_from(["1m", "5m", "1h", "1d"]),
+            st.none() | st.integers(min_value=0, max_value=2_000_000_000_000),
+            st.integers(min_value=1, max_value=500),
+        ).map(
+            lambda args: schema["/api/v1/market/{market_code}/candles"]["GET"].Case(
+                path_parameters={"market_code": args[0]},
+                query={
+                    "timeframe": args[1],
+                    "limit": args[3],
+                    **({"since": args[2]} if args[2] is not None else {}),
+                },
+            )
+        ),
+    ]
     return st.one_of(
+        *trader_cases,
         st.tuples(new_maker, keys).map(
             lambda pair: maker_create_op.Case(
                 body=pair[0], headers={"Idempotency-Key": pair[1]} if pair[1] else None
@@ -403,9 +531,10 @@ def realistic(
     )
 
 
-def test_api_fuzz_no_server_error_and_every_response_matches_the_schema(staff_token):
+def test_api_fuzz_no_server_error_and_every_response_matches_the_schema(staff_token, trader_token):
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", application)
-    auth = {"Authorization": f"Bearer {staff_token}"}
+    staff_auth = {"Authorization": f"Bearer {staff_token}"}
+    trader_auth = {"Authorization": f"Bearer {trader_token}"}
     strategy = st.one_of(
         schema.as_strategy(GenerationMode.POSITIVE),
         schema.as_strategy(GenerationMode.NEGATIVE),
@@ -420,6 +549,7 @@ def test_api_fuzz_no_server_error_and_every_response_matches_the_schema(staff_to
             ),
             users=list(LiquidityOperation.objects.values_list("created_by_id", flat=True)),
             programs=list(LiquidityProgram.objects.values_list("pk", flat=True)),
+            orders=trader_order_ids(),
         ),
     )
     calls = Counter()
@@ -432,6 +562,7 @@ def test_api_fuzz_no_server_error_and_every_response_matches_the_schema(staff_to
     )
     @given(case=strategy)
     def fuzz(case):
+        auth = trader_auth if case.path in TRADER_PATHS else staff_auth
         response = case.call(headers=auth)
         calls[(case.method, case.path, response.status_code)] += 1
         try:
@@ -451,7 +582,7 @@ def test_api_fuzz_no_server_error_and_every_response_matches_the_schema(staff_to
     # The kill switch takes no input: every call is the same request, Hypothesis repeats it
     # only now and then.
     kill = by_operation.pop(("POST", "/api/v1/liquidity/kill-switch"), 0)
-    assert len(by_operation) == 22 and min(by_operation.values()) >= 30, by_operation
+    assert len(by_operation) == 31 and min(by_operation.values()) >= 30, by_operation
     assert kill >= 10, kill
     # The fuzzing reached the real work, not only the validation errors: plans, reads,
     # and writes that changed the market.
@@ -465,8 +596,18 @@ def test_api_fuzz_no_server_error_and_every_response_matches_the_schema(staff_to
         ("POST", "/api/v1/market-makers", 201),
         ("GET", "/api/v1/market-makers/{maker_id}", 200),
         ("POST", "/api/v1/market-makers/{maker_id}/fund", 200),
+        ("GET", "/api/v1/balances", 200),
+        ("POST", "/api/v1/orders", 201),
+        ("GET", "/api/v1/orders/{order_id}", 200),
+        ("GET", "/api/v1/market/{market_code}/candles", 200),
     ]:
         assert reached in statuses, reached
+    # The trader's orders were changed, not only read.
+    assert statuses & {
+        ("DELETE", "/api/v1/orders/{order_id}", 200),
+        ("PATCH", "/api/v1/orders/{order_id}", 200),
+        ("POST", "/api/v1/orders/cancel-all", 200),
+    }
     assert statuses & {
         ("POST", "/api/v1/liquidity/create", 201),
         ("POST", "/api/v1/liquidity/provision", 201),
@@ -608,10 +749,11 @@ def test_no_two_schemas_share_a_name_in_the_openapi_schema():
     from liquidity import api as liquidity_api
     from liquidity import api_programs
     from market import api as market_api
+    from market import api_trader
 
     components = Client().get("/api/v1/openapi.json").json()["components"]["schemas"]
     seen = {}
-    for module in (liquidity_api, api_programs, market_api):
+    for module in (liquidity_api, api_programs, market_api, api_trader):
         for name, cls in inspect.getmembers(module, inspect.isclass):
             if not issubclass(cls, Schema) or cls.__module__ != module.__name__:
                 continue

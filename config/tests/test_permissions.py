@@ -111,6 +111,8 @@ PAGE = E(LOGIN, 200, 200, 200, 200)
 PARTIAL = E(HX_LOGIN, 200, 200, 200, 200)
 BACKOFFICE = E(LOGIN, 403, 403, 403, 200)
 API = E(401, 403, 403, 403, 200)
+TRADER_API = E(401, 200, 200, 200, 200)
+OWN_ORDER = E(401, 200, 404, 404, 404)  # the first trader's order, by the trader API
 ADMIN = E(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, 200)
 ADMIN_READ_ONLY = E(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, 403)  # nobody may
 ADMIN_SITE = E(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, 200)  # any staff member
@@ -245,6 +247,15 @@ MATRIX: list[Row] = [
         changes=frozenset({TRADER}),
     ),
     Row("GET", "/accounts/tokens/{token}/revoke/", E(LOGIN, 405, 405, 405, 405)),
+    # Anyone signed in creates trader tokens of their own (the page shows the secret once).
+    Row(
+        "POST",
+        "/accounts/tokens/new/",
+        E(LOGIN, 200, 200, 200, 200),
+        data={"name": "matrix bot", "creation_key": "matrix"},
+        changes=LOGGED_IN,
+    ),
+    Row("GET", "/accounts/tokens/new/", E(LOGIN, 405, 405, 405, 405)),
     # ---------------------------------------------------------------- the cash market
     Row("GET", "/market/", E(LOGIN, *[Redirect("/market/CEA/")] * 4)),
     Row("GET", "/market/CEA/", PAGE),
@@ -641,8 +652,51 @@ MATRIX: list[Row] = [
         changes=frozenset({SUPER}),
     ),
     Row("GET", "/api/v1/market-makers/{lp}/fund", E(405, 405, 405, 405, 405)),
-    Row("GET", "/api/v1/market/CEA/book", API),
-    Row("GET", "/api/v1/market/XYZ/book", E(401, 403, 403, 403, 404)),
+    # Market data: staff and traders alike.
+    Row("GET", "/api/v1/market/CEA/book", TRADER_API),
+    Row("GET", "/api/v1/market/XYZ/book", E(401, 404, 404, 404, 404)),
+    # The trader API: everyone signed in trades their own account, and only their own:
+    # {order} is the first trader's resting order, not found for anyone else (superusers
+    # too: this is not the back office).
+    Row("GET", "/api/v1/balances", TRADER_API),
+    Row("GET", "/api/v1/orders?status=open&symbol=CEA/EUR", TRADER_API),
+    Row(
+        "POST",
+        "/api/v1/orders",
+        E(401, 201, 201, 201, 201),
+        json={
+            "symbol": "CEA/EUR",
+            "type": "limit",
+            "side": "buy",
+            "amount": "1",
+            "price": "12.00",
+            "client_order_id": "matrix-1",
+        },
+        changes=LOGGED_IN,
+    ),
+    Row("GET", "/api/v1/orders/{order}", OWN_ORDER),
+    Row("GET", f"/api/v1/orders/{MISSING}", E(401, 404, 404, 404, 404)),
+    Row("DELETE", "/api/v1/orders/{order}", OWN_ORDER, changes=frozenset({TRADER})),
+    Row(
+        "PATCH",
+        "/api/v1/orders/{order}",
+        OWN_ORDER,
+        json={"price": "12.90"},
+        changes=frozenset({TRADER}),
+    ),
+    # Cancel all: each user's own open orders (the superuser's and the staff member's
+    # have none, the other trader's sell filled at once).
+    Row(
+        "POST",
+        "/api/v1/orders/cancel-all",
+        TRADER_API,
+        json={"symbol": "CEA/EUR"},
+        changes=frozenset({TRADER}),
+    ),
+    Row("GET", "/api/v1/orders/cancel-all", E(405, 405, 405, 405, 405)),
+    Row("GET", "/api/v1/market/CEA/candles?timeframe=1h&limit=24", TRADER_API),
+    Row("GET", "/api/v1/market/XYZ/candles", E(401, 404, 404, 404, 404)),
+    Row("GET", "/api/v1/trades?symbol=CEA/EUR", TRADER_API),
     # ---------------------------------------------------------------- the Django admin
     Row("GET", "/admin/", ADMIN_SITE),
     Row("GET", "/admin/login/", E(200, 200, 200, Redirect("/admin/"), Redirect("/admin/"))),
@@ -846,7 +900,7 @@ def world(db) -> World:
     )
     access_log = AccessLog.objects.create(**attempt_fields)
     failure_log = AccessFailureLog.objects.create(**attempt_fields)
-    token, _ = ApiToken.issue(user=alice.user, name="matrix")
+    token, _ = ApiToken.issue(user=alice.user, name="matrix", scope=ApiToken.Scope.TRADER)
     program_settings = {"certificate_type": "CEA", "bid_target_eur": "1000"}
     program = program_create(user=superuser, data={"name": "Draft CEA", **program_settings})
     running = program_create(
@@ -1117,6 +1171,10 @@ API_GET_ONLY = {
     "api/v1/liquidity/programs/<program_id>/status",
     "api/v1/market/<market_code>/book",
     "api/v1/market-makers/<maker_id>",
+    "api/v1/balances",
+    "api/v1/orders/<order_id>",
+    "api/v1/trades",
+    "api/v1/market/<market_code>/candles",
 }
 
 
@@ -1158,11 +1216,20 @@ def test_the_api_session_with_the_csrf_token_is_accepted(world):
 
 # --- bearer tokens ------------------------------------------------------------------------
 
-# The API's operations (the schema and docs are public, and take no token).
+# The staff API's operations (the schema and docs are public, and take no token).
 API_ROWS = [
     row
     for row in MATRIX
-    if row.url.startswith(("/api/v1/liquidity/", "/api/v1/market/", "/api/v1/market-makers"))
+    if row.url.startswith(("/api/v1/liquidity/", "/api/v1/market-makers"))
+    and 405 not in row.expect
+]
+# The trader API's and the market data (staff and traders alike).
+TRADER_API_ROWS = [
+    row
+    for row in MATRIX
+    if row.url.startswith(
+        ("/api/v1/market/", "/api/v1/balances", "/api/v1/orders", "/api/v1/trades")
+    )
     and 405 not in row.expect
 ]
 
@@ -1188,6 +1255,45 @@ def test_bearer_tokens_need_no_csrf_and_follow_the_same_rules(world, row):
         response, changed = request_as(world, ANON, row, client=client)
         assert response.status_code == expected, (token[:6], response.content[:200])
         assert changed == changes
+
+
+@pytest.mark.parametrize("row", TRADER_API_ROWS, ids=[row.id for row in TRADER_API_ROWS])
+def test_trader_tokens_do_what_the_traders_session_does_and_staff_tokens_do_not(world, row):
+    """The first trader's trader token, without cookies or CSRF token, answers as their
+    session does; a staff token (even a superuser's) opens the market data only, never
+    a trader's account (403, naming the trader token); a revoked or unknown token is
+    unauthenticated (401)."""
+    trader_scope = ApiToken.Scope.TRADER
+    trader_token = ApiToken.issue(user=world.users[TRADER], scope=trader_scope)[1]
+    staff_token = ApiToken.issue(user=world.users[SUPER])[1]
+    revoked_row, revoked = ApiToken.issue(user=world.users[TRADER], scope=trader_scope)
+    revoked_row.revoked_at = revoked_row.created_at
+    revoked_row.save()
+    market_data = row.url.startswith("/api/v1/market/")
+    cases = [
+        (trader_token, row.expect[ROLES.index(TRADER)], TRADER in row.changes),
+        (staff_token, row.expect[ROLES.index(SUPER)] if market_data else 403, False),
+        (revoked, 401, False),
+        ("not-a-token", 401, False),
+    ]
+    for token, expected, changes in cases:
+        client = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Bearer {token}")
+        response, changed = request_as(world, ANON, row, client=client)
+        assert matches(response, expected), (token[:6], response.content[:200])
+        assert changed == changes
+        if expected == 403:
+            assert "trader token" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("row", API_ROWS, ids=[row.id for row in API_ROWS])
+def test_a_trader_token_never_opens_the_staff_api(world, row):
+    """Not even a superuser's trader token: its scope is the trader's own account."""
+    token = ApiToken.issue(user=world.users[SUPER], scope=ApiToken.Scope.TRADER)[1]
+    client = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Bearer {token}")
+    response, changed = request_as(world, ANON, row, client=client)
+    assert response.status_code == 403
+    assert "This is a trader token" in response.json()["detail"]
+    assert not changed
 
 
 # --- request limits, the sign-in lockout, two-factor sign-in required ---------------------
@@ -1222,6 +1328,19 @@ def test_past_the_request_limit_every_user_gets_429_and_nothing_changes(world, r
             assert int(response["Retry-After"]) >= 1
             if api:
                 assert json.loads(response.content)["error"] == "rate_limited"
+
+
+@pytest.mark.parametrize("row", TRADER_API_ROWS, ids=[row.id for row in TRADER_API_ROWS])
+def test_past_the_request_limit_every_trader_gets_429_and_nothing_changes(world, row, settings):
+    settings.RATE_LIMITS_ENABLED = True
+    settings.RATE_LIMITS = {"order_place": "0/m", "order_cancel": "0/m", "api": "0/m"}
+    for role, status in zip(ROLES, E(401, 429, 429, 429, 429), strict=True):
+        response, changed = request_as(world, role, row)
+        assert response.status_code == status, role
+        assert not changed, role
+        if status == 429:
+            assert int(response["Retry-After"]) >= 1
+            assert json.loads(response.content)["error"] == "rate_limited"
 
 
 LOGIN_ROWS = [
@@ -1278,3 +1397,13 @@ def test_where_two_factor_is_required_the_api_refuses_an_unverified_session(worl
     response, changed = request_as(world, SUPER, row)
     assert response.status_code == 403 and "two-factor" in response.json()["detail"]
     assert not changed
+
+
+@pytest.mark.parametrize("row", TRADER_API_ROWS, ids=[row.id for row in TRADER_API_ROWS])
+def test_the_trader_api_asks_no_second_factor_as_the_cash_market_does_not(world, row, settings):
+    """Trading one's own account is not staff ground: an unverified superuser's session
+    answers as a verified one's (the cash market pages ask no second factor either)."""
+    settings.STAFF_2FA_REQUIRED = True
+    response, changed = request_as(world, SUPER, row)
+    assert matches(response, row.expect[ROLES.index(SUPER)])
+    assert changed == (SUPER in row.changes)

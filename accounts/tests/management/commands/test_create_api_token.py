@@ -81,3 +81,21 @@ def test_under_the_demo_a_staff_token_needs_no_code(db, capsys, settings):
     staff = factories.StaffFactory()
     call_command("create_api_token", username=staff.username)
     assert ApiToken.objects.filter(user=staff).exists()
+
+
+def test_a_trader_token_from_the_command_opens_the_trader_api_only(db, capsys):
+    trader = factories.trader("cmd-trader", EUR="100")
+    call_command("create_api_token", username=trader.user.username, scope="trader")
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    row = ApiToken.objects.get(user=trader.user)
+    assert row.scope == ApiToken.Scope.TRADER and row.key_hash == ApiToken.hash(token)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.get("/api/v1/balances").json()["EUR"]["free"] == "100.00"
+    assert client.get("/api/v1/liquidity/operations").status_code == 403
+
+
+def test_a_staff_token_is_still_refused_to_a_trader(db):
+    trader = factories.trader("cmd-trader-2")
+    with pytest.raises(CommandError, match="must be an active staff user"):
+        call_command("create_api_token", username=trader.user.username)
+    assert not ApiToken.objects.exists()
