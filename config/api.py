@@ -34,18 +34,35 @@ from accounts.two_factor import second_factor_missing
 from config.api_auth import wrong_scope
 from config.throttle import RateLimited, count_call
 from liquidity.permissions import MANAGE_LIQUIDITY
+from market.permissions import MANAGE_MARKET_MAKERS
 
-# The API is the back office's: liquidity management, and the market data it needs.
+# The staff API is the back office's: liquidity management and the market data it needs;
+# the market makers' endpoints ask for the permission their pages ask for.
 API_PERMISSION = MANAGE_LIQUIDITY
+STAFF_PERMISSIONS = {
+    MANAGE_LIQUIDITY: "the liquidity permission",
+    MANAGE_MARKET_MAKERS: "the market-maker permission",
+}
 
 
-def api_user_allowed(user) -> bool:
-    """Whether `user` may call the API: active staff with the liquidity permission."""
-    return user.is_active and user.is_staff and user.has_perm(API_PERMISSION)
+def api_user_allowed(user, permission: str = API_PERMISSION) -> bool:
+    """Whether `user` may call the staff endpoints that need `permission`: active staff
+    holding it."""
+    return user.is_active and user.is_staff and user.has_perm(permission)
+
+
+def staff_api_user(user) -> bool:
+    """Whether `user` may hold a staff token: allowed on some of the staff endpoints."""
+    return any(api_user_allowed(user, permission) for permission in STAFF_PERMISSIONS)
 
 
 class StaffToken(HttpBearer):
-    """`Authorization: Bearer <token>` issued by `manage.py create_api_token`."""
+    """`Authorization: Bearer <token>` issued by `manage.py create_api_token`, of a user
+    holding `permission`."""
+
+    def __init__(self, permission: str = API_PERMISSION):
+        super().__init__()
+        self.permission = permission
 
     def authenticate(self, request, token):
         row = (
@@ -57,8 +74,9 @@ class StaffToken(HttpBearer):
             return None
         if row.scope != ApiToken.Scope.STAFF:
             raise AuthorizationError(message=wrong_scope(row))
-        if not api_user_allowed(row.user):
-            raise AuthorizationError(message="This token's user may not manage liquidity.")
+        if not api_user_allowed(row.user, self.permission):
+            needed = STAFF_PERMISSIONS[self.permission]
+            raise AuthorizationError(message=f"This token's user is not staff with {needed}.")
         count_call(row.user)
         ApiToken.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
         request.user = row.user
@@ -66,9 +84,14 @@ class StaffToken(HttpBearer):
 
 
 class StaffSession(APIKeyCookie):
-    """The back office's login session; unsafe methods need the CSRF token."""
+    """The back office's login session of a user holding `permission`; unsafe methods
+    need the CSRF token."""
 
     param_name = settings.SESSION_COOKIE_NAME
+
+    def __init__(self, permission: str = API_PERMISSION):
+        super().__init__()
+        self.permission = permission
 
     def _get_key(self, request):
         if not request.user.is_authenticated:
@@ -78,8 +101,10 @@ class StaffSession(APIKeyCookie):
     def authenticate(self, request, key):
         if not request.user.is_authenticated:
             return None
-        if not api_user_allowed(request.user):
-            raise AuthorizationError(message="Staff with the liquidity permission only.")
+        if not api_user_allowed(request.user, self.permission):
+            raise AuthorizationError(
+                message=f"Staff with {STAFF_PERMISSIONS[self.permission]} only."
+            )
         if second_factor_missing(request):
             raise AuthorizationError(
                 message="Pass two-factor sign-in first (/accounts/two-factor/), or use a token."
@@ -165,5 +190,9 @@ def http_error(request, error: HttpError):
 api.add_router("/liquidity/", "liquidity.api.router")
 api.add_router("/liquidity/", "liquidity.api_programs.router")
 api.add_router("/market/", "market.api.router")
-api.add_router("/market-makers", "market.api_market_makers.router")
+api.add_router(
+    "/market-makers",
+    "market.api_market_makers.router",
+    auth=[StaffToken(MANAGE_MARKET_MAKERS), StaffSession(MANAGE_MARKET_MAKERS)],
+)
 api.add_router("/", "market.api_trader.router")

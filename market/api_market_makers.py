@@ -1,7 +1,8 @@
 """JSON API for market makers, mounted at /api/v1/market-makers: list, read, create (with
 initial funding), fund, withdraw, deactivate and reactivate.
 
-Staff holding the market-maker permission, as on the back-office pages; the same services
+Staff holding the market-maker permission, as on the back-office pages (the router's
+auth, `config.api`), whether or not they manage liquidity; the same services
 (`market.services.market_makers`) and audit tickets. A maker carries the reference plan's
 `MarketMakerResponse` fields (`id`, `name`, `description`, `mm_type`, `eur_balance`,
 `is_active`, `created_at`) beside the project's own (`code`, balances per asset, open
@@ -15,7 +16,6 @@ from typing import Literal
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from ninja import Field, Header, Query, Router, Schema, Status
-from ninja.errors import AuthorizationError
 
 from config.api_schemas import (
     COMMON,
@@ -34,7 +34,6 @@ from config.api_schemas import (
 from config.http import client_ip
 from market.core.money import EUR, unit_of
 from market.models import MarketMakerClient
-from market.permissions import MANAGE_MARKET_MAKERS
 from market.selectors import MarketMakerRow, market_maker_rows
 from market.services.market_makers import (
     deactivate_refusal,
@@ -157,11 +156,6 @@ class DeactivatedOut(ActionOut):
 # --- helpers ----------------------------------------------------------------------------
 
 
-def _require_permission(request) -> None:
-    if not request.user.has_perm(MANAGE_MARKET_MAKERS):
-        raise AuthorizationError(message="Staff with the market-maker permission only.")
-
-
 def _maker(maker_id: int) -> MarketMakerClient | None:
     return MarketMakerClient.objects.filter(pk=maker_id).first()
 
@@ -257,7 +251,6 @@ def _reused(error: IdempotencyKeyReused):
 def market_makers(request, filters: Query[MarketMakerFiltersIn]):
     """Market makers in code order, with every asset's available and locked balance and
     their open orders (constant queries per page)."""
-    _require_permission(request)
     queryset = MarketMakerClient.objects.order_by("pk")
     if filters.mm_type:
         queryset = queryset.filter(mm_type=filters.mm_type)
@@ -288,7 +281,6 @@ def create_market_maker(
     `initial_balances`. The wrong kind answers 400 with the reference's message
     ("ASSET_HOLDER cannot have EUR balance"), and nothing is created. A retry under the
     same `Idempotency-Key` answers 200 with the maker the first call created."""
-    _require_permission(request)
     funding, fields = _funding(payload)
     extra = {}
     if payload.email:
@@ -320,14 +312,12 @@ def create_market_maker(
     "/{maker_id}", response={200: MarketMakerOut, 404: NotFoundOut, **HOSTILE_INPUT, **COMMON}
 )
 def market_maker(request, maker_id: Id):
-    _require_permission(request)
     if _maker(maker_id) is None:
         return _not_found(maker_id)
     return _maker_body(maker_id)
 
 
 def _transfer(request, maker_id: int, payload: TransferIn, idempotency_key, service):
-    _require_permission(request)
     maker = _maker(maker_id)
     if maker is None:
         return _not_found(maker_id)
@@ -392,7 +382,6 @@ def deactivate(request, maker_id: Id, payload: DeactivateIn | None = None):
     """Stop using the maker for liquidity. With resting orders it answers 400 on
     `cancel_open_orders` (how many) unless that is true; then they are cancelled and their
     funds released in the same transaction. Already inactive: 409."""
-    _require_permission(request)
     maker = _maker(maker_id)
     if maker is None:
         return _not_found(maker_id)
@@ -425,7 +414,6 @@ def deactivate(request, maker_id: Id, payload: DeactivateIn | None = None):
 def reactivate(request, maker_id: Id):
     """Use a deactivated maker for liquidity again; its balances are untouched. Already
     active: 409."""
-    _require_permission(request)
     maker = _maker(maker_id)
     if maker is None:
         return _not_found(maker_id)

@@ -339,7 +339,9 @@ def test_staff_without_the_market_maker_permission_are_refused(db):
     ]:
         response = send(client, method, path, body)
         assert response.status_code == 403, (path, response.content)
-        assert response.json() == {"detail": "Staff with the market-maker permission only."}
+        assert response.json() == {
+            "detail": "This token's user is not staff with the market-maker permission."
+        }
     provision = client.post(
         "/api/v1/liquidity/provision",
         data=json.dumps(
@@ -355,6 +357,32 @@ def test_staff_without_the_market_maker_permission_are_refused(db):
         Permission.objects.get(content_type__app_label=app, codename=codename)
     )
     assert send(client, "get", "").status_code == 200
+
+
+def test_market_maker_staff_without_the_liquidity_permission_use_these_endpoints(db):
+    """The pages' permission, and only it: such staff manage market makers by session
+    or token, and still may not plan liquidity."""
+    user = factories.UserFactory(is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="market", codename="change_marketmakerclient"
+        )
+    )
+    maker = factories.market_maker(LP, EUR="10")
+    session = Client()
+    session.force_login(user)
+    _, token = ApiToken.issue(user=user)
+    for client in (session, Client(HTTP_AUTHORIZATION=f"Bearer {token}")):
+        assert send(client, "get", f"/{maker.pk}").status_code == 200
+        funded = send(client, "post", f"/{maker.pk}/fund", {"asset": "EUR", "amount": 1})
+        assert funded.status_code == 200, funded.content
+        preview = client.post(
+            "/api/v1/liquidity/preview",
+            data=json.dumps({"certificate_type": "CEA", "bid_amount_eur": 1, "ask_amount_eur": 1}),
+            content_type="application/json",
+        )
+        assert preview.status_code == 403
+    assert available(maker, "EUR") == D("12.00")
 
 
 # --- retries ----------------------------------------------------------------------------

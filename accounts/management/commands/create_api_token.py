@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from accounts import two_factor
 from accounts.models import ApiToken
 from accounts.services import trader_token_create
-from config.api import API_PERMISSION, api_user_allowed
+from config.api import STAFF_PERMISSIONS, staff_api_user
 from market.validation import one_line
 
 
@@ -42,10 +42,10 @@ class Command(BaseCommand):
         if scope == ApiToken.Scope.TRADER:
             self._issue_trader_token(user, name)
             return
-        if not api_user_allowed(user):
+        if not staff_api_user(user):
             raise CommandError(
-                f"{username!r} must be an active staff user with the {API_PERMISSION} "
-                "permission (or a superuser) to use the API."
+                f"{username!r} must be an active staff user with one of the permissions "
+                f"{', '.join(STAFF_PERMISSIONS)} (or a superuser) to use the staff API."
             )
         # A token is a password that skips the second factor, so it is only issued to its
         # owner's face: the code from their authenticator, where staff need one.
