@@ -45,9 +45,10 @@ def day_start(day: date) -> datetime:
 
 
 def period_bounds(date_from: date | None, date_to: date | None) -> tuple:
-    """[start, end) of the days from `date_from` to `date_to` inclusive (None: open)."""
+    """[start, end) of the days from `date_from` to `date_to` inclusive (None: open; so is
+    the last day a date can be, whose next midnight no datetime holds)."""
     start = day_start(date_from) if date_from else None
-    end = day_start(date_to + timedelta(days=1)) if date_to else None
+    end = day_start(date_to + timedelta(days=1)) if date_to and date_to < date.max else None
     return start, end
 
 
@@ -245,7 +246,7 @@ def statement(
     (the assets, the opening balances summed in SQL, the entries in chunks)."""
     now = now or timezone.now()
     start, end = period_bounds(date_from, date_to)
-    end = max(start, min(end, now))
+    end = max(start, min(end or now, now))
     assets = list(asset_codes())  # EUR first, then each market's certificate
     sums = (
         LedgerEntry.objects.filter(holder=holder, created_at__lt=start)

@@ -453,7 +453,10 @@ def order_book(request, code: str):
         response["ETag"] = etag
         response["HX-Trigger"] = BOOK_CHANGED
     response["Cache-Control"] = "private, no-cache"
-    patch_vary_headers(response, ["HX-Request"])
+    # The body carries this trader's own marks: a browser must not answer another
+    # session's poll from it (the live feed's path never reads the session, so Django
+    # would not add Cookie by itself).
+    patch_vary_headers(response, ["HX-Request", "Cookie"])
     return response
 
 

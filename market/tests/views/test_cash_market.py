@@ -985,3 +985,10 @@ def test_cancel_all_cancels_only_the_traders_orders_in_this_market(client_alice,
         )
     ) == {"EUA"}
     assert "You have no open orders in CEA." in text(client_alice.post(CANCEL_ALL, follow=True))
+
+
+def test_the_book_poll_varies_by_session_as_it_carries_own_marks(client_alice, book):
+    first = client_alice.get(BOOK, headers=HTMX)
+    unchanged = client_alice.get(BOOK, headers={**HTMX, "If-None-Match": first["ETag"]})
+    for response in (first, unchanged):
+        assert "Cookie" in response["Vary"] and "HX-Request" in response["Vary"]

@@ -439,3 +439,20 @@ def test_the_navigation_marks_my_trades_as_the_current_page(client, alice):
     assert re.search(
         r'href="/market/my-trades/" data-testid="nav-my-trades" aria-current="page"', page
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/market/my-trades/?date_to=9999-12-31",
+        "/market/my-trades/export.csv?date_to=9999-12-31",
+        "/market/my-trades/statement.csv?date_from=2024-01-01&date_to=9999-12-31",
+    ],
+)
+def test_the_last_day_a_date_can_be_ends_nothing(client, alice, traded, url):
+    """9999-12-31 has no next midnight: it was an OverflowError (a 500, or a CSV cut
+    off); it is an open end, so everything up to now is in."""
+    response = client_for(client, alice).get(url)
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    assert b"CEA" in body
