@@ -282,8 +282,16 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip):
 
     # Round trip 3: every write, queued, then the COMMIT.
     sheet.apply(outcome.moves, field=request.amount_field)
-    db.insert_orders([outcome.order], now=now)
     ticket_ids = ids.take(TicketLog)
+    _write_placement(outcome, ticket_ids, sheet=sheet, market=market, actor=actor, ip=ip, now=now)
+    return outcome, ticket_ids, now
+
+
+def _write_placement(outcome: Outcome, ticket_ids, *, sheet, market, actor, ip, now) -> None:
+    """Queue the rows of a placement whose moves `sheet` holds: the order, its trades with
+    their tickets, the resting orders it filled, the balances; then the market's last
+    price (it traded) or its book version (it rests)."""
+    db.insert_orders([outcome.order], now=now)
     if outcome.trades:
         ticket_rows_insert(_trade_tickets(outcome, ticket_ids, actor=actor, ip=ip, now=now))
         db.insert_trades(outcome.trades, ticket_ids=ticket_ids, now=now)
@@ -293,7 +301,6 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip):
         db.record_trading(market, last_price=outcome.trades[-1].price, today=now.date())
     else:
         db.bump_book_version(market.market_id)
-    return outcome, ticket_ids, now
 
 
 def _trade_tickets(outcome: Outcome, ticket_ids, *, actor, ip, now) -> list[tuple]:
@@ -592,16 +599,9 @@ def order_amend(
         else:
             sheet.apply((*amendment.moves, *outcome.moves), field="quantity")
             db.update_orders([amendment.cancelled], now=now)
-            db.insert_orders([outcome.order], now=now)
-            if outcome.trades:
-                ticket_rows_insert(_trade_tickets(outcome, ticket_ids, actor=user, ip=ip, now=now))
-                db.insert_trades(outcome.trades, ticket_ids=ticket_ids, now=now)
-                db.update_orders(outcome.maker_updates, now=now)
-            sheet.flush()
-            if outcome.trades:
-                db.record_trading(market, last_price=outcome.trades[-1].price, today=now.date())
-            else:
-                db.bump_book_version(market.market_id)
+            _write_placement(
+                outcome, ticket_ids, sheet=sheet, market=market, actor=user, ip=ip, now=now
+            )
     if outcome is None:
         order.refresh_from_db()
         return Amended(order=order, message=amendment.message(), keeps_priority=True)
