@@ -375,7 +375,15 @@ def realistic(
         },
     )
     maker_ids = st.one_of(st.sampled_from(makers), st.just(987654321))
-    spare_ids = st.one_of(st.sampled_from(spare_makers), st.just(987654321))
+    # Spare makers (no orders), created a provider then a holder, twice: the first pair is
+    # funded and drained, the second deactivated and reactivated (so deposits into the
+    # first pair can succeed).
+    funded_pair, switched_pair = spare_makers[:2], spare_makers[2:]
+    spare_ids = st.one_of(st.sampled_from(funded_pair), st.just(987654321))
+    switched_ids = st.one_of(st.sampled_from(switched_pair), st.just(987654321))
+    right_deposit = st.tuples(
+        st.sampled_from(list(zip(funded_pair, ["EUR", "CEA"], strict=True))), GOOD_AMOUNTS
+    ).map(lambda pair: (pair[0][0], {"asset": pair[0][1], "amount": pair[1]}))
     maker_list_op = schema["/api/v1/market-makers"]["GET"]
     maker_create_op = schema["/api/v1/market-makers"]["POST"]
     maker_read_op = schema["/api/v1/market-makers/{maker_id}"]["GET"]
@@ -479,12 +487,17 @@ def realistic(
             )
             for op in maker_transfers
         ],
-        st.tuples(spare_ids, st.booleans()).map(
+        right_deposit.map(
+            lambda pair: maker_transfers[0].Case(
+                path_parameters={"maker_id": pair[0]}, body=pair[1]
+            )
+        ),
+        st.tuples(switched_ids, st.booleans()).map(
             lambda pair: maker_states[0].Case(
                 path_parameters={"maker_id": pair[0]}, body={"cancel_open_orders": pair[1]}
             )
         ),
-        spare_ids.map(lambda pk: maker_states[1].Case(path_parameters={"maker_id": pk})),
+        switched_ids.map(lambda pk: maker_states[1].Case(path_parameters={"maker_id": pk})),
         new_program.map(lambda body: program_create_op.Case(body=body)),
         good_program.map(lambda body: program_create_op.Case(body=body)),
         st.tuples(
@@ -543,9 +556,9 @@ def test_api_fuzz_no_server_error_and_every_response_matches_the_schema(staff_to
             operations=list(LiquidityOperation.objects.values_list("pk", flat=True)),
             makers=list(MarketMakerClient.objects.values_list("pk", flat=True)),
             spare_makers=list(
-                MarketMakerClient.objects.exclude(holder__orders__isnull=False).values_list(
-                    "pk", flat=True
-                )
+                MarketMakerClient.objects.exclude(holder__orders__isnull=False)
+                .order_by("pk")
+                .values_list("pk", flat=True)
             ),
             users=list(LiquidityOperation.objects.values_list("created_by_id", flat=True)),
             programs=list(LiquidityProgram.objects.values_list("pk", flat=True)),
