@@ -223,14 +223,6 @@ def depth_chart_geometry(
     return chart
 
 
-@register.simple_tag
-def depth_chart(book: OrderBook, width: int = 720, height: int = 300) -> DepthChart:
-    """`{% depth_chart book as chart %}`: the geometry of the book's depth chart."""
-    return depth_chart_geometry(
-        book.depth_curve(), mid=book.mid, tick=book.tick, width=width, height=height
-    )
-
-
 # The phone's drawing: about as many SVG units as a phone has CSS pixels across, so its
 # 10-unit labels are drawn about 10 px tall (the 720-unit one would shrink them to 5).
 NARROW_CHART = (360, 260)
