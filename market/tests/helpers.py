@@ -303,3 +303,19 @@ def _a_session_waits_on_a_lock(timeout: float) -> bool:
                 return True
             time.sleep(0.02)
     return False
+
+
+def place(holder, side, *, market="CEA", order_type="LIMIT", **fields):
+    """Place an order for `holder` through the service, parsed as the order form would."""
+    from market.services.orders import order_place, order_request_parse
+
+    request = order_request_parse(market_code=market, side=side, order_type=order_type, **fields)
+    return order_place(owner=holder, request=request)
+
+
+def order_data(**fields) -> dict:
+    """The order form's data: a limit buy at €14.00 by quantity, changed by `fields`
+    (None leaves a field out)."""
+    data = {"side": "BUY", "order_type": "LIMIT", "amount_mode": "quantity", "price": "14.00"}
+    data.update(fields)
+    return {key: value for key, value in data.items() if value is not None}

@@ -14,6 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from market.models import Balance, Market, MarketMakerClient, Order, Trade
 from market.services.orders import order_place, order_request_parse
 from market.tests import factories
+from market.tests.helpers import order_data, place
 
 pytestmark = pytest.mark.django_db
 
@@ -30,11 +31,6 @@ BALANCES = "/market/CEA/balances/"
 CHART = "/market/CEA/chart/"
 
 
-def place(holder, side, *, market="CEA", order_type="LIMIT", **fields):
-    request = order_request_parse(market_code=market, side=side, order_type=order_type, **fields)
-    return order_place(owner=holder, request=request)
-
-
 def cancel_url(order) -> str:
     return f"/market/CEA/orders/{order.pk}/cancel/"
 
@@ -46,34 +42,6 @@ def html(response) -> str:
 def text(response) -> str:
     """The response's HTML with runs of whitespace collapsed."""
     return re.sub(r"\s+", " ", html(response))
-
-
-@pytest.fixture
-def book(cea):
-    """Market makers resting 3 bid levels (13.90–13.80) and 3 ask levels (14.10–14.30)."""
-    provider = factories.market_maker(MarketMakerClient.Type.LIQUIDITY_PROVIDER, EUR="100000")
-    holder = factories.market_maker(MarketMakerClient.Type.ASSET_HOLDER, CEA=10000)
-    for step in range(3):
-        place(provider.holder, "BUY", price=D("13.90") - D("0.05") * step, quantity=10)
-        place(holder.holder, "SELL", price=D("14.10") + D("0.10") * step, quantity=10)
-    return provider.holder, holder.holder
-
-
-@pytest.fixture
-def alice(cea):
-    return factories.trader("alice", EUR="1000", CEA=50)
-
-
-@pytest.fixture
-def client_alice(client, alice):
-    client.force_login(alice.user)
-    return client
-
-
-def order_data(**fields) -> dict:
-    data = {"side": "BUY", "order_type": "LIMIT", "amount_mode": "quantity", "price": "14.00"}
-    data.update(fields)
-    return {key: value for key, value in data.items() if value is not None}
 
 
 # --- Access ---------------------------------------------------------------------------------

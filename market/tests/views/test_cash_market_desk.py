@@ -10,8 +10,9 @@ from decimal import Decimal
 import pytest
 
 from market.models import MarketMakerClient, Order
-from market.services.orders import order_cancel, order_place, order_request_parse
+from market.services.orders import order_cancel
 from market.tests import factories
+from market.tests.helpers import order_data, place
 
 pytestmark = pytest.mark.django_db
 
@@ -23,43 +24,9 @@ PLACE = "/market/CEA/orders/new/"
 MY_ORDERS = "/market/CEA/orders/"
 
 
-def place(holder, side, *, market="CEA", order_type="LIMIT", **fields):
-    request = order_request_parse(market_code=market, side=side, order_type=order_type, **fields)
-    return order_place(owner=holder, request=request)
-
-
 def text(response) -> str:
     """The response's HTML with runs of whitespace collapsed."""
     return re.sub(r"\s+", " ", response.content.decode())
-
-
-@pytest.fixture
-def makers(cea):
-    """Market makers resting 3 bid levels (13.90–13.80) and 3 ask levels (14.10–14.30),
-    10 CEA each."""
-    provider = factories.market_maker(MarketMakerClient.Type.LIQUIDITY_PROVIDER, EUR="100000")
-    holder = factories.market_maker(MarketMakerClient.Type.ASSET_HOLDER, CEA=10000)
-    for step in range(3):
-        place(provider.holder, "BUY", price=D("13.90") - D("0.05") * step, quantity=10)
-        place(holder.holder, "SELL", price=D("14.10") + D("0.10") * step, quantity=10)
-    return provider.holder, holder.holder
-
-
-@pytest.fixture
-def alice(cea):
-    return factories.trader("alice", EUR="1000", CEA=50)
-
-
-@pytest.fixture
-def client_alice(client, alice):
-    client.force_login(alice.user)
-    return client
-
-
-def order_data(**fields) -> dict:
-    data = {"side": "BUY", "order_type": "LIMIT", "amount_mode": "quantity", "price": "14.00"}
-    data.update(fields)
-    return {key: value for key, value in data.items() if value is not None}
 
 
 def confirm_button(body: str) -> str:
@@ -82,7 +49,7 @@ def hidden(body: str, name: str) -> str:
 # --- Confirm only what can succeed -------------------------------------------------------------
 
 
-def test_confirm_is_disabled_with_the_reason_when_funds_are_short(client_alice, makers):
+def test_confirm_is_disabled_with_the_reason_when_funds_are_short(client_alice, book):
     # 100 CEA at 14.00 need €1,407.00 with the fee; alice has €1,000.00.
     body = text(client_alice.post(PREVIEW, order_data(quantity="100", review="1"), headers=HTMX))
     button = confirm_button(body)
@@ -104,7 +71,7 @@ def test_confirm_is_disabled_when_a_market_order_finds_nothing_to_trade(client_a
     assert re.search(r'id="confirm-blocked"[^>]*>[^<]*\S', body)
 
 
-def test_confirm_is_enabled_for_an_order_that_can_be_placed(client_alice, makers):
+def test_confirm_is_enabled_for_an_order_that_can_be_placed(client_alice, book):
     body = text(client_alice.post(PREVIEW, order_data(quantity="5", review="1"), headers=HTMX))
     assert not is_disabled(confirm_button(body))
     assert 'id="confirm-blocked"' not in body
@@ -113,7 +80,7 @@ def test_confirm_is_enabled_for_an_order_that_can_be_placed(client_alice, makers
 # --- The estimate after a refused placement; a sell's total ------------------------------------
 
 
-def test_a_refused_placement_keeps_the_estimate_of_the_filled_in_fields(client_alice, makers):
+def test_a_refused_placement_keeps_the_estimate_of_the_filled_in_fields(client_alice, book):
     response = client_alice.post(PLACE, order_data(quantity="100"), headers=HTMX)
     body = text(response)
     assert 'data-error-for="quantity"' in body and "Insufficient EUR" in body
@@ -125,7 +92,7 @@ def test_a_refused_placement_keeps_the_estimate_of_the_filled_in_fields(client_a
     assert re.search(r'data-testid="preview-total">\s*€1,407.00', page)
 
 
-def test_a_sells_total_reads_as_proceeds_with_or_without_an_estimate(client_alice, makers):
+def test_a_sells_total_reads_as_proceeds_with_or_without_an_estimate(client_alice, book):
     for quantity in ("", "5"):
         body = text(
             client_alice.post(PREVIEW, order_data(side="SELL", quantity=quantity), headers=HTMX)
@@ -158,7 +125,7 @@ def requote(client, reviewed: str, **fields) -> str:
     return text(client.post(PREVIEW, data, headers=HTMX))
 
 
-def test_the_confirmation_carries_what_was_reviewed_and_asks_to_be_re_quoted(client_alice, makers):
+def test_the_confirmation_carries_what_was_reviewed_and_asks_to_be_re_quoted(client_alice, book):
     # 10 at 14.10 and 5 at 14.20.
     body = review_market_buy(client_alice)
     assert hidden(body, "reviewed_average") == "14.1333"
@@ -169,7 +136,7 @@ def test_the_confirmation_carries_what_was_reviewed_and_asks_to_be_re_quoted(cli
     assert '"requote": "1"' in preview
 
 
-def test_a_market_order_whose_price_moved_asks_for_a_new_review(client_alice, makers):
+def test_a_market_order_whose_price_moved_asks_for_a_new_review(client_alice, book):
     reviewed = review_market_buy(client_alice)
     # Someone takes the 10 at 14.10: 15 now cost 10 at 14.20 and 5 at 14.30 (+0.71 %).
     taker = factories.trader(EUR="1000")
@@ -187,7 +154,7 @@ def test_a_market_order_whose_price_moved_asks_for_a_new_review(client_alice, ma
     assert not is_disabled(confirm_button(again))
 
 
-def test_a_small_move_re_quotes_without_asking_again(client_alice, makers):
+def test_a_small_move_re_quotes_without_asking_again(client_alice, book):
     reviewed = review_market_buy(client_alice)
     # 5 more at 14.10: 15 at 14.10 (−0.24 %, within the 0.5 % tolerance).
     maker = factories.market_maker(MarketMakerClient.Type.ASSET_HOLDER, CEA=100)
@@ -200,7 +167,7 @@ def test_a_small_move_re_quotes_without_asking_again(client_alice, makers):
     assert hidden(body, "reviewed_average") == "14.1333"
 
 
-def test_a_limit_order_re_quotes_but_its_limit_bounds_it(client_alice, makers):
+def test_a_limit_order_re_quotes_but_its_limit_bounds_it(client_alice, book):
     data = order_data(price="14.30", quantity="15", review="1")
     reviewed = text(client_alice.post(PREVIEW, data, headers=HTMX))
     place(factories.trader(EUR="1000"), "BUY", order_type="MARKET", quantity=10)
@@ -215,7 +182,7 @@ def test_a_limit_order_re_quotes_but_its_limit_bounds_it(client_alice, makers):
     assert not is_disabled(confirm_button(body))
 
 
-def test_a_re_quote_whose_order_can_no_longer_succeed_disables_confirm(client_alice, makers):
+def test_a_re_quote_whose_order_can_no_longer_succeed_disables_confirm(client_alice, book):
     reviewed = review_market_buy(client_alice)
     place(factories.trader(EUR="10000"), "BUY", order_type="MARKET", quantity=30)
     body = requote(client_alice, reviewed)
@@ -223,7 +190,7 @@ def test_a_re_quote_whose_order_can_no_longer_succeed_disables_confirm(client_al
     assert 'data-testid="confirm-order"' not in body or is_disabled(confirm_button(body))
 
 
-def test_a_re_quote_with_tampered_reviewed_figures_is_a_fresh_review(client_alice, makers):
+def test_a_re_quote_with_tampered_reviewed_figures_is_a_fresh_review(client_alice, book):
     data = order_data(order_type="MARKET", quantity="15", review="1", requote="1")
     for bad in ("abc", "1e9", "-1", "14.13333"):
         body = text(
@@ -238,7 +205,7 @@ def test_a_re_quote_with_tampered_reviewed_figures_is_a_fresh_review(client_alic
 # --- Book, My Orders, status ---------------------------------------------------------------------
 
 
-def test_book_and_recent_trade_prices_carry_the_euro_sign(client_alice, makers):
+def test_book_and_recent_trade_prices_carry_the_euro_sign(client_alice, book):
     place(factories.trader(EUR="1000"), "BUY", order_type="MARKET", quantity=1)
     body = text(client_alice.get(PAGE))
     # The price, after the (hidden unless it is yours) mark of a bid level.
@@ -249,7 +216,7 @@ def test_book_and_recent_trade_prices_carry_the_euro_sign(client_alice, makers):
     assert trade_price == "€14.10"
 
 
-def test_average_prices_have_four_decimals_everywhere(client_alice, alice, makers):
+def test_average_prices_have_four_decimals_everywhere(client_alice, alice, book):
     body = text(client_alice.post(PREVIEW, order_data(quantity="5", price="14.10"), headers=HTMX))
     assert re.search(r'data-testid="preview-average">\s*€14.1000<', body)
     placed = client_alice.post(
@@ -260,7 +227,7 @@ def test_average_prices_have_four_decimals_everywhere(client_alice, alice, maker
     assert re.search(r'data-testid="my-order-average"[^>]*>€14.1000<', history)
 
 
-def test_a_cancelled_order_says_cancelled_once(client_alice, alice, makers):
+def test_a_cancelled_order_says_cancelled_once(client_alice, alice, book):
     order = place(alice, "BUY", price="13.00", quantity=2).order
     order_cancel(order_id=order.pk, user=alice.user)
     history = text(client_alice.get(MY_ORDERS, {"tab": "history"}, headers=HTMX))
@@ -269,7 +236,7 @@ def test_a_cancelled_order_says_cancelled_once(client_alice, alice, makers):
     assert "by owner" in row
 
 
-def test_the_live_status_is_hidden_until_javascript_shows_it(client_alice, makers):
+def test_the_live_status_is_hidden_until_javascript_shows_it(client_alice, book):
     body = text(client_alice.get(PAGE))
     status = re.search(r"<span[^>]*data-live-status[^>]*>", body).group(0)
     assert " hidden" in status
