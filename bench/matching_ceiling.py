@@ -130,11 +130,10 @@ def pgbench(url: str, script: str, seconds: int) -> float:
     return float(re.search(r"tps = ([\d.]+) \(without", result.stdout).group(1))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=10)
-    args = parser.parse_args()
-    url = fresh_database()
+def standin_scripts() -> dict[str, str]:
+    """Seed the stand-ins' holders and resting book in the bench database (migrated and
+    set up) and return their pgbench scripts by name: `client-side`,
+    `pipelined` and `server-side` (module docstring)."""
     market, holders, best_ask = seed()
     resting, maker = best_ask.pk, best_ask.owner_id
     takers = [holder for holder in holders if holder != maker]  # no self-trade
@@ -186,10 +185,27 @@ def main() -> None:
         + "".join(f"{statement};\n" for statement in writes)
         + "END;\n\\endpipeline\n"
     )
+    return {"client-side": client_side, "pipelined": pipelined, "server-side": server_side}
 
-    client_tps = pgbench(url, client_side, args.seconds)
-    pipelined_tps = pgbench(url, pipelined, args.seconds)
-    server_tps = pgbench(url, server_side, args.seconds)
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--prepare",
+        metavar="FILE",
+        help="only seed the database and write the pipelined stand-in's script to FILE "
+        "(bench/matching.py runs it beside the engine)",
+    )
+    args = parser.parse_args()
+    url = fresh_database()
+    scripts = standin_scripts()
+    if args.prepare:
+        Path(args.prepare).write_text(scripts["pipelined"])
+        return
+    client_tps = pgbench(url, scripts["client-side"], args.seconds)
+    pipelined_tps = pgbench(url, scripts["pipelined"], args.seconds)
+    server_tps = pgbench(url, scripts["server-side"], args.seconds)
     tpcb_tps = pgbench_tps(url, args.seconds)
     print(f"clients: {CLIENTS}; {args.seconds} s each; pgbench, prepared statements")
     print(f"one crossing order, a round trip per statement: {client_tps:8,.0f} orders/s")

@@ -2,11 +2,13 @@
 
 Django's `bulk_create` builds a model instance and a parameter per cell, and `bulk_update`
 a CASE branch per row; for thousands of rows that Python work costs more than the
-database's. On PostgreSQL these helpers send one statement with one typed array per
-column (`unnest`), whatever the number of rows, through `market.db.pipeline` (server-side
-binding, counted and logged like any query, Django's exceptions; a write that returns
-nothing is only queued inside a pipelined transaction). Elsewhere (SQLite, for local use)
-they fall back to Django's bulk methods. Both paths write the same rows.
+database's. On PostgreSQL these helpers send one statement whatever the number of rows,
+through `market.db.pipeline` (server-side binding, counted and logged like any query,
+Django's exceptions; a write that returns nothing is only queued inside a pipelined
+transaction): a few rows (a placement's) as one JSON parameter, whose statement text never
+changes with the values, many rows as one typed array per column (`unnest`). Elsewhere
+(SQLite, for local use) they fall back to Django's bulk methods. Every path writes the same
+rows.
 
 Callers pass plain rows (tuples ordered as the attnames they name) and give every value,
 timestamps included: nothing is filled in behind their back.
@@ -14,6 +16,7 @@ timestamps included: nothing is filled in behind their back.
 
 import json
 from collections.abc import Sequence
+from datetime import date
 from decimal import Decimal
 from functools import cache
 
@@ -45,6 +48,13 @@ def _json_text(field: models.JSONField, value):
 
 _NUMBERS = frozenset({int, Decimal})
 _NUMBERS_OR_NONE = frozenset({int, Decimal, type(None)})
+_NONE = frozenset({type(None)})
+# Fewer rows than this (a placement's order, its few trades and ledger entries) travel as
+# one JSON parameter (`json_populate_recordset`): a statement whose text depends only on
+# its columns, which PostgreSQL plans once per connection, and one parameter for psycopg
+# to adapt instead of an array per column. More rows travel as one array per column
+# (`unnest`), a column whose value is the same in every row only once.
+FEW_ROWS = pipeline.SHORT_LIST
 
 
 def _array_param(values: Sequence):
@@ -56,6 +66,8 @@ def _array_param(values: Sequence):
     it faster than psycopg's per-element array dumper builds a binary one. Every other
     column (text, dates, …) is adapted by psycopg as a list."""
     kinds = set(map(type, values))
+    if kinds == _NONE:  # an array of no type psycopg could infer; NULL is valid for any
+        return "{" + ",".join(["NULL"] * len(values)) + "}"
     if kinds <= _NUMBERS:
         return "{" + ",".join(map(str, values)) + "}"
     if kinds <= _NUMBERS_OR_NONE:
@@ -76,13 +88,19 @@ def insert_rows(
     their ids ahead (`pipeline.allocate_ids`), because neither database promises the
     order in which an INSERT returns the ids it took.
 
-    On PostgreSQL a column whose value is the same in every row (all None, one kind …)
-    is sent once, like a constant: the rows written are the same."""
+    On PostgreSQL, from `FEW_ROWS` rows, a column whose value is the same in every row
+    (all None, one kind …) is sent once, like a constant: the rows written are the same."""
     if not rows:
         return
     constants = dict(constants or {})
     if connection.vendor != "postgresql":
         _insert_values(model, columns, rows, constants)
+        return
+    if len(rows) < FEW_ROWS:
+        sql, keys, json_fields, constant_values = _few_rows_insert(
+            model, tuple(columns), constants
+        )
+        pipeline.write(sql, [*constant_values, _json_rows(keys, rows, json_fields)])
         return
     vendor = connection.vendor
     table = connection.ops.quote_name(model._meta.db_table)
@@ -93,7 +111,7 @@ def insert_rows(
         if json_field is not None:
             values = [_json_text(json_field, value) for value in values]
         # Values of one column share its database type, so equal ones store the same.
-        if values.count(values[0]) == len(values):
+        if len(values) >= FEW_ROWS and values.count(values[0]) == len(values):
             constants[(column, db_type)] = values[0]
         else:
             names.append(column)
@@ -121,6 +139,59 @@ def insert_rows(
     # (or the row count).
     params = [*constant_values, *(arrays_in if arrays else [len(rows)])]
     pipeline.write(sql, params)
+
+
+def _json_default(value):
+    if isinstance(value, Decimal):
+        return str(value)  # exact: the column's own input function parses it
+    if isinstance(value, date):  # dates and datetimes, as their ISO text
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not written by market.db.bulk")
+
+
+def _json_rows(keys: Sequence[str], rows: Sequence[Sequence], json_fields) -> str:
+    """`rows` as the JSON text of an array of objects keyed by column name, for
+    `json_populate_recordset`: one C-speed `json.dumps` however many columns. A JSON
+    field's value is first written by the field's own encoder, as its column stores it."""
+    if json_fields:
+        rows = [
+            [
+                json.loads(_json_text(json_fields[i], value)) if i in json_fields else value
+                for i, value in enumerate(row)
+            ]
+            for row in rows
+        ]
+    return json.dumps([dict(zip(keys, row, strict=True)) for row in rows], default=_json_default)
+
+
+def _few_rows_insert(model, columns: tuple[str, ...], constants: dict):
+    """The statement for a few rows, which arrive as one JSON parameter: its text depends
+    only on the columns, never on the values, so PostgreSQL plans it once per connection.
+    Returns the SQL, the rows' JSON keys, the JSON fields by column position and the
+    constants' values."""
+    sql, keys, json_fields = _few_rows_insert_sql(model, columns, tuple(constants))
+    values = []
+    for attname, value in constants.items():
+        field = model._meta.get_field(attname)
+        values.append(_json_text(field, value) if isinstance(field, models.JSONField) else value)
+    return sql, keys, json_fields, values
+
+
+@cache
+def _few_rows_insert_sql(model, columns: tuple[str, ...], constant_names: tuple[str, ...]):
+    table = connection.ops.quote_name(model._meta.db_table)
+    described = _columns(model, columns, connection.vendor)
+    constant_columns = _columns(model, constant_names, connection.vendor)
+    names = [column for column, _, _ in (*described, *constant_columns)]
+    selected = [f"v.{column}" for column, _, _ in described]
+    selected += [f"%b::{db_type}" for _, db_type, _ in constant_columns]
+    sql = (
+        f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(selected)} "
+        f"FROM json_populate_recordset(NULL::{table}, %b::json) AS v"
+    )
+    json_fields = {i: field for i, (_, _, field) in enumerate(described) if field is not None}
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    return sql, [fields[attname].column for attname in columns], json_fields
 
 
 def _insert_values(model, columns, rows, constants) -> None:
@@ -168,6 +239,10 @@ def update_rows(
         ]
         model.objects.bulk_update(objects, names)
         return
+    if len(rows) < FEW_ROWS:
+        sql, keys = _few_rows_update_sql(model, tuple(fields), tuple(constants))
+        pipeline.write(sql, [*constants.values(), _json_rows(keys, rows, {})])
+        return
     table = connection.ops.quote_name(model._meta.db_table)
     (pk_column, pk_type, _), *columns = _columns(
         model, (model._meta.pk.attname, *fields), connection.vendor
@@ -188,3 +263,25 @@ def update_rows(
     columns_in = list(zip(*rows, strict=True))
     params = [*constant_values, *(_array_param(list(values)) for values in columns_in)]
     pipeline.write(sql, params)
+
+
+@cache
+def _few_rows_update_sql(model, fields: tuple[str, ...], constant_names: tuple[str, ...]):
+    """`update_rows`' statement for a few rows, which arrive as one JSON parameter (see
+    `FEW_ROWS`), and the rows' JSON keys."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    pk = model._meta.pk
+    described = _columns(model, fields, connection.vendor)
+    assignments = [f"{column} = v.{column}" for column, _, _ in described]
+    assignments += [
+        f"{column} = %b::{db_type}"
+        for column, db_type, _ in _columns(model, constant_names, connection.vendor)
+    ]
+    quoted_pk = connection.ops.quote_name(pk.column)
+    sql = (
+        f"UPDATE {table} AS t SET {', '.join(assignments)} "
+        f"FROM json_populate_recordset(NULL::{table}, %b::json) AS v "
+        f"WHERE t.{quoted_pk} = v.{quoted_pk}"
+    )
+    by_attname = {field.attname: field for field in model._meta.concrete_fields}
+    return sql, [pk.column, *(by_attname[attname].column for attname in fields)]

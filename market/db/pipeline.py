@@ -31,7 +31,8 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from functools import cache
 
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
+from django.db.backends.utils import CursorWrapper
 
 _local = threading.local()
 
@@ -53,14 +54,14 @@ def pipelined_atomic():
     connection.ensure_connection()
     owns_transaction = not connection.in_atomic_block
     with connection.wrap_database_errors, connection.connection.pipeline() as pipeline:
-        _local.pipeline, _local.writer = pipeline, connection.cursor()
+        _local.pipeline, _local.writer = pipeline, _cursor()
         try:
             with transaction.atomic():
                 yield
                 if not owns_transaction:
                     flush()
         finally:
-            _local.writer.close()
+            _release(_local.writer)
             _local.pipeline = _local.writer = None
 
 
@@ -89,19 +90,65 @@ def _converters(model: type[models.Model], attnames: tuple[str, ...], vendor: st
     return columns if any(found for found, _ in columns) else None
 
 
+def _counted(db) -> bool:
+    """Whether Django must see each statement: it logs queries (DEBUG, or a test counting
+    them) or a caller wrapped the connection's execution (`connection.execute_wrapper`)."""
+    return db.queries_logged or bool(db.execute_wrappers)
+
+
+def _cursor():
+    """A cursor for the hot path's statements. On PostgreSQL, unless Django must see each
+    statement (`_counted`), psycopg's own cursor on Django's connection (the same
+    connection, transaction, adapters and server-side binding) without Django's cursor
+    wrapper, which costs more than the statement's own Python on this path, and taken
+    from the few this thread keeps for the connection (`_release`). Errors are still
+    Django's: `_execute` wraps them."""
+    db = connections[DEFAULT_DB_ALIAS]  # one lookup: `connection` looks it up per use
+    if db.vendor != "postgresql" or _counted(db):
+        return db.cursor()
+    db.ensure_connection()
+    raw = db.connection
+    kept = getattr(_local, "cursors", None)
+    if kept is None or kept[0] is not raw:
+        kept = _local.cursors = (raw, [])
+    return kept[1].pop() if kept[1] else raw.cursor()
+
+
+_KEEP_CURSORS = 8
+
+
+def _release(cursor) -> None:
+    """Done with a cursor from `_cursor()`: psycopg's own are kept for reuse."""
+    kept = getattr(_local, "cursors", None)
+    if isinstance(cursor, CursorWrapper) or kept is None or cursor.connection is not kept[0]:
+        cursor.close()
+    elif len(kept[1]) < _KEEP_CURSORS:
+        kept[1].append(cursor)
+
+
+def _execute(cursor, sql: str, params) -> None:
+    if isinstance(cursor, CursorWrapper):
+        cursor.execute(sql, params)
+        return
+    db = connections[DEFAULT_DB_ALIAS]
+    db.validate_no_broken_transaction()
+    with db.wrap_database_errors:
+        cursor.execute(sql, params)
+
+
 class Statement:
     """A statement sent to the database; its rows are read after the next `flush()` (at
     once outside a pipeline), converted as the ORM would convert `columns` of `model`."""
 
     def __init__(self, sql: str, params: Sequence, *, model=None, columns: Sequence[str] = ()):
-        self._cursor = connection.cursor()
-        self._cursor.execute(sql, params)
+        self._cursor = _cursor()
+        _execute(self._cursor, sql, params)
         self._converters = _converters(model, tuple(columns), connection.vendor) if model else None
 
     def rows(self) -> list[tuple]:
         flush()
         rows = self._cursor.fetchall()
-        self._cursor.close()
+        _release(self._cursor)
         if self._converters is None:
             return rows
         converted = []
@@ -125,13 +172,57 @@ def send(sql: str, params: Sequence = (), *, model=None, columns: Sequence[str] 
 
 def write(sql: str, params: Sequence = ()) -> None:
     """Run one statement whose result is not needed: in a pipeline it is only queued
-    (its failure raises at the next sync point), through one cursor per transaction."""
+    (its failure raises at the next sync point), through one cursor per transaction;
+    inside `one_statement()` it is held to travel as part of one statement."""
+    held = getattr(_local, "held", None)
+    if held is not None:
+        held.append((sql, params))
+        return
+    _write_now(sql, params)
+
+
+@contextmanager
+def one_statement():
+    """The writes inside the block (`write`) go to PostgreSQL as one statement, each a
+    data-modifying `WITH` part of it, sent when the block ends: one statement to send,
+    bind and plan instead of one per write, under the lock the caller holds.
+
+    Only for writes that touch disjoint rows and do not read each other's effects: the
+    parts of one statement run on one snapshot, in an order PostgreSQL chooses (foreign
+    keys are checked when the whole statement ends, so a row may name one inserted by
+    another part). Outside a pipeline (SQLite, or no pipelined transaction) each write
+    runs at once, as without the block."""
+    if _pipeline() is None or getattr(_local, "held", None) is not None:
+        yield
+        return
+    _local.held = held = []
+    try:
+        yield
+    finally:
+        _local.held = None
+    if not held:
+        return
+    *parts, (last_sql, last_params) = held
+    params = []
+    for _, part_params in parts:
+        params += part_params
+    ctes = ", ".join(f"w{index} AS ({sql})" for index, (sql, _) in enumerate(parts))
+    _write_now(f"WITH {ctes} {last_sql}" if parts else last_sql, [*params, *last_params])
+
+
+def _write_now(sql: str, params: Sequence) -> None:
     writer = getattr(_local, "writer", None)
     if writer is None:
-        with connection.cursor() as c:
-            c.execute(sql, params)
+        cursor = _cursor()
+        try:
+            _execute(cursor, sql, params)
+        finally:
+            _release(cursor)
         return
-    writer.execute(sql, params)
+    if isinstance(writer, CursorWrapper) != _counted(connections[DEFAULT_DB_ALIAS]):
+        _release(writer)  # a test began counting queries, or stopped
+        writer = _local.writer = _cursor()
+    _execute(writer, sql, params)
 
 
 # Up to this many values bind one parameter each (the hot path's few holders and

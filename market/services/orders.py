@@ -22,7 +22,7 @@ from market.core.money import ZERO, parse_amount, parse_price, parse_quantity
 from market.core.placement import Account, MarketRules, OrderRequest, Outcome, RestingOrder
 from market.db import orders as db
 from market.db.balances import BalanceLock
-from market.db.pipeline import allocate_ids, pipelined_atomic
+from market.db.pipeline import allocate_ids, one_statement, pipelined_atomic
 from market.models import Holder, MarketMakerClient, Order, TicketLog, Trade
 from market.permissions import CANCEL_ORDERS
 from market.services.audit import ticket_number, ticket_rows_insert, tickets_record
@@ -291,6 +291,11 @@ def _write_placement(outcome: Outcome, ticket_ids, *, sheet, market, actor, ip, 
     """Queue the rows of a placement whose moves `sheet` holds: the order, its trades with
     their tickets, the resting orders it filled, the balances; then the market's last
     price (it traded) or its book version (it rests)."""
+    with one_statement():
+        _write_rows(outcome, ticket_ids, sheet=sheet, market=market, actor=actor, ip=ip, now=now)
+
+
+def _write_rows(outcome: Outcome, ticket_ids, *, sheet, market, actor, ip, now) -> None:
     db.insert_orders([outcome.order], now=now)
     if outcome.trades:
         ticket_rows_insert(_trade_tickets(outcome, ticket_ids, actor=actor, ip=ip, now=now))

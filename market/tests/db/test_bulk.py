@@ -1,13 +1,15 @@
 """The set-based writes (`market.db.bulk`) and what they rely on.
 
-On PostgreSQL the rows travel as arrays bound server-side; these tests pin that every
-value comes back exactly as written (quotes, backslashes, braces, "NULL", None,
-Decimals), that repeated columns folded into constants write the same rows, that the
+On PostgreSQL a few rows travel as one JSON parameter and many as arrays, bound
+server-side; these tests pin, for both, that every value comes back exactly as written
+(quotes, backslashes, braces, "NULL", None, Decimals, JSON, times), that repeated columns
+folded into constants write the same rows, that the
 statement behaves like any other Django query (counted, inside the transaction, Django's
 exceptions), and that the lean indexes still serve the lookups. On SQLite the same tests
 run against the fallback.
 """
 
+from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -15,9 +17,10 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from market.db.bulk import _array_param, insert_rows, update_rows
+from market.db.bulk import FEW_ROWS, _array_param, insert_rows, update_rows
 from market.db.pipeline import allocate_ids
-from market.models import Balance, LedgerEntry, Order
+from market.models import Balance, LedgerEntry, Order, TicketLog
+from market.services.audit import COLUMNS
 from market.tests import factories
 
 TRICKY = [
@@ -77,31 +80,89 @@ def test_numbers_travel_as_array_text_and_everything_else_through_psycopg():
     assert _array_param([now, None]) == [now, None]
 
 
-def test_insert_rows_round_trips_tricky_values_in_row_order(cea):
+# A few rows travel as one JSON parameter, many as an array per column: both must write
+# the same values.
+SIZES = pytest.mark.parametrize("copies", [1, FEW_ROWS // len(TRICKY) + 1], ids=["few", "many"])
+
+
+@SIZES
+def test_insert_rows_round_trips_tricky_values_in_row_order(cea, copies):
     owner = factories.trader()
     rows = [
         (owner.pk, "BUY" if i % 2 else "SELL", D("10.00") + i, i + 1, D(i) / 100 + 1, text)
-        for i, text in enumerate(TRICKY)
+        for i, text in enumerate(TRICKY * copies)
     ]
     ids, with_pk = with_ids(rows)
     insert_rows(Order, ("id", *ORDER_COLUMNS), with_pk, constants=order_constants(cea))
     assert stored(ids, ORDER_COLUMNS) == rows
 
 
-def test_columns_equal_in_every_row_are_written_like_the_others(cea):
+@SIZES
+def test_columns_equal_in_every_row_are_written_like_the_others(cea, copies):
     owner = factories.trader()
     # side, price and status_reason are the same in every row, client_order_id all None.
-    rows = [(owner.pk, "SELL", D("11.00"), q, D(q), "same", None) for q in (1, 2, 3)]
+    rows = [
+        (owner.pk, "SELL", D("11.00"), q, D(q), "same", None) for q in range(1, 3 * copies + 2)
+    ]
     columns = (*ORDER_COLUMNS, "client_order_id")
     ids, with_pk = with_ids(rows)
     insert_rows(Order, ("id", *columns), with_pk, constants=order_constants(cea))
     assert stored(ids, columns) == rows
 
     # Every column the same: still one row per input row.
-    same = [(owner.pk, "BUY", D("9.00"), 5, D("45.00"), "all the same")] * 3
+    same = [(owner.pk, "BUY", D("9.00"), 5, D("45.00"), "all the same")] * (3 * copies)
     insert_rows(Order, ORDER_COLUMNS, same, constants=order_constants(cea))
     written = Order.objects.filter(status_reason="all the same")
     assert list(written.values_list(*ORDER_COLUMNS)) == same
+
+
+@SIZES
+def test_tickets_keep_their_json_times_and_addresses_exactly(db, copies):
+    """The audit's rows: JSON of every shape (nested, strings that look like JSON),
+    times to the microsecond in the rows themselves, IP addresses and NULLs."""
+    count = 5 * copies
+    ids = allocate_ids({TicketLog: count}).take(TicketLog)
+    stamp = timezone.now().replace(microsecond=123456)
+    payloads = [
+        {"nested": {"list": [1, "two", None]}, "quote": 'say "hi"\\'},
+        {"price": "14.05", "quantity": 5, "flag": True, "none": None},
+        {},
+        {"text": '{"not": "an object"}'},
+        {"unicode": "ünïcødé €"},
+    ]
+    rows = [
+        (
+            pk,
+            f"T-{pk}",
+            "TRADE",
+            "Trade",
+            str(pk),
+            None,
+            None,
+            TicketLog.Status.SUCCESS,
+            payloads[i % len(payloads)],
+            {},
+            {"i": i},
+            [i, i + 1],
+            ["trade", "CEA"],
+            "2001:db8::1" if i % 2 else None,
+            stamp + timedelta(microseconds=i),
+            None,
+        )
+        for i, pk in enumerate(ids)
+    ]
+    insert_rows(TicketLog, COLUMNS, rows)
+    by_id = {t.pk: t for t in TicketLog.objects.filter(pk__in=ids)}
+    for i, pk in enumerate(ids):
+        ticket = by_id[pk]
+        expected = rows[i]
+        assert ticket.request_payload == expected[8]
+        assert (ticket.after_state, ticket.related_ticket_ids, ticket.tags) == (
+            {"i": i},
+            [i, i + 1],
+            ["trade", "CEA"],
+        )
+        assert (ticket.ip_address, ticket.created_at) == (expected[13], expected[14])
 
 
 def test_insert_rows_without_ids_and_with_nothing_to_insert(cea):
@@ -133,8 +194,9 @@ def test_bulk_statements_are_django_queries_inside_the_transaction(cea):
     assert Order.objects.filter(owner=owner).count() == 1
 
 
-def test_update_rows_writes_each_row_its_own_values_and_the_constants(cea):
-    holders = [factories.trader(EUR="100") for _ in range(3)]
+@pytest.mark.parametrize("count", [3, FEW_ROWS + 1], ids=["few", "many"])
+def test_update_rows_writes_each_row_its_own_values_and_the_constants(cea, count):
+    holders = [factories.trader(EUR="100") for _ in range(count)]
     balances = list(Balance.objects.filter(holder__in=holders, asset="EUR").order_by("pk"))
     update_rows(
         Balance,
@@ -143,9 +205,7 @@ def test_update_rows_writes_each_row_its_own_values_and_the_constants(cea):
     )
     fresh = Balance.objects.filter(pk__in=[b.pk for b in balances]).order_by("pk")
     assert [(b.available, b.locked) for b in fresh] == [
-        (D("100"), D("0.25")),
-        (D("99"), D("1.25")),
-        (D("98"), D("2.25")),
+        (D("100") - i, D(i) + D("0.25")) for i in range(count)
     ]
     order = Order.objects.create(
         owner=holders[0], market=cea, side="BUY", order_type="LIMIT", price=1, quantity=3

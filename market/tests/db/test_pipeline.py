@@ -7,11 +7,14 @@ by hand-written SQL come back as the ORM would give them (Decimals, not floats, 
 SQLite).
 """
 
+import contextlib
 from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from market.db import orders as orders_db
@@ -163,3 +166,70 @@ def test_any_of_finds_the_rows_named_however_many_are_named(cea, extra):
     assert sorted(code for (code,) in found) == ["CEA", "EUA"]
     among, params = sql.any_of("id", [], db_type="bigint")
     assert sql.send(f"SELECT id FROM {Market._meta.db_table} WHERE {among}", params).rows() == []
+
+
+@pytest.mark.parametrize("counted", [False, True], ids=["psycopg-cursors", "django-cursors"])
+def test_writes_held_by_one_statement_all_land_or_none_do(cea, counted):
+    """A placement's writes travel as one statement: every row it names is written, and
+    when one part fails (a CHECK) nothing of the others stays. The same holds whether or
+    not Django is counting the statements (a test or DEBUG sees them all)."""
+    eua = Market.objects.get(code="EUA")
+    holder = factories.trader(EUR="10")
+    balance = Balance.objects.get(holder=holder, asset="EUR")
+    queries = CaptureQueriesContext(connection)
+    with queries if counted else contextlib.nullcontext(), sql.pipelined_atomic():
+        orders_db.MarketRead(market_id=cea.pk, lock=True).wait()
+        with sql.one_statement():
+            orders_db.bump_book_version(cea.pk)
+            sql.write(
+                f"UPDATE {Market._meta.db_table} SET slippage_pct = 7 WHERE id = %s", [eua.pk]
+            )
+            sql.write(
+                f"UPDATE {Balance._meta.db_table} SET available = 3, locked = 7 WHERE id = %s",
+                [balance.pk],
+            )
+    if counted:
+        writes = [q["sql"].split()[0] for q in queries]
+        writes = [verb for verb in writes if verb in ("WITH", "UPDATE")]
+        assert writes == (["WITH"] if ON_POSTGRESQL else ["UPDATE"] * 3)
+    assert Market.objects.get(pk=cea.pk).book_version == cea.book_version + 1
+    assert Market.objects.get(pk=eua.pk).slippage_pct == 7
+    balance.refresh_from_db()
+    assert (balance.available, balance.locked) == (3, 7)
+
+    # (Inside the test's transaction: the failed block rolls back to its savepoint.)
+    with pytest.raises(IntegrityError), sql.pipelined_atomic(), sql.one_statement():
+        orders_db.bump_book_version(cea.pk)
+        _break_tick_size(eua.pk)
+    assert Market.objects.get(pk=cea.pk).book_version == cea.book_version + 1
+    assert Market.objects.get(pk=eua.pk).tick_size == eua.tick_size
+
+
+def test_statements_keep_working_on_reused_cursors_after_a_failure(cea):
+    """The hot path reuses its cursors: after a refused order and a failed write, reads
+    and placements on the same connection still see and write the right rows."""
+    seller, buyer = factories.trader(CEA=5), factories.trader(EUR="10")
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            order_place(
+                owner=buyer,
+                request=order_request_parse(
+                    market_code="CEA", side="BUY", order_type="LIMIT", price="14.00", quantity=5
+                ),
+            )
+        with pytest.raises(IntegrityError), sql.pipelined_atomic():
+            _break_tick_size(cea.pk)
+    order_place(
+        owner=seller,
+        request=order_request_parse(
+            market_code="CEA", side="SELL", order_type="LIMIT", price="2.00", quantity=5
+        ),
+    )
+    placement = order_place(
+        owner=buyer,
+        request=order_request_parse(
+            market_code="CEA", side="BUY", order_type="MARKET", quantity=4
+        ),
+    )
+    assert placement.order.filled_quantity == 4
+    assert_all_invariants()
