@@ -122,7 +122,8 @@ clean:
 		*.egg-info .pytest_cache .ruff_cache test-artifacts
 
 # Benchmarks and the soak of issue 6, two hosts, PgBouncer and memory (need PostgreSQL on
-# 127.0.0.1:5432, /usr/sbin/pgbouncer and psql, and for the poll benchmark wrk if available); results and how to read them: docs/benchmarks.md.
+# 127.0.0.1:5432, /usr/sbin/pgbouncer and psql, and for the poll benchmark wrk if
+# available); results and how to read them: docs/benchmarks.md.
 .PHONY: bench
 bench: $(PY_STAMP)
 	$(PY) bench/liquidity_execute.py

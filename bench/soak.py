@@ -21,6 +21,9 @@ broken invariant.
 
     .venv/bin/python bench/soak.py [--seconds 60] [--staff 2] [--workers 4]
 
+Its parts (`prepare`, `servers`, `soak_round`, `invariant_failures`, ...) also serve
+bench/two_hosts.py, bench/pgbouncer.py and bench/memory.py, so the soak has one copy.
+
 Needs the local PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/
 carbon_bench). Loopback only; every loop is bounded in time and in count.
 """
