@@ -121,8 +121,9 @@ clean:
 	rm -rf $(VENV) $(THEME_SRC)/node_modules config/theme/static/css/dist staticfiles \
 		*.egg-info .pytest_cache .ruff_cache test-artifacts
 
-# Benchmarks and the soak of issue 6 (need PostgreSQL on 127.0.0.1:5432 and, for the poll
-# benchmark, wrk if available); results and how to read them: docs/benchmarks.md.
+# Benchmarks and the soak of issue 6, two hosts, PgBouncer and memory (need PostgreSQL on
+# 127.0.0.1:5432, /usr/sbin/pgbouncer and psql, and for the poll benchmark wrk if
+# available); results and how to read them: docs/benchmarks.md.
 .PHONY: bench
 bench: $(PY_STAMP)
 	$(PY) bench/liquidity_execute.py
@@ -131,3 +132,6 @@ bench: $(PY_STAMP)
 	$(PY) bench/matching_ceiling.py
 	$(PY) bench/poll.py
 	$(PY) bench/soak.py
+	$(PY) bench/two_hosts.py
+	$(PY) bench/pgbouncer.py
+	$(PY) bench/memory.py

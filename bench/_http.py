@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode
@@ -50,6 +51,13 @@ def collectstatic() -> None:
     )
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str  # http://127.0.0.1:PORT
+    log: str  # gunicorn's and Django's output
+    pid: int  # the gunicorn master
+
+
 @contextlib.contextmanager
 def gunicorn(*, workers: int = 2, port: int | None = None, extra: tuple[str, ...] = ()):
     """Serve the project (bench settings) with gunicorn on 127.0.0.1; yield the base URL.
@@ -57,6 +65,20 @@ def gunicorn(*, workers: int = 2, port: int | None = None, extra: tuple[str, ...
     Stops the server (SIGTERM, then SIGKILL after 15 s) on the way out, whatever happens.
     Yields (base URL, path of the log file with gunicorn's and Django's output).
     """
+    with gunicorn_server(workers=workers, port=port, extra=extra) as server:
+        yield server.base, server.log
+
+
+@contextlib.contextmanager
+def gunicorn_server(
+    *,
+    workers: int = 2,
+    port: int | None = None,
+    extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+):
+    """`gunicorn`, yielding a `Server` (with the master's pid); `env` is laid over
+    `server_env()` (another DATABASE_URL, say)."""
     port = port or free_port()
     handle, log = tempfile.mkstemp(prefix="bench-gunicorn-", suffix=".log")
     os.close(handle)
@@ -78,7 +100,11 @@ def gunicorn(*, workers: int = 2, port: int | None = None, extra: tuple[str, ...
     # Django logs to stderr: into the same file, so a 500's traceback is there to check.
     with open(log, "ab") as output:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=server_env(), stdout=output, stderr=subprocess.STDOUT
+            command,
+            cwd=ROOT,
+            env={**server_env(), **(env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 60
@@ -94,7 +120,7 @@ def gunicorn(*, workers: int = 2, port: int | None = None, extra: tuple[str, ...
             if time.monotonic() > deadline:
                 raise RuntimeError(f"gunicorn did not start:\n{Path(log).read_text()}")
             time.sleep(0.2)
-        yield f"http://{HOST}:{port}", log
+        yield Server(f"http://{HOST}:{port}", log, process.pid)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -103,6 +129,24 @@ def gunicorn(*, workers: int = 2, port: int | None = None, extra: tuple[str, ...
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=15)
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (gunicorn's workers), from /proc."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return sorted(found)
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident memory (VmRSS), in KiB; 0 if it has gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
 
 
 def request(method: str, url: str, *, headers=None, body: bytes | None = None, timeout=30):

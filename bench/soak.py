@@ -21,6 +21,9 @@ broken invariant.
 
     .venv/bin/python bench/soak.py [--seconds 60] [--staff 2] [--workers 4]
 
+Its parts (`prepare`, `servers`, `soak_round`, `invariant_failures`, ...) also serve
+bench/two_hosts.py, bench/pgbouncer.py and bench/memory.py, so the soak has one copy.
+
 Needs the local PostgreSQL (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/
 carbon_bench). Loopback only; every loop is bounded in time and in count.
 """
@@ -38,12 +41,13 @@ import time
 import traceback
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _http import Browser, collectstatic, gunicorn
+from _http import ROOT, Browser, collectstatic
 from _setup import fresh_database, report_ratio
 
 PROCESSES = 8
@@ -278,11 +282,93 @@ def _manage(rng, tally: Tally, base: str, token: str, deadline: float) -> None:
         time.sleep(rng.uniform(0.05, 0.3))  # staff click less often than traders
 
 
+# --- cross-host visibility probe --------------------------------------------------------------
+
+ETAG_VERSION = re.compile(r'"book-(\d+)-')
+POLL_EVERY = re.compile(r'id="order-book".*?hx-trigger="every (\d+(?:\.\d+)?)s', re.S)
+
+
+def poll_interval() -> float:
+    """Seconds between two polls of the order book, as the cash-market page sets them."""
+    template = (ROOT / "templates/market/cash_market.html").read_text()
+    return float(POLL_EVERY.search(template).group(1))
+
+
+def probe(bases: list[str], database_url: str, seconds: float, queue) -> None:
+    """Every ~1.5 s, a market order through one host (alternating), then host B's book poll
+    (HTMX, as the page polls) until its ETag shows a book version at least the database's
+    after that trade committed: the time from host A's answer to host B showing it."""
+    import psycopg
+
+    rng = random.Random(3000)
+    tally = Tally()
+    latencies: list[float] = []
+    try:
+        browsers = [Browser(base) for base in bases]
+        for browser in browsers:
+            if not _login(tally, browser, "soak_probe"):
+                tally.failures.append(f"the probe could not log in on {browser.base}")
+                raise SystemExit
+            call(tally, browser, "GET", "/market/CEA/")
+        db = psycopg.connect(database_url.replace("postgres://", "postgresql://"), autocommit=True)
+        deadline = time.monotonic() + seconds - 3
+        turn = 0
+        while time.monotonic() < deadline and turn < 10_000:
+            source, target = browsers[turn % 2], browsers[(turn + 1) % 2]
+            turn += 1
+            side = "BUY" if turn % 4 < 2 else "SELL"
+            data = {"side": side, "order_type": "MARKET", "amount_mode": "quantity"}
+            data.update(quantity="1", client_order_id=uuid.uuid4().hex)
+            hx = {"HX-Request": "true", "X-CSRFToken": source.csrf}
+            status, headers, _ = call(
+                tally, source, "POST", "/market/CEA/orders/new/", data=data, headers=hx
+            )
+            answered = time.monotonic()
+            if headers.get("hx-trigger") != "market-changed":
+                tally.counts["probe orders refused"] += 1
+                time.sleep(1.5)
+                continue
+            tally.counts["probe trades"] += 1
+            (committed,) = db.execute(
+                "SELECT book_version FROM market_market WHERE code = 'CEA'"
+            ).fetchone()
+            seen = None
+            while time.monotonic() - answered < 10:
+                status, found, _ = call(
+                    tally, target, "GET", "/market/CEA/book/", headers={"HX-Request": "true"}
+                )
+                match = ETAG_VERSION.match(found.get("etag", ""))
+                if status == 200 and match and int(match.group(1)) >= committed:
+                    seen = time.monotonic() - answered
+                    break
+                time.sleep(0.01)
+            if seen is None:
+                tally.failures.append(f"{target.base} never showed book version {committed}")
+            else:
+                latencies.append(seen)
+            time.sleep(rng.uniform(1.0, 2.0))
+        db.close()
+    except SystemExit:
+        pass
+    except Exception:  # reported, and fails the soak
+        tally.failures.append(f"probe crashed:\n{traceback.format_exc()}")
+    queue.put((tally.counts, tally.rejections, tally.failures, latencies))
+
+
 # --- set-up and report ------------------------------------------------------------------------
 
+PROGRAM = {  # re-centres often under the soak's trading: the worker has work
+    "refresh_interval_seconds": 5,
+    "refresh_tolerance_pct": "0.1",
+    "replenish_threshold_pct": "30",
+    "replenish_delay_seconds": 5,
+    "notes": "soak",
+}
 
-def seed(traders: int) -> str:
-    """Market makers and funded traders through the services; the staff API token."""
+
+def seed(traders: int, *, programs: bool = False) -> str:
+    """Market makers and funded traders (and the probe's trader) through the services; with
+    `programs`, an active liquidity program per market. The staff API token."""
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
@@ -305,81 +391,144 @@ def seed(traders: int) -> str:
             name_prefix=f"Soak {asset}",
             created_by=admin,
         )
-    for index in range(traders):
-        user = users.create_user(f"soak_trader{index}", password=PASSWORD)
+    for username in [f"soak_trader{index}" for index in range(traders)] + ["soak_probe"]:
+        user = users.create_user(username, password=PASSWORD)
         holder = trader_holder_for(user)
         deposit(holder=holder, asset="EUR", amount="500000")
         deposit(holder=holder, asset="CEA", amount="20000")
         deposit(holder=holder, asset="EUA", amount="5000")
+    if programs:
+        from liquidity.programs import program_activate, program_create
+
+        for code, (bid, ask) in {"CEA": ("100000", "50000"), "EUA": ("200000", "100000")}.items():
+            program = program_create(
+                user=admin,
+                data={
+                    "name": f"Soak {code}",
+                    "certificate_type": code,
+                    "bid_target_eur": bid,
+                    "ask_target_eur": ask,
+                    **PROGRAM,
+                },
+            )
+            program_activate(program_id=program.pk, user=admin)
     out = StringIO()
     call_command("create_api_token", username="soak_staff", name="soak", stdout=out)
     return out.getvalue().strip().splitlines()[-1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--staff", type=int, default=2, choices=(1, 2))
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
-    args = parser.parse_args()
-    seconds = max(5, min(args.seconds, 3600))
+@contextlib.contextmanager
+def liquidity_worker(env: dict[str, str] | None = None):
+    """`manage.py liquidity_worker` beside the web servers; yields its log's path."""
+    import signal
+    import subprocess
+    import tempfile
 
-    fresh_database()
-    traders = PROCESSES - args.staff
-    token = seed(traders)
-    collectstatic()
-    from django.db import connections
+    from _http import server_env
 
-    connections.close_all()
+    handle, log = tempfile.mkstemp(prefix="bench-worker-", suffix=".log")
+    os.close(handle)
+    with open(log, "ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "liquidity_worker", "--poll", "1", "--name", "soak"],
+            cwd=ROOT,
+            env={**server_env(), **(env or {}), "PYTHONUNBUFFERED": "1"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield log
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
 
+
+@contextlib.contextmanager
+def servers(*, hosts: int = 1, workers: int = 4, env=None, worker: bool = False):
+    """`hosts` gunicorn servers (each its own port and workers) against the one database,
+    and with `worker` the liquidity worker; yields (servers, worker log or None)."""
+    from _http import gunicorn_server
+
+    with contextlib.ExitStack() as stack:
+        running = [
+            stack.enter_context(gunicorn_server(workers=workers, env=env)) for _ in range(hosts)
+        ]
+        log = stack.enter_context(liquidity_worker(env)) if worker else None
+        yield running, log
+
+
+@dataclass
+class Round:
+    seconds: float
+    elapsed: float
+    clients: int
+    counts: Counter = field(default_factory=Counter)
+    rejections: Counter = field(default_factory=Counter)
+    failures: list = field(default_factory=list)
+    latencies: list = field(default_factory=list)  # the probe's, in seconds
+
+
+def soak_round(
+    bases: list[str], token: str, *, seconds: float, staff_count: int = 2, probe_url: str = ""
+) -> Round:
+    """The 8 client processes for `seconds`, spread over `bases` in turn (with `probe_url`,
+    the database's URL, and two hosts: the visibility probe too); their tallies."""
+    traders = PROCESSES - staff_count
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     started = time.monotonic()
-    with gunicorn(workers=args.workers) as (base, log):
-        processes = [
-            context.Process(target=trader, args=(i, base, seconds, queue)) for i in range(traders)
-        ] + [
-            context.Process(target=staff, args=(i, base, token, seconds, queue))
-            for i in range(args.staff)
-        ]
-        for process in processes:
-            process.start()
-        results = []
-        for _ in processes:
-            try:
-                results.append(queue.get(timeout=seconds + 300))
-            except queue_module.Empty:  # a client hung
-                break
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.terminate()
-                process.join(timeout=10)
-        elapsed = time.monotonic() - started
-        server_log = Path(log).read_text()
-    load = os.getloadavg()
-
-    counts, rejections, failures = Counter(), Counter(), []
-    for process_counts, process_rejections, process_failures in results:
-        counts.update(process_counts)
-        rejections.update(process_rejections)
-        failures += process_failures
+    processes = [
+        context.Process(target=trader, args=(i, bases[i % len(bases)], seconds, queue))
+        for i in range(traders)
+    ] + [
+        context.Process(
+            target=staff, args=(i, bases[(traders + i) % len(bases)], token, seconds, queue)
+        )
+        for i in range(staff_count)
+    ]
+    if probe_url and len(bases) > 1:
+        processes.append(context.Process(target=probe, args=(bases, probe_url, seconds, queue)))
+    for process in processes:
+        process.start()
+    results = []
+    for _ in processes:
+        try:
+            results.append(queue.get(timeout=seconds + 300))
+        except queue_module.Empty:  # a client hung
+            break
+    for process in processes:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=10)
+    found = Round(seconds, time.monotonic() - started, len(processes))
+    for result in results:
+        found.counts.update(result[0])
+        found.rejections.update(result[1])
+        found.failures += result[2]
+        if len(result) > 3:
+            found.latencies += result[3]
     if len(results) != len(processes):
-        failures.append(f"only {len(results)} of {len(processes)} clients reported back")
-    if "Traceback" in server_log or "WORKER TIMEOUT" in server_log:
-        failures.append("gunicorn logged errors:\n" + server_log[-4000:])
+        found.failures.append(f"only {len(results)} of {len(processes)} clients reported back")
+    if found.counts["5xx"]:
+        found.failures.append(f"{found.counts['5xx']} responses were 5xx")
+    if found.counts["requests"] == 0:
+        found.failures.append("no request was made")
+    return found
 
-    from liquidity.models import LiquidityOperation
-    from market.models import Order, Trade
-    from market.tests import helpers
 
+def print_round(found: Round, label: str = "soak") -> None:
+    counts = found.counts
     print(
-        f"soak: {traders} traders + {args.staff} staff processes for {seconds} s "
-        f"({elapsed:.0f} s with start-up), gunicorn {args.workers} sync workers, "
-        f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        f"{label}: {found.clients} client processes for {found.seconds:g} s "
+        f"({found.elapsed:.0f} s with start-up)"
     )
     print(
-        f"requests: {counts['requests']:,} ({counts['requests'] / seconds:,.0f}/s); "
+        f"requests: {counts['requests']:,} ({counts['requests'] / found.seconds:,.0f}/s); "
         + ", ".join(f"{c}: {counts[c]:,}" for c in ("2xx", "3xx", "4xx", "5xx"))
         + f"; connection errors: {counts['connection errors']:,}"
     )
@@ -399,44 +548,106 @@ def main() -> None:
         f"{counts['liquidity ops withdrawn']:,} withdrawn "
         f"({counts['liquidity orders cancelled']:,} orders cancelled)"
     )
+    print("4xx by kind:" if found.rejections else "4xx: none")
+    for kind, number in found.rejections.most_common():
+        print(f"  {number:6,}  {kind}")
+
+
+def log_failures(logs: list[str]) -> list[str]:
+    """Tracebacks or timeouts in gunicorn's (or the worker's) logs."""
+    failures = []
+    for log in logs:
+        text = Path(log).read_text()
+        if "Traceback" in text or "WORKER TIMEOUT" in text or "Pass failed" in text:
+            failures.append(f"{log} logged errors:\n" + text[-4000:])
+    return failures
+
+
+def invariant_failures() -> list[str]:
+    """The market's invariants on the database, with the totals printed."""
+    from django.db import connections
+
+    from liquidity.models import LiquidityOperation
+    from market.models import Order, Trade
+    from market.tests import helpers
+
+    connections.close_all()  # a fresh connection: the one before the fork may be stale
     print(
         f"database: {Order.objects.count():,} orders "
         f"({Order.objects.filter(status__in=Order.RESTING).count():,} resting), "
         f"{Trade.objects.count():,} trades, "
         f"{LiquidityOperation.objects.count():,} liquidity operations"
     )
-    print("4xx by kind:" if rejections else "4xx: none")
-    for kind, number in rejections.most_common():
-        print(f"  {number:6,}  {kind}")
-
     try:
         helpers.assert_all_invariants()
         if hasattr(helpers, "assert_matching_invariants"):
             helpers.assert_matching_invariants()
-        print(
-            "invariants: all hold (ledger = balances, locked = reservations, book not "
-            "crossed, orders consistent, totals conserved, fills = trades, FIFO, fees)"
-        )
     except AssertionError as error:
-        failures.append(f"invariant broken: {error!r}\n{traceback.format_exc()}")
-    if counts["5xx"]:
-        failures.append(f"{counts['5xx']} responses were 5xx")
-    if counts["requests"] == 0:
-        failures.append("no request was made")
-    answered = counts["requests"] - counts["5xx"]
+        return [f"invariant broken: {error!r}\n{traceback.format_exc()}"]
+    print(
+        "invariants: all hold (ledger = balances, locked = reservations, book not "
+        "crossed, orders consistent, totals conserved, fills = trades, FIFO, fees)"
+    )
+    return []
+
+
+def answered_share(rounds: list[Round], failures: list[str]) -> float:
+    """The share of requests answered without a server error; 0 if an invariant broke."""
+    requests = sum(r.counts["requests"] for r in rounds)
+    errors = sum(r.counts["5xx"] for r in rounds)
+    if not requests or any(f.startswith("invariant broken") for f in failures):
+        return 0.0
+    return (requests - errors) / requests
+
+
+def print_failures(failures: list[str]) -> None:
     if failures:
         print("FAILED:")
         for failure in failures[:30]:
             print("  " + failure)
     else:
         print("OK: zero 5xx, every invariant holds")
-    # The share of requests answered without a server error, invariants holding.
-    holds = not any(failure.startswith("invariant broken") for failure in failures)
-    report_ratio(
-        "soak_answered_without_5xx",
-        answered / counts["requests"] if holds and counts["requests"] else 0,
-        1,
+
+
+def prepare(*, staff: int = 2, programs: bool = False) -> tuple[str, str]:
+    """A fresh database, seeded, static files collected; (its URL, the staff token)."""
+    url = fresh_database()
+    from django.core.management import call_command
+
+    call_command("createcachetable")  # the request limits' counters (config/throttle.py)
+    token = seed(PROCESSES - staff, programs=programs)
+    collectstatic()
+    from django.db import connections
+
+    connections.close_all()
+    return url, token
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--staff", type=int, default=2, choices=(1, 2))
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    args = parser.parse_args()
+    seconds = max(5, min(args.seconds, 3600))
+
+    _, token = prepare(staff=args.staff)
+    with servers(workers=args.workers) as (running, _):
+        found = soak_round(
+            [s.base for s in running], token, seconds=seconds, staff_count=args.staff
+        )
+        found.failures += log_failures([s.log for s in running])
+    load = os.getloadavg()
+    print(
+        f"soak: {PROCESSES - args.staff} traders + {args.staff} staff processes, gunicorn "
+        f"{args.workers} sync workers, {os.cpu_count()} CPUs, load average "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
+    print_round(found)
+    failures = found.failures + invariant_failures()
+    print_failures(failures)
+    # The share of requests answered without a server error, invariants holding.
+    report_ratio("soak_answered_without_5xx", answered_share([found], failures), 1)
     if failures:
         sys.exit(1)
 

@@ -113,6 +113,13 @@ DATABASES = {
         default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
     )
 }
+# DATABASE_URL reaches PostgreSQL through a transaction-mode connection pooler (PgBouncer
+# with pool_mode = transaction): consecutive transactions of one connection may run on
+# different server sessions, so nothing may outlive a transaction. Then statements are not
+# prepared (unless DB_PREPARE_THRESHOLD says otherwise), querysets are not streamed through
+# server-side cursors (Django's `.iterator()` would declare WITH HOLD cursors), and the
+# live feed listens only on MARKET_LIVE_FEED_DATABASE_URL (below).
+DB_TRANSACTION_POOLER = env.bool("DB_TRANSACTION_POOLER", default=False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so two writers never deadlock on upgrade
     # from a read lock; that is SQLite's stand-in for row locks.
@@ -130,15 +137,28 @@ else:
     # Parameters are bound server-side (psycopg's own cursors, not merged into the SQL
     # text), which the hot paths' set-based writes need (market/db/), and a statement is
     # prepared on a connection after DB_PREPARE_THRESHOLD runs. 0 turns preparing off, which
-    # a transaction-mode connection pooler without prepared-statement support needs.
-    prepare_threshold = env.int("DB_PREPARE_THRESHOLD", default=5)
+    # a transaction-mode connection pooler without prepared-statement support needs (the
+    # default there). Unnamed statements, bound server-side, work through such a pooler.
+    prepare_threshold = env.int("DB_PREPARE_THRESHOLD", default=0 if DB_TRANSACTION_POOLER else 5)
     options = DATABASES["default"].setdefault("OPTIONS", {})
     options.setdefault("server_side_binding", True)
     options.setdefault("prepare_threshold", prepare_threshold or None)
+    if DB_TRANSACTION_POOLER:
+        DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 
 # On PostgreSQL each web process listens for book and session changes (market/live.py), so
 # the order-book poll answers from memory. Off, or on SQLite, polls read the database.
 MARKET_LIVE_FEED = env.bool("MARKET_LIVE_FEED", default=True)
+# Where the feed's LISTEN connection goes, when not to DATABASE_URL: a direct URL to the
+# same PostgreSQL database, past a transaction-mode pooler (LISTEN needs a session of its
+# own). Unset, the feed listens on DATABASE_URL, or, with DB_TRANSACTION_POOLER, stays off
+# and polls read the database.
+MARKET_LIVE_FEED_DATABASE_URL = env.str("MARKET_LIVE_FEED_DATABASE_URL", default="")
+MARKET_LIVE_FEED_DATABASE = (
+    environ.Env.db_url_config(MARKET_LIVE_FEED_DATABASE_URL)
+    if MARKET_LIVE_FEED_DATABASE_URL
+    else None
+)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

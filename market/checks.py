@@ -49,3 +49,20 @@ def check_server_side_binding(app_configs=None, **kwargs):
             id="market.E002",
         )
     ]
+
+
+@register()
+def check_live_feed_database(app_configs=None, **kwargs):
+    """The live feed's direct connection (`MARKET_LIVE_FEED_DATABASE_URL`) must reach
+    PostgreSQL: it LISTENs to the triggers of the default database."""
+    direct = getattr(settings, "MARKET_LIVE_FEED_DATABASE", None)
+    if not direct or direct.get("ENGINE") == "django.db.backends.postgresql":
+        return []
+    return [
+        Error(
+            "MARKET_LIVE_FEED_DATABASE_URL must be a PostgreSQL URL (postgres://...).",
+            hint="Point it at the same database as DATABASE_URL, past the connection "
+            "pooler, or leave it unset.",
+            id="market.E003",
+        )
+    ]

@@ -22,9 +22,11 @@ notifications arrive, so that an idle process never leaves them queued in Postgr
 Rules that keep this safe:
 
 - **Fail closed.** While the listener is not connected (SQLite, a dropped connection, the
-  feature switched off by `MARKET_LIVE_FEED`, a session engine whose sessions the triggers
-  cannot see), `connected` is False and callers read the database as before. The system
-  check `market.E001` refuses that last configuration outright. Each (re)connection
+  feature switched off by `MARKET_LIVE_FEED`, a database reached through a
+  transaction-mode pooler with no direct `MARKET_LIVE_FEED_DATABASE_URL`: see
+  `listen_params`, a session engine whose sessions the triggers cannot see), `connected`
+  is False and callers read the database as before. The system check `market.E001`
+  refuses that last configuration outright. Each (re)connection
   starts a new `epoch`; sessions remembered in an earlier epoch are never trusted again,
   because notifications may have been missed.
 - **Only the poll** trusts the session cache, and only for `is_authenticated`: the book
@@ -50,7 +52,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from market.checks import FEED_SESSION_ENGINES
 from market.db import notifications
@@ -71,6 +73,38 @@ def session_digest(session_key: str) -> str:
 @functools.cache
 def _on_postgresql() -> bool:
     return connection.vendor == "postgresql"
+
+
+def listen_params() -> dict | None:
+    """The psycopg parameters of the feed's LISTEN connection, or None: no feed.
+
+    `MARKET_LIVE_FEED_DATABASE_URL` when set (a direct connection to the same database,
+    past a connection pooler); otherwise the default database's own parameters, unless
+    those go through a transaction-mode pooler (`DB_TRANSACTION_POOLER`). There a LISTEN
+    would register on whichever server session ran it, and its notifications would reach
+    that session's next client, not the feed: the feed would silently miss changes, so it
+    stays off and polls read the database."""
+    direct = getattr(settings, "MARKET_LIVE_FEED_DATABASE", None)
+    if direct:
+        default = connections[DEFAULT_DB_ALIAS]
+        wrapper = type(default)(
+            {
+                **default.settings_dict,
+                **{key: direct.get(key, "") for key in ("NAME", "USER", "PASSWORD", "HOST")},
+                "PORT": str(direct.get("PORT") or ""),
+                "OPTIONS": {
+                    **default.settings_dict.get("OPTIONS", {}),
+                    **direct.get("OPTIONS", {}),
+                },
+            }
+        )
+        params = wrapper.get_connection_params()
+    elif getattr(settings, "DB_TRANSACTION_POOLER", False):
+        return None
+    else:
+        params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    return params
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +142,7 @@ class LiveFeed:
             bool(getattr(settings, "MARKET_LIVE_FEED", False))
             and _on_postgresql()
             and settings.SESSION_ENGINE in FEED_SESSION_ENGINES
+            and listen_params() is not None
         )
 
     @property
@@ -140,8 +175,7 @@ class LiveFeed:
             return
         import psycopg
 
-        params = connection.get_connection_params()
-        params.pop("cursor_factory", None)
+        params = listen_params()
         try:
             conn = psycopg.connect(**params, autocommit=True, connect_timeout=2)
             # Notifications that arrive while psycopg itself reads results (the SELECT

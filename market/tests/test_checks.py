@@ -52,3 +52,13 @@ def test_server_side_binding_is_required_on_postgresql(on_postgresql):
     assert error.id == "market.E002"
     on_postgresql.settings_dict["OPTIONS"]["server_side_binding"] = True
     assert checks.check_server_side_binding() == []
+
+
+def test_the_live_feed_database_url_must_be_postgresql(settings):
+    settings.MARKET_LIVE_FEED_DATABASE = None
+    assert checks.check_live_feed_database() == []
+    settings.MARKET_LIVE_FEED_DATABASE = {"ENGINE": "django.db.backends.postgresql"}
+    assert checks.check_live_feed_database() == []
+    settings.MARKET_LIVE_FEED_DATABASE = {"ENGINE": "django.db.backends.sqlite3"}
+    (error,) = checks.check_live_feed_database()
+    assert error.id == "market.E003"

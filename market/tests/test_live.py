@@ -236,6 +236,64 @@ def test_a_lost_listener_falls_back_to_the_database_and_forgets_every_session(
     assert status_and_queries(client, changed["ETag"]) == (304, 0)
 
 
+def test_the_feed_listens_on_its_own_database_url_when_one_is_set(settings, feed, book):
+    """`MARKET_LIVE_FEED_DATABASE_URL`: the direct connection past a pooler. Here the same
+    database by another host name and with an application name, to tell them apart."""
+    default = connection.settings_dict
+    settings.MARKET_LIVE_FEED_DATABASE = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": default["NAME"],
+        "USER": default["USER"],
+        "PASSWORD": default["PASSWORD"],
+        "HOST": "localhost",
+        "PORT": default["PORT"] or 5432,
+        "OPTIONS": {"application_name": "carbon-live-feed-test"},
+    }
+    settings.DB_TRANSACTION_POOLER = True  # the default database is not listened on
+    assert feed.refresh()
+    assert feed._conn.info.host == "localhost"
+    assert feed._conn.info.dbname == default["NAME"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT application_name FROM pg_stat_activity WHERE pid = %s",
+            [feed._conn.info.backend_pid],
+        )
+        assert cursor.fetchone() == ("carbon-live-feed-test",)
+    before = feed.book_version("CEA")
+    place(book, "BUY", price=D("13.70"), quantity=2)
+    eventually(lambda: feed.versions.get("CEA") == before + 1 == db_version())
+
+
+def test_behind_a_transaction_pooler_without_a_direct_url_polls_read_the_database(
+    settings, feed, book, alice
+):
+    """A LISTEN through a transaction-mode pooler would land on a server session the feed
+    does not keep: the feed stays off, and every poll reads the session and the version."""
+    settings.DB_TRANSACTION_POOLER = True
+    settings.MARKET_LIVE_FEED_DATABASE = None
+    assert live.listen_params() is None
+    assert not live.LiveFeed.enabled() and not feed.refresh()
+    assert feed.book_version("CEA") is None
+
+    client = logged_in(alice)
+    first, queries = poll(client)
+    assert first.status_code == 200 and queries > 0
+    status, queries = status_and_queries(client, first["ETag"])
+    assert status == 304 and queries >= 2  # the session and the version, from the database
+    place(book, "BUY", price=D("13.65"), quantity=3)
+    changed, _ = poll(client, first["ETag"])
+    assert changed.status_code == 200
+    assert changed["ETag"] == f'"book-{db_version()}-50"'
+
+
+def test_without_a_pooler_the_feed_listens_on_the_default_database(settings):
+    settings.DB_TRANSACTION_POOLER = False
+    settings.MARKET_LIVE_FEED_DATABASE = None
+    params = live.listen_params()
+    assert params["dbname"] == connection.settings_dict["NAME"]
+    assert "cursor_factory" not in params
+
+
 @pytest.mark.browser
 def test_chromium_polls_through_the_feed_and_sees_another_traders_order(
     feed, page, browser_login, live_server
