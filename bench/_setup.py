@@ -16,7 +16,8 @@ def report_ratio(name: str, value: float, target: float) -> None:
 
 
 def fresh_database(url: str | None = None) -> str:
-    """Drop and re-create the bench database, migrate it, and set up Django against it."""
+    """Drop and re-create the bench database, migrate it (with the cache table), and set up
+    Django against it."""
     url = url or os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     name = url.rsplit("/", 1)[1]
     server = url.rsplit("/", 1)[0] + "/postgres"
@@ -30,12 +31,12 @@ def fresh_database(url: str | None = None) -> str:
     os.environ.setdefault("DEBUG", "False")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     sys.path.insert(0, str(ROOT))
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
-        cwd=ROOT,
-        check=True,
-        env=os.environ,
-    )
+    # As `make migrate` does: the schema, then the request limits' counters' table
+    # (config/throttle.py), without which every throttled POST would fail.
+    for command in (["migrate", "--noinput", "-v0"], ["createcachetable"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command], cwd=ROOT, check=True, env=os.environ
+        )
     import django
 
     django.setup()

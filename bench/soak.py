@@ -612,9 +612,6 @@ def print_failures(failures: list[str]) -> None:
 def prepare(*, staff: int = 2, programs: bool = False) -> tuple[str, str]:
     """A fresh database, seeded, static files collected; (its URL, the staff token)."""
     url = fresh_database()
-    from django.core.management import call_command
-
-    call_command("createcachetable")  # the request limits' counters (config/throttle.py)
     token = seed(PROCESSES - staff, programs=programs)
     collectstatic()
     from django.db import connections
