@@ -156,12 +156,22 @@ def _json_rows(keys: Sequence[str], rows: Sequence[Sequence], json_fields) -> st
     if json_fields:
         rows = [
             [
-                json.loads(_json_text(json_fields[i], value)) if i in json_fields else value
+                _as_stored(json_fields[i], value) if i in json_fields else value
                 for i, value in enumerate(row)
             ]
             for row in rows
         ]
     return json.dumps([dict(zip(keys, row, strict=True)) for row in rows], default=_json_default)
+
+
+def _as_stored(field: models.JSONField, value):
+    """A JSON field's value as its column stores it: as given when the field has no
+    encoder of its own (the rows' `json.dumps` writes it), else through that encoder.
+    None is SQL NULL, as the ORM stores it."""
+    if field.encoder is None:
+        return value
+    text = _json_text(field, value)
+    return None if text is None else json.loads(text)
 
 
 def _few_rows_insert(model, columns: tuple[str, ...], constants: dict):
