@@ -35,7 +35,9 @@ TARGET = 0.6
 MIDS = {"CEA": Decimal("14.00"), "EUA": Decimal("81.00")}
 
 
-def client(index: int, holder_ids: list[int], markets: list[str], seconds: float, queue):
+def client(
+    index: int, holder_ids: list[int], markets: list[str], seconds: float, queue, profile=False
+):
     import django
 
     django.setup()
@@ -43,7 +45,10 @@ def client(index: int, holder_ids: list[int], markets: list[str], seconds: float
     from django.db import connection
 
     from market.models import Holder
+    from market.services import orders
     from market.services.orders import order_place, order_request_parse
+
+    window = _LockWindow(orders) if profile else None
 
     rng = random.Random(index)
     holders = list(Holder.objects.filter(pk__in=holder_ids))
@@ -72,7 +77,49 @@ def client(index: int, holder_ids: list[int], markets: list[str], seconds: float
         except ValidationError:
             refused += 1  # an empty side or a spent account: still a full round trip
     connection.close()
-    queue.put((placed, refused))
+    queue.put((placed, refused, window.totals() if window else None))
+
+
+class _LockWindow:
+    """Times each placement's market-lock window in this process, from the moment the
+    locked market row is read to the COMMIT's return (`_placement` runs right after it):
+    its wall time, and the CPU this process spends inside it, which is the Python (ours
+    and psycopg's) that holds the lock; the rest of the window is waiting on PostgreSQL."""
+
+    def __init__(self, orders):
+        self.count = 0
+        self.wall = self.cpu = self.order_cpu = 0.0
+        self._start = None
+        place_locked, placement, wait = orders._place_locked, orders._placement, None
+        market_read = orders.db.MarketRead
+        wait = market_read.wait
+
+        def timed_place_locked(**kwargs):
+            self._start, self._order_cpu = None, time.process_time()
+            return place_locked(**kwargs)
+
+        def timed_wait(read):
+            wait(read)
+            if self._start is None:
+                self._start = (time.perf_counter(), time.process_time())
+
+        def timed_placement(*args):
+            if self._start is not None:
+                wall, cpu = self._start
+                self.count += 1
+                self.wall += time.perf_counter() - wall
+                now = time.process_time()
+                self.cpu += now - cpu
+                self.order_cpu += now - self._order_cpu
+            self._start = None
+            return placement(*args)
+
+        orders._place_locked = timed_place_locked
+        orders._placement = timed_placement
+        market_read.wait = timed_wait
+
+    def totals(self) -> tuple[int, float, float, float]:
+        return self.count, self.wall, self.cpu, self.order_cpu
 
 
 def pgbench_tps(url: str, seconds: int) -> float:
@@ -125,13 +172,16 @@ def main() -> None:
 
     from market.models import Trade
 
-    def run(markets: list[str]) -> tuple[float, int, int, int]:
-        """orders/s, placed, refused and trades of 4 clients on `markets`."""
+    def run(markets: list[str], *, clients=CLIENTS, profile=False):
+        """orders/s, placed, refused and trades of `clients` clients on `markets`, and
+        with `profile` the lock windows' totals (`_LockWindow`)."""
         context = multiprocessing.get_context("fork")
         queue = context.Queue()
         processes = [
-            context.Process(target=client, args=(i, holder_ids, markets, args.seconds, queue))
-            for i in range(CLIENTS)
+            context.Process(
+                target=client, args=(i, holder_ids, markets, args.seconds, queue, profile)
+            )
+            for i in range(clients)
         ]
         trades_before = Trade.objects.count()
         connections.close_all()  # the children must not share the parent's connection
@@ -142,10 +192,13 @@ def main() -> None:
         for process in processes:
             process.join()
         elapsed = time.perf_counter() - start
-        placed = sum(p for p, _ in results)
-        refused = sum(r for _, r in results)
+        placed = sum(p for p, _, _ in results)
+        refused = sum(r for _, r, _ in results)
+        trades = Trade.objects.count() - trades_before
         # Only orders that were placed count; refusals (an empty side) are shown apart.
-        return placed / elapsed, placed, refused, Trade.objects.count() - trades_before
+        if profile:
+            return [sum(values) for values in zip(*(w for _, _, w in results), strict=True)]
+        return placed / elapsed, placed, refused, trades
 
     # The judged pair, alternating so that both see the same machine: the engine on one
     # market, then the pipelined no-code stand-in (bench/matching_ceiling.py) on the same
@@ -168,6 +221,8 @@ def main() -> None:
         engine_runs.append(run(["CEA"]))
         standin_runs.append(pgbench(standin_url, pipelined, args.seconds))
     two_markets = run(["CEA", "EUA"])
+    # Where the lock's time goes: one client alone (no queueing), its lock windows timed.
+    count, wall, cpu, order_cpu = run(["CEA"], clients=1, profile=True)
     tps = pgbench_tps(url, args.seconds)
     one_market_rate = statistics.mean(rate for rate, *_ in engine_runs)
     standin_rate = statistics.mean(standin_runs)
@@ -193,6 +248,20 @@ def main() -> None:
     print(
         f"ratio, one market ÷ pipelined stand-in: {one_market_rate / standin_rate:.2f} "
         f"(means {one_market_rate:,.0f} ÷ {standin_rate:,.0f}; target >= {TARGET})"
+    )
+    window_ms, python_ms = wall / count * 1000, cpu / count * 1000
+    print(
+        f"one client alone, {count:,} placed orders: the market lock is held {window_ms:.2f} ms "
+        f"an order, {python_ms:.2f} ms of it running Python in this process (its CPU there; "
+        f"{order_cpu / count * 1000:.2f} ms for the whole placement)"
+    )
+    # The stand-in holds the lock 1/S s an order with no Python at all; the same window
+    # plus our Python under the lock is the fastest this design can go, whatever else:
+    # rate <= 1 / (1/S + c), ratio <= 1 / (1 + c S).
+    bound = 1 / (1 + python_ms / 1000 * standin_rate)
+    print(
+        f"bound from that profile: Python under the lock alone, added to the stand-in's "
+        f"lock time, caps the ratio at {bound:.2f}"
     )
     assert_all_invariants()
     print("invariants: book not crossed, ledger = balances, locked = reservations: OK")
