@@ -164,9 +164,13 @@ class MakerFunds:
     def __post_init__(self):
         if isinstance(self.market_maker_id, bool) or not isinstance(self.market_maker_id, int):
             raise ValueError("MakerFunds.market_maker_id must be an int")
-        if isinstance(self.available, bool) or not isinstance(self.available, Decimal | int):
+        available = self.available
+        if type(available) is Decimal:  # what the services pass, a thousand at a time
+            if available.is_finite() and available >= 0:
+                return
+        elif isinstance(available, bool) or not isinstance(available, Decimal | int):
             raise ValueError("MakerFunds.available must be a Decimal")
-        if not Decimal(self.available).is_finite() or self.available < 0:
+        if not Decimal(available).is_finite() or available < 0:
             raise ValueError(f"MakerFunds.available must be finite and >= 0, got {self.available}")
 
 
