@@ -6,9 +6,7 @@ database's. On PostgreSQL these helpers send one statement with one typed array 
 column (`unnest`), whatever the number of rows, through `market.db.pipeline` (server-side
 binding, counted and logged like any query, Django's exceptions; a write that returns
 nothing is only queued inside a pipelined transaction). Elsewhere (SQLite, for local use)
-they fall back to Django's bulk methods. Both paths write the same rows. Many rows
-inserted outside a pipeline (a liquidity operation's orders and ledger entries) travel by
-COPY instead of arrays (`market.db.copy`): the same rows, a third less server time.
+they fall back to Django's bulk methods. Both paths write the same rows.
 
 Callers pass plain rows (tuples ordered as the attnames they name) and give every value,
 timestamps included: nothing is filled in behind their back.
@@ -22,10 +20,6 @@ from functools import cache
 from django.db import connection, models
 
 from market.db import pipeline
-from market.db.copy import copy_rows
-
-# At least this many rows, outside a pipeline, travel by COPY (`market.db.copy`).
-COPY_MIN_ROWS = 100
 
 
 @cache
@@ -92,7 +86,7 @@ def insert_rows(
         return
     vendor = connection.vendor
     table = connection.ops.quote_name(model._meta.db_table)
-    names, arrays, scalars, columns_in = [], [], [], []
+    names, arrays, scalars, arrays_in = [], [], [], []
     for (column, db_type, json_field), values in zip(
         _columns(model, tuple(columns), vendor), zip(*rows, strict=True), strict=True
     ):
@@ -104,7 +98,7 @@ def insert_rows(
         else:
             names.append(column)
             arrays.append(f"%b::{db_type}[]")
-            columns_in.append(values)
+            arrays_in.append(_array_param(values))
     constant_values = []
     for key, value in constants.items():
         if isinstance(key, str):  # an attname from the caller
@@ -116,10 +110,6 @@ def insert_rows(
         names.append(column)
         scalars.append(f"%b::{db_type}")
         constant_values.append(value)
-    if arrays and len(rows) >= COPY_MIN_ROWS and pipeline._pipeline() is None:
-        copy_rows(table, names, columns_in, constant_values)
-        return
-    arrays_in = [_array_param(values) for values in columns_in]
     if arrays:
         source = f"FROM unnest({', '.join(arrays)}) AS v"
         selected = ", ".join(["v.*", *scalars])
