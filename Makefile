@@ -127,10 +127,12 @@ clean:
 .PHONY: bench
 bench: $(PY_STAMP)
 	$(PY) bench/liquidity_execute.py
+	$(PY) bench/liquidity_scaling.py
 	$(PY) bench/liquidity_refresh.py
 	$(PY) bench/matching.py
 	$(PY) bench/matching_ceiling.py
 	$(PY) bench/poll.py
+	$(PY) bench/poll_scaling.py
 	$(PY) bench/soak.py
 	$(PY) bench/two_hosts.py
 	$(PY) bench/pgbouncer.py

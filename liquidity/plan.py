@@ -164,9 +164,13 @@ class MakerFunds:
     def __post_init__(self):
         if isinstance(self.market_maker_id, bool) or not isinstance(self.market_maker_id, int):
             raise ValueError("MakerFunds.market_maker_id must be an int")
-        if isinstance(self.available, bool) or not isinstance(self.available, Decimal | int):
+        available = self.available
+        if type(available) is Decimal:  # what the services pass, a thousand at a time
+            if available.is_finite() and available >= 0:
+                return
+        elif isinstance(available, bool) or not isinstance(available, Decimal | int):
             raise ValueError("MakerFunds.available must be a Decimal")
-        if not Decimal(self.available).is_finite() or self.available < 0:
+        if not Decimal(available).is_finite() or available < 0:
             raise ValueError(f"MakerFunds.available must be finite and >= 0, got {self.available}")
 
 
@@ -571,18 +575,18 @@ def _side_plan(
     costs = prices if bid else [1] * len(prices)
     required_units = sum(q * cost for q, cost in zip(targets, costs, strict=True))
 
-    def units_out(units: int) -> Decimal:
-        return _eur(units) if bid else Decimal(units)
+    units_out = _eur if bid else Decimal  # integer units back to what the plan returns
 
+    # Level by level: each level's parts (one per maker, in the makers' order), and what
+    # each maker has left for the next levels.
     weights = [units for _, units in makers]
     left = list(weights)
-    cells = [[0] * len(prices) for _ in makers]
+    level_parts: list[list[int]] = []
     unplaced_units = 0
-    for lv, (quantity, cost) in enumerate(zip(targets, costs, strict=True)):
+    for quantity, cost in zip(targets, costs, strict=True):
         parts = capped_largest_remainder(quantity, weights, [room // cost for room in left])
-        for m, part in enumerate(parts):
-            cells[m][lv] = part
-            left[m] -= part * cost
+        level_parts.append(parts)
+        left = [room - part * cost for room, part in zip(left, parts, strict=True)]
         unplaced_units += (quantity - sum(parts)) * cost
     sufficient = unplaced_units == 0
     # What to add so that the side is covered however it is spread over these makers:
@@ -605,29 +609,40 @@ def _side_plan(
     allocations: list[MakerAllocation] = []
     by_level: list[list[PlannedOrder]] = [[] for _ in prices]
     if sufficient:
-        for (maker, units), row in zip(makers, cells, strict=True):
+        levels_of = list(enumerate(zip(prices, costs, price_out, by_level, strict=True)))
+        rows = list(zip(*level_parts, strict=True)) if level_parts else [()] * len(makers)
+        for (maker, units), row in zip(makers, rows, strict=True):
             if not any(row):
                 continue
             maker_id = maker.market_maker_id
-            for lv, quantity in enumerate(row):
+            spent_per_level = []
+            spent = value_c = count = quantity_total = 0
+            for (lv, (price, cost, price_dec, level_orders)), quantity in zip(
+                levels_of, row, strict=True
+            ):
+                units_spent = quantity * cost
+                spent_per_level.append(units_spent)
                 if quantity:
-                    by_level[lv].append(
-                        PlannedOrder(maker_id, order_side, lv + 1, price_out[lv], quantity)
+                    level_orders.append(
+                        PlannedOrder(maker_id, order_side, lv + 1, price_dec, quantity)
                     )
                     level_quantity[lv] += quantity
                     level_count[lv] += 1
-            spent = [q * cost for q, cost in zip(row, costs, strict=True)]
+                    count += 1
+                    quantity_total += quantity
+                    spent += units_spent
+                    value_c += quantity * price
             allocations.append(
                 MakerAllocation(
                     market_maker_id=maker_id,
                     code=maker.code,
                     name=maker.name,
                     available=units_out(units),
-                    allocated=units_out(sum(spent)),
-                    level_allocations=tuple(units_out(c) for c in spent),
-                    orders_count=sum(1 for q in row if q),
-                    quantity=sum(row),
-                    value_eur=_eur(sum(q * p for q, p in zip(row, prices, strict=True))),
+                    allocated=units_out(spent),
+                    level_allocations=tuple(map(units_out, spent_per_level)),
+                    orders_count=count,
+                    quantity=quantity_total,
+                    value_eur=_eur(value_c),
                 )
             )
     # Makers come sorted by id (`_usable_makers`), so appending level by level already

@@ -16,7 +16,6 @@ from decimal import Decimal
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from liquidity import plan as planning
@@ -25,9 +24,9 @@ from liquidity.models import LiquidityOperation
 from market.core.makers import book_side_of, side_asset
 from market.core.money import parse_amount, parse_price
 from market.core.placement import MarketRules, RestingOrder, trading_refusal
-from market.db.balances import BalanceRow
+from market.db.balances import BalanceRow, active_maker_balances
 from market.db.orders import MarketRead, best_prices
-from market.models import Balance, MarketMakerClient, Order
+from market.models import MarketMakerClient, Order
 from market.selectors import market_codes
 from market.services.audit import ticket_record
 from market.services.ledger import BalanceSheet
@@ -167,28 +166,9 @@ def maker_balances(market: MarketRules, *, lock: bool) -> MakerBalances:
     primary-key order (only the balance rows, not the joined ones). Plain rows are read:
     per-row model hydration with annotations dominated the read.
     """
-    funded = Q()
-    for mm_type in (LP, AH):
-        funded |= Q(
-            holder__market_maker__mm_type=mm_type,
-            asset=side_asset(book_side_of(mm_type), market.code),
-        )
-    rows = Balance.objects.filter(
-        funded,
-        holder__market_maker__is_active=True,
-    )
-    if lock:
-        rows = rows.select_for_update(of=("self",))
-    rows = rows.order_by("pk").values_list(
-        "id",
-        "holder_id",
-        "asset",
-        "available",
-        "locked",
-        "holder__market_maker__id",
-        "holder__market_maker__code",
-        "holder__market_maker__name",
-        "holder__market_maker__mm_type",
+    rows = active_maker_balances(
+        [(mm_type, side_asset(book_side_of(mm_type), market.code)) for mm_type in (LP, AH)],
+        lock=lock,
     )
     balances, holder_of, funds, row_of = [], {}, {LP: [], AH: []}, {}
     for balance_id, holder_id, asset, available, locked, maker_id, code, name, mm_type in rows:
@@ -196,11 +176,7 @@ def maker_balances(market: MarketRules, *, lock: bool) -> MakerBalances:
         balances.append(row)
         row_of[maker_id] = row
         holder_of[maker_id] = holder_id
-        funds[mm_type].append(
-            planning.MakerFunds(
-                market_maker_id=maker_id, code=code, name=name, available=available
-            )
-        )
+        funds[mm_type].append(planning.MakerFunds(maker_id, code, name, available))
     return MakerBalances(balances, holder_of, funds, row_of)
 
 
@@ -410,17 +386,16 @@ def operation_place(
     rows hold now. `sheet`, if given, is the caller's sheet over `makers.balances` with
     moves already applied (a withdrawal): they are written together, once."""
     holder_of = makers.holder_of
-    orders = []
-    bid_value = ask_value = Decimal("0")
-    ask_quantity = 0
-    for order in (*plan.bid_plan.orders, *plan.ask_plan.orders):
-        price, quantity = order.price, order.quantity
-        orders.append(RestingOrder(holder_of[order.market_maker_id], order.side, price, quantity))
-        if order.side == "BUY":
-            bid_value += price * quantity
-        else:
-            ask_value += price * quantity
-            ask_quantity += quantity
+    bid, ask = plan.bid_plan, plan.ask_plan
+    orders = [
+        RestingOrder(holder_of[order.market_maker_id], order.side, order.price, order.quantity)
+        for order in (*bid.orders, *ask.orders)
+    ]
+    # What the orders add up to, as the sides summed them (no orders: a plain zero).
+    zero = Decimal("0")
+    bid_value = bid.total_value_eur if bid.orders else zero
+    ask_value = ask.total_value_eur if ask.orders else zero
+    ask_quantity = ask.total_quantity
     makers_used = _makers_used(plan)
 
     ticket = ticket_record(

@@ -101,24 +101,33 @@ def asset_codes() -> tuple[str, ...]:
 
 def price_levels(*, market: Market, side: str, depth: int, owner_user_id: int | None = None):
     """The best `depth` price levels of one side, best first, as a values_list queryset of
-    (price, remaining quantity, order count); only one user's orders with `owner_user_id`.
+    (price, remaining quantity, order count); with `owner_user_id`, every level of that
+    user's own resting orders on the side instead (best first: the caller takes what it
+    shows).
 
     GROUP BY price over resting orders, ORDER BY price, LIMIT depth. The filter matches
     the partial index's condition exactly, so PostgreSQL walks `order_book_idx` in price
     order and stops after `depth` groups: it reads only the orders at the levels returned.
+
+    One user's levels have no LIMIT on purpose: with one, PostgreSQL walks the side's
+    whole book in price order, filtering on the owner, until it has `depth` of the user's
+    levels (every resting order of the side for a user who has none, so the poll of a
+    deep book slowed with its size); without, it reads the user's own orders by
+    `order_owner_idx` and sorts their few levels, whatever the size of the book.
     """
     orders = Order.objects.filter(market=market, side=side, status__in=Order.RESTING)
     if owner_user_id is not None:
         orders = orders.filter(owner__user_id=owner_user_id)
-    return (
+    levels = (
         orders.values("price")
         .annotate(
             remaining=Sum(F("quantity") - F("filled_quantity")),
             order_count=Count("id"),
         )
         .order_by("-price" if side == Side.BUY else "price")
-        .values_list("price", "remaining", "order_count")[:depth]
+        .values_list("price", "remaining", "order_count")
     )
+    return levels if owner_user_id is not None else levels[:depth]
 
 
 def _level_rows(market: Market, side: str, depth: int) -> list[tuple[Decimal, int, int]]:
@@ -225,9 +234,10 @@ def own_book_levels(
     on a hit; three on a miss (the market row, then one per side, as `price_levels`). Read
     after the version: the orders may be newer than the key, never older.
 
-    The user's best depth × grouping prices of a side are enough: a book of `depth` grouped
-    levels spans at most that many tick prices, and any of the user's prices inside it is
-    better than every one of theirs outside."""
+    Every one of the user's levels is read (`price_levels`) and the best `depth` grouped
+    levels kept: a book of `depth` grouped levels spans at most depth × grouping tick
+    prices, and any of the user's prices inside it is better than every one of theirs
+    outside."""
     depth = _clamp(depth, MAX_DEPTH, "depth")
     grouping = _grouping(grouping)
     code = str(market_code).upper()

@@ -19,7 +19,7 @@ from market.core.money import EUR
 from market.core.placement import Move
 from market.db import pipeline
 from market.db.bulk import insert_rows, update_rows
-from market.models import Balance, Holder, LedgerEntry
+from market.models import Balance, Holder, LedgerEntry, MarketMakerClient
 
 _BALANCE_COLUMNS = ("id", "holder_id", "asset", "available", "locked")
 
@@ -84,6 +84,29 @@ class BalanceLock:
         if missing:
             raise LookupError(f"No balance rows for {sorted(missing)}")
         return rows
+
+
+def active_maker_balances(funded: Sequence[tuple[str, str]], *, lock: bool) -> list[tuple]:
+    """The balance rows of active market makers in each (maker type, asset) of `funded`,
+    in primary-key order, as (balance id, holder id, asset, available, locked, maker id,
+    maker code, maker name, maker type); with `lock`, the balance rows are locked (only
+    them, not the makers'). One statement, plain rows: a liquidity operation reads a
+    thousand of them under its locks."""
+    if not funded:
+        return []
+    quote = connection.ops.quote_name
+    balances = quote(Balance._meta.db_table)
+    makers = quote(MarketMakerClient._meta.db_table)
+    pairs = " OR ".join(["(m.mm_type = %s AND b.asset = %s)"] * len(funded))
+    lock_sql = pipeline.for_update(of=("b",)) if lock else ""
+    return pipeline.send(
+        f"SELECT b.id, b.holder_id, b.asset, b.available, b.locked, m.id, m.code, m.name, "
+        f"m.mm_type FROM {balances} b JOIN {makers} m ON m.holder_id = b.holder_id "
+        f"WHERE m.is_active AND ({pairs}) ORDER BY b.id{lock_sql}",
+        [value for pair in funded for value in pair],
+        model=Balance,
+        columns=_BALANCE_COLUMNS,
+    ).rows()
 
 
 def available_of(holder_id: int) -> dict[str, Decimal]:
