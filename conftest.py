@@ -174,11 +174,13 @@ def browser_login(live_server) -> Callable[..., None]:
 def _fresh_cache():
     """The order-book cache is keyed by book version, which restarts with every test
     database; clear it so no test sees another test's book."""
-    from django.core.cache import cache
+    from django.core.cache import caches
 
-    cache.clear()
+    for alias in ("default", "book"):
+        caches[alias].clear()
     yield
-    cache.clear()
+    for alias in ("default", "book"):
+        caches[alias].clear()
 
 
 @pytest.fixture

@@ -203,9 +203,19 @@ TAILWIND_APP_NAME = "config.theme"
 NPM_BIN_PATH = env("NPM_BIN_PATH", default="npm")
 
 CACHES = {
+    # Per process: small entries (a trader's own price levels, by book version).
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "market",
+        "OPTIONS": {"MAX_ENTRIES": 5_000},
+    },
+    # Per process: the order book and its rendered poll bodies (up to ~150 KB each), keyed
+    # by book version, so an entry is dead once its book changes. A bound on the count is
+    # a bound on each worker's memory (~20 MB); the live ones are a few per market.
+    "book": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "book",
+        "OPTIONS": {"MAX_ENTRIES": 128},
     },
     # The request counters of config/throttle.py, shared by every gunicorn process and host
     # (a table in the database: `manage.py createcachetable`, which `make migrate` runs).

@@ -1,7 +1,7 @@
 """System checks of what the market's database code relies on."""
 
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import Error, Warning, register
 from django.db import connections
 
 # Session engines that keep every session in the `django_session` table, whose triggers
@@ -56,13 +56,37 @@ def check_live_feed_database(app_configs=None, **kwargs):
     """The live feed's direct connection (`MARKET_LIVE_FEED_DATABASE_URL`) must reach
     PostgreSQL: it LISTENs to the triggers of the default database."""
     direct = getattr(settings, "MARKET_LIVE_FEED_DATABASE", None)
-    if not direct or direct.get("ENGINE") == "django.db.backends.postgresql":
+    if not direct:
+        return []
+    named = direct.get("NAME") or direct.get("OPTIONS", {}).get("service")
+    if direct.get("ENGINE") == "django.db.backends.postgresql" and named:
         return []
     return [
         Error(
-            "MARKET_LIVE_FEED_DATABASE_URL must be a PostgreSQL URL (postgres://...).",
+            "MARKET_LIVE_FEED_DATABASE_URL must be a PostgreSQL URL naming the database "
+            "(postgres://user@host:port/name).",
             hint="Point it at the same database as DATABASE_URL, past the connection "
             "pooler, or leave it unset.",
             id="market.E003",
+        )
+    ]
+
+
+@register()
+def check_pooler_prepared_statements(app_configs=None, **kwargs):
+    """Behind a transaction-mode pooler, prepared statements need one that tracks them
+    (PgBouncer 1.21+ with `max_prepared_statements` above 0)."""
+    options = connections.databases.get("default", {}).get("OPTIONS", {})
+    if not getattr(settings, "DB_TRANSACTION_POOLER", False) or not options.get(
+        "prepare_threshold"
+    ):
+        return []
+    return [
+        Warning(
+            "DB_PREPARE_THRESHOLD is above 0 behind a transaction-mode pooler "
+            "(DB_TRANSACTION_POOLER).",
+            hint="Set DB_PREPARE_THRESHOLD=0, unless the pooler tracks prepared statements "
+            "(PgBouncer 1.21 or newer with max_prepared_statements above 0).",
+            id="market.W004",
         )
     ]

@@ -107,6 +107,13 @@ def listen_params() -> dict | None:
     return params
 
 
+def _may_listen() -> bool:
+    """Whether `listen_params` has a connection to offer (cheap: asked on every poll)."""
+    return bool(getattr(settings, "MARKET_LIVE_FEED_DATABASE", None)) or not getattr(
+        settings, "DB_TRANSACTION_POOLER", False
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Session:
     user: object
@@ -142,7 +149,7 @@ class LiveFeed:
             bool(getattr(settings, "MARKET_LIVE_FEED", False))
             and _on_postgresql()
             and settings.SESSION_ENGINE in FEED_SESSION_ENGINES
-            and listen_params() is not None
+            and _may_listen()
         )
 
     @property
@@ -175,8 +182,13 @@ class LiveFeed:
             return
         import psycopg
 
-        params = listen_params()
         try:
+            # Built here, inside the try: a feed URL Django cannot use (no database name,
+            # say) keeps the feed off, as an unreachable server does, and polls read the
+            # database instead of failing.
+            params = listen_params()
+            if params is None:
+                return
             conn = psycopg.connect(**params, autocommit=True, connect_timeout=2)
             # Notifications that arrive while psycopg itself reads results (the SELECT
             # below) are handed to this handler; the rest are drained by `_drain`.

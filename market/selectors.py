@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db.models import Count, F, Max, Min, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -199,10 +199,10 @@ def cached_order_book(
     key = book_cache_key(
         market_code=market.code, version=market.book_version, depth=depth, grouping=grouping
     )
-    book = cache.get(key)
+    book = caches["book"].get(key)
     if book is None:
         book = order_book(market=market, depth=depth, grouping=grouping)
-        cache.set(key, book, BOOK_CACHE_TIMEOUT)
+        caches["book"].set(key, book, BOOK_CACHE_TIMEOUT)
     return book
 
 

@@ -24,7 +24,7 @@ from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
@@ -1038,6 +1038,7 @@ def request_as(world: World, role: str, row: Row, *, client: Client | None = Non
         kwargs = {"data": fill(row.data, world.ids)}
     outcome = {}
     cache.clear()
+    caches["book"].clear()
     try:
         with transaction.atomic():
             before = snapshot()

@@ -141,37 +141,38 @@ def insert_rows(
     pipeline.write(sql, params)
 
 
-def _json_default(value):
+def _plain(value):
+    """A column's value as JSON can carry it: Decimals and dates as their exact text, which
+    the column's own input function parses; everything else as it is."""
     if isinstance(value, Decimal):
-        return str(value)  # exact: the column's own input function parses it
+        return str(value)
     if isinstance(value, date):  # dates and datetimes, as their ISO text
         return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not written by market.db.bulk")
-
-
-def _json_rows(keys: Sequence[str], rows: Sequence[Sequence], json_fields) -> str:
-    """`rows` as the JSON text of an array of objects keyed by column name, for
-    `json_populate_recordset`: one C-speed `json.dumps` however many columns. A JSON
-    field's value is first written by the field's own encoder, as its column stores it."""
-    if json_fields:
-        rows = [
-            [
-                _as_stored(json_fields[i], value) if i in json_fields else value
-                for i, value in enumerate(row)
-            ]
-            for row in rows
-        ]
-    return json.dumps([dict(zip(keys, row, strict=True)) for row in rows], default=_json_default)
+    return value
 
 
 def _as_stored(field: models.JSONField, value):
     """A JSON field's value as its column stores it: as given when the field has no
-    encoder of its own (the rows' `json.dumps` writes it), else through that encoder.
-    None is SQL NULL, as the ORM stores it."""
+    encoder of its own, else through that encoder. None is SQL NULL, as the ORM stores
+    it. What JSON cannot hold raises TypeError, as on the other paths."""
     if field.encoder is None:
         return value
     text = _json_text(field, value)
     return None if text is None else json.loads(text)
+
+
+def _json_rows(keys: Sequence[str], rows: Sequence[Sequence], json_fields) -> str:
+    """`rows` as the JSON text of an array of objects keyed by column name, for
+    `json_populate_recordset`: one C-speed `json.dumps` however many columns. Each cell
+    is a plain value (`_plain`), or a JSON field's value as its column stores it."""
+    plain = [
+        [
+            _as_stored(json_fields[i], value) if i in json_fields else _plain(value)
+            for i, value in enumerate(row)
+        ]
+        for row in rows
+    ]
+    return json.dumps([dict(zip(keys, row, strict=True)) for row in plain])
 
 
 def _few_rows_insert(model, columns: tuple[str, ...], constants: dict):

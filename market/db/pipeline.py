@@ -106,7 +106,10 @@ def _cursor():
     db = connections[DEFAULT_DB_ALIAS]  # one lookup: `connection` looks it up per use
     if db.vendor != "postgresql" or _counted(db):
         return db.cursor()
+    # What Django's own `cursor()` does first.
+    db.close_if_health_check_failed()
     db.ensure_connection()
+    db.validate_thread_sharing()
     raw = db.connection
     kept = getattr(_local, "cursors", None)
     if kept is None or kept[0] is not raw:
@@ -145,10 +148,19 @@ class Statement:
         _execute(self._cursor, sql, params)
         self._converters = _converters(model, tuple(columns), connection.vendor) if model else None
 
+    _rows = None
+
     def rows(self) -> list[tuple]:
+        if self._rows is None:
+            self._rows = self._read()
+        return self._rows
+
+    def _read(self) -> list[tuple]:
         flush()
-        rows = self._cursor.fetchall()
+        with connection.wrap_database_errors:
+            rows = self._cursor.fetchall()
         _release(self._cursor)
+        self._cursor = None  # back with the others: another statement may take it
         if self._converters is None:
             return rows
         converted = []
@@ -188,10 +200,12 @@ def one_statement():
     bind and plan instead of one per write, under the lock the caller holds.
 
     Only for writes that touch disjoint rows and do not read each other's effects: the
-    parts of one statement run on one snapshot, in an order PostgreSQL chooses (foreign
-    keys are checked when the whole statement ends, so a row may name one inserted by
-    another part). Outside a pipeline (SQLite, or no pipelined transaction) each write
-    runs at once, as without the block."""
+    parts of one statement run on one snapshot, in an order PostgreSQL chooses, and of
+    two updates of one row only one would take place (so two UPDATEs of one table are
+    refused with RuntimeError, before anything is sent); foreign keys are checked when the
+    whole statement ends, so a row may name one inserted by another part. Outside a
+    pipeline (SQLite, or no pipelined transaction) each write runs at once, as without
+    the block."""
     if _pipeline() is None or getattr(_local, "held", None) is not None:
         yield
         return
@@ -202,6 +216,10 @@ def one_statement():
         _local.held = None
     if not held:
         return
+    updated = [sql.split(None, 2)[1] for sql, _ in held if sql.lstrip()[:6].upper() == "UPDATE"]
+    if len(updated) != len(set(updated)):
+        # Two parts of one statement updating one row: PostgreSQL applies only one.
+        raise RuntimeError(f"one_statement: two UPDATEs of one table ({sorted(updated)})")
     *parts, (last_sql, last_params) = held
     params = []
     for _, part_params in parts:

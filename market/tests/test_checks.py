@@ -57,8 +57,33 @@ def test_server_side_binding_is_required_on_postgresql(on_postgresql):
 def test_the_live_feed_database_url_must_be_postgresql(settings):
     settings.MARKET_LIVE_FEED_DATABASE = None
     assert checks.check_live_feed_database() == []
-    settings.MARKET_LIVE_FEED_DATABASE = {"ENGINE": "django.db.backends.postgresql"}
+    postgresql = {"ENGINE": "django.db.backends.postgresql"}
+    settings.MARKET_LIVE_FEED_DATABASE = {**postgresql, "NAME": "market"}
     assert checks.check_live_feed_database() == []
-    settings.MARKET_LIVE_FEED_DATABASE = {"ENGINE": "django.db.backends.sqlite3"}
-    (error,) = checks.check_live_feed_database()
-    assert error.id == "market.E003"
+    settings.MARKET_LIVE_FEED_DATABASE = {**postgresql, "OPTIONS": {"service": "feed"}}
+    assert checks.check_live_feed_database() == []
+    for wrong in (
+        {"ENGINE": "django.db.backends.sqlite3", "NAME": "db.sqlite3"},
+        {**postgresql, "NAME": ""},  # postgres://host:5432 names no database
+    ):
+        settings.MARKET_LIVE_FEED_DATABASE = wrong
+        (error,) = checks.check_live_feed_database()
+        assert error.id == "market.E003"
+
+
+def test_prepared_statements_behind_a_transaction_pooler_are_warned_about(settings):
+    from django.db import connections
+
+    options = connections.databases["default"].setdefault("OPTIONS", {})
+    before = options.get("prepare_threshold")
+    try:
+        settings.DB_TRANSACTION_POOLER = False
+        options["prepare_threshold"] = 5
+        assert checks.check_pooler_prepared_statements() == []
+        settings.DB_TRANSACTION_POOLER = True
+        (warning,) = checks.check_pooler_prepared_statements()
+        assert warning.id == "market.W004"
+        options["prepare_threshold"] = None
+        assert checks.check_pooler_prepared_statements() == []
+    finally:
+        options["prepare_threshold"] = before

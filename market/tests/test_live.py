@@ -286,6 +286,26 @@ def test_behind_a_transaction_pooler_without_a_direct_url_polls_read_the_databas
     assert changed["ETag"] == f'"book-{db_version()}-50"'
 
 
+def test_a_feed_url_django_cannot_use_keeps_the_feed_off_and_polls_working(
+    settings, feed, book, alice
+):
+    """A direct URL without a database name: the feed cannot connect, says so in the log,
+    and the polls read the database instead of failing."""
+    settings.MARKET_LIVE_FEED_DATABASE = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "",
+        "HOST": "127.0.0.1",
+        "USER": "postgres",
+    }
+    assert not feed.refresh()
+    client = logged_in(alice)
+    first, queries = poll(client)
+    assert first.status_code == 200 and queries > 0
+    place(book, "BUY", price=D("13.60"), quantity=1)
+    changed, _ = poll(client, first["ETag"])
+    assert changed["ETag"] == f'"book-{db_version()}-50"'
+
+
 def test_without_a_pooler_the_feed_listens_on_the_default_database(settings):
     settings.DB_TRANSACTION_POOLER = False
     settings.MARKET_LIVE_FEED_DATABASE = None

@@ -26,7 +26,7 @@ from itertools import zip_longest
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.cache import cache
+from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse, HttpResponseNotModified
 from django.shortcuts import redirect, render
@@ -239,13 +239,13 @@ def _book_fragments(request, context) -> dict[str, str]:
         f"market:book-html:{book.market_code}:{book.version}:{context['book_depth']}:"
         f"{book.grouping}:{get_language()}"
     )
-    fragments = cache.get(key)
+    fragments = caches["book"].get(key)
     if fragments is None:
         fragments = {
             "order-book": _render_partial(request, "order-book", context, oob=False),
             "depth-chart": _render_partial(request, "depth-chart", context, oob=True),
         }
-        cache.set(key, fragments, selectors.BOOK_CACHE_TIMEOUT)
+        caches["book"].set(key, fragments, selectors.BOOK_CACHE_TIMEOUT)
     return fragments
 
 
@@ -397,7 +397,7 @@ def _poll_body(
             f"{int(time.time() // POLL_STATS_EVERY)}"
         )
 
-    cached = cache.get(key(version))
+    cached = caches["book"].get(key(version))
     if cached is not None:
         return cached
     market = _market(code)
@@ -410,7 +410,7 @@ def _poll_body(
         rendered=_book_fragments(request, context),
     )
     body = (response.content, context["book_etag"], context["book"].version)
-    cache.set(key(context["book"].version), body, POLL_STATS_EVERY)
+    caches["book"].set(key(context["book"].version), body, POLL_STATS_EVERY)
     return body
 
 
@@ -480,13 +480,13 @@ def price_chart(request, code: str):
         response = HttpResponseNotModified()
     else:
         key = f"market:chart-html:{code}:{etag}:{get_language()}"
-        body = cache.get(key)
+        body = caches["book"].get(key)
         if body is None:
             market = _market(code)
             context = {**_base_context(request, market), **_chart_data(market, interval, now)}
             etag = context["chart_etag"]
             body = _render_partial(request, "price-chart", context, oob=False)
-            cache.set(key, body, CHART_POLL_EVERY * 6)
+            caches["book"].set(key, body, CHART_POLL_EVERY * 6)
         response = HttpResponse(body)
     response["ETag"] = etag
     response["Cache-Control"] = "private, no-cache"

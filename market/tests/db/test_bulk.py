@@ -283,3 +283,18 @@ def test_lookups_still_walk_an_index(cea):
     for index, queryset in plans.items():
         plan = queryset.explain()
         assert index in plan, (index, plan)
+
+
+@pytest.mark.parametrize("count", [1, FEW_ROWS], ids=["few", "many"])
+def test_a_json_field_refuses_what_json_cannot_hold_on_every_path(db, count):
+    """A Decimal inside a JSON field is the caller's mistake on the ORM's path too: it is
+    refused, never stored as something else, however many rows travel."""
+    ids = allocate_ids({TicketLog: count}).take(TicketLog)
+    rows = [
+        (pk, f"T-{pk}", "TRADE", "Trade", "", None, None, "SUCCESS", {"price": D("1.5")}, {})
+        for pk in ids
+    ]
+    columns = COLUMNS[:10]
+    with pytest.raises(TypeError), transaction.atomic():
+        insert_rows(TicketLog, columns, rows, constants={"created_at": timezone.now()})
+    assert not TicketLog.objects.filter(pk__in=ids).exists()

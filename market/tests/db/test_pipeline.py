@@ -233,3 +233,20 @@ def test_statements_keep_working_on_reused_cursors_after_a_failure(cea):
     )
     assert placement.order.filled_quantity == 4
     assert_all_invariants()
+
+
+@pytest.mark.postgres  # one statement exists on PostgreSQL; elsewhere writes run at once
+def test_two_updates_of_one_table_in_one_statement_are_refused_before_anything_is_sent(cea):
+    """Of two updates of one row in one statement PostgreSQL applies one: refused."""
+    before = cea.book_version
+    with pytest.raises(RuntimeError), sql.pipelined_atomic(), sql.one_statement():
+        orders_db.bump_book_version(cea.pk)
+        orders_db.bump_book_version(cea.pk)
+    assert Market.objects.get(pk=cea.pk).book_version == before
+
+
+def test_a_statement_read_twice_gives_its_own_rows_both_times(cea):
+    statement = sql.send(f"SELECT code FROM {Market._meta.db_table} WHERE id = %s", [cea.pk])
+    assert statement.rows() == [("CEA",)]
+    other = sql.send(f"SELECT 42 FROM {Market._meta.db_table} WHERE id = %s", [cea.pk])
+    assert statement.rows() == [("CEA",)] and other.one() == (42,)

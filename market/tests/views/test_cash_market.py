@@ -586,7 +586,7 @@ def bulk_history(market: Market, trader, maker, count: int, *, seed: int) -> Non
 
 
 def query_counts(client) -> dict[str, int]:
-    from django.core.cache import cache
+    from django.core.cache import cache, caches
 
     requests = {
         "page": lambda: client.get(PAGE),
@@ -616,6 +616,7 @@ def query_counts(client) -> dict[str, int]:
     counts = {}
     for name, request in requests.items():
         cache.clear()
+        caches["book"].clear()
         with CaptureQueriesContext(connection) as miss:
             assert request().status_code == 200, name
         with CaptureQueriesContext(connection) as hit:
