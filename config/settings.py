@@ -203,11 +203,13 @@ TAILWIND_APP_NAME = "config.theme"
 NPM_BIN_PATH = env("NPM_BIN_PATH", default="npm")
 
 CACHES = {
-    # Per process: small entries (a trader's own price levels, by book version).
+    # Per process: small entries (a trader's own price levels, by book version, so dead
+    # once the book changes): a thousand cover the traders polling at once; past that a
+    # poll reads its own levels again (three queries), never anything stale.
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "market",
-        "OPTIONS": {"MAX_ENTRIES": 5_000},
+        "OPTIONS": {"MAX_ENTRIES": 1_000},
     },
     # Per process: the order book and its rendered poll bodies (up to ~150 KB each), keyed
     # by book version, so an entry is dead once its book changes. A bound on the count is
