@@ -22,7 +22,7 @@ from market.db import pipeline as sql
 from market.models import Balance, Market, Order, TicketLog
 from market.services.orders import order_place, order_request_parse
 from market.tests import factories
-from market.tests.helpers import assert_all_invariants
+from market.tests.helpers import assert_all_invariants, place
 
 ON_POSTGRESQL = connection.vendor == "postgresql"
 
@@ -211,26 +211,11 @@ def test_statements_keep_working_on_reused_cursors_after_a_failure(cea):
     seller, buyer = factories.trader(CEA=5), factories.trader(EUR="10")
     for _ in range(2):
         with pytest.raises(ValidationError):
-            order_place(
-                owner=buyer,
-                request=order_request_parse(
-                    market_code="CEA", side="BUY", order_type="LIMIT", price="14.00", quantity=5
-                ),
-            )
+            place(buyer, "BUY", price="14.00", quantity=5)
         with pytest.raises(IntegrityError), sql.pipelined_atomic():
             _break_tick_size(cea.pk)
-    order_place(
-        owner=seller,
-        request=order_request_parse(
-            market_code="CEA", side="SELL", order_type="LIMIT", price="2.00", quantity=5
-        ),
-    )
-    placement = order_place(
-        owner=buyer,
-        request=order_request_parse(
-            market_code="CEA", side="BUY", order_type="MARKET", quantity=4
-        ),
-    )
+    place(seller, "SELL", price="2.00", quantity=5)
+    placement = place(buyer, "BUY", order_type="MARKET", quantity=4)
     assert placement.order.filled_quantity == 4
     assert_all_invariants()
 
