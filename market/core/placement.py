@@ -1086,8 +1086,7 @@ def rest(
     for (owner_id, side, price, quantity), order_id in zip(orders, order_ids, strict=True):
         if quantity <= 0 or price <= 0 or price % tick:
             raise ValueError(f"Invalid resting order {owner_id, side, price, quantity}")
-        # `still_reserved` at a fee rate of zero, inlined (thousands of orders a call).
-        reserved = Decimal(quantity) if side == SELL else price * quantity
+        reserved = still_reserved(side=side, price=price, remaining=quantity)
         rows.append(
             OrderRow(
                 order_id, owner_id, market_id, side, LIMIT, price, quantity, None,
