@@ -90,7 +90,7 @@ class _LockWindow:
         self.count = 0
         self.wall = self.cpu = self.order_cpu = 0.0
         self._start = None
-        place_locked, placement, wait = orders._place_locked, orders._placement, None
+        place_locked, placement = orders._place_locked, orders._placement
         market_read = orders.db.MarketRead
         wait = market_read.wait
 

@@ -13,6 +13,12 @@ from market.tests.helpers import place
 def book(cea):
     """Market makers resting 3 bid levels (13.90–13.80) and 3 ask levels (14.10–14.30),
     10 CEA each."""
+    return small_book()
+
+
+def small_book():
+    """Asks of 10 CEA at 14.10, 14.20 and 14.30; bids of 10 at 13.90, 13.85, 13.80, by two
+    market makers; returns their holders (the bids', the asks')."""
     provider = factories.market_maker(MarketMakerClient.Type.LIQUIDITY_PROVIDER, EUR="100000")
     holder = factories.market_maker(MarketMakerClient.Type.ASSET_HOLDER, CEA=10000)
     for step in range(3):

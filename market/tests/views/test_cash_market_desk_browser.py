@@ -8,9 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from market.models import MarketMakerClient, Order
-from market.services.orders import order_place, order_request_parse
+from market.models import Order
 from market.tests import factories
+from market.tests.helpers import place
+from market.tests.views.conftest import small_book
 from market.tests.views.test_cash_market_browser import (
     full_page,
     open_market,
@@ -27,21 +28,6 @@ pytestmark = [
 D = Decimal
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
-
-
-def place(holder, side, *, market="CEA", order_type="LIMIT", **fields):
-    request = order_request_parse(market_code=market, side=side, order_type=order_type, **fields)
-    return order_place(owner=holder, request=request)
-
-
-def small_book():
-    """Asks of 10 CEA at 14.10, 14.20 and 14.30; bids of 10 at 13.90, 13.85, 13.80."""
-    provider = factories.market_maker(MarketMakerClient.Type.LIQUIDITY_PROVIDER, EUR="100000")
-    holder = factories.market_maker(MarketMakerClient.Type.ASSET_HOLDER, CEA=10000)
-    for step in range(3):
-        place(provider.holder, "BUY", price=D("13.90") - D("0.05") * step, quantity=10)
-        place(holder.holder, "SELL", price=D("14.10") + D("0.10") * step, quantity=10)
-    return provider.holder, holder.holder
 
 
 @pytest.fixture
