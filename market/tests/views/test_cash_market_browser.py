@@ -341,17 +341,22 @@ def test_a_lost_answer_then_a_changed_order_is_refused_and_can_be_placed_again(
     open_market(page, browser_login, live_server, trader)
     place_url = f"{live_server.url}/market/CEA/orders/new/"
 
+    lost = []
+
     def lose_the_answer(route):
         route.fetch()  # the server places the order
         route.abort("connectionreset")
+        lost.append(route.request.url)
 
     page.route(place_url, lose_the_answer, times=1)
     page.locator("#id_price").fill("13.90")
     page.locator("#id_quantity").fill("10")
     page.get_by_test_id("review-order").click()
     page.get_by_test_id("confirm-order").click()
-    for _ in range(100):
-        if Order.objects.filter(owner=trader).exists():
+    # Route handlers run while the test waits on the page; until the abort, the page
+    # still waits for its answer with the first confirmation open.
+    for _ in range(300):
+        if lost:
             break
         page.wait_for_timeout(50)
     first = Order.objects.get(owner=trader)
@@ -360,6 +365,9 @@ def test_a_lost_answer_then_a_changed_order_is_refused_and_can_be_placed_again(
 
     page.locator("#id_quantity").fill("20")
     page.get_by_test_id("review-order").click()
+    # The first confirmation (10 CEA, reviewed) stays until the new review replaces it;
+    # its button would confirm the figures reviewed then.
+    page.get_by_test_id("order-confirm").filter(has_text="Buy 20 CEA").wait_for()
     page.get_by_test_id("confirm-order").click()
     errors = page.get_by_test_id("form-errors")
     errors.wait_for()
