@@ -212,12 +212,16 @@ CACHES = {
         "OPTIONS": {"MAX_ENTRIES": 1_000},
     },
     # Per process: the order book and its rendered poll bodies (up to ~150 KB each), keyed
-    # by book version, so an entry is dead once its book changes. A bound on the count is
-    # a bound on each worker's memory (~20 MB); the live ones are a few per market.
+    # by book version, so an entry is dead once its book changes. The live ones are a few
+    # per market watched (book, fragments, poll body per depth and grouping in use; a
+    # chart per interval): 32 hold those of a few markets, and bound each worker's memory
+    # for them at ~5 MB (128 took ~20 MB, which a worker kept filling for minutes as the
+    # bodies grew with the book: bench/memory.py read that as growth). Raise it with the
+    # number of markets traded at once; a culled entry is only rendered again.
     "book": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
         "LOCATION": "book",
-        "OPTIONS": {"MAX_ENTRIES": 128},
+        "OPTIONS": {"MAX_ENTRIES": 32},
     },
     # The request counters of config/throttle.py, shared by every gunicorn process and host
     # (a table in the database: `manage.py createcachetable`, which `make migrate` runs).
