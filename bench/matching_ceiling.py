@@ -1,33 +1,45 @@
-"""Benchmark 2's ceiling: how fast can orders be matched under the market's row lock on
+"""Benchmark 2's ceiling: how fast can orders be placed under the market's row lock on
 this machine at all, whatever the application code?
 
-`bench/matching.py` compares our engine (Python, `order_place`) with pgbench's TPC-B-like
-script. This script measures, in the same run and with the same 4 clients, two
-application-free stand-ins for one crossing order, driven by pgbench itself (a C client,
-prepared statements), on the project's real schema (indexes, foreign keys, checks):
+`bench/matching.py` compares our engine (Python, `order_place`) with what this script
+measures: application-free stand-ins, driven by pgbench itself (a C client, prepared
+statements, 4 clients), on the project's real schema (indexes, foreign keys, CHECKs),
+sending **what a placement sends**: the engine's own statements as its query log shows
+them (`REST`, `CROSS`), in the mix of benchmark 2's clients (`MIX`: half the orders rest,
+half cross; a crossing one fills one resting order, where the engine's average 1.5):
 
-- **client-side**: the statements one crossing order needs, in one transaction from the
-  client, one round trip each: lock the market row, lock the two holders' balances, read
-  the crossing orders, insert the order and the trade, update the resting order and the
-  balances, insert four ledger entries, bump the book version. The market lock is held
-  across every round trip until COMMIT.
-- **pipelined**: the same statements in the three round trips our engine now uses
-  (`market.db.pipeline`): [BEGIN, market lock, book], [balance lock], [every write, COMMIT].
-- **server-side**: the same statements in one PL/pgSQL function, one call per order: the
-  lock is held only while PostgreSQL itself runs them (the function exists only in the
-  benchmark database).
-- **TPC-B**: pgbench's built-in script, the denominator of benchmark 2.
+- a resting order: lock the market row, read the book (nothing crosses), lock the
+  buyer's two balances and take the order's id, then insert the order with its
+  reservation, update the EUR balance, insert its ledger entry, bump the book version;
+- a crossing order: the same reads (the book finds the best ask), the five balances
+  (taker, maker, the house's EUR for the fee) and three ids, then insert the order, the
+  trade and its TRADE audit ticket, update the resting order (its status toggles, so the
+  book stays the same while indexed columns change, as a fill's do) and the five
+  balances, insert eight ledger entries, update the market's last price and book version.
 
-The updates write back the values they read, so the book stays the same from one order
-to the next while costing the same locks, WAL and index work.
+Three ways to send them:
 
-    .venv/bin/python bench/matching_ceiling.py [--seconds 10]
+- **client-side**: one round trip per statement, in one transaction; the market lock is
+  held across every round trip until COMMIT.
+- **pipelined**: the three round trips our engine uses (`market.db.pipeline`): [BEGIN,
+  market lock, book], [balance locks, ids], [every write, COMMIT]. Benchmark 2's judged
+  ratio is the engine against this one.
+- **server-side**: the same statements in one PL/pgSQL function per kind, one call per
+  order: the lock is held only while PostgreSQL itself runs them (the functions exist
+  only in the benchmark database).
+- **TPC-B**: pgbench's built-in script, for reference.
+
+The balance updates write back the values they read, so the book and the accounts stay
+the same from one order to the next while costing the same locks, WAL and index work.
+
+    .venv/bin/python bench/matching_ceiling.py [--seconds 10] [--prepare FILE]
 
 Needs the local PostgreSQL and pgbench (BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/carbon_bench).
 """
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -44,42 +56,114 @@ TARGET = 0.3
 HOLDERS = 100
 RESTING_PER_SIDE = 2_000
 
-STATEMENTS = """\
-SELECT id, book_version FROM market_market WHERE id = {market} FOR UPDATE;
-SELECT id, available, locked FROM market_balance
-    WHERE holder_id IN ({taker}, {maker}) ORDER BY id FOR UPDATE;
-SELECT id, owner_id, price, quantity - filled_quantity FROM market_order
-    WHERE market_id = {market} AND side = 'SELL' AND status IN ('OPEN', 'PARTIALLY_FILLED')
-    ORDER BY price, id LIMIT 3 FOR UPDATE;
-INSERT INTO market_order (owner_id, market_id, side, order_type, price, quantity,
-    filled_quantity, filled_value, fee_rate, fee_paid, reserved, status, status_reason,
-    created_at, updated_at)
-    VALUES ({taker}, {market}, 'BUY', 'LIMIT', 14.50, 5, 5, 70.50, 0.001, 0.07, 0,
-    'FILLED', '', now(), now()) RETURNING id {into};
-INSERT INTO market_trade (market_id, buy_order_id, sell_order_id, buyer_id, seller_id,
-    price, quantity, value, buyer_fee, seller_fee, aggressor_side, created_at)
-    VALUES ({market}, {order_id}, {resting_id}, {taker}, {maker}, 14.10, 5, 70.50, 0.07,
-    0.07, 'BUY', now());
-UPDATE market_order SET filled_quantity = filled_quantity, filled_value = filled_value,
-    updated_at = now() WHERE id = {resting_id};
+# What one placement sends, statement for statement, as the engine's query log shows it
+# (`order_place` on PostgreSQL; its writes travel as one CTE statement, here as separate
+# statements in the same round trip). Round trips are separated by "-- round trip".
+#
+# A resting order: a limit buy below the best ask. The book read finds nothing; it
+# writes the order with its reservation, the buyer's EUR balance, one ledger entry and
+# the book version.
+REST = """\
+SELECT id, code, tick_size, buy_fee_rate, sell_fee_rate, trading_enabled,
+    default_reference_price, price_band_pct, slippage_pct, max_order_quantity,
+    max_order_value, last_price, last_trade_date, previous_close
+    FROM market_market WHERE id = {market} FOR UPDATE;
+SELECT id, owner_id, price, quantity, filled_quantity, filled_value, fee_rate, fee_paid,
+    reserved FROM market_order WHERE market_id = {market} AND side = 'SELL'
+    AND status IN ('OPEN', 'PARTIALLY_FILLED') AND price <= 13.90 ORDER BY price, id LIMIT 6;
+-- round trip
+SELECT id, holder_id, asset, available, locked FROM market_balance
+    WHERE holder_id = {taker} AND asset IN ('CEA', 'EUR') ORDER BY id FOR UPDATE;
+SELECT nextval('market_order_id_seq');
+-- round trip
+INSERT INTO market_order (id, owner_id, market_id, side, order_type, price, quantity,
+    eur_budget, filled_quantity, filled_value, fee_rate, fee_paid, reserved, status,
+    status_reason, client_order_id, ticket_id, time_in_force, post_only, created_at,
+    updated_at)
+    VALUES (currval('market_order_id_seq'), {taker}, {market}, 'BUY', 'LIMIT', 13.90, 5, NULL,
+    0, 0, 0.005, 0, 69.85, 'OPEN', '', NULL, NULL, 'GTC', false, now(), now());
 UPDATE market_balance SET available = available, locked = locked
-    WHERE holder_id IN ({taker}, {maker});
+    WHERE holder_id = {taker} AND asset = 'EUR';
 INSERT INTO market_ledgerentry (holder_id, asset, kind, available_delta, locked_delta,
-    order_id, created_at) VALUES
-    ({taker}, 'EUR', 'TRADE', -70.57, 0, {order_id}, now()),
-    ({taker}, 'CEA', 'TRADE', 5, 0, {order_id}, now()),
-    ({maker}, 'EUR', 'TRADE', 70.43, 0, {resting_id}, now()),
-    ({maker}, 'CEA', 'TRADE', 0, -5, {resting_id}, now());
+    order_id, trade_id, ticket_id, created_at)
+    VALUES ({taker}, 'EUR', 'RESERVE', -69.85, 69.85, currval('market_order_id_seq'), NULL,
+    NULL, now());
 UPDATE market_market SET book_version = book_version + 1 WHERE id = {market};
 """
+
+# A crossing order with one fill: a limit buy through the best ask, which it partly
+# fills. It writes the order, the trade with its TRADE audit ticket, the resting order's
+# fill (here its status toggles between OPEN and PARTIALLY_FILLED, so that the book stays
+# as it is while the row changes indexed columns, as a fill does), the five balances
+# (taker and maker, both assets, and the house's EUR for the fee), eight ledger entries
+# and the market's last price and book version.
+CROSS = """\
+SELECT id, code, tick_size, buy_fee_rate, sell_fee_rate, trading_enabled,
+    default_reference_price, price_band_pct, slippage_pct, max_order_quantity,
+    max_order_value, last_price, last_trade_date, previous_close
+    FROM market_market WHERE id = {market} FOR UPDATE;
+SELECT id, owner_id, price, quantity, filled_quantity, filled_value, fee_rate, fee_paid,
+    reserved FROM market_order WHERE market_id = {market} AND side = 'SELL'
+    AND status IN ('OPEN', 'PARTIALLY_FILLED') AND price <= 14.05 ORDER BY price, id LIMIT 6;
+-- round trip
+SELECT id, holder_id, asset, available, locked FROM market_balance
+    WHERE (holder_id IN ({taker}, {maker}) AND asset IN ('CEA', 'EUR'))
+    OR (holder_id = {house} AND asset = 'EUR') ORDER BY id FOR UPDATE;
+SELECT nextval('market_order_id_seq'), nextval('market_trade_id_seq'),
+    nextval('market_ticketlog_id_seq');
+-- round trip
+INSERT INTO market_order (id, owner_id, market_id, side, order_type, price, quantity,
+    eur_budget, filled_quantity, filled_value, fee_rate, fee_paid, reserved, status,
+    status_reason, client_order_id, ticket_id, time_in_force, post_only, created_at,
+    updated_at)
+    VALUES (currval('market_order_id_seq'), {taker}, {market}, 'BUY', 'LIMIT', 14.05, 5, NULL,
+    5, 70.05, 0.005, 0.35, 0, 'FILLED', '', NULL, NULL, 'GTC', false, now(), now());
+INSERT INTO market_ticketlog (id, ticket_id, action_type, entity_type, entity_id, user_id,
+    market_maker_id, status, request_payload, before_state, after_state,
+    related_ticket_ids, tags, ip_address, created_at, idempotency_key)
+    VALUES (currval('market_ticketlog_id_seq'), 'TKT-S-' || currval('market_ticketlog_id_seq'),
+    'TRADE', 'Trade', currval('market_trade_id_seq')::text, NULL, NULL, 'SUCCESS',
+    '{{"taker_order": 3, "maker_order": {resting_id}}}', '{{}}',
+    '{{"market": "CEA", "price": "14.01", "quantity": 5, "value": "70.05",
+    "buyer_fee": "0.35", "seller_fee": "0.00", "aggressor_side": "BUY"}}',
+    '[]', '["trade", "CEA"]', NULL, now(), NULL);
+INSERT INTO market_trade (id, market_id, buy_order_id, sell_order_id, buyer_id, seller_id,
+    price, quantity, value, buyer_fee, seller_fee, aggressor_side, ticket_id, created_at)
+    VALUES (currval('market_trade_id_seq'), {market}, currval('market_order_id_seq'),
+    {resting_id}, {taker}, {maker}, 14.01, 5, 70.05, 0.35, 0, 'BUY',
+    currval('market_ticketlog_id_seq'), now());
+UPDATE market_order SET filled_quantity = filled_quantity, filled_value = filled_value,
+    fee_paid = fee_paid, reserved = reserved,
+    status = CASE status WHEN 'OPEN' THEN 'PARTIALLY_FILLED' ELSE 'OPEN' END,
+    status_reason = '', updated_at = now() WHERE id = {resting_id};
+UPDATE market_balance SET available = available, locked = locked
+    WHERE (holder_id IN ({taker}, {maker}) AND asset IN ('CEA', 'EUR'))
+    OR (holder_id = {house} AND asset = 'EUR');
+INSERT INTO market_ledgerentry (holder_id, asset, kind, available_delta, locked_delta,
+    order_id, trade_id, ticket_id, created_at) VALUES
+    ({taker}, 'EUR', 'RESERVE', -70.60, 70.60, currval('market_order_id_seq'), NULL, NULL, now()),
+    ({taker}, 'EUR', 'TRADE_DEBIT', 0, -70.05, NULL, currval('market_trade_id_seq'), NULL, now()),
+    ({taker}, 'EUR', 'FEE', 0, -0.35, NULL, currval('market_trade_id_seq'), NULL, now()),
+    ({taker}, 'CEA', 'TRADE_CREDIT', 5, 0, NULL, currval('market_trade_id_seq'), NULL, now()),
+    ({maker}, 'CEA', 'TRADE_DEBIT', 0, -5, NULL, currval('market_trade_id_seq'), NULL, now()),
+    ({maker}, 'EUR', 'TRADE_CREDIT', 70.05, 0, NULL, currval('market_trade_id_seq'), NULL, now()),
+    ({house}, 'EUR', 'FEE', 0.35, 0, NULL, currval('market_trade_id_seq'), NULL, now()),
+    ({taker}, 'EUR', 'RELEASE', 0.20, -0.20, currval('market_order_id_seq'), NULL, NULL, now());
+UPDATE market_market SET book_version = book_version + 1, last_price = 14.01,
+    last_trade_date = current_date, previous_close = previous_close WHERE id = {market};
+"""
+
+# The engine's mix in benchmark 2: half its orders rest, half cross (those average about
+# 1.5 fills; the stand-in's cross fills one, so it writes a little less than the engine).
+MIX = {"rest": (REST, 50), "cross": (CROSS, 50)}
 
 
 def seed():
     """Holders with money and certificates, and a resting book on CEA; returns the market
-    id, the holders' ids and the best resting sell order."""
+    id, the holders' ids, the best resting sell order and the house account's id."""
     from django.contrib.auth import get_user_model
 
-    from market.models import Market, Order
+    from market.models import Holder, Market, Order
     from market.services.holders import trader_holder_for
     from market.services.ledger import deposit
 
@@ -107,85 +191,74 @@ def seed():
             )
     Order.objects.bulk_create(orders, batch_size=2_000)
     resting = Order.objects.filter(market=market, side="SELL").order_by("price", "id").first()
-    return market.pk, holders, resting
+    house = Holder.objects.get(kind=Holder.Kind.HOUSE)
+    return market.pk, holders, resting, house.pk
 
 
-def pgbench(url: str, script: str, seconds: int) -> float:
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as file:
-        file.write(script)
+def pgbench(url: str, scripts: list[tuple[str, int]], seconds: int) -> float:
+    """Transactions per second of pgbench running `scripts` (text, weight: each
+    transaction picks one by weight), CLIENTS clients, prepared statements."""
+    files = []
     try:
+        for script, weight in scripts:
+            with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as file:
+                file.write(script)
+            files.append((file.name, weight))
         command = ["pgbench", "-n", "-M", "prepared", "-c", str(CLIENTS), "-j", "2"]
         target = url.replace("postgres://", "postgresql://")
+        chosen = [arg for name, weight in files for arg in ("-f", f"{name}@{weight}")]
         result = subprocess.run(
-            [*command, "-T", str(seconds), "-f", file.name, target],
-            capture_output=True,
-            text=True,
+            [*command, "-T", str(seconds), *chosen, target], capture_output=True, text=True
         )
     finally:
-        os.unlink(file.name)
+        for name, _ in files:
+            os.unlink(name)
     if result.returncode:
-        raise SystemExit(f"pgbench failed:\n{result.stderr}\n--- script ---\n{script}")
+        shown = "\n--- script ---\n".join(script for script, _ in scripts)
+        raise SystemExit(f"pgbench failed:\n{result.stderr}\n--- script ---\n{shown}")
     failed = re.search(r"number of failed transactions: (\d+)", result.stdout)
     assert failed is None or failed.group(1) == "0", result.stdout
     return float(re.search(r"tps = ([\d.]+) \(without", result.stdout).group(1))
 
 
-def standin_scripts() -> dict[str, str]:
+def standin_scripts() -> dict[str, list[tuple[str, int]]]:
     """Seed the stand-ins' holders and resting book in the bench database (migrated and
-    set up) and return their pgbench scripts by name: `client-side`,
-    `pipelined` and `server-side` (module docstring)."""
-    market, holders, best_ask = seed()
+    set up) and return, by stand-in (`client-side`, `pipelined`, `server-side`: module
+    docstring), its pgbench scripts with their weights (`MIX`)."""
+    from django.db import connection
+
+    market, holders, best_ask, house = seed()
     resting, maker = best_ask.pk, best_ask.owner_id
     takers = [holder for holder in holders if holder != maker]  # no self-trade
     assert maker < min(takers), "the best ask's owner must be outside the takers' range"
     variables = f"\\set taker random({min(takers)}, {max(takers)})\n"
-
-    client_side = (
-        variables
-        + "BEGIN;\n"
-        + STATEMENTS.format(
-            market=market,
-            taker=":taker",
-            maker=maker,
-            resting_id=resting,
-            into="",
-            order_id="(SELECT max(id) FROM market_order WHERE owner_id = :taker)",
-        ).replace("\n    ", " ")
-        + "END;\n"
-    )
-    body = STATEMENTS.format(
-        market=market,
-        taker="taker",
-        maker=maker,
-        resting_id=resting,
-        into="INTO order_id",
-        order_id="order_id",
-    ).replace("SELECT id", "PERFORM id")
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE FUNCTION bench_place_order(taker bigint) RETURNS bigint AS $$\n"
-            "DECLARE order_id bigint;\nBEGIN\n" + body + "RETURN order_id;\nEND $$ "
-            "LANGUAGE plpgsql"
+    known = {"market": market, "maker": maker, "resting_id": resting, "house": house}
+    scripts = {"client-side": [], "pipelined": [], "server-side": []}
+    for name, (template, weight) in MIX.items():
+        trips = [
+            [" ".join(statement.split()) for statement in trip.split(";\n") if statement.strip()]
+            for trip in template.format(taker=":taker", **known).split("-- round trip\n")
+        ]
+        statements = [statement for trip in trips for statement in trip]
+        client_side = variables + "BEGIN;\n" + "".join(f"{s};\n" for s in statements)
+        scripts["client-side"].append((client_side + "END;\n", weight))
+        # The engine's round trips: [BEGIN, market, book], [balances, ids], [writes, COMMIT].
+        trips[0].insert(0, "BEGIN")
+        trips[-1].append("END")
+        pipelined = "".join(
+            "\\startpipeline\n" + "".join(f"{s};\n" for s in trip) + "\\endpipeline\n"
+            for trip in trips
         )
-    server_side = variables + "SELECT bench_place_order(:taker);\n"
-    lock_market, lock_balances, read_book, *writes = [
-        statement.strip()
-        for statement in client_side.removeprefix(variables + "BEGIN;\n")
-        .removesuffix("END;\n")
-        .split(";\n")
-        if statement.strip()
-    ]
-    pipelined = (
-        variables
-        + f"\\startpipeline\nBEGIN;\n{lock_market};\n{read_book};\n\\endpipeline\n"
-        + f"{lock_balances};\n"
-        + "\\startpipeline\n"
-        + "".join(f"{statement};\n" for statement in writes)
-        + "END;\n\\endpipeline\n"
-    )
-    return {"client-side": client_side, "pipelined": pipelined, "server-side": server_side}
+        scripts["pipelined"].append((variables + pipelined, weight))
+        body = template.format(taker="taker", **known).replace("-- round trip\n", "")
+        body = re.sub(r"^SELECT ", "PERFORM ", body, flags=re.MULTILINE)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"CREATE FUNCTION bench_{name}(taker bigint) RETURNS void AS $$\n"
+                f"BEGIN\n{body}END $$ LANGUAGE plpgsql"
+            )
+        scripts["server-side"].append((variables + f"SELECT bench_{name}(:taker);\n", weight))
+    return scripts
 
 
 def main() -> None:
@@ -194,24 +267,25 @@ def main() -> None:
     parser.add_argument(
         "--prepare",
         metavar="FILE",
-        help="only seed the database and write the pipelined stand-in's script to FILE "
-        "(bench/matching.py runs it beside the engine)",
+        help="only seed the database and write the pipelined stand-in's scripts and weights "
+        "to FILE, as JSON (bench/matching.py runs it beside the engine)",
     )
     args = parser.parse_args()
     url = fresh_database()
     scripts = standin_scripts()
     if args.prepare:
-        Path(args.prepare).write_text(scripts["pipelined"])
+        Path(args.prepare).write_text(json.dumps(scripts["pipelined"]))
         return
     client_tps = pgbench(url, scripts["client-side"], args.seconds)
     pipelined_tps = pgbench(url, scripts["pipelined"], args.seconds)
     server_tps = pgbench(url, scripts["server-side"], args.seconds)
     tpcb_tps = pgbench_tps(url, args.seconds)
-    print(f"clients: {CLIENTS}; {args.seconds} s each; pgbench, prepared statements")
-    print(f"one crossing order, a round trip per statement: {client_tps:8,.0f} orders/s")
-    print(f"one crossing order, three pipelined round trips: {pipelined_tps:7,.0f} orders/s")
-    print(f"one crossing order, one server-side function:   {server_tps:8,.0f} orders/s")
-    print(f"pgbench TPC-B-like (benchmark 2's reference):   {tpcb_tps:8,.0f} tps")
+    mix = ", ".join(f"{name} {weight} %" for name, (_, weight) in MIX.items())
+    print(f"clients: {CLIENTS}; {args.seconds} s each; pgbench, prepared statements; {mix}")
+    print(f"one order, a round trip per statement:      {client_tps:8,.0f} orders/s")
+    print(f"one order, three pipelined round trips:     {pipelined_tps:8,.0f} orders/s")
+    print(f"one order, one server-side function:        {server_tps:8,.0f} orders/s")
+    print(f"pgbench TPC-B-like (benchmark 2's reference): {tpcb_tps:6,.0f} tps")
     print(
         f"ratios to TPC-B: a round trip per statement {client_tps / tpcb_tps:.2f}, "
         f"pipelined {pipelined_tps / tpcb_tps:.2f}, server-side {server_tps / tpcb_tps:.2f} "
