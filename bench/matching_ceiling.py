@@ -59,28 +59,47 @@ RESTING_PER_SIDE = 2_000
 # What one placement sends, statement for statement, as the engine's query log shows it
 # (`order_place` on PostgreSQL; its writes travel as one CTE statement, here as separate
 # statements in the same round trip). Round trips are separated by "-- round trip".
-#
-# A resting order: a limit buy below the best ask. The book read finds nothing; it
-# writes the order with its reservation, the buyer's EUR balance, one ledger entry and
-# the book version.
-REST = """\
+
+
+def _reads(*, limit: str) -> str:
+    """The first round trip of a limit buy at `limit`: the market lock and the book."""
+    return (
+        """\
 SELECT id, code, tick_size, buy_fee_rate, sell_fee_rate, trading_enabled,
     default_reference_price, price_band_pct, slippage_pct, max_order_quantity,
     max_order_value, last_price, last_trade_date, previous_close
     FROM market_market WHERE id = {market} FOR UPDATE;
 SELECT id, owner_id, price, quantity, filled_quantity, filled_value, fee_rate, fee_paid,
     reserved FROM market_order WHERE market_id = {market} AND side = 'SELL'
-    AND status IN ('OPEN', 'PARTIALLY_FILLED') AND price <= 13.90 ORDER BY price, id LIMIT 6;
+    AND status IN ('OPEN', 'PARTIALLY_FILLED') AND price <= """
+        + limit
+        + """ ORDER BY price, id LIMIT 6;
 -- round trip
-SELECT id, holder_id, asset, available, locked FROM market_balance
-    WHERE holder_id = {taker} AND asset IN ('CEA', 'EUR') ORDER BY id FOR UPDATE;
-SELECT nextval('market_order_id_seq');
--- round trip
+"""
+    )
+
+
+# The head of a limit buy's INSERT, up to its price.
+_ORDER_INSERT = """\
 INSERT INTO market_order (id, owner_id, market_id, side, order_type, price, quantity,
     eur_budget, filled_quantity, filled_value, fee_rate, fee_paid, reserved, status,
     status_reason, client_order_id, ticket_id, time_in_force, post_only, created_at,
     updated_at)
-    VALUES (currval('market_order_id_seq'), {taker}, {market}, 'BUY', 'LIMIT', 13.90, 5, NULL,
+    VALUES (currval('market_order_id_seq'), {taker}, {market}, 'BUY', 'LIMIT', """
+
+# A resting order: a limit buy below the best ask. The book read finds nothing; it
+# writes the order with its reservation, the buyer's EUR balance, one ledger entry and
+# the book version.
+REST = (
+    _reads(limit="13.90")
+    + """\
+SELECT id, holder_id, asset, available, locked FROM market_balance
+    WHERE holder_id = {taker} AND asset IN ('CEA', 'EUR') ORDER BY id FOR UPDATE;
+SELECT nextval('market_order_id_seq');
+-- round trip
+"""
+    + _ORDER_INSERT
+    + """13.90, 5, NULL,
     0, 0, 0.005, 0, 69.85, 'OPEN', '', NULL, NULL, 'GTC', false, now(), now());
 UPDATE market_balance SET available = available, locked = locked
     WHERE holder_id = {taker} AND asset = 'EUR';
@@ -90,6 +109,7 @@ INSERT INTO market_ledgerentry (holder_id, asset, kind, available_delta, locked_
     NULL, now());
 UPDATE market_market SET book_version = book_version + 1 WHERE id = {market};
 """
+)
 
 # A crossing order with one fill: a limit buy through the best ask, which it partly
 # fills. It writes the order, the trade with its TRADE audit ticket, the resting order's
@@ -97,26 +117,18 @@ UPDATE market_market SET book_version = book_version + 1 WHERE id = {market};
 # as it is while the row changes indexed columns, as a fill does), the five balances
 # (taker and maker, both assets, and the house's EUR for the fee), eight ledger entries
 # and the market's last price and book version.
-CROSS = """\
-SELECT id, code, tick_size, buy_fee_rate, sell_fee_rate, trading_enabled,
-    default_reference_price, price_band_pct, slippage_pct, max_order_quantity,
-    max_order_value, last_price, last_trade_date, previous_close
-    FROM market_market WHERE id = {market} FOR UPDATE;
-SELECT id, owner_id, price, quantity, filled_quantity, filled_value, fee_rate, fee_paid,
-    reserved FROM market_order WHERE market_id = {market} AND side = 'SELL'
-    AND status IN ('OPEN', 'PARTIALLY_FILLED') AND price <= 14.05 ORDER BY price, id LIMIT 6;
--- round trip
+CROSS = (
+    _reads(limit="14.05")
+    + """\
 SELECT id, holder_id, asset, available, locked FROM market_balance
     WHERE (holder_id IN ({taker}, {maker}) AND asset IN ('CEA', 'EUR'))
     OR (holder_id = {house} AND asset = 'EUR') ORDER BY id FOR UPDATE;
 SELECT nextval('market_order_id_seq'), nextval('market_trade_id_seq'),
     nextval('market_ticketlog_id_seq');
 -- round trip
-INSERT INTO market_order (id, owner_id, market_id, side, order_type, price, quantity,
-    eur_budget, filled_quantity, filled_value, fee_rate, fee_paid, reserved, status,
-    status_reason, client_order_id, ticket_id, time_in_force, post_only, created_at,
-    updated_at)
-    VALUES (currval('market_order_id_seq'), {taker}, {market}, 'BUY', 'LIMIT', 14.05, 5, NULL,
+"""
+    + _ORDER_INSERT
+    + """14.05, 5, NULL,
     5, 70.05, 0.005, 0.35, 0, 'FILLED', '', NULL, NULL, 'GTC', false, now(), now());
 INSERT INTO market_ticketlog (id, ticket_id, action_type, entity_type, entity_id, user_id,
     market_maker_id, status, request_payload, before_state, after_state,
@@ -152,6 +164,7 @@ INSERT INTO market_ledgerentry (holder_id, asset, kind, available_delta, locked_
 UPDATE market_market SET book_version = book_version + 1, last_price = 14.01,
     last_trade_date = current_date, previous_close = previous_close WHERE id = {market};
 """
+)
 
 # The engine's mix in benchmark 2: half its orders rest, half cross (those average about
 # 1.5 fills; the stand-in's cross fills one, so it writes a little less than the engine).
