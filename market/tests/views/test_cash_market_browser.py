@@ -359,6 +359,7 @@ def test_a_lost_answer_then_a_changed_order_is_refused_and_can_be_placed_again(
         if lost:
             break
         page.wait_for_timeout(50)
+    assert lost, "the placement never reached the route"
     first = Order.objects.get(owner=trader)
     key = page.locator("input[name=client_order_id]").input_value()
     assert key == first.client_order_id  # the page never heard back
