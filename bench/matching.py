@@ -6,9 +6,9 @@ market (every order queues on one market lock: the strict case), alternating `--
 times with the **pipelined stand-in** of `bench/matching_ceiling.py` (pgbench sending what
 a placement sends, in the engine's three round trips, with no application code; on a
 database of its own on the same server, seeded by `matching_ceiling.py --prepare`). Then
-once on CEA and EUA at random (two independent market locks), pgbench's TPC-B-like script
-for reference, and one client alone with its lock windows timed (`_LockWindow`): the
-Python under the lock, and the bound it puts on the ratio. Checks the market's
+once on CEA and EUA at random (two independent market locks), one client alone with its
+lock windows timed (`_LockWindow`: the Python under the lock, and the bound it puts on
+the ratio), and pgbench's TPC-B-like script for reference. Checks the market's
 invariants at the end.
 
 The last line is `RATIO matching_one_market_vs_pipelined_standin <mean engine orders/s ÷
@@ -207,8 +207,8 @@ def main() -> None:
     # The judged pair, alternating so that both see the same machine: the engine on one
     # market, then the pipelined no-code stand-in (bench/matching_ceiling.py) on the same
     # schema and server with as many clients, `--rounds` times.
-    # The stand-in runs on a database of its own on the same server: its writes keep the
-    # book as it is and would break this one's invariants.
+    # The stand-in runs on a database of its own on the same server: its writes leave the
+    # balances as they were and would break this one's invariants.
     from matching_ceiling import pgbench
 
     standin_url = f"{url}_standin"
