@@ -366,7 +366,7 @@ def test_book_query_walks_the_price_index(cea):
 
 @pytest.mark.postgres  # PostgreSQL query plans; VACUUM runs outside a transaction
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_book_levels_are_summed_from_the_index_alone(cea):
+def test_book_levels_are_summed_from_the_index_alone(migrated_rows, cea):
     """The book's levels sum the quantities `order_book_idx` includes: an index-only scan
     that reads no order's row (at 500,000 resting orders the best 50 levels of a side hold
     20,000 orders: 41 ms a side read from the rows, 3 ms from the index)."""
