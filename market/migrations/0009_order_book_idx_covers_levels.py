@@ -32,6 +32,9 @@ def _replace(schema_editor, order, old: models.Index, new: models.Index) -> None
         include=new.include,
         name="order_book_idx_new",
     )
+    # A concurrent build that was interrupted leaves its index behind, invalid: a run
+    # again starts from scratch.
+    schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {building.name}")
     schema_editor.add_index(order, building, concurrently=True)
     schema_editor.remove_index(order, old, concurrently=True)
     schema_editor.rename_index(order, building, new)

@@ -10,8 +10,8 @@ from django.apps import apps as django_apps
 
 from market.core.matching import affordable_quantity
 from market.models import Balance, MarketMakerClient, Order, Trade
-from market.services.orders import order_place, order_request_parse
 from market.tests import factories
+from market.tests.helpers import place
 
 pytestmark = [
     pytest.mark.browser,
@@ -33,11 +33,6 @@ def _migrated_rows(transactional_db):
     importlib.import_module("market.migrations.0002_seed_cea_eua_and_house").seed(
         django_apps, None
     )
-
-
-def place(holder, side, *, market="CEA", order_type="LIMIT", **fields):
-    request = order_request_parse(market_code=market, side=side, order_type=order_type, **fields)
-    return order_place(owner=holder, request=request)
 
 
 def seed_book(levels: int = 12, market: str = "CEA", spacing: str = "0.05"):

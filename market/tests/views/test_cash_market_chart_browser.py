@@ -11,11 +11,11 @@ from django.utils import timezone
 
 from market.models import Trade
 from market.tests import factories
+from market.tests.helpers import place
 from market.tests.views.test_cash_market_browser import (
     _migrated_rows,  # noqa: F401 (autouse fixture)
     full_page,
     open_market,
-    place,
     seed_book,
     wait_for_js,
 )
