@@ -70,7 +70,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from liquidity.ladder import DEFAULT_LADDER, Ladder
 from market.core.book import REFERENCE_SOURCES, reference_price
@@ -196,9 +196,8 @@ class PriceLevel:
     orders_count: int
 
 
-@dataclass(frozen=True)
-class MakerAllocation:
-    """What one market maker contributes to a side.
+class MakerAllocation(NamedTuple):
+    """What one market maker contributes to a side (a plain tuple, as `PlannedOrder`).
 
     BID: `available` and `allocated` are EUR, `level_allocations` the EUR budget per level.
     ASK: they are whole certificates (integral `Decimal`s), `level_allocations` the
@@ -217,9 +216,9 @@ class MakerAllocation:
     value_eur: Decimal
 
 
-@dataclass(frozen=True)
-class PlannedOrder:
-    """A limit order to place: `level` counts from 1 (best first), `quantity` > 0."""
+class PlannedOrder(NamedTuple):
+    """A limit order to place: `level` counts from 1 (best first), `quantity` > 0. A
+    plain tuple, not a dataclass: a plan holds thousands, built in the execute's lock."""
 
     market_maker_id: int
     side: OrderSide

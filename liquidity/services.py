@@ -25,8 +25,10 @@ from market.core.makers import book_side_of, side_asset
 from market.core.money import parse_amount, parse_price
 from market.core.placement import MarketRules, RestingOrder, trading_refusal
 from market.db.balances import BalanceRow, active_maker_balances
+from market.db.bulk import insert_instances
 from market.db.orders import MarketRead, best_prices
-from market.models import MarketMakerClient, Order
+from market.db.pipeline import allocate_ids, pipelined_atomic
+from market.models import MarketMakerClient, Order, TicketLog
 from market.selectors import market_codes
 from market.services.audit import ticket_record
 from market.services.ledger import BalanceSheet
@@ -247,13 +249,18 @@ def liquidity_execute(
     waited on the lock gets the operation its twin committed, not a plan that twin
     changed), and again after a refusal or a unique-key error (a twin on another market
     waits on the makers' balance rows or on the key's unique index instead).
+
+    On PostgreSQL the transaction is pipelined (`market.db.pipeline`): once the plan holds,
+    its rows are queued as they are computed, so the database writes the ticket and the
+    orders while the reservations are still being worked out, and the COMMIT travels with
+    the last write; a failed write raises at the COMMIT and nothing is kept.
     """
     if idempotency_key:
         existing = _executed_before(user, idempotency_key, request)
         if existing is not None:
             return existing
     try:
-        with transaction.atomic():
+        with pipelined_atomic():
             return _execute_locked(
                 request=request,
                 user=user,
@@ -385,20 +392,39 @@ def operation_place(
     locks of `makers`, and built `plan` and `snapshot` under those locks from what the
     rows hold now. `sheet`, if given, is the caller's sheet over `makers.balances` with
     moves already applied (a withdrawal): they are written together, once."""
-    holder_of = makers.holder_of
     bid, ask = plan.bid_plan, plan.ask_plan
+    # Every id ahead, in one statement sent first: no write then waits for one, and in a
+    # pipelined execute each batch of rows is written while the next one is computed.
+    ids = allocate_ids(
+        {TicketLog: 1, LiquidityOperation: 1, Order: len(bid.orders) + len(ask.orders)}
+    )
+    holder_of = makers.holder_of
     orders = [
         RestingOrder(holder_of[order.market_maker_id], order.side, order.price, order.quantity)
         for order in (*bid.orders, *ask.orders)
     ]
+    (ticket_id,) = ids.take(TicketLog)
+    (operation_id,) = ids.take(LiquidityOperation)
+    sheet = sheet or BalanceSheet(makers.balances)
+    # The orders first, the bulk of the writes, so that the database is busy with them
+    # while the ticket and the operation are assembled; the orders name the ticket row
+    # written after them (foreign keys are checked at COMMIT).
+    resting_orders_place(
+        market=market,
+        orders=orders,
+        sheet=sheet,
+        best_bid=snapshot.best_bid,
+        best_ask=snapshot.best_ask,
+        ticket_id=ticket_id,
+        order_ids=ids.take(Order),
+    )
     # What the orders add up to, as the sides summed them (no orders: a plain zero).
     zero = Decimal("0")
     bid_value = bid.total_value_eur if bid.orders else zero
     ask_value = ask.total_value_eur if ask.orders else zero
-    ask_quantity = ask.total_quantity
     makers_used = _makers_used(plan)
-
     ticket = ticket_record(
+        pk=ticket_id,
         action_type=action_type,
         entity_type="LiquidityOperation",
         user=user,
@@ -416,7 +442,8 @@ def operation_place(
         tags=["liquidity", market.code, *(["program"] if program is not None else [])],
         ip=ip,
     )
-    operation = LiquidityOperation.objects.create(
+    operation = LiquidityOperation(
+        pk=operation_id,
         ticket=ticket,
         market_id=market.market_id,
         program=program,
@@ -428,7 +455,7 @@ def operation_place(
         target_ask_eur=plan.ask_amount_eur,
         actual_bid_eur=bid_value,
         actual_ask_eur=ask_value,
-        actual_ask_quantity=ask_quantity,
+        actual_ask_quantity=ask.total_quantity,
         market_makers_used=makers_used,
         orders_created=len(orders),
         notes=notes,
@@ -436,15 +463,7 @@ def operation_place(
         idempotency_key=idempotency_key,
         created_by=user,
     )
-    sheet = sheet or BalanceSheet(makers.balances)
-    resting_orders_place(
-        market=market,
-        orders=orders,
-        sheet=sheet,
-        best_bid=snapshot.best_bid,
-        best_ask=snapshot.best_ask,
-        ticket_id=ticket.pk,
-    )
+    insert_instances([operation])
     sheet.flush()
     return operation
 

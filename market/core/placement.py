@@ -168,6 +168,8 @@ def still_reserved(
     if side == SELL:
         return Decimal(remaining)
     rest_value = price * remaining
+    if not fee_rate:  # no fee to come (fees paid are never negative): the rest alone
+        return rest_value
     return rest_value + max(ZERO, fee_on(filled_value + rest_value, fee_rate) - fee_paid)
 
 
@@ -1035,6 +1037,43 @@ class Resting:
     refusal: Refusal | None = None
 
 
+def rest_refusal(
+    *,
+    market: MarketRules,
+    orders: Sequence[RestingOrder],
+    best_bid: Decimal | None,
+    best_ask: Decimal | None,
+) -> Refusal | None:
+    """Why `rest` refuses these orders, or None: a paused market, an order that would
+    cross the book or another of them, or one outside the price band. Orders that pass
+    together pass in any split (a caller may rest them a part at a time)."""
+    bids = [order.price for order in orders if order.side == BUY]
+    asks = [order.price for order in orders if order.side == SELL]
+    refusal = None
+    if paused := trading_refusal(market):
+        return Refusal("market", paused)
+    if bids and asks and max(bids) >= min(asks):
+        refusal = "The planned bids and asks would cross each other."
+    elif bids and best_ask is not None and max(bids) >= best_ask:
+        refusal = f"A bid at {max(bids)} would cross the best ask {best_ask}."
+    elif asks and best_bid is not None and min(asks) <= best_bid:
+        refusal = f"An ask at {min(asks)} would cross the best bid {best_bid}."
+    band = market.band
+    # The band is an interval: only when its lowest or highest price is outside does any
+    # order lie outside (the refusal names the first one, in the orders' order).
+    prices = [*bids, *asks]
+    if (
+        refusal is None
+        and band is not None
+        and prices
+        and not (band.contains(min(prices)) and band.contains(max(prices)))
+    ):
+        refusal = limits.outside_band(
+            band, next(order.price for order in orders if not band.contains(order.price))
+        )
+    return None if refusal is None else Refusal(NON_FIELD, refusal)
+
+
 def rest(
     *,
     market: MarketRules,
@@ -1055,32 +1094,9 @@ def rest(
         order_ids = [None] * len(orders)
     elif len(order_ids) != len(orders):
         raise ValueError(f"{len(order_ids)} ids for {len(orders)} orders")
-    bids = [order.price for order in orders if order.side == BUY]
-    asks = [order.price for order in orders if order.side == SELL]
-    refusal = None
-    if paused := trading_refusal(market):
-        return Resting((), (), Refusal("market", paused))
-    if bids and asks and max(bids) >= min(asks):
-        refusal = "The planned bids and asks would cross each other."
-    elif bids and best_ask is not None and max(bids) >= best_ask:
-        refusal = f"A bid at {max(bids)} would cross the best ask {best_ask}."
-    elif asks and best_bid is not None and min(asks) <= best_bid:
-        refusal = f"An ask at {min(asks)} would cross the best bid {best_bid}."
-    band = market.band
-    # The band is an interval: only when its lowest or highest price is outside does any
-    # order lie outside (the refusal names the first one, in the orders' order).
-    prices = [*bids, *asks]
-    if (
-        refusal is None
-        and band is not None
-        and prices
-        and not (band.contains(min(prices)) and band.contains(max(prices)))
-    ):
-        refusal = limits.outside_band(
-            band, next(order.price for order in orders if not band.contains(order.price))
-        )
+    refusal = rest_refusal(market=market, orders=orders, best_bid=best_bid, best_ask=best_ask)
     if refusal is not None:
-        return Resting((), (), Refusal(NON_FIELD, refusal))
+        return Resting((), (), refusal)
     rows, reservations = [], []
     market_id, code, tick = market.market_id, market.code, market.tick
     for (owner_id, side, price, quantity), order_id in zip(orders, order_ids, strict=True):

@@ -141,6 +141,23 @@ def insert_rows(
     pipeline.write(sql, params)
 
 
+def insert_instances(instances: Sequence[models.Model]) -> None:
+    """Insert unsaved instances of one model, each with its primary key allocated ahead
+    (`pipeline.allocate_ids`), in one statement without RETURNING (queued, in a pipelined
+    transaction, with the writes after it), and mark them saved. Every concrete field is
+    written as the instance holds it, after its `pre_save` (an `auto_now_add` time)."""
+    if not instances:
+        return
+    model = type(instances[0])
+    if any(type(instance) is not model or instance.pk is None for instance in instances):
+        raise ValueError("insert_instances needs instances of one model, with their ids")
+    fields = model._meta.concrete_fields
+    rows = [tuple(field.pre_save(instance, True) for field in fields) for instance in instances]
+    insert_rows(model, [field.attname for field in fields], rows)
+    for instance in instances:
+        instance._state.adding, instance._state.db = False, connection.alias
+
+
 def _plain(value):
     """A column's value as JSON can carry it: Decimals and dates as their exact text, which
     the column's own input function parses; everything else as it is."""

@@ -25,6 +25,7 @@ Django's own cursors, and psycopg prepares each one on a connection after
 index's predicate needs as a literal (the generic plan must still match the index).
 """
 
+import gc
 import json
 import threading
 from collections.abc import Sequence
@@ -42,10 +43,36 @@ def _pipeline():
 
 
 @contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector paused for the block (re-entrant).
+
+    For a transaction that holds locks while it builds many short-lived objects (a
+    placement's rows; a liquidity operation's thousands of orders): none of them can be
+    freed before COMMIT, they form no reference cycles, and reference counting frees
+    them after it; each collection the allocations trigger meanwhile would only scan
+    them again, with the locks held (about 5 % of a 3,000-order execute). Collection
+    resumes, and catches up, when the block ends."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@contextmanager
 def pipelined_atomic():
     """`transaction.atomic()` whose statements go to PostgreSQL in as few round trips as
-    the code's reads allow (see the module docstring). Re-entrant; a plain atomic block
-    on other databases."""
+    the code's reads allow (see the module docstring), with the garbage collector paused
+    (`collector_paused`). Re-entrant; a plain atomic block on other databases."""
+    with collector_paused(), _pipelined_atomic():
+        yield
+
+
+@contextmanager
+def _pipelined_atomic():
     if connection.vendor != "postgresql" or _pipeline() is not None:
         with transaction.atomic():
             yield

@@ -93,8 +93,10 @@ def ticket_record(
     ip: str | None = None,
     status: str = TicketLog.Status.SUCCESS,
     idempotency_key: str | None = None,
+    pk: int | None = None,
 ) -> TicketLog:
-    """Write one audit ticket and return it with its ticket id."""
+    """Write one audit ticket and return it with its ticket id; `pk`, if given, is its
+    primary key allocated ahead by the caller (`allocate_ids`), else one is allocated."""
     ticket = TicketLog(
         action_type=action_type,
         entity_type=entity_type,
@@ -110,7 +112,7 @@ def ticket_record(
         status=status,
         idempotency_key=idempotency_key or None,
     )
-    return tickets_record([ticket])[0]
+    return tickets_record([ticket], ids=None if pk is None else [pk])[0]
 
 
 def ticket_for_key(

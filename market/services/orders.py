@@ -631,31 +631,50 @@ def resting_orders_place(
     best_bid: Decimal | None,
     best_ask: Decimal | None,
     ticket_id: int | None = None,
+    order_ids: Sequence[int] | None = None,
 ) -> list[int]:
     """Rest many fee-free limit orders at once, reserving their funds; never trades.
 
     The caller must hold, in the current transaction, the market's row lock (under which
     it read `best_bid` and `best_ask`) and a `BalanceSheet` covering every owner's reserve
     asset, and must `flush()` the sheet afterwards. Refuses (ValidationError) orders that
-    would cross the book. One INSERT whatever the number of orders; returns their ids.
-    `ticket_id` names the audited action that placed them.
+    would cross the book. An INSERT per side whatever the number of orders. Returns the
+    orders' ids: `order_ids` if the caller allocated them (`allocate_ids`, one per order,
+    e.g. in the same statement as its other rows' ids), else allocated here. `ticket_id`
+    names the audited action that placed them.
     """
     if not orders:
         return []
     # Ids ahead (a refusal below leaves a gap, as a rolled-back insert would), so each
     # reservation names its order whatever order an INSERT would return ids in.
-    ids = allocate_ids({Order: len(orders)}).take(Order)
-    resting = core.rest(
-        market=market,
-        orders=orders,
-        best_bid=best_bid,
-        best_ask=best_ask,
-        ticket_id=ticket_id,
-        order_ids=ids,
+    ids = (
+        list(order_ids)
+        if order_ids is not None
+        else allocate_ids({Order: len(orders)}).take(Order)
     )
-    if resting.refusal is not None:
-        raise _refused(resting.refusal)
-    db.insert_orders(resting.orders, now=timezone.now())
-    sheet.apply(resting.reservations)
+    if len(ids) != len(orders):
+        raise ValueError(f"{len(ids)} ids for {len(orders)} orders")
+    refusal = core.rest_refusal(market=market, orders=orders, best_bid=best_bid, best_ask=best_ask)
+    if refusal is not None:
+        raise _refused(refusal)
+    now = timezone.now()
+    # A side at a time (at most two INSERTs, whatever the number of orders): in a
+    # pipelined transaction PostgreSQL inserts the bids while the asks' rows are built.
+    for side in (Side.BUY, Side.SELL):
+        part = [(order, pk) for order, pk in zip(orders, ids, strict=True) if order.side == side]
+        if not part:
+            continue
+        resting = core.rest(
+            market=market,
+            orders=[order for order, _ in part],
+            best_bid=best_bid,
+            best_ask=best_ask,
+            ticket_id=ticket_id,
+            order_ids=[pk for _, pk in part],
+        )
+        if resting.refusal is not None:  # a part of orders that pass together passes
+            raise _refused(resting.refusal)
+        db.insert_orders(resting.orders, now=now)
+        sheet.apply(resting.reservations)
     db.bump_book_version(market.market_id)
     return ids

@@ -1,5 +1,6 @@
-"""The migrations that do more than Django generates. market.0009 on PostgreSQL: the book
-index is rebuilt with the columns the levels sum, concurrently, and back again."""
+"""The migrations that do more than Django generates, on PostgreSQL: market.0009 rebuilds
+the book index with the columns the levels sum, concurrently, and back again; market.0010
+leaves room on the balance table's pages for HOT updates, and takes it back."""
 
 import pytest
 from django.db import connection
@@ -39,5 +40,23 @@ def test_0009_swaps_the_book_index_back_and_forth():
         assert " order_book_idx ON " in after, after
         assert "(market_id, side, price, id) INCLUDE (quantity, filled_quantity)" in after
         assert "WHERE" in after, after
+    finally:
+        migrate(*latest)
+
+
+def balance_options() -> list[str] | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'market_balance'")
+        return cursor.fetchone()[0]
+
+
+def test_0010_sets_the_balance_tables_fillfactor_and_resets_it():
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes("market")
+    try:
+        assert balance_options() == ["fillfactor=70"]
+        migrate(("market", "0009_order_book_idx_covers_levels"))
+        assert balance_options() is None
+        migrate(*latest)
+        assert balance_options() == ["fillfactor=70"]
     finally:
         migrate(*latest)

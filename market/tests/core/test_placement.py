@@ -284,6 +284,52 @@ def test_resting_orders_reserve_by_the_same_rule_and_never_cross():
     assert paused.refusal == core.Refusal("market", "Trading in CEA is paused.")
 
 
+_RESTING_ORDERS = st.lists(
+    st.builds(
+        RestingOrder,
+        st.integers(1, 4),
+        st.sampled_from(["BUY", "SELL"]),
+        st.integers(1300, 1500).map(lambda cents: D(cents) / 100),
+        st.integers(1, 50),
+    ),
+    min_size=1,
+    max_size=12,
+)
+_BEST = st.none() | st.integers(1300, 1500).map(lambda cents: D(cents) / 100)
+
+
+@given(orders=_RESTING_ORDERS, best_bid=_BEST, best_ask=_BEST, data=st.data())
+def test_resting_orders_that_pass_together_pass_and_rest_alike_in_any_split(
+    orders, best_bid, best_ask, data
+):
+    # `resting_orders_place` checks the whole set, then rests it a side at a time.
+    market = replace(CEA, price_band_pct=D("2"), previous_close=D("14.00"))
+    whole = core.rest(
+        market=market, orders=orders, best_bid=best_bid, best_ask=best_ask,
+        order_ids=list(range(1, len(orders) + 1)),
+    )  # fmt: skip
+    refusal = core.rest_refusal(market=market, orders=orders, best_bid=best_bid, best_ask=best_ask)
+    assert refusal == whole.refusal
+    if refusal is not None:
+        return
+    chosen = data.draw(st.lists(st.booleans(), min_size=len(orders), max_size=len(orders)))
+    parts = [
+        [(i, o) for i, (o, first) in enumerate(zip(orders, chosen, strict=True)) if first == side]
+        for side in (True, False)
+    ]
+    rows, moves = {}, {}
+    for part in parts:
+        resting = core.rest(
+            market=market, orders=[o for _, o in part], best_bid=best_bid, best_ask=best_ask,
+            order_ids=[i + 1 for i, _ in part],
+        )  # fmt: skip
+        assert resting.refusal is None
+        rows |= {row.id: row for row in resting.orders}
+        moves |= {move.order_id: move for move in resting.reservations}
+    assert [rows[row.id] for row in whole.orders] == list(whole.orders)
+    assert [moves[move.order_id] for move in whole.reservations] == list(whole.reservations)
+
+
 def test_a_cancellation_releases_everything_still_reserved():
     updates, moves = core.cancel(
         [CancellingOrder(8, 5, EUR, D("56.28"), 6, D("84.00"), D("0.42"))],

@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from market.db.bulk import FEW_ROWS, _array_param, insert_rows, update_rows
+from market.db.bulk import FEW_ROWS, _array_param, insert_instances, insert_rows, update_rows
 from market.db.pipeline import allocate_ids
 from market.models import Balance, LedgerEntry, Order, TicketLog
 from market.services.audit import COLUMNS
@@ -174,6 +174,46 @@ def test_insert_rows_without_ids_and_with_nothing_to_insert(cea):
     row = (owner.pk, "BUY", D("9.00"), 5, D("45.00"), "x")
     insert_rows(Order, ORDER_COLUMNS, [row], constants=order_constants(cea))
     assert Order.objects.count() == before + 1
+
+
+def test_instances_are_inserted_whole_with_the_ids_given_and_marked_saved(cea):
+    owner = factories.trader()
+    ids = allocate_ids({TicketLog: 1, Order: 2})
+    (ticket_id,) = ids.take(TicketLog)
+    ticket = TicketLog(
+        pk=ticket_id,
+        ticket_id=f"TKT-TEST-{ticket_id}",
+        action_type="TEST",
+        entity_type="Order",
+        request_payload={"quote": 'a "b" \\ c', "n": [1, 2.5, None]},
+        ip_address="192.0.2.7",
+    )
+    orders = [
+        Order(
+            pk=pk, owner=owner, market=cea, side="SELL", order_type="LIMIT",
+            price=D("14.05"), quantity=3, reserved=D("3"), ticket_id=ticket_id, post_only=True,
+        )
+        for pk in ids.take(Order)
+    ]  # fmt: skip
+    before = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        insert_instances(orders)  # naming the ticket written after them (deferred keys)
+        insert_instances([ticket])
+    inserts = [q["sql"] for q in queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 2 and not any("RETURNING" in sql for sql in inserts)
+    assert all(not o._state.adding for o in [*orders, ticket])
+    stored = TicketLog.objects.get(pk=ticket_id)
+    assert stored.request_payload == ticket.request_payload
+    assert (stored.ip_address, stored.created_at) == ("192.0.2.7", ticket.created_at)
+    assert stored.created_at >= before  # auto_now_add filled in, as a save would
+    for order in orders:
+        order.refresh_from_db()
+        assert (order.ticket_id, order.price, order.post_only) == (ticket_id, D("14.05"), True)
+        assert order.created_at >= before and order.updated_at >= before
+    with pytest.raises(ValueError, match="with their ids"):
+        insert_instances([TicketLog(ticket_id="TKT-NO-ID", action_type="TEST")])
+    with pytest.raises(ValueError, match="one model"):
+        insert_instances([*orders, ticket])
 
 
 def test_bulk_statements_are_django_queries_inside_the_transaction(cea):

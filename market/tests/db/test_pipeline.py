@@ -8,6 +8,7 @@ SQLite).
 """
 
 import contextlib
+import gc
 from datetime import timedelta
 from decimal import Decimal as D
 
@@ -235,3 +236,27 @@ def test_a_statement_read_twice_gives_its_own_rows_both_times(cea):
     assert statement.rows() == [("CEA",)]
     other = sql.send(f"SELECT 42 FROM {Market._meta.db_table} WHERE id = %s", [cea.pk])
     assert statement.rows() == [("CEA",)] and other.one() == (42,)
+
+
+def test_the_garbage_collector_is_paused_inside_a_pipelined_transaction_and_resumes(cea):
+    assert gc.isenabled()
+    with sql.pipelined_atomic():
+        assert not gc.isenabled()
+        with sql.pipelined_atomic():  # nested: still paused, and not resumed by the inner
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(IntegrityError), sql.pipelined_atomic():
+        _break_tick_size(cea.pk)
+        sql.flush()
+    assert gc.isenabled()  # resumed after a failure too
+
+
+def test_a_collector_paused_by_someone_else_stays_paused(cea):
+    gc.disable()
+    try:
+        with sql.pipelined_atomic():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # not ours to resume
+    finally:
+        gc.enable()
