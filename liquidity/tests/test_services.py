@@ -93,7 +93,7 @@ def test_execute_queries_do_not_grow_with_market_makers():
     # A process looks each table's id sequence up once, on first use: warm them, or the
     # first execute counts those lookups (whether it is first depends on the tests before).
     with transaction.atomic():
-        allocate_ids({Order: 1, TicketLog: 1}).take(Order)
+        allocate_ids({Order: 1, TicketLog: 1, LiquidityOperation: 1}).take(Order)
     captures = []
     for count in (10, 500):
         # Earlier makers step aside (and their orders leave the book) for the next size.

@@ -5,8 +5,9 @@ a CASE branch per row; for thousands of rows that Python work costs more than th
 database's. On PostgreSQL these helpers send one statement whatever the number of rows,
 through `market.db.pipeline` (server-side binding, counted and logged like any query,
 Django's exceptions; a write that returns nothing is only queued inside a pipelined
-transaction): a few rows (a placement's) as one JSON parameter, whose statement text never
-changes with the values, many rows as one typed array per column (`unnest`). Elsewhere
+transaction): one row as a VALUES list of typed parameters, a few rows (a placement's) as
+one JSON parameter, whose statement text never changes with the values, many rows as one
+typed array per column (`unnest`). Elsewhere
 (SQLite, for local use) they fall back to Django's bulk methods. Every path writes the same
 rows.
 
@@ -88,13 +89,22 @@ def insert_rows(
     their ids ahead (`pipeline.allocate_ids`), because neither database promises the
     order in which an INSERT returns the ids it took.
 
-    On PostgreSQL, from `FEW_ROWS` rows, a column whose value is the same in every row
-    (all None, one kind …) is sent once, like a constant: the rows written are the same."""
+    On PostgreSQL one row travels as a VALUES list, fewer than `FEW_ROWS` as one JSON
+    parameter, more as an array per column; from `FEW_ROWS` rows, a column whose value is
+    the same in every row (all None, one kind …) is sent once, like a constant: the rows
+    written are the same."""
     if not rows:
         return
     constants = dict(constants or {})
     if connection.vendor != "postgresql":
         _insert_values(model, columns, rows, constants)
+        return
+    if len(rows) == 1:
+        sql, json_fields = _one_row_insert_sql(model, tuple(columns), tuple(constants))
+        values = [*rows[0], *constants.values()]
+        for i, field in json_fields:
+            values[i] = _json_text(field, values[i])
+        pipeline.write(sql, values)
         return
     if len(rows) < FEW_ROWS:
         sql, keys, json_fields, constant_values = _few_rows_insert(
@@ -203,6 +213,19 @@ def _few_rows_insert(model, columns: tuple[str, ...], constants: dict):
         field = model._meta.get_field(attname)
         values.append(_json_text(field, value) if isinstance(field, models.JSONField) else value)
     return sql, keys, json_fields, values
+
+
+@cache
+def _one_row_insert_sql(model, columns: tuple[str, ...], constant_names: tuple[str, ...]):
+    """The statement for one row (a placement's order, a trade's ticket, an operation):
+    a plain VALUES list, one typed parameter per column, which PostgreSQL binds without
+    parsing any JSON; and the positions of the JSON fields, sent as JSON text."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    described = _columns(model, (*columns, *constant_names), connection.vendor)
+    names = ", ".join(column for column, _, _ in described)
+    values = ", ".join(f"%b::{db_type}" for _, db_type, _ in described)
+    json_fields = tuple((i, field) for i, (_, _, field) in enumerate(described) if field)
+    return f"INSERT INTO {table} ({names}) VALUES ({values})", json_fields
 
 
 @cache

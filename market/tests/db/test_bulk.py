@@ -83,17 +83,26 @@ def test_numbers_travel_as_array_text_and_everything_else_through_psycopg():
 # A few rows travel as one JSON parameter, many as an array per column: both must write
 # the same values.
 SIZES = pytest.mark.parametrize("copies", [1, FEW_ROWS // len(TRICKY) + 1], ids=["few", "many"])
+# Each row by a call of its own: the one-row statement (a VALUES list), or all in one call.
+ONE_BY_ONE = pytest.mark.parametrize("one_by_one", [False, True], ids=["together", "one-by-one"])
+
+
+def insert(model, columns, rows, *, one_by_one: bool, constants=None) -> None:
+    for part in ([row] for row in rows) if one_by_one else [rows]:
+        insert_rows(model, columns, part, constants=constants)
 
 
 @SIZES
-def test_insert_rows_round_trips_tricky_values_in_row_order(cea, copies):
+@ONE_BY_ONE
+def test_insert_rows_round_trips_tricky_values_in_row_order(cea, copies, one_by_one):
     owner = factories.trader()
     rows = [
         (owner.pk, "BUY" if i % 2 else "SELL", D("10.00") + i, i + 1, D(i) / 100 + 1, text)
         for i, text in enumerate(TRICKY * copies)
     ]
     ids, with_pk = with_ids(rows)
-    insert_rows(Order, ("id", *ORDER_COLUMNS), with_pk, constants=order_constants(cea))
+    columns = ("id", *ORDER_COLUMNS)
+    insert(Order, columns, with_pk, constants=order_constants(cea), one_by_one=one_by_one)
     assert stored(ids, ORDER_COLUMNS) == rows
 
 
@@ -117,7 +126,8 @@ def test_columns_equal_in_every_row_are_written_like_the_others(cea, copies):
 
 
 @SIZES
-def test_tickets_keep_their_json_times_and_addresses_exactly(db, copies):
+@ONE_BY_ONE
+def test_tickets_keep_their_json_times_and_addresses_exactly(db, copies, one_by_one):
     """The audit's rows: JSON of every shape (nested, strings that look like JSON),
     times to the microsecond in the rows themselves, IP addresses and NULLs."""
     count = 5 * copies
@@ -151,7 +161,7 @@ def test_tickets_keep_their_json_times_and_addresses_exactly(db, copies):
         )
         for i, pk in enumerate(ids)
     ]
-    insert_rows(TicketLog, COLUMNS, rows)
+    insert(TicketLog, COLUMNS, rows, one_by_one=one_by_one)
     by_id = {t.pk: t for t in TicketLog.objects.filter(pk__in=ids)}
     for i, pk in enumerate(ids):
         ticket = by_id[pk]
