@@ -55,6 +55,7 @@ from market.core.book import reference_price
 from market.core.money import MAX_AMOUNT, parse_amount, parse_price
 from market.core.placement import MarketRules, trading_refusal
 from market.db.orders import MarketRead, best_prices
+from market.db.pipeline import pipelined_atomic
 from market.models import Market, Order
 from market.services.audit import ticket_record
 from market.services.ledger import BalanceSheet
@@ -913,7 +914,21 @@ def _carry_out(
     program, market: MarketRules, makers: MakerBalances, decision: rules.Decision, *, now, worker
 ):
     """Withdraw what the program has resting and, unless the decision only withdraws,
-    place the new ladder: in the caller's savepoint, so a refusal undoes both."""
+    place the new ladder: in the caller's savepoint, so a refusal undoes both.
+
+    The withdrawal and the new ladder run pipelined (`market.db.pipeline`): their writes
+    are queued while the next rows are computed. What is recorded after them saves
+    model instances, which is kept out of the pipeline: an ORM save needs the row count
+    of its UPDATE at once, and a pipelined statement's is known only at a sync point."""
+    with pipelined_atomic():
+        done = _withdraw_and_place(program, market, makers, decision, now=now, worker=worker)
+    return _refreshed(program, now=now, worker=worker, **done)
+
+
+def _withdraw_and_place(
+    program, market: MarketRules, makers: MakerBalances, decision: rules.Decision, *, now, worker
+) -> dict:
+    """`_carry_out`'s writes; returns what `_refreshed` records of them."""
     user = program.activated_by
     cancelled, sheet, makers = _withdraw_for_refresh(program, market, makers)
     released = released_by_asset(cancelled)
@@ -952,15 +967,12 @@ def _carry_out(
             tags=["liquidity", "program", market.code],
         )
         sheet.flush()
-        return _refreshed(
-            program,
-            outcome=outcome,
-            reason=reason,
-            ticket=ticket,
-            withdrawn=len(cancelled),
-            now=now,
-            worker=worker,
-        )
+        return {
+            "outcome": outcome,
+            "reason": reason,
+            "ticket": ticket,
+            "withdrawn": len(cancelled),
+        }
 
     if paused := trading_refusal(market):
         raise ValidationError(paused)
@@ -993,17 +1005,14 @@ def _carry_out(
         sheet=sheet,
     )
     program.short_refreshes = 0
-    return _refreshed(
-        program,
-        outcome=outcome,
-        reason=reason,
-        ticket=operation.ticket,
-        withdrawn=len(cancelled),
-        now=now,
-        worker=worker,
-        operation=operation,
-        reference=plan.reference_price,
-    )
+    return {
+        "outcome": outcome,
+        "reason": reason,
+        "ticket": operation.ticket,
+        "withdrawn": len(cancelled),
+        "operation": operation,
+        "reference": plan.reference_price,
+    }
 
 
 def _refreshed(

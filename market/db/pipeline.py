@@ -13,6 +13,11 @@ the transaction, its COMMIT travels with the last writes. With ids allocated ahe
 Elsewhere (SQLite, for local use) the same calls run each statement at once, so one code
 path serves both databases.
 
+ORM reads work inside a pipelined block (fetching rows syncs), but no code there may need
+an UPDATE's row count, which psycopg knows only at the next sync point: Django's `save()`
+of an existing instance reads it to decide between UPDATE and INSERT, and would insert a
+duplicate. Such writes stay outside the block (`liquidity.programs._carry_out`).
+
 Failures are never lost: a queued write that fails makes the next sync point raise
 (`flush()`, or COMMIT), as Django's exception, and the atomic block rolls back as usual.
 A block nested in a caller's transaction syncs before its savepoint is released, so a
