@@ -16,6 +16,7 @@ timestamps included: nothing is filled in behind their back.
 """
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
@@ -25,16 +26,21 @@ from django.db import connection, models
 
 from market.db import pipeline
 
+_TYPE_MODIFIER = re.compile(r"\(.*?\)")
+
 
 @cache
 def _columns(model: type[models.Model], attnames: tuple[str, ...], vendor: str):
-    """(quoted column, database type, JSONField or None) for each attname; the hot
-    paths write the same columns again and again, and `db_type()` is not free."""
+    """(quoted column, the type its parameters are cast to, JSONField or None) for each
+    attname; the hot paths write the same columns again and again, and `db_type()` is
+    not free. The type is the column's without its length or precision (`varchar`, not
+    `varchar(64)`): an explicit cast to `varchar(64)` would cut a longer text silently,
+    where storing into the column refuses it, as the ORM's writes do."""
     fields = {field.attname: field for field in model._meta.concrete_fields}
     return [
         (
             connection.ops.quote_name(fields[attname].column),
-            fields[attname].db_type(connection),
+            _TYPE_MODIFIER.sub("", fields[attname].db_type(connection)),
             fields[attname] if isinstance(fields[attname], models.JSONField) else None,
         )
         for attname in attnames
@@ -155,7 +161,9 @@ def insert_instances(instances: Sequence[models.Model]) -> None:
     """Insert unsaved instances of one model, each with its primary key allocated ahead
     (`pipeline.allocate_ids`), in one statement without RETURNING (queued, in a pipelined
     transaction, with the writes after it), and mark them saved. Every concrete field is
-    written as the instance holds it, after its `pre_save` (an `auto_now_add` time)."""
+    written as the instance holds it, after its `pre_save` (an `auto_now_add` time): the
+    values must already be of their fields' Python types (Decimals, ints, aware times),
+    as the ORM's own conversions (`get_db_prep_save`) are not applied."""
     if not instances:
         return
     model = type(instances[0])

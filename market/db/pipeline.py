@@ -56,7 +56,8 @@ def collector_paused():
     freed before COMMIT, they form no reference cycles, and reference counting frees
     them after it; each collection the allocations trigger meanwhile would only scan
     them again, with the locks held (about 5 % of a 3,000-order execute). Collection
-    resumes, and catches up, when the block ends."""
+    resumes, and catches up, when the block ends. The collector is the process's: in a
+    threaded worker it pauses for every thread while any block that paused it runs."""
     if not gc.isenabled():
         yield
         return

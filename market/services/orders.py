@@ -660,6 +660,9 @@ def resting_orders_place(
     now = timezone.now()
     # A side at a time (at most two INSERTs, whatever the number of orders): in a
     # pipelined transaction PostgreSQL inserts the bids while the asks' rows are built.
+    # The whole set passed, so no part can be refused; should the sheet refuse the asks'
+    # reservations, the bids' are already in it and the caller must roll back (as every
+    # caller does on an error).
     for side in (Side.BUY, Side.SELL):
         part = [(order, pk) for order, pk in zip(orders, ids, strict=True) if order.side == side]
         if not part:

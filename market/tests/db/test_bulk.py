@@ -13,12 +13,12 @@ from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from market.db.bulk import FEW_ROWS, _array_param, insert_instances, insert_rows, update_rows
-from market.db.pipeline import allocate_ids
+from market.db.pipeline import allocate_ids, flush
 from market.models import Balance, LedgerEntry, Order, TicketLog
 from market.services.audit import COLUMNS
 from market.tests import factories
@@ -224,6 +224,35 @@ def test_instances_are_inserted_whole_with_the_ids_given_and_marked_saved(cea):
         insert_instances([TicketLog(ticket_id="TKT-NO-ID", action_type="TEST")])
     with pytest.raises(ValueError, match="one model"):
         insert_instances([*orders, ticket])
+
+
+@pytest.mark.postgres  # SQLite keeps any length of text, whoever writes it (the ORM too)
+@pytest.mark.parametrize("count", [1, 3, FEW_ROWS + 1], ids=["one", "few", "many"])
+def test_a_text_longer_than_its_column_is_refused_never_cut(cea, count):
+    owner = factories.trader()
+    too_long = "x" * (Order._meta.get_field("status_reason").max_length + 1)
+    rows = [(owner.pk, "BUY", D("9.00"), 5, D("45.00"), "fits")] * count
+    insert_rows(Order, ORDER_COLUMNS, rows, constants=order_constants(cea))
+    ids = list(Order.objects.filter(owner=owner).values_list("pk", flat=True))
+    attempts = [
+        lambda: insert_rows(
+            Order, ORDER_COLUMNS, [(*row[:-1], too_long) for row in rows],
+            constants=order_constants(cea),
+        ),
+        lambda: insert_rows(
+            Order, ORDER_COLUMNS[:-1], [row[:-1] for row in rows],
+            constants=order_constants(cea, status_reason=too_long),
+        ),
+        lambda: update_rows(Order, ("status_reason",), [(pk, too_long) for pk in ids]),
+    ]  # fmt: skip
+    for attempt in attempts:
+        with pytest.raises(DataError), transaction.atomic():
+            attempt()
+            flush()  # in a pipelined transaction the write fails at the next sync point
+    assert (
+        sorted(Order.objects.filter(owner=owner).values_list("status_reason", flat=True))
+        == ["fits"] * count
+    )
 
 
 def test_bulk_statements_are_django_queries_inside_the_transaction(cea):
