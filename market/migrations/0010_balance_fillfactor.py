@@ -1,12 +1,12 @@
 """Balance rows leave room on their pages for their next versions (fillfactor 70).
 
 Every trade rewrites four or five balance rows and every liquidity operation a thousand;
-a balance's columns are in no index but its key, so PostgreSQL can write the new version
-on the same page without touching an index (a HOT update) whenever the page has room,
-and prunes the dead versions there as it goes. Full pages (the default fillfactor, 100)
-send about half the updates to other pages with new index entries, and the dead
-versions pile up until a vacuum: a locked read of the makers' balances was seen taking
-five times longer after a few thousand updates. Existing pages keep their rows until
+an update changes only `available` and `locked`, which no index holds, so PostgreSQL can
+write the new version on the same page without touching an index (a HOT update) whenever
+the page has room, and prunes the dead versions there as it goes. Full pages (the default
+fillfactor, 100) sent about half the updates to other pages with new index entries, and
+the dead versions piled up until a vacuum: after a few thousand updates the makers'
+locked read visited 13 heap pages per balance row. Existing pages keep their rows until
 they are rewritten; new rows follow the setting. PostgreSQL only.
 """
 
