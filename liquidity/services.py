@@ -251,9 +251,9 @@ def liquidity_execute(
     waits on the makers' balance rows or on the key's unique index instead).
 
     On PostgreSQL the transaction is pipelined (`market.db.pipeline`): once the plan holds,
-    its rows are queued as they are computed, so the database writes the ticket and the
-    orders while the reservations are still being worked out, and the COMMIT travels with
-    the last write; a failed write raises at the COMMIT and nothing is kept.
+    its rows are queued as they are computed, so the database writes the orders while
+    the ticket, the operation and the ledger rows are still being built, and the COMMIT
+    travels with the last write; a failed write raises at the COMMIT and nothing is kept.
     """
     if idempotency_key:
         existing = _executed_before(user, idempotency_key, request)

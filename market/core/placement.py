@@ -1090,13 +1090,31 @@ def rest(
     order, are the ids allocated for them (the rows and the reservations name them);
     without, the rows have none."""
     orders = list(orders)
-    if order_ids is None:
-        order_ids = [None] * len(orders)
-    elif len(order_ids) != len(orders):
-        raise ValueError(f"{len(order_ids)} ids for {len(orders)} orders")
+    order_ids = _ids_for(orders, order_ids)
     refusal = rest_refusal(market=market, orders=orders, best_bid=best_bid, best_ask=best_ask)
     if refusal is not None:
         return Resting((), (), refusal)
+    return rest_rows(market=market, orders=orders, ticket_id=ticket_id, order_ids=order_ids)
+
+
+def _ids_for(orders: Sequence[RestingOrder], order_ids: Sequence[int] | None) -> Sequence:
+    if order_ids is None:
+        return [None] * len(orders)
+    if len(order_ids) != len(orders):
+        raise ValueError(f"{len(order_ids)} ids for {len(orders)} orders")
+    return order_ids
+
+
+def rest_rows(
+    *,
+    market: MarketRules,
+    orders: Sequence[RestingOrder],
+    ticket_id: int | None = None,
+    order_ids: Sequence[int] | None = None,
+) -> Resting:
+    """`rest`'s rows and reservations for orders that `rest_refusal` passed (as a whole or
+    in a larger set: a caller may build them a part at a time)."""
+    order_ids = _ids_for(orders, order_ids)
     rows, reservations = [], []
     market_id, code, tick = market.market_id, market.code, market.tick
     for (owner_id, side, price, quantity), order_id in zip(orders, order_ids, strict=True):

@@ -660,23 +660,18 @@ def resting_orders_place(
     now = timezone.now()
     # A side at a time (at most two INSERTs, whatever the number of orders): in a
     # pipelined transaction PostgreSQL inserts the bids while the asks' rows are built.
-    # The whole set passed, so no part can be refused; should the sheet refuse the asks'
-    # reservations, the bids' are already in it and the caller must roll back (as every
-    # caller does on an error).
+    # Should the sheet refuse the asks' reservations, the bids' are already in it and the
+    # caller must roll back (as every caller does on an error).
     for side in (Side.BUY, Side.SELL):
         part = [(order, pk) for order, pk in zip(orders, ids, strict=True) if order.side == side]
         if not part:
             continue
-        resting = core.rest(
+        resting = core.rest_rows(
             market=market,
             orders=[order for order, _ in part],
-            best_bid=best_bid,
-            best_ask=best_ask,
             ticket_id=ticket_id,
             order_ids=[pk for _, pk in part],
         )
-        if resting.refusal is not None:  # a part of orders that pass together passes
-            raise _refused(resting.refusal)
         db.insert_orders(resting.orders, now=now)
         sheet.apply(resting.reservations)
     db.bump_book_version(market.market_id)
