@@ -191,9 +191,9 @@ def order_place(
         return existing
     try:
         with pipelined_atomic():
-            outcome, ticket_ids, now = _place_locked(
-                owner=owner, request=request, actor=actor, ip=ip
-            )
+            placed = _place_locked(owner=owner, request=request, actor=actor, ip=ip)
+        if isinstance(placed, core.Refusal):
+            raise _refused(placed)
     except (IntegrityError, ValidationError):
         # A twin request with the same key (on either market) may have committed while
         # this one waited on a lock: it gets that order back, not a unique-key error or a
@@ -203,6 +203,7 @@ def order_place(
         if existing is not None:
             return existing
         raise
+    outcome, ticket_ids, now = placed
     return _placement(outcome, ticket_ids, now)
 
 
@@ -244,6 +245,13 @@ def _same_order(order: Order, request: OrderRequest) -> bool:
 
 
 def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip):
+    """The placement under the locks: (outcome, ticket ids, now) with every write
+    queued, or the core's refusal, found before anything is written.
+
+    A refusal is returned, not raised, so that its transaction ends with a COMMIT (of
+    nothing but the locks, released alike) rather than a ROLLBACK: psycopg forgets every
+    statement it prepared on the connection at a ROLLBACK, and a refused order would
+    otherwise cost the next placements on it their prepared statements."""
     # Round trip 1: the market lock, and the first batch of the book read right after it.
     market_read = db.MarketRead(market_id=request.market.market_id, lock=True)
     book = db.RestingBook(
@@ -261,7 +269,7 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip):
     account = Account(owner.pk, owner.kind)
     walk = core.match_order(market=market, account=account, request=request, book=book)
     if walk.refusal is not None:
-        raise _refused(walk.refusal)
+        return walk.refusal
 
     # Round trip 2: the balances (the house's EUR row by the same ordered statement) and
     # the ids of the rows this order will write.
@@ -278,7 +286,7 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip):
         trade_ids=ids.take(Trade),
     )
     if outcome.refusal is not None:
-        raise _refused(outcome.refusal)
+        return outcome.refusal
 
     # Round trip 3: every write, queued, then the COMMIT.
     sheet.apply(outcome.moves, field=request.amount_field)
@@ -551,62 +559,12 @@ def order_amend(
     order = order_for_amend(order_id=order_id, user=user)
     new_price, new_quantity = amend_inputs_parse(order=order, price=price, quantity=quantity)
     with pipelined_atomic():
-        market_read = db.MarketRead(market_id=order.market_id, lock=True)
-        market_read.wait()
-        now = timezone.now()
-        market = market_read.rules(today=now.date())
-        locked = db.lock_amending_order(order.pk, market_id=market.market_id)
-        if locked is None:
-            order.refresh_from_db()
-            state = order.get_status_display().lower()
-            raise ValidationError(f"Order #{order_id} is {state}; nothing was changed.")
-        plan = core.amend_plan(market=market, order=locked, price=new_price, quantity=new_quantity)
-        if plan.refusal is not None:
-            raise _refused(plan.refusal)
-        account = Account(order.owner_id, order.owner.kind)
-        walk, keys, house = None, {(locked.owner_id, order.reserve_asset)}, False
-        if plan.request is not None:
-            book = db.RestingBook(
-                market_id=market.market_id,
-                side=db.opposite(locked.side),
-                limit_price=plan.price,
-                first=db.first_batch(plan.open_quantity, cap=PLACEMENT_FIRST_BATCH_CAP),
-            )
-            walk = core.match_order(
-                market=market, account=account, request=plan.request, book=book
-            )
-            if walk.refusal is not None:
-                raise _refused(walk.refusal)
-            keys, house = walk.balance_keys, walk.takes_fees
-        balances = BalanceLock(keys, house=house)
-        fills = len(walk.result.fills) if walk else 0
-        ids = allocate_ids({Order: 0 if walk is None else 1, Trade: fills, TicketLog: fills})
-        sheet = BalanceSheet(balances.rows(), house_id=balances.house_id)
-        new_ids = ids.take(Order)
-        amendment = core.amend_settle(
-            plan,
-            account=account,
-            walk=walk,
-            available=sheet.available_of(locked.owner_id),
-            house_id=sheet.house_id,
-            new_order_id=new_ids[0] if new_ids else None,
-            trade_ids=ids.take(Trade),
+        amended = _amend_locked(
+            order=order, user=user, price=new_price, quantity=new_quantity, ip=ip
         )
-        if amendment.refusal is not None:
-            raise _refused(amendment.refusal)
-        outcome = amendment.placement
-        ticket_ids = ids.take(TicketLog)
-        if outcome is None:
-            sheet.apply(amendment.moves, field="quantity")
-            db.shrink_order(amendment.shrunk, now=now)
-            sheet.flush()
-            db.bump_book_version(market.market_id)
-        else:
-            sheet.apply((*amendment.moves, *outcome.moves), field="quantity")
-            db.update_orders([amendment.cancelled], now=now)
-            _write_placement(
-                outcome, ticket_ids, sheet=sheet, market=market, actor=user, ip=ip, now=now
-            )
+    if isinstance(amended, ValidationError):
+        raise amended
+    amendment, outcome, ticket_ids, now = amended
     if outcome is None:
         order.refresh_from_db()
         return Amended(order=order, message=amendment.message(), keeps_priority=True)
@@ -615,9 +573,71 @@ def order_amend(
         order=placement.order,
         message=amendment.message(placement.order.pk),
         keeps_priority=False,
-        replaced_id=locked.id,
+        replaced_id=order.pk,
         trades=placement.trades,
     )
+
+
+def _amend_locked(*, order: Order, user, price, quantity, ip):
+    """The amendment under the locks: (amendment, its placement's outcome or None, ticket
+    ids, now) with every write queued, or the refusal, a ValidationError found before
+    anything is written (returned, not raised, as `_place_locked` returns its refusals).
+    """
+    market_read = db.MarketRead(market_id=order.market_id, lock=True)
+    market_read.wait()
+    now = timezone.now()
+    market = market_read.rules(today=now.date())
+    locked = db.lock_amending_order(order.pk, market_id=market.market_id)
+    if locked is None:
+        order.refresh_from_db()
+        state = order.get_status_display().lower()
+        return ValidationError(f"Order #{order.pk} is {state}; nothing was changed.")
+    plan = core.amend_plan(market=market, order=locked, price=price, quantity=quantity)
+    if plan.refusal is not None:
+        return _refused(plan.refusal)
+    account = Account(order.owner_id, order.owner.kind)
+    walk, keys, house = None, {(locked.owner_id, order.reserve_asset)}, False
+    if plan.request is not None:
+        book = db.RestingBook(
+            market_id=market.market_id,
+            side=db.opposite(locked.side),
+            limit_price=plan.price,
+            first=db.first_batch(plan.open_quantity, cap=PLACEMENT_FIRST_BATCH_CAP),
+        )
+        walk = core.match_order(market=market, account=account, request=plan.request, book=book)
+        if walk.refusal is not None:
+            return _refused(walk.refusal)
+        keys, house = walk.balance_keys, walk.takes_fees
+    balances = BalanceLock(keys, house=house)
+    fills = len(walk.result.fills) if walk else 0
+    ids = allocate_ids({Order: 0 if walk is None else 1, Trade: fills, TicketLog: fills})
+    sheet = BalanceSheet(balances.rows(), house_id=balances.house_id)
+    new_ids = ids.take(Order)
+    amendment = core.amend_settle(
+        plan,
+        account=account,
+        walk=walk,
+        available=sheet.available_of(locked.owner_id),
+        house_id=sheet.house_id,
+        new_order_id=new_ids[0] if new_ids else None,
+        trade_ids=ids.take(Trade),
+    )
+    if amendment.refusal is not None:
+        return _refused(amendment.refusal)
+    outcome = amendment.placement
+    ticket_ids = ids.take(TicketLog)
+    if outcome is None:
+        sheet.apply(amendment.moves, field="quantity")
+        db.shrink_order(amendment.shrunk, now=now)
+        sheet.flush()
+        db.bump_book_version(market.market_id)
+    else:
+        sheet.apply((*amendment.moves, *outcome.moves), field="quantity")
+        db.update_orders([amendment.cancelled], now=now)
+        _write_placement(
+            outcome, ticket_ids, sheet=sheet, market=market, actor=user, ip=ip, now=now
+        )
+    return amendment, outcome, ticket_ids, now
 
 
 # --- Resting orders of a liquidity operation ---------------------------------------------

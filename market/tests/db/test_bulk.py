@@ -297,6 +297,38 @@ def test_update_rows_writes_each_row_its_own_values_and_the_constants(cea, count
     assert (order.status_reason, order.updated_at) == ('said "so"', stamp)
 
 
+def _scans(table: str) -> tuple[int, int]:
+    """(sequential scans, index scans) of `table` so far in this transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables "
+            "WHERE relname = %s",
+            [table],
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.postgres  # PostgreSQL query plans
+@pytest.mark.parametrize("count", [1, FEW_ROWS + 1], ids=["few", "many"])
+def test_update_rows_finds_its_rows_by_primary_key_whatever_the_table_size(cea, count):
+    """A fill's update of the orders it filled reads those rows by the primary key, not
+    every order ever placed: its cost must not grow with the table."""
+    owner = factories.trader()
+    rows = [(owner.pk, "BUY", D("1.00"), 1, D("1.00"), "") for _ in range(3000)]
+    ids, with_pk = with_ids(rows)
+    insert_rows(Order, ("id", *ORDER_COLUMNS), with_pk, constants=order_constants(cea))
+    flush()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE market_order")
+    before = _scans("market_order")
+    update_rows(Order, ("status_reason",), [(pk, "filled") for pk in ids[-count:]])
+    flush()
+    (seq_after, index_after), (seq_before, index_before) = _scans("market_order"), before
+    assert seq_after == seq_before
+    assert index_after > index_before
+    assert Order.objects.filter(status_reason="filled").count() == count
+
+
 # --------------------------------------------------------------------------- indexes
 
 

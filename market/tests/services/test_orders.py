@@ -335,6 +335,40 @@ def test_paused_market_refuses_orders(cea):
     assert not Order.objects.exists()
 
 
+def _prepared_statements() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres  # psycopg's prepared statements
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.usefixtures("migrated_rows")
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"price": "14.00", "quantity": 1000}, "Insufficient EUR"),  # found after the balances
+        ({"order_type": "MARKET", "quantity": 1}, "no sell orders"),  # found on the book
+    ],
+    ids=["funds", "book"],
+)
+def test_a_refused_order_keeps_the_connections_prepared_statements(fields, message):
+    """A refusal writes nothing and its transaction ends with a COMMIT: a ROLLBACK would
+    make psycopg deallocate every statement prepared on the connection, and the orders
+    after a refused one would be parsed and planned again under the market lock."""
+    buyer = factories.trader(EUR="1000")
+    for _ in range(6):  # past psycopg's prepare threshold
+        place(buyer, "BUY", price="14.00", quantity=1)
+    prepared = _prepared_statements()
+    assert prepared >= 3  # the market lock, the book and the balances at least
+    with pytest.raises(ValidationError, match=message):
+        place(buyer, "BUY", **{"order_type": "LIMIT", **fields})
+    assert _prepared_statements() == prepared
+    assert Order.objects.filter(owner=buyer).count() == 6
+    assert balance(buyer, "EUR") == (D("1000") - 6 * D("14.07"), 6 * D("14.07"))
+    assert_all_invariants()
+
+
 DECIMAL_FORM = "Use a point for decimals and no thousands separators, e.g. 13.50."
 WHOLE_FORM = "Enter a whole number in digits, without separators, e.g. 150."
 BAD_INPUT = [
