@@ -91,6 +91,7 @@ __all__ = [
     "Shortfall",
     "SidePlan",
     "build_plan",
+    "most_orders",
 ]
 
 Side = Literal["BID", "ASK"]
@@ -851,3 +852,24 @@ def build_plan(
         estimated_spread_pct=spread_pct,
         ladder=ladder,
     )
+
+
+def most_orders(
+    *,
+    bid_amount_eur: Decimal,
+    ask_amount_eur: Decimal,
+    liquidity_providers: Sequence[MakerFunds],
+    asset_holders: Sequence[MakerFunds],
+    ladder: Ladder = DEFAULT_LADDER,
+) -> int:
+    """The most orders `build_plan` can plan from these inputs, before planning: a
+    maker's part of a level is one order, so at most one order per level for each maker
+    that holds something (a cent; a whole certificate) on a side with an amount.
+
+    Execution reserves this many order ids before it builds the plan, so that the
+    database allocates them while the plan is computed; the ones the plan leaves unused
+    are a gap in the ids, as after any rolled-back insert."""
+    levels = len(ladder)
+    bids = sum(1 for maker in liquidity_providers if maker.available >= Decimal("0.01"))
+    asks = sum(1 for maker in asset_holders if maker.available >= 1)
+    return levels * ((bids if bid_amount_eur > 0 else 0) + (asks if ask_amount_eur > 0 else 0))

@@ -26,8 +26,8 @@ from market.core.money import parse_amount, parse_price
 from market.core.placement import MarketRules, RestingOrder, trading_refusal
 from market.db.balances import BalanceRow, active_maker_balances
 from market.db.bulk import insert_instances
-from market.db.orders import MarketRead, best_prices
-from market.db.pipeline import allocate_ids, pipelined_atomic
+from market.db.orders import MarketRead, best_prices, best_prices_send
+from market.db.pipeline import AllocatedIds, allocate_ids, pipelined_atomic
 from market.models import MarketMakerClient, Order, TicketLog
 from market.selectors import market_codes
 from market.services.audit import ticket_record
@@ -127,7 +127,12 @@ def liquidity_request_parse(
 
 
 def market_snapshot(market: MarketRules) -> planning.MarketSnapshot:
-    best_bid, best_ask, last_price = best_prices(market.market_id)
+    """What the plan needs of `market` and its book now."""
+    return _snapshot(market, best_prices(market.market_id))
+
+
+def _snapshot(market: MarketRules, prices) -> planning.MarketSnapshot:
+    best_bid, best_ask, last_price = prices
     return planning.MarketSnapshot(
         code=market.code,
         tick_size=market.tick,
@@ -168,10 +173,17 @@ def maker_balances(market: MarketRules, *, lock: bool) -> MakerBalances:
     primary-key order (only the balance rows, not the joined ones). Plain rows are read:
     per-row model hydration with annotations dominated the read.
     """
-    rows = active_maker_balances(
-        [(mm_type, side_asset(book_side_of(mm_type), market.code)) for mm_type in (LP, AH)],
-        lock=lock,
+    return _makers_of(_maker_balances_send(market.code, lock=lock).rows())
+
+
+def _maker_balances_send(code: str, *, lock: bool):
+    """`maker_balances`' statement for the market `code`, sent at once."""
+    return active_maker_balances(
+        [(mm_type, side_asset(book_side_of(mm_type), code)) for mm_type in (LP, AH)], lock=lock
     )
+
+
+def _makers_of(rows) -> MakerBalances:
     balances, holder_of, funds, row_of = [], {}, {LP: [], AH: []}, {}
     for balance_id, holder_id, asset, available, locked, maker_id, code, name, mm_type in rows:
         row = BalanceRow(balance_id, holder_id, asset, available, locked)
@@ -250,10 +262,14 @@ def liquidity_execute(
     changed), and again after a refusal or a unique-key error (a twin on another market
     waits on the makers' balance rows or on the key's unique index instead).
 
-    On PostgreSQL the transaction is pipelined (`market.db.pipeline`): once the plan holds,
-    its rows are queued as they are computed, so the database writes the orders while
-    the ticket, the operation and the ledger rows are still being built, and the COMMIT
-    travels with the last write; a failed write raises at the COMMIT and nothing is kept.
+    On PostgreSQL the transaction is pipelined (`market.db.pipeline`): the market lock,
+    the makers' balance locks and the book's best prices take one round trip; the ids
+    of the rows to write are allocated while the plan is built (as many order ids as
+    the makers could get orders, `liquidity.plan.most_orders`: unused ones are a gap);
+    once the plan holds, its rows are queued as they are computed, so the database
+    writes the orders while the ticket, the operation and the ledger rows are still
+    being built, and the COMMIT travels with the last write; a failed write raises at
+    the COMMIT and nothing is kept.
     """
     if idempotency_key:
         existing = _executed_before(user, idempotency_key, request)
@@ -325,7 +341,14 @@ def _recorded_ladder(operation: LiquidityOperation) -> Ladder:
 
 
 def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> LiquidityOperation:
-    market = MarketRead(market_id=request.market.market_id, lock=True).rules()
+    # One round trip: the market lock, then the makers' balance locks (the fixed order,
+    # as the statements run in the order sent) and the book's best prices. A market's
+    # code never changes (it names its certificate's balances): the request's is current.
+    market_id = request.market.market_id
+    market_read = MarketRead(market_id=market_id, lock=True)
+    makers_read = _maker_balances_send(request.market.code, lock=True)
+    prices_read = best_prices_send(market_id)
+    market = market_read.rules()
     if idempotency_key:
         # A twin with this key may have committed while this call waited on the lock.
         existing = _executed_before(user, idempotency_key, request)
@@ -333,8 +356,18 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
             return existing
     if paused := trading_refusal(market):  # paused since the request was read
         raise ValidationError({"certificate_type": paused})
-    makers = maker_balances(market, lock=True)
-    snapshot = market_snapshot(market)
+    makers = _makers_of(makers_read.rows())
+    snapshot = _snapshot(market, prices_read.one())
+    # The order ids, reserved while the plan is built: as many as it can place at most.
+    funds = makers.funds
+    most = planning.most_orders(
+        bid_amount_eur=request.bid_amount_eur,
+        ask_amount_eur=request.ask_amount_eur,
+        liquidity_providers=funds[LP],
+        asset_holders=funds[AH],
+        ladder=request.ladder,
+    )
+    ids = allocate_ids({TicketLog: 1, LiquidityOperation: 1, Order: most})
     try:
         plan = _build(request, market, makers, snapshot)
     except planning.PlanError as error:
@@ -364,6 +397,7 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
         notes=request.notes,
         idempotency_key=idempotency_key,
         ip=ip,
+        ids=ids,
     )
 
 
@@ -383,6 +417,7 @@ def operation_place(
     idempotency_key: str | None = None,
     ip: str | None = None,
     sheet: BalanceSheet | None = None,
+    ids: AllocatedIds | None = None,
 ) -> LiquidityOperation:
     """Place an executable `plan`'s orders and record them: one ticket (`action_type`,
     `payload`, and what was placed, with `after`'s extra keys), one `LiquidityOperation`
@@ -391,13 +426,16 @@ def operation_place(
     The caller holds, in the current transaction, the market's lock and the balance
     locks of `makers`, and built `plan` and `snapshot` under those locks from what the
     rows hold now. `sheet`, if given, is the caller's sheet over `makers.balances` with
-    moves already applied (a withdrawal): they are written together, once."""
+    moves already applied (a withdrawal): they are written together, once. `ids`, if
+    given, were allocated by the caller (`allocate_ids`): one ticket, one operation and
+    at least as many orders as the plan places (the first ones are used)."""
     bid, ask = plan.bid_plan, plan.ask_plan
     # Every id ahead, in one statement sent first: no write then waits for one, and in a
     # pipelined execute each batch of rows is written while the next one is computed.
-    ids = allocate_ids(
-        {TicketLog: 1, LiquidityOperation: 1, Order: len(bid.orders) + len(ask.orders)}
-    )
+    if ids is None:
+        ids = allocate_ids(
+            {TicketLog: 1, LiquidityOperation: 1, Order: len(bid.orders) + len(ask.orders)}
+        )
     holder_of = makers.holder_of
     orders = [
         RestingOrder(holder_of[order.market_maker_id], order.side, order.price, order.quantity)
@@ -416,7 +454,7 @@ def operation_place(
         best_bid=snapshot.best_bid,
         best_ask=snapshot.best_ask,
         ticket_id=ticket_id,
-        order_ids=ids.take(Order),
+        order_ids=ids.take(Order)[: len(orders)],
     )
     # What the orders add up to, as the sides summed them (no orders: a plain zero).
     zero = Decimal("0")

@@ -16,6 +16,7 @@ from liquidity.plan import (
     MarketSnapshot,
     PlanError,
     build_plan,
+    most_orders,
 )
 from market.core.limits import price_band
 from market.core.money import MAX_PRICE, largest_remainder
@@ -503,6 +504,15 @@ def scenarios(draw):
     )
 
 
+MOST_ORDERS_INPUTS = (
+    "bid_amount_eur",
+    "ask_amount_eur",
+    "liquidity_providers",
+    "asset_holders",
+    "ladder",
+)
+
+
 def expected_reference(market: MarketSnapshot, override) -> tuple[int, str]:
     if override is not None:
         return cents(override), "override"
@@ -692,6 +702,9 @@ def test_plan_invariants(inputs):
         return
     plan = build_plan(**inputs)  # the amounts drawn are all valid
     check_plan(plan, inputs)
+    assert plan.total_orders_count <= most_orders(
+        **{key: inputs[key] for key in MOST_ORDERS_INPUTS if key in inputs}
+    )
 
     # Deterministic, and independent of the order the makers come in.
     again = build_plan(
@@ -852,6 +865,20 @@ def test_any_ladder_sets_the_levels_and_their_shares(ladder, ref, bid, ask):
         ladder=ladder,
     )
     assert plan.ladder == ladder
+    # One maker a side, holding plenty: an order at each level its amount buys something
+    # at, and at most one order a level.
+    bought = [lv for side in (plan.bid_plan, plan.ask_plan) for lv in side.levels if lv.quantity]
+    assert (
+        plan.total_orders_count
+        == len(bought)
+        <= most_orders(
+            bid_amount_eur=D(bid).scaleb(-2),
+            ask_amount_eur=D(ask).scaleb(-2),
+            liquidity_providers=[lp(1, "1000000")],
+            asset_holders=[ah(2, "1000000")],
+            ladder=ladder,
+        )
+    )
     for side, target, sign in ((plan.bid_plan, bid, -1), (plan.ask_plan, ask, 1)):
         if not target:
             assert side.levels == ()
@@ -881,3 +908,14 @@ def test_any_ladder_sets_the_levels_and_their_shares(ladder, ref, bid, ask):
             reference_outside_band=True,
         )
         assert default.fingerprint() != plan.fingerprint()
+
+
+def test_most_orders_counts_the_makers_that_hold_something_on_a_side_with_an_amount():
+    makers = {
+        "liquidity_providers": [lp(1, "5000"), lp(2, "0.01"), lp(3, "0.009"), lp(4, "0")],
+        "asset_holders": [ah(5, "300"), ah(6, "1"), ah(7, "0.99")],
+    }
+    levels = len(DEFAULT_LADDER)
+    assert most_orders(bid_amount_eur=D("100"), ask_amount_eur=D("100"), **makers) == 4 * levels
+    assert most_orders(bid_amount_eur=D("100"), ask_amount_eur=D("0"), **makers) == 2 * levels
+    assert most_orders(bid_amount_eur=D("0"), ask_amount_eur=D("100"), **makers) == 2 * levels

@@ -110,6 +110,27 @@ def test_execute_queries_do_not_grow_with_market_makers():
 
 
 @pytest.mark.django_db
+def test_an_execute_that_leaves_makers_out_places_its_plan_and_uses_the_ids_reserved():
+    # Order ids are reserved before the plan, for every level of every funded maker: a
+    # small BID leaves most providers without an order, and only the asks' side is used.
+    staff = factories.StaffFactory()
+    providers = [factories.market_maker(LP, EUR="100000") for _ in range(4)]
+    factories.market_maker(AH, CEA=10000)
+    previewed = liquidity_preview(request=request(bid="30", ask="0"))
+    assert 0 < previewed.total_orders_count < 3 * len(providers)
+    operation = liquidity_execute(
+        request=request(bid="30", ask="0"), user=staff, fingerprint=previewed.fingerprint()
+    )
+    placed = list(operation.orders.order_by("pk"))
+    planned = previewed.bid_plan.orders
+    assert operation.orders_created == len(placed) == len(planned)
+    assert [(o.side, o.price, o.quantity) for o in placed] == [
+        (p.side, p.price, p.quantity) for p in planned
+    ]
+    assert_all_invariants()
+
+
+@pytest.mark.django_db
 def test_execute_refuses_when_short_and_changes_nothing():
     staff = factories.StaffFactory()
     factories.market_maker(LP, EUR="10")

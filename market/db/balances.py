@@ -86,14 +86,13 @@ class BalanceLock:
         return rows
 
 
-def active_maker_balances(funded: Sequence[tuple[str, str]], *, lock: bool) -> list[tuple]:
-    """The balance rows of active market makers in each (maker type, asset) of `funded`,
-    in primary-key order, as (balance id, holder id, asset, available, locked, maker id,
-    maker code, maker name, maker type); with `lock`, the balance rows are locked (only
-    them, not the makers'). One statement, plain rows: a liquidity operation reads a
-    thousand of them under its locks."""
-    if not funded:
-        return []
+def active_maker_balances(funded: Sequence[tuple[str, str]], *, lock: bool) -> pipeline.Statement:
+    """The balance rows of active market makers in each (maker type, asset) of `funded`
+    (one pair at least), in primary-key order, as (balance id, holder id, asset,
+    available, locked, maker id, maker code, maker name, maker type); with `lock`, the
+    balance rows are locked (only them, not the makers'). One statement, plain rows: a
+    liquidity operation reads a thousand of them under its locks. Sent at once, read by
+    its `.rows()`: in a pipelined transaction it travels with the statements around it."""
     quote = connection.ops.quote_name
     balances = quote(Balance._meta.db_table)
     makers = quote(MarketMakerClient._meta.db_table)
@@ -106,7 +105,7 @@ def active_maker_balances(funded: Sequence[tuple[str, str]], *, lock: bool) -> l
         [value for pair in funded for value in pair],
         model=Balance,
         columns=_BALANCE_COLUMNS,
-    ).rows()
+    )
 
 
 def available_of(holder_id: int) -> dict[str, Decimal]:

@@ -177,13 +177,21 @@ def best_prices(
     """(best bid, best ask, last trade price) of a market: one statement of three top-1
     index lookups. `excluding_ticket_id` leaves out the orders that ticket placed (a
     liquidity program's own ladder is no yardstick for where it should stand)."""
+    return best_prices_send(market_id, excluding_ticket_id=excluding_ticket_id).one()
+
+
+def best_prices_send(
+    market_id: int, *, excluding_ticket_id: int | None = None
+) -> pipeline.Statement:
+    """`best_prices`' statement, sent at once (in a pipelined transaction, with the
+    statements around it); its `.one()` is the three prices."""
     orders, trades = _table(Order), _table(Trade)
     resting = f"market_id = %s AND status IN ({_RESTING_SQL})"
     params = [market_id]
     if excluding_ticket_id is not None:
         resting += " AND (ticket_id IS NULL OR ticket_id <> %s)"
         params.append(excluding_ticket_id)
-    statement = pipeline.send(
+    return pipeline.send(
         f"SELECT (SELECT max(price) FROM {orders} WHERE {resting} AND side = '{BUY}'), "
         f"(SELECT min(price) FROM {orders} WHERE {resting} AND side = '{SELL}'), "
         f"(SELECT price FROM {trades} WHERE market_id = %s ORDER BY id DESC LIMIT 1)",
@@ -193,7 +201,6 @@ def best_prices(
         model=Order,
         columns=("price", "price", "price"),
     )
-    return statement.one()
 
 
 def lock_markets(market_ids: Iterable[int]) -> dict[int, str]:
