@@ -7,10 +7,13 @@ from django.test.utils import CaptureQueriesContext
 
 from market.db.orders import MarketRead
 from market.models import Holder, LedgerEntry, Order, TicketLog, Trade
+from market.services import orders
 from market.services.holders import house_holder
 from market.services.ledger import BalanceSheet
 from market.services.orders import (
+    order_amend,
     order_cancel,
+    order_for_amend,
     order_place,
     order_request_parse,
     resting_orders_cancel,
@@ -366,6 +369,42 @@ def test_a_refused_order_keeps_the_connections_prepared_statements(fields, messa
     assert _prepared_statements() == prepared
     assert Order.objects.filter(owner=buyer).count() == 6
     assert balance(buyer, "EUR") == (D("1000") - 6 * D("14.07"), 6 * D("14.07"))
+    assert_all_invariants()
+
+
+@pytest.mark.postgres  # psycopg's prepared statements
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.usefixtures("migrated_rows")
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"quantity": 500}, "Insufficient EUR"),  # found after the balances
+        ({"price": "14.005"}, "decimal places"),  # found before the transaction
+        ("cancelled", "is cancelled"),  # found under the market lock
+    ],
+    ids=["funds", "input", "cancelled-meanwhile"],
+)
+def test_a_refused_amendment_keeps_the_connections_prepared_statements(
+    change, message, monkeypatch
+):
+    """As a refused order (above): an amendment refused under the locks ends its
+    transaction with a COMMIT, not a ROLLBACK, and changes nothing."""
+    buyer = factories.trader(EUR="1000")
+    for _ in range(6):  # past psycopg's prepare threshold
+        resting = place(buyer, "BUY", price="14.00", quantity=1).order
+    if change == "cancelled":
+        # Cancelled between the amendment's first read of the order and the market lock.
+        read_before = order_for_amend(order_id=resting.pk, user=buyer.user)
+        monkeypatch.setattr(orders, "order_for_amend", lambda **_: read_before)
+        order_cancel(order_id=resting.pk, user=buyer.user)
+        change = {"quantity": 2}
+    prepared = _prepared_statements()
+    before = balance(buyer, "EUR")
+    with pytest.raises(ValidationError, match=message):
+        order_amend(order_id=resting.pk, user=buyer.user, **change)
+    assert _prepared_statements() == prepared
+    assert balance(buyer, "EUR") == before
+    assert Order.objects.filter(owner=buyer).count() == 6
     assert_all_invariants()
 
 
