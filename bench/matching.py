@@ -5,10 +5,13 @@
 market (every order queues on one market lock: the strict case), alternating `--rounds`
 times with the **pipelined stand-in** of `bench/matching_ceiling.py` (pgbench sending what
 a placement sends, in the engine's three round trips, with no application code; on a
-database of its own on the same server, seeded by `matching_ceiling.py --prepare`). Then
-once on CEA and EUA at random (two independent market locks), one client alone with its
-lock windows timed (`_LockWindow`: the Python under the lock, and the bound it puts on
-the ratio), and pgbench's TPC-B-like script for reference. Checks the market's
+database of its own on the same server, seeded by `matching_ceiling.py --prepare`) and
+the **psycopg stand-in** (the same statements from 4 Python processes through psycopg,
+sent as the engine sends its own, with no application code: what the driver alone
+allows a Python engine of this design). Then once on CEA and EUA at random (two
+independent market locks), one client alone with its lock windows timed (`_LockWindow`:
+the Python under the lock, and the bound it puts on the ratio), and pgbench's TPC-B-like
+script for reference. Checks the market's
 invariants at the end.
 
 The last line is `RATIO matching_one_market_vs_pipelined_standin <mean engine orders/s ÷
@@ -209,7 +212,7 @@ def main() -> None:
     # schema and server with as many clients, `--rounds` times.
     # The stand-in runs on a database of its own on the same server: its writes leave the
     # balances as they were and would break this one's invariants.
-    from matching_ceiling import pgbench
+    from matching_ceiling import pgbench, psycopg_standin
 
     standin_url = f"{url}_standin"
     with tempfile.NamedTemporaryFile("r", suffix=".json") as scripts:
@@ -220,10 +223,11 @@ def main() -> None:
             check=True,
         )
         pipelined = json.load(scripts)
-    engine_runs, standin_runs = [], []
+    engine_runs, standin_runs, driver_runs = [], [], []
     for _ in range(args.rounds):
         engine_runs.append(run(["CEA"]))
         standin_runs.append(pgbench(standin_url, pipelined, args.seconds))
+        driver_runs.append(psycopg_standin(standin_url, pipelined, args.seconds))
     two_markets = run(["CEA", "EUA"])
     # Where the lock's time goes: one client alone (no queueing), its lock windows timed.
     count, wall, cpu, order_cpu = run(["CEA"], clients=1, profile=True)
@@ -231,13 +235,14 @@ def main() -> None:
     one_market_rate = statistics.mean(rate for rate, *_ in engine_runs)
     standin_rate = statistics.mean(standin_runs)
     print(f"clients: {CLIENTS}; {args.seconds} s per run; {args.rounds} rounds")
-    for number, ((rate, placed, refused, trades), standin) in enumerate(
-        zip(engine_runs, standin_runs, strict=True), start=1
+    for number, ((rate, placed, refused, trades), standin, driver) in enumerate(
+        zip(engine_runs, standin_runs, driver_runs, strict=True), start=1
     ):
         print(
             f"round {number}: matching, one market (CEA): {rate:,.0f} orders/s "
             f"({placed:,} placed, {refused:,} refused, {trades:,} trades); "
-            f"pipelined stand-in: {standin:,.0f} orders/s"
+            f"pipelined stand-in: {standin:,.0f} orders/s; "
+            f"the same through psycopg: {driver:,.0f} orders/s"
         )
     rate, placed, refused, trades = two_markets
     print(
@@ -266,6 +271,17 @@ def main() -> None:
     print(
         f"bound from that profile: Python under the lock alone, added to the stand-in's "
         f"lock time, caps the ratio at {bound:.2f}"
+    )
+    # The driver's own ceiling: the stand-in's statements sent from Python by psycopg as
+    # the engine sends its own, with no application code. A Python engine of this design
+    # (three pipelined round trips under the lock) sends as much, and computes besides.
+    driver_rate = statistics.mean(driver_runs)
+    print(
+        f"psycopg stand-in (those statements from {CLIENTS} Python clients through psycopg, "
+        f"no application code): {driver_rate:,.0f} orders/s, "
+        f"{driver_rate / standin_rate:.2f} of the pipelined stand-in, the driver's ceiling "
+        f"for a Python engine of this design; the engine reaches "
+        f"{one_market_rate / driver_rate:.2f} of it"
     )
     assert_all_invariants()
     print("invariants: book not crossed, ledger = balances, locked = reservations: OK")

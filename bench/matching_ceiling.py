@@ -31,6 +31,9 @@ Three ways to send them, and a reference:
   only in the benchmark database).
 - **TPC-B**: pgbench's built-in script, for reference.
 
+`psycopg_standin` sends the pipelined stand-in's statements from Python instead, through
+psycopg, as the engine sends its own (`bench/matching.py` runs it beside the engine).
+
 The balance updates write back the values they read and the resting order's fill only
 toggles its status, so the asks the orders cross and the accounts stay the same from one
 order to the next while costing the same locks, WAL and index work; the resting buys
@@ -237,6 +240,78 @@ def pgbench(url: str, scripts: list[tuple[str, int]], seconds: int) -> float:
     failed = re.search(r"number of failed transactions: (\d+)", result.stdout)
     assert failed is None or failed.group(1) == "0", result.stdout
     return float(re.search(r"tps = ([\d.]+) \(without", result.stdout).group(1))
+
+
+def psycopg_standin(url: str, scripts: list[tuple[str, int]], seconds: float) -> float:
+    """Orders per second of the **psycopg stand-in**: the pipelined stand-in's scripts
+    (`scripts`, as `standin_scripts()["pipelined"]` gives them) sent not by pgbench but
+    by CLIENTS Python processes through psycopg, as our engine sends its statements:
+    pipeline mode, one sync per round trip, prepared statements, every row fetched, the
+    writes as one statement; and no application code. What the driver alone costs a
+    Python client of this design: the engine does all of this and its own work besides."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")  # the children open their own connections
+    queue = context.Queue()
+    processes = [
+        context.Process(target=_psycopg_client, args=(url, scripts, seconds, index, queue))
+        for index in range(CLIENTS)
+    ]
+    for process in processes:
+        process.start()
+    results = [queue.get() for _ in processes]
+    for process in processes:
+        process.join()
+    return sum(done / elapsed for done, elapsed in results)
+
+
+def _psycopg_trips(script: str) -> tuple[tuple[int, int], list[list[str]]]:
+    """A pipelined pgbench script as (the taker's id range, its round trips' statements,
+    `:taker` as a psycopg placeholder), the last round trip's writes joined into one
+    statement of data-modifying `WITH` parts before its COMMIT, as the engine sends
+    them (`market.db.pipeline.one_statement`)."""
+    low, high = map(int, re.search(r"random\((\d+), (\d+)\)", script).groups())
+    trips = [
+        [line.rstrip(";").replace(":taker", "%(taker)s") for line in block.splitlines() if line]
+        for block in re.findall(r"\\startpipeline\n(.*?)\\endpipeline", script, re.DOTALL)
+    ]
+    *writes, last, commit = trips[-1]
+    parts = ", ".join(f"w{index} AS ({write})" for index, write in enumerate(writes))
+    trips[-1] = [f"WITH {parts} {last}" if writes else last, commit]
+    return (low, high), trips
+
+
+def _psycopg_client(url: str, scripts, seconds: float, index: int, queue) -> None:
+    import random
+    import time
+
+    import psycopg
+
+    rng = random.Random(index)
+    parsed = [_psycopg_trips(script) for script, _ in scripts]
+    weights = [weight for _, weight in scripts]
+    done = 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        start = time.perf_counter()
+        deadline = start + seconds
+        while time.perf_counter() < deadline:
+            ((low, high), trips) = rng.choices(parsed, weights)[0]
+            params = {"taker": rng.randint(low, high)}
+            with conn.pipeline() as pipeline:
+                for trip in trips:
+                    cursors = []
+                    for statement in trip:
+                        cursor = conn.cursor()
+                        cursor.execute(statement, params, prepare=True)
+                        cursors.append(cursor)
+                    pipeline.sync()
+                    for cursor in cursors:
+                        if cursor.pgresult is not None and cursor.description is not None:
+                            cursor.fetchall()
+                        cursor.close()
+            done += 1
+        elapsed = time.perf_counter() - start
+    queue.put((done, elapsed))
 
 
 def standin_scripts() -> dict[str, list[tuple[str, int]]]:
