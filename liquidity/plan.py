@@ -854,6 +854,9 @@ def build_plan(
     )
 
 
+_ONE_CENT = Decimal("0.01")
+
+
 def most_orders(
     *,
     bid_amount_eur: Decimal,
@@ -870,6 +873,6 @@ def most_orders(
     database allocates them while the plan is computed; the ones the plan leaves unused
     are a gap in the ids, as after any rolled-back insert."""
     levels = len(ladder)
-    bids = sum(1 for maker in liquidity_providers if maker.available >= Decimal("0.01"))
+    bids = sum(1 for maker in liquidity_providers if maker.available >= _ONE_CENT)
     asks = sum(1 for maker in asset_holders if maker.available >= 1)
     return levels * ((bids if bid_amount_eur > 0 else 0) + (asks if ask_amount_eur > 0 else 0))

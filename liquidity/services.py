@@ -27,7 +27,7 @@ from market.core.placement import MarketRules, RestingOrder, trading_refusal
 from market.db.balances import BalanceRow, active_maker_balances
 from market.db.bulk import insert_instances
 from market.db.orders import MarketRead, best_prices, best_prices_send
-from market.db.pipeline import AllocatedIds, allocate_ids, pipelined_atomic
+from market.db.pipeline import AllocatedIds, Statement, allocate_ids, pipelined_atomic
 from market.models import MarketMakerClient, Order, TicketLog
 from market.selectors import market_codes
 from market.services.audit import ticket_record
@@ -176,7 +176,7 @@ def maker_balances(market: MarketRules, *, lock: bool) -> MakerBalances:
     return _makers_of(_maker_balances_send(market.code, lock=lock).rows())
 
 
-def _maker_balances_send(code: str, *, lock: bool):
+def _maker_balances_send(code: str, *, lock: bool) -> Statement:
     """`maker_balances`' statement for the market `code`, sent at once."""
     return active_maker_balances(
         [(mm_type, side_asset(book_side_of(mm_type), code)) for mm_type in (LP, AH)], lock=lock

@@ -112,7 +112,7 @@ def test_execute_queries_do_not_grow_with_market_makers():
 @pytest.mark.django_db
 def test_an_execute_that_leaves_makers_out_places_its_plan_and_uses_the_ids_reserved():
     # Order ids are reserved before the plan, for every level of every funded maker: a
-    # small BID leaves most providers without an order, and only the asks' side is used.
+    # small BID (and no ASK) leaves most providers without an order, and most ids unused.
     staff = factories.StaffFactory()
     providers = [factories.market_maker(LP, EUR="100000") for _ in range(4)]
     factories.market_maker(AH, CEA=10000)
