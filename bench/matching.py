@@ -11,8 +11,7 @@ sent as the engine sends its own, with no application code: what the driver alon
 allows a Python engine of this design). Then once on CEA and EUA at random (two
 independent market locks), one client alone with its lock windows timed (`_LockWindow`:
 the Python under the lock, and the bound it puts on the ratio), and pgbench's TPC-B-like
-script for reference. Checks the market's
-invariants at the end.
+script for reference. Checks the market's invariants at the end.
 
 The last line is `RATIO matching_one_market_vs_pipelined_standin <mean engine orders/s ÷
 mean stand-in orders/s> target 0.6`.

@@ -268,16 +268,16 @@ def psycopg_standin(url: str, scripts: list[tuple[str, int]], seconds: float) ->
 def _psycopg_trips(script: str) -> tuple[tuple[int, int], list[list[str]]]:
     """A pipelined pgbench script as (the taker's id range, its round trips' statements,
     `:taker` as a psycopg placeholder), the last round trip's writes joined into one
-    statement of data-modifying `WITH` parts before its COMMIT, as the engine sends
-    them (`market.db.pipeline.one_statement`)."""
+    statement before its COMMIT, as the engine sends them (`pipeline.joined_writes`)."""
+    from market.db.pipeline import joined_writes
+
     low, high = map(int, re.search(r"random\((\d+), (\d+)\)", script).groups())
     trips = [
         [line.rstrip(";").replace(":taker", "%(taker)s") for line in block.splitlines() if line]
         for block in re.findall(r"\\startpipeline\n(.*?)\\endpipeline", script, re.DOTALL)
     ]
-    *writes, last, commit = trips[-1]
-    parts = ", ".join(f"w{index} AS ({write})" for index, write in enumerate(writes))
-    trips[-1] = [f"WITH {parts} {last}" if writes else last, commit]
+    *writes, commit = trips[-1]
+    trips[-1] = [joined_writes(writes), commit]
     return (low, high), trips
 
 

@@ -253,12 +253,18 @@ def one_statement():
     if len(updated) != len(set(updated)):
         # Two parts of one statement updating one row: PostgreSQL applies only one.
         raise RuntimeError(f"one_statement: two UPDATEs of one table ({sorted(updated)})")
-    *parts, (last_sql, last_params) = held
     params = []
-    for _, part_params in parts:
+    for _, part_params in held:
         params += part_params
-    ctes = ", ".join(f"w{index} AS ({sql})" for index, (sql, _) in enumerate(parts))
-    _write_now(f"WITH {ctes} {last_sql}" if parts else last_sql, [*params, *last_params])
+    _write_now(joined_writes([sql for sql, _ in held]), params)
+
+
+def joined_writes(statements: Sequence[str]) -> str:
+    """Writes as one statement (`one_statement`): every one but the last a data-modifying
+    `WITH` part, the last its main statement; their parameters keep their order."""
+    *parts, last = statements
+    ctes = ", ".join(f"w{index} AS ({sql})" for index, sql in enumerate(parts))
+    return f"WITH {ctes} {last}" if parts else last
 
 
 def _write_now(sql: str, params: Sequence) -> None:
