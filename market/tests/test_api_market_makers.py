@@ -444,8 +444,8 @@ def test_keys_are_per_user(api, staff):
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_twin_withdrawals_under_one_key_withdraw_once_and_both_answer_it():
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_twin_withdrawals_under_one_key_withdraw_once_and_both_answer_it(migrated_rows):
     """The twin waits on the balance row; when it gets it the money is gone, and it
     answers the first call's withdrawal, not "not enough available"."""
     staff = factories.StaffFactory()
@@ -483,8 +483,8 @@ def test_twin_withdrawals_under_one_key_withdraw_once_and_both_answer_it():
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_twin_creations_under_one_key_make_one_maker():
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_twin_creations_under_one_key_make_one_maker(migrated_rows):
     """Two calls with the same key at the same moment: one creates, the other answers
     the same maker (the key's unique index decides), and nothing is deposited twice."""
     staff = factories.StaffFactory()
