@@ -449,13 +449,11 @@ class Order(models.Model):
             ),
         ]
         indexes = [
-            # The book: resting orders by market, side and price, oldest first. It covers
-            # what the book's levels sum (PostgreSQL): the poll's GROUP BY price reads the
-            # index alone, not every order's row at the levels it shows.
+            # The book: resting orders by market, side and price, oldest first, as the
+            # walk reads them. The levels' sums are rows of their own (`BookLevel`).
             models.Index(
                 fields=["market", "side", "price", "id"],
                 condition=Q(status__in=["OPEN", "PARTIALLY_FILLED"]),
-                include=["quantity", "filled_quantity"],
                 name="order_book_idx",
             ),
             models.Index(fields=["owner", "status", "-id"], name="order_owner_idx"),
@@ -483,6 +481,40 @@ class Order(models.Model):
     @property
     def average_price(self) -> Decimal | None:
         return average_price(self.filled_value, self.filled_quantity)
+
+
+class BookLevel(models.Model):
+    """One price level of a market's resting book: the certificates still open at the price
+    and the number of orders holding them.
+
+    Written only by the database: triggers on `market_order` (migration 0011) apply every
+    insert, update and delete of an order to its level in the same statement, whoever
+    writes it (a placement, a fill, a cancel, an amendment, a ladder, a bulk load), and
+    drop a level when its last order leaves. So the book reads its best levels as rows,
+    however many orders rest at them, and the levels can never disagree with the orders
+    they sum. Read-only in Django."""
+
+    market = models.ForeignKey(
+        Market, on_delete=models.CASCADE, related_name="book_levels", db_index=False
+    )
+    side = models.CharField(max_length=4, choices=Order.Side.choices)
+    price = price_field()
+    quantity = models.BigIntegerField(help_text="Certificates still open at the price")
+    order_count = models.IntegerField()
+
+    class Meta:
+        ordering = ["market", "side", "price"]
+        constraints = [
+            # Also the book's read: one side of a market by price, either way.
+            models.UniqueConstraint(fields=["market", "side", "price"], name="book_level_key"),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=0, order_count__gte=0),
+                name="book_level_non_negative",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.market_id} {self.side} {self.price}: {self.quantity} in {self.order_count}"
 
 
 class Trade(ImmutableModel):

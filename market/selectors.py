@@ -3,12 +3,11 @@
 Every function runs a fixed number of queries, whatever the number of resting orders or
 trades (pinned by `market/tests/test_selectors.py`):
 
-- `order_book`: 2 (one aggregate per side, GROUP BY price ... ORDER BY price LIMIT depth,
-  served by the partial index `order_book_idx`, so it reads only the orders at the levels
-  it returns).
+- `order_book`: 2 (one per side: the best `depth` rows of `BookLevel`, the levels the
+  database keeps as the resting orders' sums, by its key; no order is read).
 - `cached_order_book`: 1 on a cache hit (the market's `book_version`), 3 on a miss.
 - `own_book_levels`: 0 on a cache hit, 3 on a miss (the market, then the trader's own
-  resting orders by price, one query per side).
+  resting orders summed by price, one query per side).
 - `candles`: 3 (last trade id and previous close; the bucket aggregate; the open and close
   prices). `market_last_trade_id`: 1.
 - `market_stats`: 2. `recent_trades`: 1.
@@ -51,7 +50,16 @@ from market.core.placement import (
 from market.db import trades as trade_reads
 from market.db.balances import available_of
 from market.db.orders import RestingBook, first_batch, opposite
-from market.models import Balance, Holder, Market, MarketMakerClient, Order, Trade, money_field
+from market.models import (
+    Balance,
+    BookLevel,
+    Holder,
+    Market,
+    MarketMakerClient,
+    Order,
+    Trade,
+    money_field,
+)
 
 CENT = Decimal("0.01")
 PCT_PLACES = Decimal("0.01")
@@ -99,27 +107,36 @@ def asset_codes() -> tuple[str, ...]:
 # --- Order book -------------------------------------------------------------------------
 
 
-def price_levels(*, market: Market, side: str, depth: int, owner_user_id: int | None = None):
+def price_levels(*, market: Market, side: str, depth: int):
     """The best `depth` price levels of one side, best first, as a values_list queryset of
-    (price, remaining quantity, order count); with `owner_user_id`, every level of that
-    user's own resting orders on the side instead (best first: the caller takes what it
-    shows).
+    (price, remaining quantity, order count).
 
-    GROUP BY price over resting orders, ORDER BY price, LIMIT depth. The filter matches
-    the partial index's condition exactly, so PostgreSQL walks `order_book_idx` in price
-    order and stops after `depth` groups: it reads only the orders at the levels returned.
-
-    One user's levels have no LIMIT on purpose: with one, PostgreSQL walks the side's
-    whole book in price order, filtering on the owner, until it has `depth` of the user's
-    levels (every resting order of the side for a user who has none, so the poll of a
-    deep book slowed with its size); without, it reads the user's own orders by
-    `order_owner_idx` and sorts their few levels, whatever the size of the book.
+    Read from `BookLevel`, the rows the database keeps for every level with an order
+    resting at it: `depth` rows by the `book_level_key` index, however many orders rest at
+    those levels.
     """
-    orders = Order.objects.filter(market=market, side=side, status__in=Order.RESTING)
-    if owner_user_id is not None:
-        orders = orders.filter(owner__user_id=owner_user_id)
-    levels = (
-        orders.values("price")
+    return (
+        BookLevel.objects.filter(market=market, side=side)
+        .order_by("-price" if side == Side.BUY else "price")
+        .values_list("price", "quantity", "order_count")[:depth]
+    )
+
+
+def own_price_levels(*, market: Market, side: str, owner_user_id: int):
+    """Every level of one user's own resting orders on one side of a market, best first,
+    as a values_list queryset of (price, remaining quantity, order count).
+
+    GROUP BY price over the user's resting orders, with no LIMIT on purpose: with one,
+    PostgreSQL walked the side's whole book in price order, filtering on the owner, until
+    it had enough of the user's levels (every resting order of the side for a user who has
+    none); without, it reads the user's own orders by `order_owner_idx` and sorts their
+    few levels, whatever the size of the book.
+    """
+    return (
+        Order.objects.filter(
+            market=market, side=side, status__in=Order.RESTING, owner__user_id=owner_user_id
+        )
+        .values("price")
         .annotate(
             remaining=Sum(F("quantity") - F("filled_quantity")),
             order_count=Count("id"),
@@ -127,7 +144,6 @@ def price_levels(*, market: Market, side: str, depth: int, owner_user_id: int | 
         .order_by("-price" if side == Side.BUY else "price")
         .values_list("price", "remaining", "order_count")
     )
-    return levels if owner_user_id is not None else levels[:depth]
 
 
 def _level_rows(market: Market, side: str, depth: int) -> list[tuple[Decimal, int, int]]:
@@ -231,10 +247,10 @@ def own_book_levels(
 
     Through Django's cache per (user, market, version, depth, grouping): every change to a
     resting order bumps the version, so an entry is never served for newer orders. No query
-    on a hit; three on a miss (the market row, then one per side, as `price_levels`). Read
+    on a hit; three on a miss (the market row, then one per side, as `own_price_levels`). Read
     after the version: the orders may be newer than the key, never older.
 
-    Every one of the user's levels is read (`price_levels`) and the best `depth` grouped
+    Every one of the user's levels is read (`own_price_levels`) and the best `depth` grouped
     levels kept: a book of `depth` grouped levels spans at most depth × grouping tick
     prices, and any of the user's prices inside it is better than every one of theirs
     outside."""
@@ -248,9 +264,7 @@ def own_book_levels(
         step = market.tick_size * grouping
         sides = {}
         for side in (Side.BUY, Side.SELL):
-            rows = price_levels(
-                market=market, side=side, depth=depth * grouping, owner_user_id=user_id
-            )
+            rows = own_price_levels(market=market, side=side, owner_user_id=user_id)
             grouped = group_levels(
                 [(price, int(quantity), int(count)) for price, quantity, count in rows],
                 step=step,

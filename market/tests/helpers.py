@@ -13,7 +13,16 @@ from django.db import connection, transaction
 from django.db.models import Max, Min
 
 from market.core.money import fee_on
-from market.models import Balance, LedgerEntry, Market, MarketMakerClient, Order, TicketLog, Trade
+from market.models import (
+    Balance,
+    BookLevel,
+    LedgerEntry,
+    Market,
+    MarketMakerClient,
+    Order,
+    TicketLog,
+    Trade,
+)
 from market.services.holders import house_holder
 
 ZERO = Decimal("0")
@@ -50,6 +59,25 @@ def assert_book_not_crossed():
         best_ask = resting.filter(side="SELL").aggregate(p=Min("price"))["p"]
         if best_bid is not None and best_ask is not None:
             assert best_bid < best_ask, (market.code, best_bid, best_ask)
+
+
+def assert_book_levels_match_orders():
+    """The book's level rows, which the database keeps, are exactly the resting orders
+    summed by market, side and price: quantity still open and number of orders; no level
+    without an order."""
+    expected = defaultdict(lambda: [0, 0])
+    for market_id, side, price, quantity, filled in Order.objects.filter(
+        status__in=Order.RESTING
+    ).values_list("market_id", "side", "price", "quantity", "filled_quantity"):
+        expected[(market_id, side, price)][0] += quantity - filled
+        expected[(market_id, side, price)][1] += 1
+    levels = {
+        (market_id, side, price): [quantity, count]
+        for market_id, side, price, quantity, count in BookLevel.objects.values_list(
+            "market_id", "side", "price", "quantity", "order_count"
+        )
+    }
+    assert levels == dict(expected)
 
 
 def assert_orders_consistent():
@@ -90,6 +118,7 @@ def assert_all_invariants():
     assert_ledger_matches_balances()
     assert_locked_equals_open_reservations()
     assert_book_not_crossed()
+    assert_book_levels_match_orders()
     assert_orders_consistent()
     assert_totals_conserved()
 
