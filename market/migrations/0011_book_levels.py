@@ -30,6 +30,8 @@ KEY = "market_id, side, price"
 POSTGRESQL = [
     f"""
     CREATE FUNCTION market_book_levels_apply() RETURNS trigger AS $$
+    DECLARE
+        emptied bigint[];
     BEGIN
         IF TG_OP = 'INSERT' THEN
             INSERT INTO market_booklevel AS level ({KEY}, quantity, order_count)
@@ -65,30 +67,38 @@ POSTGRESQL = [
                 FROM change
                 WHERE (level.market_id, level.side, level.price)
                     = (change.market_id, change.side, change.price)
-                RETURNING level.market_id, level.side, level.price
+                RETURNING level.id, level.market_id, level.side, level.price, level.order_count
+            ), added AS (
+                INSERT INTO market_booklevel AS level ({KEY}, quantity, order_count)
+                SELECT {KEY}, quantity, order_count FROM change
+                WHERE ({KEY}) NOT IN (SELECT {KEY} FROM changed)
+                ORDER BY {KEY}
+                ON CONFLICT ({KEY}) DO UPDATE
+                SET quantity = level.quantity + EXCLUDED.quantity,
+                    order_count = level.order_count + EXCLUDED.order_count
             )
-            INSERT INTO market_booklevel AS level ({KEY}, quantity, order_count)
-            SELECT {KEY}, quantity, order_count FROM change
-            WHERE ({KEY}) NOT IN (SELECT {KEY} FROM changed)
-            ORDER BY {KEY}
-            ON CONFLICT ({KEY}) DO UPDATE
-            SET quantity = level.quantity + EXCLUDED.quantity,
-                order_count = level.order_count + EXCLUDED.order_count;
+            SELECT array_agg(id) INTO emptied FROM changed WHERE order_count = 0;
         ELSE
-            UPDATE market_booklevel AS level
-            SET quantity = level.quantity - gone.quantity,
-                order_count = level.order_count - gone.order_count
-            FROM (
-                SELECT {KEY}, SUM(quantity - filled_quantity) AS quantity, COUNT(*) AS order_count
-                FROM old_rows WHERE status IN {RESTING} GROUP BY {KEY}
-            ) AS gone
-            WHERE (level.market_id, level.side, level.price)
-                = (gone.market_id, gone.side, gone.price);
+            WITH changed AS (
+                UPDATE market_booklevel AS level
+                SET quantity = level.quantity - gone.quantity,
+                    order_count = level.order_count - gone.order_count
+                FROM (
+                    SELECT {KEY}, SUM(quantity - filled_quantity) AS quantity,
+                        COUNT(*) AS order_count
+                    FROM old_rows WHERE status IN {RESTING} GROUP BY {KEY}
+                ) AS gone
+                WHERE (level.market_id, level.side, level.price)
+                    = (gone.market_id, gone.side, gone.price)
+                RETURNING level.id, level.order_count
+            )
+            SELECT array_agg(id) INTO emptied FROM changed WHERE order_count = 0;
         END IF;
-        -- A separate statement: it must see the upsert's result.
-        DELETE FROM market_booklevel
-        WHERE order_count = 0
-          AND ({KEY}) IN (SELECT {KEY} FROM old_rows WHERE status IN {RESTING});
+        -- The levels whose last order left, in a statement of its own: one that sees the
+        -- change above (a statement's CTEs all see the same snapshot). None, mostly.
+        IF emptied IS NOT NULL THEN
+            DELETE FROM market_booklevel WHERE id = ANY(emptied);
+        END IF;
         RETURN NULL;
     END $$ LANGUAGE plpgsql""",
     """
