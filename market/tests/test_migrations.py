@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Case, F, Value, When
-from django.db.models.functions import Least
+from django.db.models.functions import Least, Mod
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -144,13 +144,7 @@ def apply_write(write, owner, markets) -> None:
         )
         return
     modulus, residue, amount = args
-    chosen = Order.objects.filter(
-        id__in=[
-            pk
-            for pk in Order.objects.values_list("pk", flat=True)
-            if pk % modulus == residue % modulus
-        ]
-    )
+    chosen = Order.objects.alias(group=Mod("id", modulus)).filter(group=residue % modulus)
     resting = chosen.filter(status__in=Order.RESTING)
     if kind == "fill":
         after = Least(F("quantity"), F("filled_quantity") + amount)
