@@ -11,7 +11,11 @@ sent as the engine sends its own, with no application code: what the driver alon
 allows a Python engine of this design). Then once on CEA and EUA at random (two
 independent market locks), one client alone with its lock windows timed (`_LockWindow`:
 the Python under the lock, and the bound it puts on the ratio), and pgbench's TPC-B-like
-script for reference. Checks the market's invariants at the end.
+script for reference. The one client's run also counts the CPU an order costs in the
+client and in its PostgreSQL backend, and the bound the machine's cores put on the rate
+whatever the locking; each round also runs the **combined stand-in** (four orders a
+market lock: the ceiling of the design that would come next). Checks the market's
+invariants at the end.
 
 The last line is `RATIO matching_one_market_vs_pipelined_standin <mean engine orders/s ÷
 mean stand-in orders/s> target 0.6`.
@@ -59,6 +63,8 @@ def client(
     rng = random.Random(index)
     holders = list(Holder.objects.filter(pk__in=holder_ids))
     placed = refused = 0
+    if window:
+        window.cpu_start()
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         holder = rng.choice(holders)
@@ -82,6 +88,8 @@ def client(
             placed += 1
         except ValidationError:
             refused += 1  # an empty side or a spent account: still a full round trip
+    if window:
+        window.cpu_stop()
     connection.close()
     queue.put((placed, refused, window.totals() if window else None))
 
@@ -95,6 +103,7 @@ class _LockWindow:
     def __init__(self, orders):
         self.count = 0
         self.wall = self.cpu = self.order_cpu = 0.0
+        self.client_cpu = self.database_cpu = 0.0
         self._start = None
         place_locked, placement = orders._place_locked, orders._placement
         market_read = orders.db.MarketRead
@@ -124,8 +133,31 @@ class _LockWindow:
         orders._placement = timed_placement
         market_read.wait = timed_wait
 
-    def totals(self) -> tuple[int, float, float, float]:
-        return self.count, self.wall, self.cpu, self.order_cpu
+    def cpu_start(self) -> None:
+        """Start counting the CPU of the whole run: this process's, and that of its
+        connection's PostgreSQL backend (read from /proc: the server is on this machine)."""
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            (self._backend,) = cursor.fetchone()
+        self.client_cpu -= time.process_time()
+        self.database_cpu -= self._backend_cpu()
+
+    def cpu_stop(self) -> None:
+        self.client_cpu += time.process_time()
+        self.database_cpu += self._backend_cpu()
+
+    def _backend_cpu(self) -> float:
+        from matching_ceiling import backend_cpu_seconds
+
+        return backend_cpu_seconds(Path(f"/proc/{self._backend}/stat"))
+
+    def totals(self) -> tuple[int, float, float, float, float, float]:
+        return (
+            self.count, self.wall, self.cpu, self.order_cpu, self.client_cpu,
+            self.database_cpu,
+        )  # fmt: skip
 
 
 def pgbench_tps(url: str, seconds: int) -> float:
@@ -211,7 +243,7 @@ def main() -> None:
     # schema and server with as many clients, `--rounds` times.
     # The stand-in runs on a database of its own on the same server: its writes leave the
     # balances as they were and would break this one's invariants.
-    from matching_ceiling import pgbench, psycopg_standin
+    from matching_ceiling import COMBINED, pgbench, psycopg_standin
 
     standin_url = f"{url}_standin"
     with tempfile.NamedTemporaryFile("r", suffix=".json") as scripts:
@@ -221,15 +253,18 @@ def main() -> None:
             env={**os.environ, "BENCH_DATABASE_URL": standin_url},
             check=True,
         )
-        pipelined = json.load(scripts)
-    engine_runs, standin_runs, driver_runs = [], [], []
+        prepared = json.load(scripts)
+    pipelined, combined = prepared["pipelined"], prepared["combined"]
+    engine_runs, standin_runs, driver_runs, combined_runs = [], [], [], []
     for _ in range(args.rounds):
         engine_runs.append(run(["CEA"]))
         standin_runs.append(pgbench(standin_url, pipelined, args.seconds))
         driver_runs.append(psycopg_standin(standin_url, pipelined, args.seconds))
+        combined_runs.append(pgbench(standin_url, combined, args.seconds) * len(COMBINED))
     two_markets = run(["CEA", "EUA"])
     # Where the lock's time goes: one client alone (no queueing), its lock windows timed.
-    count, wall, cpu, order_cpu = run(["CEA"], clients=1, profile=True)
+    count, wall, cpu, order_cpu, client_cpu, database_cpu = run(["CEA"], clients=1, profile=True)
+    standin_database_ms = psycopg_standin(standin_url, pipelined, args.seconds, clients=1) * 1000
     tps = pgbench_tps(url, args.seconds)
     one_market_rate = statistics.mean(rate for rate, *_ in engine_runs)
     standin_rate = statistics.mean(standin_runs)
@@ -271,6 +306,29 @@ def main() -> None:
         f"bound from that profile: Python under the lock alone, added to the stand-in's "
         f"lock time, caps the ratio at {bound:.2f}"
     )
+    # Whatever the locking, the orders' CPU must fit the machine's cores: with C s of CPU
+    # an order (client and database), rate <= cores / C.
+    client_ms, database_ms = client_cpu / count * 1000, database_cpu / count * 1000
+    cores = os.cpu_count()
+    cpu_rate = cores / ((client_ms + database_ms) / 1000)
+    print(
+        f"CPU an order, one client alone (every order it sent, per order placed): "
+        f"{client_ms:.2f} ms in the client, {database_ms:.2f} ms in its PostgreSQL backend; "
+        f"{cores} cores run at most {cpu_rate:,.0f} such orders/s, "
+        f"{cpu_rate / standin_rate:.2f} of the pipelined stand-in, however the lock is shared"
+    )
+    print(
+        f"the stand-in's statements cost its backend {standin_database_ms:.2f} ms an order "
+        f"(one psycopg client alone): the engine's backend works "
+        f"{database_ms - standin_database_ms:.2f} ms more an order (all but the request's "
+        f"unlocked market read under the lock)"
+    )
+    # Both under the lock: our Python and the backend's extra work on our statements.
+    extra_ms = python_ms + max(database_ms - standin_database_ms, 0)
+    print(
+        f"bound with both: Python under the lock and the backend's extra work, added to the "
+        f"stand-in's lock time, cap the ratio at {1 / (1 + extra_ms / 1000 * standin_rate):.2f}"
+    )
     # The driver's own ceiling: the stand-in's statements sent from Python by psycopg as
     # the engine sends its own, with no application code. A Python engine of this design
     # (three pipelined round trips under the lock) sends as much, and computes besides.
@@ -281,6 +339,14 @@ def main() -> None:
         f"{driver_rate / standin_rate:.2f} of the pipelined stand-in, the driver's ceiling "
         f"for a Python engine of this design; the engine reaches "
         f"{one_market_rate / driver_rate:.2f} of it"
+    )
+    # The next design's ceiling: the orders waiting on the lock placed together by the
+    # request holding it (the combined stand-in), not one order a lock as the engine does.
+    combined_rate = statistics.mean(combined_runs)
+    print(
+        f"combined stand-in ({len(COMBINED)} orders a market lock, the same three round "
+        f"trips; not this engine's design): {combined_rate:,.0f} orders/s, "
+        f"{combined_rate / standin_rate:.2f}x the pipelined stand-in"
     )
     assert_all_invariants()
     print("invariants: book not crossed, ledger = balances, locked = reservations: OK")

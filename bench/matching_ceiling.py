@@ -19,7 +19,7 @@ crossing orders fill 1.5 on average):
   book stays the same while indexed columns change, as a fill's do) and the five
   balances, insert eight ledger entries, update the market's last price and book version.
 
-Three ways to send them, and a reference:
+Four ways to send them, and a reference:
 
 - **client-side**: one round trip per statement, in one transaction; the market lock is
   held across every round trip until COMMIT.
@@ -29,6 +29,10 @@ Three ways to send them, and a reference:
 - **server-side**: the same statements in one PL/pgSQL function per kind, one call per
   order: the lock is held only while PostgreSQL itself runs them (the functions exist
   only in the benchmark database).
+- **combined**: four orders (two of each kind, as many as there are clients) under one
+  market lock in the same three round trips, as an engine would send them if the request
+  holding the lock placed every order waiting on it: not our design (one order a lock),
+  the measured ceiling of the design that would be next.
 - **TPC-B**: pgbench's built-in script, for reference.
 
 `psycopg_standin` sends the pipelined stand-in's statements from Python instead, through
@@ -242,27 +246,34 @@ def pgbench(url: str, scripts: list[tuple[str, int]], seconds: int) -> float:
     return float(re.search(r"tps = ([\d.]+) \(without", result.stdout).group(1))
 
 
-def psycopg_standin(url: str, scripts: list[tuple[str, int]], seconds: float) -> float:
+def psycopg_standin(
+    url: str, scripts: list[tuple[str, int]], seconds: float, *, clients: int = CLIENTS
+) -> float:
     """Orders per second of the **psycopg stand-in**: the pipelined stand-in's scripts
     (`scripts`, as `standin_scripts()["pipelined"]` gives them) sent not by pgbench but
     by CLIENTS Python processes through psycopg, as our engine sends its statements:
     pipeline mode, one sync per round trip, prepared statements, every row fetched, the
     writes as one statement; and no application code. What the driver alone costs a
-    Python client of this design: the engine does all of this and its own work besides."""
+    Python client of this design: the engine does all of this and its own work besides.
+    With `clients=1`, returns instead the CPU an order costs its PostgreSQL backend, in
+    seconds (read from /proc: the server is on this machine)."""
     import multiprocessing
 
     context = multiprocessing.get_context("fork")  # the children open their own connections
     queue = context.Queue()
     processes = [
         context.Process(target=_psycopg_client, args=(url, scripts, seconds, index, queue))
-        for index in range(CLIENTS)
+        for index in range(clients)
     ]
     for process in processes:
         process.start()
     results = [queue.get() for _ in processes]
     for process in processes:
         process.join()
-    return sum(done / elapsed for done, elapsed in results)
+    if clients == 1:
+        ((done, _, backend_cpu),) = results
+        return backend_cpu / done
+    return sum(done / elapsed for done, elapsed, _ in results)
 
 
 def _psycopg_trips(script: str) -> tuple[tuple[int, int], list[list[str]]]:
@@ -292,6 +303,8 @@ def _psycopg_client(url: str, scripts, seconds: float, index: int, queue) -> Non
     weights = [weight for _, weight in scripts]
     done = 0
     with psycopg.connect(url, autocommit=True) as conn:
+        stat = Path(f"/proc/{conn.info.backend_pid}/stat")
+        backend_cpu = -backend_cpu_seconds(stat)
         start = time.perf_counter()
         deadline = start + seconds
         while time.perf_counter() < deadline:
@@ -311,13 +324,21 @@ def _psycopg_client(url: str, scripts, seconds: float, index: int, queue) -> Non
                         cursor.close()
             done += 1
         elapsed = time.perf_counter() - start
-    queue.put((done, elapsed))
+        backend_cpu += backend_cpu_seconds(stat)
+    queue.put((done, elapsed, backend_cpu))
+
+
+def backend_cpu_seconds(stat: Path) -> float:
+    """The CPU (user and system) a process has used, from its /proc/<pid>/stat."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    user, system = int(fields[11]), int(fields[12])  # utime, stime: fields 14 and 15
+    return (user + system) / os.sysconf("SC_CLK_TCK")
 
 
 def standin_scripts() -> dict[str, list[tuple[str, int]]]:
     """Seed the stand-ins' holders and resting book in the bench database (migrated and
-    set up) and return, by stand-in (`client-side`, `pipelined`, `server-side`: module
-    docstring), its pgbench scripts with their weights (`MIX`)."""
+    set up) and return, by stand-in (`client-side`, `pipelined`, `server-side`,
+    `combined`: module docstring), its pgbench scripts with their weights (`MIX`)."""
     from django.db import connection
 
     market, holders, best_ask, house = seed()
@@ -351,7 +372,42 @@ def standin_scripts() -> dict[str, list[tuple[str, int]]]:
                 f"BEGIN\n{body}END $$ LANGUAGE plpgsql"
             )
         scripts["server-side"].append((variables + f"SELECT bench_{name}(:taker);\n", weight))
+    scripts["combined"] = [(_combined_script(known, low=min(takers), high=max(takers)), 1)]
     return scripts
+
+
+# The combined stand-in's orders in one transaction: the mix, a crossing order last (its
+# market update, with the last price, is the batch's only one).
+COMBINED = ("rest", "cross", "rest", "cross")
+
+
+def _combined_script(known: dict, *, low: int, high: int) -> str:
+    """The **combined** stand-in: len(COMBINED) orders (as many as there are clients)
+    under one market lock, in the same three round trips: [BEGIN, the market lock, every
+    order's book read], [every order's balance locks], [each order's ids and writes, one
+    market update, COMMIT]. What an engine that places the orders waiting on the lock
+    together would send at best; each order its own taker."""
+    reads, locks, writes = ["BEGIN"], [], []
+    for number, name in enumerate(COMBINED, start=1):
+        template = MIX[name][0].format(taker=f":taker{number}", **known)
+        (market, book), (balances, ids), trip_writes = [
+            [" ".join(statement.split()) for statement in trip.split(";\n") if statement.strip()]
+            for trip in template.split("-- round trip\n")
+        ]
+        if number == 1:
+            reads.append(market)
+        reads.append(book)
+        locks.append(balances)
+        *order_writes, market_update = trip_writes
+        writes += [ids, *order_writes]
+    writes += [market_update, "END"]
+    variables = "".join(
+        f"\\set taker{number} random({low}, {high})\n" for number in range(1, len(COMBINED) + 1)
+    )
+    return variables + "".join(
+        "\\startpipeline\n" + "".join(f"{s};\n" for s in trip) + "\\endpipeline\n"
+        for trip in (reads, locks, writes)
+    )
 
 
 def main() -> None:
@@ -360,24 +416,31 @@ def main() -> None:
     parser.add_argument(
         "--prepare",
         metavar="FILE",
-        help="only seed the database and write the pipelined stand-in's scripts and weights "
-        "to FILE, as JSON (bench/matching.py runs it beside the engine)",
+        help="only seed the database and write the pipelined and combined stand-ins' scripts "
+        "and weights to FILE, as JSON by name (bench/matching.py runs them beside the engine)",
     )
     args = parser.parse_args()
     url = fresh_database()
     scripts = standin_scripts()
     if args.prepare:
-        Path(args.prepare).write_text(json.dumps(scripts["pipelined"]))
+        chosen = {name: scripts[name] for name in ("pipelined", "combined")}
+        Path(args.prepare).write_text(json.dumps(chosen))
         return
     client_tps = pgbench(url, scripts["client-side"], args.seconds)
     pipelined_tps = pgbench(url, scripts["pipelined"], args.seconds)
     server_tps = pgbench(url, scripts["server-side"], args.seconds)
+    combined_tps = pgbench(url, scripts["combined"], args.seconds)
     tpcb_tps = pgbench_tps(url, args.seconds)
     mix = ", ".join(f"{name} {weight} %" for name, (_, weight) in MIX.items())
     print(f"clients: {CLIENTS}; {args.seconds} s each; pgbench, prepared statements; {mix}")
     print(f"one order, a round trip per statement:      {client_tps:8,.0f} orders/s")
     print(f"one order, three pipelined round trips:     {pipelined_tps:8,.0f} orders/s")
     print(f"one order, one server-side function:        {server_tps:8,.0f} orders/s")
+    print(
+        f"{len(COMBINED)} orders a lock, three round trips:      "
+        f"{combined_tps * len(COMBINED):8,.0f} orders/s "
+        f"({combined_tps * len(COMBINED) / pipelined_tps:.2f}x pipelined)"
+    )
     print(f"pgbench TPC-B-like (for reference):           {tpcb_tps:6,.0f} tps")
     print(
         f"ratios to TPC-B: a round trip per statement {client_tps / tpcb_tps:.2f}, "

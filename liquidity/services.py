@@ -355,6 +355,9 @@ def _execute_locked(*, request, user, fingerprint, idempotency_key, ip) -> Liqui
         if existing is not None:
             return existing
     if paused := trading_refusal(market):  # paused since the request was read
+        # The makers' balances were locked in the same round trip and are released by the
+        # rollback: a pause between the parse and the lock is rare, a round trip on every
+        # execution is not.
         raise ValidationError({"certificate_type": paused})
     makers = _makers_of(makers_read.rows())
     snapshot = _snapshot(market, prices_read.one())
