@@ -135,6 +135,7 @@ STANDARD = {
     "itertools",
     "functools",
     "__future__",
+    "bisect",
 }
 
 
