@@ -38,6 +38,7 @@ from market.core.candles import (
     slot_start,
     window_slots,
 )
+from market.core.matching import opposite
 from market.core.money import EUR
 from market.core.placement import (
     Account,
@@ -49,7 +50,7 @@ from market.core.placement import (
 )
 from market.db import trades as trade_reads
 from market.db.balances import available_of
-from market.db.orders import RestingBook, first_batch, opposite
+from market.db.orders import RestingBook, first_batch
 from market.models import (
     Balance,
     BookLevel,

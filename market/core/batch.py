@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-from market.core.matching import BUY, BookOrder
+from market.core.matching import BUY, BookOrder, opposite
 from market.core.money import ZERO
 from market.core.placement import (
     RESTING,
@@ -141,10 +141,6 @@ class BatchBook:
         insort(self._added, ((self._key(order.price), self._arrivals), resting))
 
 
-def _opposite(side: str) -> str:
-    return "SELL" if side == BUY else BUY
-
-
 class _Unbounded(Mapping):
     """Available funds no order exceeds: a walk assumed placed."""
 
@@ -165,7 +161,7 @@ def _apply(books: Mapping[str, BatchBook], outcome: Outcome) -> None:
     """What a placed order did to the book: its fills, and its rest."""
     side = outcome.request.side
     for fill, update in zip(outcome.walk.result.fills, outcome.maker_updates, strict=True):
-        books[_opposite(side)].fill(fill.maker, update)
+        books[opposite(side)].fill(fill.maker, update)
     if outcome.rests:
         books[side].rest(outcome.order)
 
@@ -184,7 +180,7 @@ def walk_batch(
             market=market,
             account=entry.account,
             request=entry.request,
-            book=books[_opposite(entry.request.side)],
+            book=books[opposite(entry.request.side)],
         )
         walks.append(walk)
         if walk.refusal is None:

@@ -20,6 +20,11 @@ from market.core.money import ZERO, fee_on
 BUY, SELL = "BUY", "SELL"
 
 
+def opposite(side: str) -> str:
+    """The other side of the book: where an order of `side` finds what it trades with."""
+    return SELL if side == BUY else BUY
+
+
 class Stop:
     """Why a walk ended."""
 

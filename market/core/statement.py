@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-BUY, SELL = "BUY", "SELL"
+from market.core.matching import BUY, SELL, opposite
+
 MAKER, TAKER = "MAKER", "TAKER"
 SIDES = (BUY, SELL)
 ROLES = (MAKER, TAKER)
@@ -36,7 +37,7 @@ def fill_kinds(*, side: str | None = None, role: str | None = None) -> list[tupl
     sides = [side] if side else list(SIDES)
     kinds = []
     for own in sides:
-        other = SELL if own == BUY else BUY
+        other = opposite(own)
         for aggressor in (own, other):
             if role is None or role_of(own, aggressor) == role:
                 kinds.append((own, aggressor))

@@ -167,10 +167,6 @@ class RestingBook:
             batch = self._send(limit, offset).rows()
 
 
-def opposite(side: str) -> str:
-    return SELL if side == BUY else BUY
-
-
 def best_prices(
     market_id: int, *, excluding_ticket_id: int | None = None
 ) -> tuple[Decimal | None, Decimal | None, Decimal | None]:

@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from market.core import placement as core
+from market.core.matching import opposite
 from market.core.money import ZERO, parse_amount, parse_price, parse_quantity
 from market.core.placement import Account, MarketRules, OrderRequest, Outcome, RestingOrder
 from market.db import orders as db
@@ -256,7 +257,7 @@ def _place_locked(*, owner: Holder, request: OrderRequest, actor, ip):
     market_read = db.MarketRead(market_id=request.market.market_id, lock=True)
     book = db.RestingBook(
         market_id=request.market.market_id,
-        side=db.opposite(request.side),
+        side=opposite(request.side),
         limit_price=request.price,
         first=db.first_batch(request.quantity, cap=PLACEMENT_FIRST_BATCH_CAP),
     )
@@ -600,7 +601,7 @@ def _amend_locked(*, order: Order, user, price, quantity, ip):
     if plan.request is not None:
         book = db.RestingBook(
             market_id=market.market_id,
-            side=db.opposite(locked.side),
+            side=opposite(locked.side),
             limit_price=plan.price,
             first=db.first_batch(plan.open_quantity, cap=PLACEMENT_FIRST_BATCH_CAP),
         )
