@@ -38,6 +38,7 @@ from market.core.placement import (
     RESTING,
     Account,
     MarketRules,
+    Move,
     OrderRequest,
     OrderRow,
     OrderUpdate,
@@ -48,7 +49,7 @@ from market.core.placement import (
     settle,
 )
 
-INFINITY = Decimal("Infinity")
+_INFINITY = Decimal("Infinity")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +146,7 @@ class _Unbounded(Mapping):
     """Available funds no order exceeds: a walk assumed placed."""
 
     def __getitem__(self, asset):
-        return INFINITY
+        return _INFINITY
 
     def __iter__(self):
         return iter(())
@@ -154,7 +155,7 @@ class _Unbounded(Mapping):
         return 0
 
     def get(self, asset, default=None):
-        return INFINITY
+        return _INFINITY
 
 
 def _apply(books: Mapping[str, BatchBook], outcome: Outcome) -> None:
@@ -211,7 +212,7 @@ class BatchOutcome:
         return [trade for outcome in self.placed for trade in outcome.trades]
 
     @property
-    def moves(self):
+    def moves(self) -> list[Move]:
         return [move for outcome in self.placed for move in outcome.moves]
 
     def rows(self) -> tuple[list[OrderRow], list[OrderUpdate]]:
