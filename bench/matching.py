@@ -14,8 +14,10 @@ the Python under the lock, and the bound it puts on the ratio), and pgbench's TP
 script for reference. The one client's run also counts the CPU an order costs in the
 client and in its PostgreSQL backend, and the bound the machine's cores put on the rate
 whatever the locking; each round also runs the **combined stand-in** (four orders a
-market lock: the ceiling of the design that would come next). Checks the market's
-invariants at the end.
+market lock: the ceiling of the design that would come next) and the **batched
+prototype** (`bench/matching_batched.py`: that design's core, `market.core.batch`, with
+each client placing its own orders four at a time under one lock; not the product).
+Checks the market's invariants at the end, after every run.
 
 The last line is `RATIO matching_one_market_vs_pipelined_standin <mean engine orders/s ÷
 mean stand-in orders/s> target 0.6`.
@@ -46,7 +48,13 @@ MIDS = {"CEA": Decimal("14.00"), "EUA": Decimal("81.00")}
 
 
 def client(
-    index: int, holder_ids: list[int], markets: list[str], seconds: float, queue, profile=False
+    index: int,
+    holder_ids: list[int],
+    markets: list[str],
+    seconds: float,
+    queue,
+    profile=False,
+    batch=1,
 ):
     import django
 
@@ -59,6 +67,7 @@ def client(
     from market.services.orders import order_place, order_request_parse
 
     window = _LockWindow(orders) if profile else None
+    waiting = []  # with `batch` > 1 (bench/matching_batched.py): the orders of one batch
 
     rng = random.Random(index)
     holders = list(Holder.objects.filter(pk__in=holder_ids))
@@ -84,6 +93,16 @@ def client(
                     price = mid - offset if side == "BUY" else mid + offset
                 fields = {"order_type": "LIMIT", "price": price, "quantity": rng.randint(1, 20)}
             request = order_request_parse(market_code=market, side=side, **fields)
+            if batch > 1:
+                waiting.append((holder, request))
+                if len(waiting) == batch:
+                    from matching_batched import place_batch
+
+                    decided = place_batch(waiting)
+                    placed += len(decided.placed)
+                    refused += len(decided.outcomes) - len(decided.placed)
+                    waiting = []
+                continue
             order_place(owner=holder, request=request)
             placed += 1
         except ValidationError:
@@ -210,14 +229,16 @@ def main() -> None:
 
     from market.models import Trade
 
-    def run(markets: list[str], *, clients=CLIENTS, profile=False):
+    def run(markets: list[str], *, clients=CLIENTS, profile=False, batch=1):
         """orders/s, placed, refused and trades of `clients` clients on `markets`, and
         with `profile` the lock windows' totals (`_LockWindow`)."""
         context = multiprocessing.get_context("fork")
         queue = context.Queue()
         processes = [
             context.Process(
-                target=client, args=(i, holder_ids, markets, args.seconds, queue, profile)
+                target=client,
+                args=(i, holder_ids, markets, args.seconds, queue, profile),
+                kwargs={"batch": batch},
             )
             for i in range(clients)
         ]
@@ -256,8 +277,10 @@ def main() -> None:
         prepared = json.load(scripts)
     pipelined, combined = prepared["pipelined"], prepared["combined"]
     engine_runs, standin_runs, driver_runs, combined_runs = [], [], [], []
+    batched_runs = []
     for _ in range(args.rounds):
         engine_runs.append(run(["CEA"]))
+        batched_runs.append(run(["CEA"], batch=len(COMBINED))[0])
         standin_runs.append(pgbench(standin_url, pipelined, args.seconds))
         driver_runs.append(psycopg_standin(standin_url, pipelined, args.seconds))
         combined_runs.append(pgbench(standin_url, combined, args.seconds) * len(COMBINED))
@@ -347,6 +370,14 @@ def main() -> None:
         f"combined stand-in ({len(COMBINED)} orders a market lock, the same three round "
         f"trips; not this engine's design): {combined_rate:,.0f} orders/s, "
         f"{combined_rate / standin_rate:.2f}x the pipelined stand-in"
+    )
+    # And that design's core at work (bench/matching_batched.py: a prototype of its shell,
+    # each client placing its own orders len(COMBINED) at a time under one lock).
+    batched_rate = statistics.mean(batched_runs)
+    print(
+        f"batched prototype (market.core.batch, {len(COMBINED)} orders of one client a "
+        f"lock; not the product): {batched_rate:,.0f} orders/s, "
+        f"{batched_rate / standin_rate:.2f} of the pipelined stand-in"
     )
     assert_all_invariants()
     print("invariants: book not crossed, ledger = balances, locked = reservations: OK")
