@@ -54,7 +54,11 @@ _INFINITY = Decimal("Infinity")
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One order of a batch: who places it, what, and the id drawn for it."""
+    """One order of a batch: who places it, what, and the id drawn for it under the market
+    lock, with the batch. The batch's ids must be above every id resting in the book it
+    reads (the batch's orders rest behind the older ones at their price, as the book's
+    order by price and id will have them): an entry `left` for a later batch keeps its
+    id only if nothing rested on that market in between."""
 
     account: Account
     request: OrderRequest
