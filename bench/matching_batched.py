@@ -1,30 +1,16 @@
 """A prototype, for measuring only: orders placed in batches under one market lock.
 
-`market.core.batch` decides a batch of orders as placing them one by one would; this
-script gives it the shell `order_place` would need (the market lock and both sides of
-the book in the first round trip, with the batch's order ids; every balance the walks
-name and the trade and ticket ids in the second; every row and the COMMIT in the third)
-and measures it: 4 clients, each placing the orders it generates `--batch` at a time
-under one lock (the orders of one client, where the design would take the orders of
-every request waiting on the lock), on one market, against the engine as it is
-(`order_place`, one order a lock), alternating, in one run. Market order flow and
-invariant checks as `bench/matching.py`.
+`market.core.batch` decides a batch of orders as placing them one by one would;
+`place_batch` gives it the shell `order_place` would need (the market lock and both sides
+of the book in the first round trip, with the batch's order ids; every balance the walks
+name and the trade and ticket ids in the second; every row and the COMMIT in the third).
+`bench/matching.py` runs it beside the engine: each of its clients places the orders it
+generates four at a time under one lock (the orders of one client, where the design
+would take the orders of every request waiting on the lock).
 
 Not the product: there is no intent table, a batch's orders come from one process, and
 the orders a refusal for funds leaves are dropped, not placed by a later batch.
-
-    .venv/bin/python bench/matching_batched.py [--seconds 15] [--rounds 2] [--batch 4]
 """
-
-import argparse
-import multiprocessing
-import statistics
-import sys
-import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _setup import fresh_database, report_ratio
 
 
 def place_batch(items):
@@ -103,65 +89,3 @@ def place_batch(items):
             else:
                 db.bump_book_version(market.market_id)
     return decided
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=4)
-    args = parser.parse_args()
-    fresh_database()
-
-    from django.contrib.auth import get_user_model
-    from django.db import connections
-    from matching import CLIENTS, client
-
-    from market.services.holders import trader_holder_for
-    from market.services.ledger import deposit
-    from market.tests.helpers import assert_all_invariants
-
-    holder_ids = []
-    for number in range(16):
-        holder = trader_holder_for(get_user_model().objects.create_user(f"bench{number}"))
-        for asset, amount in (("EUR", "10000000"), ("CEA", "1000000"), ("EUA", "1000000")):
-            deposit(holder=holder, asset=asset, amount=amount)
-        holder_ids.append(holder.pk)
-
-    def run(batch: int) -> float:
-        context = multiprocessing.get_context("fork")
-        queue = context.Queue()
-        processes = [
-            context.Process(
-                target=client,
-                args=(i, holder_ids, ["CEA"], args.seconds, queue),
-                kwargs={"batch": batch},
-            )
-            for i in range(CLIENTS)
-        ]
-        connections.close_all()
-        start = time.perf_counter()
-        for process in processes:
-            process.start()
-        results = [queue.get() for _ in processes]
-        for process in processes:
-            process.join()
-        return sum(placed for placed, _, _ in results) / (time.perf_counter() - start)
-
-    single, batched = [], []
-    for number in range(1, args.rounds + 1):
-        single.append(run(1))
-        batched.append(run(args.batch))
-        print(
-            f"round {number}: one order a lock {single[-1]:,.0f} orders/s; "
-            f"{args.batch} a lock {batched[-1]:,.0f} orders/s"
-        )
-    assert_all_invariants()
-    print("invariants: book not crossed, ledger = balances, locked = reservations: OK")
-    ratio = statistics.mean(batched) / statistics.mean(single)
-    print(f"{args.batch} orders a lock ÷ one order a lock: {ratio:.2f}")
-    report_ratio("matching_batched_vs_one_order_a_lock", ratio, 1.0)
-
-
-if __name__ == "__main__":
-    main()
